@@ -1,0 +1,77 @@
+"""The pixel grid a site is analysed on: CRS, affine transform and shape."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from affine import Affine
+from pyproj import CRS
+
+# Sentinel-2 pixels are 10, 20 and 60 m; snapping grid origins to 60 m keeps all three aligned.
+DEFAULT_SNAP_M = 60.0
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up raster grid. ``crs`` is an authority string such as ``EPSG:32651``."""
+
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def resolution(self) -> float:
+        return float(self.transform.a)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in the grid CRS."""
+        left, top = self.transform.c, self.transform.f
+        return (
+            left,
+            top + self.transform.e * self.height,
+            left + self.transform.a * self.width,
+            top,
+        )
+
+    @property
+    def pixel_area_ha(self) -> float:
+        return abs(self.transform.a * self.transform.e) / 10_000.0
+
+    @classmethod
+    def from_bounds(
+        cls,
+        crs: str,
+        bounds: tuple[float, float, float, float],
+        resolution: float,
+        snap: float | None = None,
+    ) -> Grid:
+        """The grid of ``resolution`` covering ``bounds``, its edges snapped outward to ``snap``."""
+        step = snap or resolution
+        left = math.floor(bounds[0] / step) * step
+        bottom = math.floor(bounds[1] / step) * step
+        right = math.ceil(bounds[2] / step) * step
+        top = math.ceil(bounds[3] / step) * step
+        width = round((right - left) / resolution)
+        height = round((top - bottom) / resolution)
+        return cls(crs, Affine(resolution, 0.0, left, 0.0, -resolution, top), width, height)
+
+    def rescaled(self, resolution: float) -> Grid:
+        """The same extent at another resolution (which must divide the extent evenly)."""
+        left, bottom, right, top = self.bounds
+        return Grid.from_bounds(self.crs, (left, bottom, right, top), resolution)
+
+
+def utm_crs_for(lon: float, lat: float) -> str:
+    """The WGS84 UTM zone CRS (``EPSG:326xx`` north, ``EPSG:327xx`` south) containing a point."""
+    if not (-180.0 <= lon <= 180.0 and -80.0 <= lat <= 84.0):
+        raise ValueError(f"({lon}, {lat}) is outside the UTM range (lon -180..180, lat -80..84)")
+    zone = min(int((lon + 180.0) // 6.0) + 1, 60)
+    code = (32600 if lat >= 0 else 32700) + zone
+    return CRS.from_epsg(code).to_string()
