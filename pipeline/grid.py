@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+import shapely
 from affine import Affine
-from pyproj import CRS
+from pyproj import CRS, Transformer
+from shapely.geometry.base import BaseGeometry
 
 # Sentinel-2 pixels are 10, 20 and 60 m; snapping grid origins to 60 m keeps all three aligned.
 DEFAULT_SNAP_M = 60.0
@@ -75,3 +79,13 @@ def utm_crs_for(lon: float, lat: float) -> str:
     zone = min(int((lon + 180.0) // 6.0) + 1, 60)
     code = (32600 if lat >= 0 else 32700) + zone
     return CRS.from_epsg(code).to_string()
+
+
+def reproject_geometry(geom: BaseGeometry, src_crs: str, dst_crs: str) -> BaseGeometry:
+    """``geom`` from one CRS to another (x/y = lon/lat order for geographic CRSs)."""
+    tr = Transformer.from_crs(src_crs, dst_crs, always_xy=True)
+
+    def _apply(xy: Any) -> Any:
+        return np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))
+
+    return shapely.transform(geom, _apply)

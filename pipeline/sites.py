@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import shapely
-from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import SiteError
-from pipeline.grid import DEFAULT_SNAP_M, Grid, utm_crs_for
+from pipeline.grid import DEFAULT_SNAP_M, Grid, reproject_geometry, utm_crs_for
 
 SITE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SITE_KINDS = ("camp", "mine", "camp-mine", "port", "control", "other")
@@ -40,8 +39,7 @@ class Site:
 
     def geometry_in(self, crs: str) -> BaseGeometry:
         """The site geometry in another CRS (always_xy: lon/lat order)."""
-        tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-        return shapely.transform(self.geometry, lambda xy: _stack(tr.transform(xy[:, 0], xy[:, 1])))
+        return reproject_geometry(self.geometry, "EPSG:4326", crs)
 
     def grid(
         self, resolution_m: float = 10.0, buffer_m: float = 200.0, snap_m: float = DEFAULT_SNAP_M
@@ -50,12 +48,6 @@ class Site:
         crs = self.utm_crs
         bounds = self.geometry_in(crs).buffer(buffer_m).bounds
         return Grid.from_bounds(crs, bounds, resolution_m, snap=max(snap_m, resolution_m))
-
-
-def _stack(xy: tuple[Any, Any]) -> Any:
-    import numpy as np
-
-    return np.column_stack(xy)
 
 
 def load_sites(path: str | Path, only: Iterable[str] | None = None) -> list[Site]:
@@ -86,9 +78,7 @@ def load_sites(path: str | Path, only: Iterable[str] | None = None) -> list[Site
         wanted = list(only)
         missing = [w for w in wanted if w not in seen]
         if missing:
-            raise SiteError(
-                f"{path}: site id(s) {missing} not found; available: {sorted(seen)}"
-            )
+            raise SiteError(f"{path}: site id(s) {missing} not found; available: {sorted(seen)}")
         sites = [s for s in sites if s.id in set(wanted)]
     return sites
 
@@ -102,7 +92,9 @@ def _parse_feature(path: Path, index: int, feature: Any) -> Site:
         raise SiteError(f"{where}.properties: must be an object")
     for key in REQUIRED_PROPERTIES:
         if not isinstance(props.get(key), str) or not props[key].strip():
-            raise SiteError(f"{where}.properties.{key}: required non-empty string, got {props.get(key)!r}")
+            raise SiteError(
+                f"{where}.properties.{key}: required non-empty string, got {props.get(key)!r}"
+            )
     site_id = props["id"]
     if not SITE_ID_PATTERN.match(site_id):
         raise SiteError(
@@ -116,7 +108,9 @@ def _parse_feature(path: Path, index: int, feature: Any) -> Site:
     except Exception as exc:  # shapely raises several types for malformed GeoJSON geometry
         raise SiteError(f"{where}.geometry: not a valid GeoJSON geometry ({exc})") from None
     if not isinstance(geom, Polygon | MultiPolygon):
-        raise SiteError(f"{where}.geometry: type {geom.geom_type} not allowed; use Polygon or MultiPolygon")
+        raise SiteError(
+            f"{where}.geometry: type {geom.geom_type} not allowed; use Polygon or MultiPolygon"
+        )
     if geom.is_empty:
         raise SiteError(f"{where}.geometry: empty")
     lon0, lat0, lon1, lat1 = geom.bounds
@@ -127,6 +121,8 @@ def _parse_feature(path: Path, index: int, feature: Any) -> Site:
         )
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)
-        raise SiteError(f"{where}.geometry: invalid polygon ({reason}); fix it, e.g. with QGIS 'Fix geometries'")
+        raise SiteError(
+            f"{where}.geometry: invalid polygon ({reason}); fix it, e.g. with QGIS 'Fix geometries'"
+        )
     extra = {k: v for k, v in props.items() if k not in REQUIRED_PROPERTIES}
     return Site(site_id, props["name"], props["kind"], geom, props["source"], extra)

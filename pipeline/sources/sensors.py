@@ -86,3 +86,12 @@ def s2_radiometry(properties: Mapping[str, Any]) -> Radiometry:
     if applied is True:
         return Radiometry(S2_SCALE, 0.0, f"baseline {label}, offset already applied by provider")
     return Radiometry(S2_SCALE, float(S2_BOA_OFFSET_DN), f"baseline {label} >= 04.00: DN - 1000")
+
+
+def radiometry_for(collection: str, properties: Mapping[str, Any]) -> Radiometry:
+    """The DN -> reflectance rule for an item of ``collection``."""
+    if collection.startswith("sentinel-2"):
+        return s2_radiometry(properties)
+    raise ValueError(
+        f"collection {collection!r} has no radiometry rule; supported: sentinel-2-l2a"
+    )

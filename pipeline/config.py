@@ -1,0 +1,252 @@
+"""The typed run config: YAML in, validated frozen models out.
+
+Every field has a documented default, unknown keys are rejected, and errors name the file, the
+key path, the bad value and what is allowed. Relative paths in a config file are resolved against
+the folder of that file, so a config can be run from anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+from pipeline.sources.synthetic import ScenarioParams
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _month_day(value: str) -> tuple[int, int]:
+    try:
+        month, day = (int(p) for p in value.split("-"))
+        date(2001, month, day)  # a non-leap year: 02-29 is rejected on purpose
+    except ValueError:
+        raise ValueError(f"{value!r} is not a month-day like '09-01' (MM-DD)") from None
+    return month, day
+
+
+MonthDay = Annotated[str, Field(pattern=r"^\d{2}-\d{2}$")]
+
+
+class SeasonConfig(_Model):
+    """The same day-of-year window every year (DOMAIN.md: 1 Sep - 15 Nov, widened when sparse)."""
+
+    start: MonthDay = Field("09-01", description="first day of the season window (MM-DD)")
+    end: MonthDay = Field("11-15", description="last day of the season window (MM-DD)")
+    fallback_start: MonthDay = Field("08-15", description="widened window start (MM-DD)")
+    fallback_end: MonthDay = Field("11-30", description="widened window end (MM-DD)")
+    min_clear_observations: int = Field(
+        3, ge=1, description="widen the window (and flag the year) when the median pixel has fewer"
+    )
+
+    @field_validator("start", "end", "fallback_start", "fallback_end")
+    @classmethod
+    def _valid_day(cls, v: str) -> str:
+        _month_day(v)
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SeasonConfig:
+        if _month_day(self.start) > _month_day(self.end):
+            raise ValueError(f"start {self.start} is after end {self.end}; windows within one year")
+        if not (
+            _month_day(self.fallback_start) <= _month_day(self.start)
+            and _month_day(self.end) <= _month_day(self.fallback_end)
+        ):
+            raise ValueError("the fallback window must contain the season window")
+        return self
+
+    def window(self, year: int, widened: bool = False) -> tuple[date, date]:
+        a, b = (self.fallback_start, self.fallback_end) if widened else (self.start, self.end)
+        return date(year, *_month_day(a)), date(year, *_month_day(b))
+
+
+class GridConfig(_Model):
+    resolution_m: float = Field(10.0, gt=0, le=1000, description="pixel size of the site grid (m)")
+    buffer_m: float = Field(200.0, ge=0, le=50_000, description="buffer around each site (m)")
+
+
+class MaskingConfig(_Model):
+    """SCL classes masked. 2 (dark area), 3 (cloud shadow), 6 (water) stay unmasked on purpose:
+    Sen2Cor labels coal piles as dark area or shadow (DOMAIN.md)."""
+
+    scl_masked: tuple[int, ...] = Field((0, 1, 8, 9, 10, 11), description="SCL classes not clear")
+    scl_dilated: tuple[int, ...] = Field((8, 9, 10), description="SCL classes dilated (clouds)")
+    cloud_dilation_m: float = Field(150.0, ge=0, le=2000, description="cloud dilation radius (m)")
+
+    @field_validator("scl_masked", "scl_dilated")
+    @classmethod
+    def _scl_range(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [c for c in v if not 0 <= c <= 11]
+        if bad:
+            raise ValueError(f"SCL classes {bad} do not exist; allowed 0..11")
+        return tuple(sorted(set(v)))
+
+
+class FootprintRule(_Model):
+    """Footprint (built, bare, spoil, coal) on the season composite."""
+
+    ndvi_max: float = Field(0.30, ge=-1, le=1, description="footprint needs NDVI below this")
+    mndwi_max: float = Field(0.0, ge=-1, le=1, description="and MNDWI below this (not water)")
+    swir16_min: float = Field(
+        0.03, ge=0, le=1, description="and SWIR1 above this (not water/shadow)"
+    )
+    opening_px: int = Field(1, ge=0, le=5, description="morphological opening radius (pixels)")
+
+
+class CoalRule(_Model):
+    """Coal per clear observation, counted with the frequency rule of DOMAIN.md."""
+
+    reflectance_max: float = Field(0.10, gt=0, le=1, description="every band below this (dark)")
+    ndvi_max: float = Field(0.15, ge=-1, le=1, description="NDVI below this")
+    swir16_min: float = Field(0.025, ge=0, le=1, description="SWIR1 above this (not water)")
+    swir22_min: float = Field(0.02, ge=0, le=1, description="SWIR2 above this (not water)")
+    mndwi_max: float = Field(0.1, ge=-1, le=1, description="MNDWI below this (not water)")
+    swir_minus_blue_min: float = Field(
+        0.0, ge=-1, le=1, description="SWIR1 - blue at least (not shadow)"
+    )
+    min_frequency: float = Field(0.5, gt=0, le=1, description="share of clear observations flagged")
+    min_observations: int = Field(3, ge=1, description="and at least this many flags")
+
+
+class ClassifyConfig(_Model):
+    footprint: FootprintRule = FootprintRule()
+    coal: CoalRule = CoalRule()
+
+
+class ChangeConfig(_Model):
+    opening_px: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="opening radius on added/removed masks: drops 1-px misregistration slivers",
+    )
+
+
+class BoundariesConfig(_Model):
+    min_mapping_unit_ha: float = Field(0.25, ge=0, le=100, description="smallest polygon kept (ha)")
+
+
+class TrendsConfig(_Model):
+    min_years: int = Field(5, ge=3, description="fewer years than this: trend 'insufficient'")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Mann-Kendall significance level")
+
+
+class YearsConfig(_Model):
+    start: int = Field(ge=1984, le=2100)
+    end: int = Field(ge=1984, le=2100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> YearsConfig:
+        if self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
+
+    def all(self) -> list[int]:
+        return list(range(self.start, self.end + 1))
+
+
+class SyntheticSourceConfig(_Model):
+    kind: Literal["synthetic"] = "synthetic"
+    scenario: ScenarioParams = ScenarioParams()
+
+
+class StaticCatalogSourceConfig(_Model):
+    kind: Literal["stac-static"] = "stac-static"
+    catalog: Path = Field(description="path of a static STAC catalog.json")
+
+
+SourceConfig = Annotated[
+    SyntheticSourceConfig | StaticCatalogSourceConfig, Field(discriminator="kind")
+]
+
+
+class RunConfig(_Model):
+    """One run: which sites, which years, where pixels come from and how they are judged."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", description="run name")
+    sites: Path = Field(description="site GeoJSON (aoi/*.geojson), relative to the config file")
+    site_ids: tuple[str, ...] | None = Field(None, description="subset of site ids; all if absent")
+    years: YearsConfig
+    source: SourceConfig = SyntheticSourceConfig()
+    grid: GridConfig = GridConfig()
+    season: SeasonConfig = SeasonConfig()
+    masking: MaskingConfig = MaskingConfig()
+    classify: ClassifyConfig = ClassifyConfig()
+    change: ChangeConfig = ChangeConfig()
+    boundaries: BoundariesConfig = BoundariesConfig()
+    trends: TrendsConfig = TrendsConfig()
+    output_dir: Path = Field(Path("runs"), description="outputs go to output_dir/name unless --out")
+    cache_dir: Path = Field(Path(".sitewatch-cache"), description="scenario and chip cache")
+    workers: int = Field(1, ge=1, le=64, description="parallel processes over (site, year)")
+    write_rasters: bool = Field(True, description="write per site-year COGs")
+
+    def hash(self) -> str:
+        """SHA-256 of the resolved config (canonical JSON): the manifest's config hash."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+_PATH_FIELDS = ("sites", "output_dir", "cache_dir")
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run config; relative paths resolve against its folder."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(raw).__name__}")
+    return config_from_mapping(raw, base_dir=path.parent, origin=str(path))
+
+
+def config_from_mapping(
+    raw: dict[str, Any], base_dir: Path = Path("."), origin: str = "<config>"
+) -> RunConfig:
+    """Validate a config mapping (as parsed from YAML); ``origin`` names it in errors."""
+    data = dict(raw)
+    for key in _PATH_FIELDS:
+        if isinstance(data.get(key), str):
+            data[key] = str(_resolve(base_dir, data[key]))
+    source = data.get("source")
+    if isinstance(source, dict) and isinstance(source.get("catalog"), str):
+        data["source"] = {**source, "catalog": str(_resolve(base_dir, source["catalog"]))}
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(origin, exc)) from None
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def format_validation_error(origin: str, exc: ValidationError) -> str:
+    lines = [f"{origin}: {exc.error_count()} problem(s) in the run config:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key; check the spelling (see `sitewatch config show`)")
+            continue
+        lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def config_to_yaml(config: RunConfig) -> str:
+    """The resolved config as YAML, every default written out."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

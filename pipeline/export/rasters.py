@@ -1,0 +1,211 @@
+"""Cloud-Optimized GeoTIFFs on a site grid, byte-identical for identical input."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+import rasterio.shutil
+from rasterio.crs import CRS
+from rasterio.dtypes import dtype_ranges
+from rasterio.errors import CRSError
+
+from pipeline.export.atomic import atomic_path
+from pipeline.grid import Grid
+
+#: Overview resampling names accepted by ``write_cog`` and the COG driver name of each.
+OVERVIEW_RESAMPLING = {
+    "nearest": "NEAREST",
+    "mode": "MODE",
+    "average": "AVERAGE",
+    "rms": "RMS",
+    "bilinear": "BILINEAR",
+    "cubic": "CUBIC",
+    "cubic_spline": "CUBICSPLINE",
+    "lanczos": "LANCZOS",
+}
+#: Tile size; the COG driver adds overviews while the image is larger than one tile.
+BLOCKSIZE = 512
+
+_WRITABLE_DTYPES = frozenset(dtype_ranges)  # the integer and float types GeoTIFF stores
+_TAG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
+_RESERVED_TAGS = frozenset({"bidx", "ns"})  # rasterio's own update_tags parameters
+
+
+def write_cog(
+    path: str | os.PathLike[str],
+    data: npt.ArrayLike,
+    grid: Grid,
+    *,
+    nodata: float | None,
+    band_names: Sequence[str] | None = None,
+    tags: Mapping[str, str] | None = None,
+    colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
+    resampling: str = "nearest",
+) -> Path:
+    """Write a (height, width) or (bands, height, width) array as a COG on ``grid``; return the path.
+
+    DEFLATE-compressed, 512-pixel tiles, overviews while larger than a tile (resampled with
+    ``resampling``, one of ``OVERVIEW_RESAMPLING``: ``nearest``/``mode`` for classes and masks,
+    ``average`` for continuous values). Predictor 3 for floats, 2 for integers wider than 8 bits,
+    none for 8-bit (classes and masks, where differencing does not help). ``nodata`` must be
+    representable in the array's dtype (NaN only for floats); a masked array is filled with it.
+    bool arrays are written as uint8, float16 as float32. ``band_names`` become band descriptions,
+    ``tags`` dataset metadata (sorted by key), ``colormap`` the palette of a single uint8/uint16
+    band. The file is written atomically.
+    """
+    array = _as_band_array(data, grid, nodata)
+    count = array.shape[0]
+    dtype = str(array.dtype)
+    nodata = _checked_nodata(nodata, array.dtype)
+    names = _checked_band_names(band_names, count)
+    metadata = _checked_tags(tags)
+    if colormap is not None:
+        _check_colormap(colormap, count, dtype)
+    try:
+        overview_resampling = OVERVIEW_RESAMPLING[resampling]
+    except KeyError:
+        raise ValueError(
+            f"resampling {resampling!r} is not one of {sorted(OVERVIEW_RESAMPLING)}"
+        ) from None
+    try:
+        crs = CRS.from_user_input(grid.crs)
+    except CRSError as error:
+        raise ValueError(f"grid CRS {grid.crs!r} is not a CRS GDAL knows: {error}") from error
+
+    if array.dtype.kind == "f":
+        predictor = "3"
+    elif array.dtype.itemsize > 1:
+        predictor = "2"
+    else:
+        predictor = "1"
+    creation: dict[str, Any] = {
+        "compress": "DEFLATE",
+        "predictor": predictor,
+        "blocksize": str(BLOCKSIZE),
+        "overviews": "AUTO",
+        "overview_resampling": overview_resampling,
+        "bigtiff": "IF_SAFER",
+    }
+    profile: dict[str, Any] = {
+        "driver": "MEM",
+        "width": grid.width,
+        "height": grid.height,
+        "count": count,
+        "dtype": dtype,
+        "crs": crs,
+        "transform": grid.transform,
+        "nodata": nodata,
+    }
+    # GDAL's COG driver only copies a finished dataset (CreateCopy), so the bands, descriptions,
+    # tags and palette are assembled in memory first.
+    with rasterio.open("sitewatch-cog", "w", **profile) as mem:
+        mem.write(array)
+        for band, name in enumerate(names, start=1):
+            mem.set_band_description(band, name)
+        if metadata:
+            mem.update_tags(**metadata)
+        if colormap is not None:
+            mem.write_colormap(1, {int(k): tuple(v) for k, v in sorted(colormap.items())})
+        with atomic_path(path) as temp:
+            rasterio.shutil.copy(mem, str(temp), driver="COG", **creation)
+    return Path(path)
+
+
+def _as_band_array(data: npt.ArrayLike, grid: Grid, nodata: float | None) -> np.ndarray[Any, Any]:
+    if isinstance(data, np.ma.MaskedArray):
+        if nodata is None:
+            raise ValueError("a masked array needs a nodata value to write its masked pixels as")
+        data = data.filled(nodata)
+    array = np.asarray(data)
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    if array.ndim != 3 or array.shape[0] == 0:
+        raise ValueError(
+            f"data must be (height, width) or (bands, height, width) with 1+ bands, got shape "
+            f"{array.shape}"
+        )
+    if array.shape[1:] != grid.shape:
+        raise ValueError(
+            f"data of shape {array.shape} does not match the grid's (height, width) {grid.shape}"
+        )
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    elif array.dtype == np.float16:
+        array = array.astype(np.float32)
+    if str(array.dtype) not in _WRITABLE_DTYPES:
+        raise ValueError(
+            f"data type {array.dtype} cannot be written to GeoTIFF; allowed are bool, float16 and "
+            f"{sorted(_WRITABLE_DTYPES)}"
+        )
+    return array
+
+
+def _checked_nodata(nodata: float | None, dtype: np.dtype[Any]) -> float | None:
+    if nodata is None:
+        return None
+    if isinstance(nodata, bool) or not isinstance(nodata, int | float | np.integer | np.floating):
+        raise TypeError(f"nodata must be a number or None, got {nodata!r}")
+    low, high = dtype_ranges[str(dtype)]
+    if dtype.kind == "f":
+        if math.isnan(nodata) or math.isinf(nodata) or low <= nodata <= high:
+            return float(nodata)
+    elif not math.isnan(nodata) and float(nodata).is_integer() and low <= nodata <= high:
+        return int(nodata)
+    raise ValueError(f"nodata {nodata!r} is not a value of the data type {dtype} ({low}..{high})")
+
+
+def _checked_band_names(band_names: Sequence[str] | None, count: int) -> list[str]:
+    if band_names is None:
+        return []
+    if isinstance(band_names, str):
+        raise TypeError(f"band_names must be a sequence of strings, not the string {band_names!r}")
+    names = list(band_names)
+    if len(names) != count:
+        raise ValueError(f"{len(names)} band_names {names} for {count} bands")
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"band names must be non-empty strings, got {name!r} in {names}")
+    return names
+
+
+def _checked_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    if not tags:
+        return {}
+    checked: dict[str, str] = {}
+    for key in sorted(tags):
+        value = tags[key]
+        if not isinstance(key, str) or not _TAG_NAME.match(key) or key in _RESERVED_TAGS:
+            raise ValueError(
+                f"tag name {key!r} must match {_TAG_NAME.pattern} and not be one of "
+                f"{sorted(_RESERVED_TAGS)}"
+            )
+        if not isinstance(value, str):
+            raise TypeError(
+                f"tag {key!r} must be a string, got {type(value).__name__}; serialise structured "
+                "provenance (e.g. with canonical_json) first"
+            )
+        checked[key] = value
+    return checked
+
+
+def _check_colormap(
+    colormap: Mapping[int, tuple[int, int, int, int]], count: int, dtype: str
+) -> None:
+    if count != 1 or dtype not in ("uint8", "uint16"):
+        raise ValueError(
+            f"a colormap needs a single uint8 or uint16 band, got {count} band(s) of {dtype}"
+        )
+    high = dtype_ranges[dtype][1]
+    for value, rgba in colormap.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+            raise ValueError(f"colormap value {value!r} is not a {dtype} value (0..{high})")
+        if len(rgba) != 4 or not all(isinstance(c, int) and 0 <= c <= 255 for c in rgba):
+            raise ValueError(f"colormap entry {value}: {rgba!r} is not an (r, g, b, a) of 0..255")

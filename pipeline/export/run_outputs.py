@@ -1,0 +1,288 @@
+"""Everything a run directory holds, assembled from a ``RunResult``.
+
+Tables and GeoJSON are byte-identical for identical inputs: sites in file order, years ascending,
+fixed decimals, no timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from shapely.geometry import MultiPolygon, Polygon
+
+from pipeline.export.geojson import write_feature_collection
+from pipeline.export.manifest import canonical_json, sha256_file, software_versions, write_manifest
+from pipeline.export.rasters import write_cog
+from pipeline.export.tables import write_csv
+from pipeline.grid import reproject_geometry
+from pipeline.results import RunResult, SiteAnalysis, SiteYear
+from pipeline.sources.base import SceneSource
+from pipeline.trends import summarise
+
+WGS84 = "EPSG:4326"
+
+TREND_COLUMNS = (
+    "site_id", "year", "footprint_ha", "footprint_pm_ha", "coal_ha", "coal_pm_ha",
+    "added_ha", "removed_ha", "coal_added_ha", "coal_removed_ha", "significant_change",
+    "n_scenes", "n_skipped", "median_clear_obs", "window_start", "window_end", "flags",
+)  # fmt: skip
+SUMMARY_COLUMNS = (
+    "site_id", "metric", "n_years", "first_year", "last_year", "first", "last", "change",
+    "slope_per_year", "slope_low", "slope_high", "mk_tau", "mk_p", "trend",
+)  # fmt: skip
+SUMMARY_METRICS = ("footprint_ha", "coal_ha")
+
+
+def _multipolygon(polygons: Sequence[Polygon], crs: str) -> MultiPolygon:
+    return reproject_geometry(MultiPolygon(list(polygons)), crs, WGS84)  # type: ignore[return-value]
+
+
+def _flags(sy: SiteYear, previous: SiteYear | None, min_clear: int) -> str:
+    """Data-sufficiency and sensor-break flags for one site-year row (';'-separated)."""
+    flags = []
+    if sy.composite is None:
+        flags.append("no-data")
+    elif sy.median_clear < min_clear:
+        flags.append("few-clear-observations")
+    if sy.widened:
+        flags.append("widened-window")
+    if any(s.skipped for s in sy.scenes):
+        flags.append("scenes-skipped")
+    offsets = {s.offset_dn for s in sy.scenes if s.skipped is None}
+    if previous is not None:
+        before = {s.offset_dn for s in previous.scenes if s.skipped is None}
+        if before and offsets and before != offsets:
+            flags.append("radiometry-break")  # e.g. Sentinel-2 baseline 04.00 (Jan 2022)
+    return ";".join(flags)
+
+
+def trend_rows(analysis: SiteAnalysis, min_clear: int) -> list[dict[str, Any]]:
+    consecutive = {c.year_to: c for c in analysis.changes if c.year_to - c.year_from >= 1}
+    rows = []
+    prev: SiteYear | None = None
+    for sy, m in zip(analysis.years, analysis.metrics, strict=True):
+        change = consecutive.get(sy.year) if prev is not None else None
+        if change is not None and change.year_from != (prev.year if prev else None):
+            change = None
+        rows.append(
+            {
+                "site_id": analysis.site.id,
+                "year": sy.year,
+                "footprint_ha": m.footprint_ha if sy.composite is not None else None,
+                "footprint_pm_ha": m.footprint_pm_ha if sy.composite is not None else None,
+                "coal_ha": m.coal_ha if sy.composite is not None else None,
+                "coal_pm_ha": m.coal_pm_ha if sy.composite is not None else None,
+                "added_ha": change.added_ha if change else None,
+                "removed_ha": change.removed_ha if change else None,
+                "coal_added_ha": change.coal_added_ha if change else None,
+                "coal_removed_ha": change.coal_removed_ha if change else None,
+                "significant_change": change.significant if change else None,
+                "n_scenes": sy.n_used,
+                "n_skipped": len(sy.scenes) - sy.n_used,
+                "median_clear_obs": sy.median_clear,
+                "window_start": sy.window[0],
+                "window_end": sy.window[1],
+                "flags": _flags(sy, prev, 3),
+            }
+        )
+        prev = sy
+    return rows
+
+
+def summary_rows(
+    analysis: SiteAnalysis, rows: Sequence[dict[str, Any]], min_years: int, alpha: float
+) -> list[dict[str, Any]]:
+    out = []
+    for metric in SUMMARY_METRICS:
+        years = [r["year"] for r in rows]
+        values = [np.nan if r[metric] is None else float(r[metric]) for r in rows]
+        s = summarise(years, values, min_n=min_years, alpha=alpha)
+        out.append(
+            {
+                "site_id": analysis.site.id,
+                "metric": metric,
+                "n_years": s.n,
+                "first_year": s.first_year,
+                "last_year": s.last_year,
+                "first": s.first,
+                "last": s.last,
+                "change": s.change,
+                "slope_per_year": s.slope,
+                "slope_low": s.slope_low,
+                "slope_high": s.slope_high,
+                "mk_tau": s.mk_tau,
+                "mk_p": s.mk_p,
+                "trend": s.trend,
+            }
+        )
+    return out
+
+
+def export_run(
+    result: RunResult,
+    source: SceneSource,
+    progress: Callable[[str, int, int], None],
+) -> None:
+    """Write every output of ``result`` into ``result.out_dir``, then the manifest."""
+    cfg = result.config
+    out = result.out_dir
+    footprints: list[tuple[Any, dict[str, Any]]] = []
+    expansion: list[tuple[Any, dict[str, Any]]] = []
+    stockpiles: list[tuple[Any, dict[str, Any]]] = []
+    trends: list[dict[str, Any]] = []
+    summaries: list[dict[str, Any]] = []
+    rasters: list[Path] = []
+    total = len(result.sites)
+    for n, a in enumerate(result.sites, start=1):
+        crs = a.grid.crs
+        base = {"site_id": a.site.id, "site_name": a.site.name}
+        for sy, m in zip(a.years, a.metrics, strict=True):
+            common = {
+                **base,
+                "year": sy.year,
+                "n_scenes": sy.n_used,
+                "median_clear_obs": sy.median_clear,
+                "window": f"{sy.window[0]}/{sy.window[1]}",
+            }
+            footprints.append(
+                (
+                    _multipolygon(m.footprint_polygons, crs),
+                    {**common, "area_ha": m.footprint_ha, "area_pm_ha": m.footprint_pm_ha},
+                )
+            )
+            freq = sy.coal.frequency if sy.coal is not None else None
+            mean_freq = (
+                float(np.nanmean(freq[sy.coal_mask])) if freq is not None and sy.coal_mask.any() else None
+            )
+            stockpiles.append(
+                (
+                    _multipolygon(m.coal_polygons, crs),
+                    {
+                        **common,
+                        "area_ha": m.coal_ha,
+                        "area_pm_ha": m.coal_pm_ha,
+                        "mean_frequency": mean_freq,
+                        "measure": "area (not tonnage)",
+                    },
+                )
+            )
+        for c in a.changes:
+            for kind, polys, area in (
+                ("added", c.added_polygons, c.added_ha),
+                ("removed", c.removed_polygons, c.removed_ha),
+            ):
+                expansion.append(
+                    (
+                        _multipolygon(polys, crs),
+                        {
+                            **base,
+                            "year_from": c.year_from,
+                            "year_to": c.year_to,
+                            "change": kind,
+                            "area_ha": area,
+                            "significant": c.significant,
+                        },
+                    )
+                )
+        rows = trend_rows(a, cfg.season.min_clear_observations)
+        trends.extend(rows)
+        summaries.extend(summary_rows(a, rows, cfg.trends.min_years, cfg.trends.alpha))
+        if cfg.write_rasters:
+            rasters.extend(write_site_rasters(out, a))
+        progress("writing outputs", n, total)
+
+    meta = {"run": cfg.name, "config_hash": cfg.hash()}
+    write_feature_collection(out / "footprints.geojson", footprints, WGS84, name="footprints", metadata=meta)
+    write_feature_collection(out / "expansion.geojson", expansion, WGS84, name="expansion", metadata=meta)
+    write_feature_collection(out / "stockpiles.geojson", stockpiles, WGS84, name="stockpiles", metadata=meta)
+    write_csv(out / "trends.csv", trends, TREND_COLUMNS)
+    write_csv(out / "trend_summary.csv", summaries, SUMMARY_COLUMNS)
+    written = [out / n for n in ("footprints.geojson", "expansion.geojson", "stockpiles.geojson", "trends.csv", "trend_summary.csv")]
+    if result.accuracy is not None:
+        path = out / "accuracy.json"
+        from pipeline.export.atomic import atomic_write_text
+
+        atomic_write_text(path, canonical_json(result.accuracy))
+        written.append(path)
+    write_manifest(out / "manifest.json", build_manifest(result, source, [*written, *rasters]))
+
+
+def write_site_rasters(out: Path, a: SiteAnalysis) -> list[Path]:
+    """Per site-year COGs: footprint, coal frequency, clear count and the composite."""
+    paths = []
+    folder = out / "rasters" / a.site.id
+    for sy in a.years:
+        if sy.composite is None or sy.coal is None:
+            continue
+        stem = folder / f"{a.site.id}_{sy.year}"
+        tags = {"site_id": a.site.id, "year": str(sy.year), "window": "/".join(sy.window)}
+        outside = ~sy.valid
+        fp = np.where(outside, 255, sy.footprint.astype(np.uint8)).astype(np.uint8)
+        freq = np.where(
+            outside | ~np.isfinite(sy.coal.frequency), 255, np.round(sy.coal.frequency * 100)
+        ).astype(np.uint8)
+        refl = sy.composite.reflectance
+        comp = np.where(np.isfinite(refl), np.clip(np.round(refl * 10000), 1, 65535), 0).astype(
+            np.uint16
+        )
+        items = [
+            (f"{stem}_footprint.tif", fp, 255, ["footprint"]),
+            (f"{stem}_coal_frequency.tif", freq, 255, ["coal_frequency_percent"]),
+            (f"{stem}_clear_count.tif", sy.composite.clear_count.astype(np.int16), -1, ["clear_count"]),
+            (f"{stem}_composite.tif", comp, 0, ["blue", "green", "red", "nir", "swir16", "swir22"]),
+        ]
+        for path, data, nodata, names in items:
+            write_cog(Path(path), data, a.grid, nodata=nodata, band_names=names, tags=tags)
+            paths.append(Path(path))
+    return paths
+
+
+def build_manifest(result: RunResult, source: SceneSource, outputs: Sequence[Path]) -> dict[str, Any]:
+    cfg = result.config
+    sites = []
+    for a in result.sites:
+        sites.append(
+            {
+                "id": a.site.id,
+                "name": a.site.name,
+                "source": a.site.source,
+                "grid": {
+                    "crs": a.grid.crs,
+                    "transform": list(a.grid.transform)[:6],
+                    "width": a.grid.width,
+                    "height": a.grid.height,
+                },
+                "analysis_area_ha": a.area_ha,
+                "years": [
+                    {
+                        "year": sy.year,
+                        "window": list(sy.window),
+                        "widened": sy.widened,
+                        "scenes": [s.__dict__ for s in sy.scenes],
+                    }
+                    for sy in a.years
+                ],
+            }
+        )
+    return {
+        "sitewatch_manifest": 1,
+        "run": cfg.name,
+        "config_hash": cfg.hash(),
+        "config": json.loads(cfg.model_dump_json()),
+        "sites_file": {"path": str(cfg.sites), "sha256": sha256_file(cfg.sites)},
+        "source": {"kind": cfg.source.kind, "name": source.name},
+        "masks": {
+            "scl_masked": list(cfg.masking.scl_masked),
+            "scl_dilated": list(cfg.masking.scl_dilated),
+            "cloud_dilation_m": cfg.masking.cloud_dilation_m,
+        },
+        "versions": software_versions(),
+        "sites": sites,
+        "outputs": [
+            {"path": str(p.relative_to(result.out_dir)), "sha256": sha256_file(p)} for p in outputs
+        ],
+    }
