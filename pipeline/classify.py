@@ -13,7 +13,6 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from pipeline import indices
-from pipeline.masking import disk
 
 FloatArray = NDArray[np.float32]
 BoolArray = NDArray[np.bool_]
@@ -25,10 +24,12 @@ def valid_pixels(reflectance: FloatArray) -> BoolArray:
 
 
 def open_mask(mask: BoolArray, radius_px: int) -> BoolArray:
-    """Morphological opening: drops features thinner than ``2 * radius_px + 1`` pixels."""
+    """Morphological opening with a square: drops features thinner than ``2 * radius_px + 1``
+    pixels and keeps rectangular corners (a disk would nibble them)."""
     if radius_px <= 0:
         return mask
-    return np.asarray(ndimage.binary_opening(mask, structure=disk(radius_px)))
+    square = np.ones((2 * radius_px + 1,) * 2, bool)
+    return np.asarray(ndimage.binary_opening(mask, structure=square))
 
 
 def footprint_mask(

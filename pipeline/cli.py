@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline import __version__
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = cfg_sub.add_parser("show", help="print the resolved config with every default")
     show.add_argument("config", type=Path)
+    cfg_sub.add_parser("reference", help="print every config key with its default (Markdown)")
 
     cmp = sub.add_parser(
         "compare",
@@ -99,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except SitewatchError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted; rerun the same command to resume")
@@ -108,9 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "config":
-        from pipeline.config import config_to_yaml, load_config
+        from pipeline.config import config_reference, config_to_yaml, load_config
 
-        sys.stdout.write(config_to_yaml(load_config(args.config)))
+        if args.config_command == "reference":
+            sys.stdout.write(config_reference())
+        else:
+            sys.stdout.write(config_to_yaml(load_config(args.config)))
         return 0
     if args.command == "compare":
         from pipeline.compare import compare

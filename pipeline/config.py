@@ -141,8 +141,8 @@ class TrendsConfig(_Model):
 
 
 class YearsConfig(_Model):
-    start: int = Field(ge=1984, le=2100)
-    end: int = Field(ge=1984, le=2100)
+    start: int = Field(ge=1984, le=2100, description="first year analysed")
+    end: int = Field(ge=1984, le=2100, description="last year analysed (inclusive)")
 
     @model_validator(mode="after")
     def _ordered(self) -> YearsConfig:
@@ -155,12 +155,12 @@ class YearsConfig(_Model):
 
 
 class SyntheticSourceConfig(_Model):
-    kind: Literal["synthetic"] = "synthetic"
+    kind: Literal["synthetic"] = Field("synthetic", description="the built-in synthetic scenario")
     scenario: ScenarioParams = ScenarioParams()
 
 
 class StaticCatalogSourceConfig(_Model):
-    kind: Literal["stac-static"] = "stac-static"
+    kind: Literal["stac-static"] = Field("stac-static", description="a static STAC catalog")
     catalog: Path = Field(description="path of a static STAC catalog.json")
 
 
@@ -250,3 +250,55 @@ def format_validation_error(origin: str, exc: ValidationError) -> str:
 def config_to_yaml(config: RunConfig) -> str:
     """The resolved config as YAML, every default written out."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def config_reference() -> str:
+    """Markdown reference of every config key, its default and its meaning (docs/config.md)."""
+    lines = [
+        "# Run config reference",
+        "",
+        "Generated from `pipeline/config.py` by `sitewatch config reference`; a test keeps this",
+        "file in step with the code. Keys not written in a config take the default shown.",
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            key = f"{prefix}{name}"
+            ann = info.annotation
+            nested = [
+                t for t in (getattr(ann, "__args__", None) or (ann,))
+                if isinstance(t, type) and issubclass(t, BaseModel)
+            ]  # fmt: skip
+            if len(nested) == 1:
+                walk(nested[0], key + ".")
+                continue
+            if len(nested) > 1:
+                continue  # `source`: one table per kind below
+            default = "required" if info.is_required() else f"`{_plain(info.get_default())}`"
+            doc = (info.description or "").replace("|", "\\|")
+            lines.append(f"| `{key}` | {_type_name(ann)} | {default} | {doc} |")
+
+    walk(RunConfig, "")
+    for variant in (SyntheticSourceConfig, StaticCatalogSourceConfig):
+        lines += ["", f"## `source` with `kind: {variant.model_fields['kind'].default}`", ""]
+        lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
+        walk(variant, "source.")
+    return "\n".join(lines) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return "{...}"
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    return text.replace("typing.", "").replace("pathlib.", "").replace("|", "or")

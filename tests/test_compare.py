@@ -1,0 +1,155 @@
+"""`sitewatch compare`: band folders and multi-band rasters, alignment, outputs, real scenes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from pipeline.accuracy import binary_scores
+from pipeline.cli import main
+from pipeline.compare import compare
+from pipeline.errors import InputRasterError
+
+CRS = "EPSG:32651"
+VEG = {"B02": 0.03, "B03": 0.06, "B04": 0.04, "B08": 0.35, "B11": 0.18, "B12": 0.09}
+BUILT = {"B02": 0.12, "B03": 0.13, "B04": 0.14, "B08": 0.18, "B11": 0.22, "B12": 0.20}
+TEN_M = ("B02", "B03", "B04", "B08")
+
+
+def scene(built: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Reflectance per band at 10 m: vegetation with a built area where ``built``."""
+    rng = np.random.default_rng(seed)
+    return {
+        b: np.where(built, BUILT[b], VEG[b]) + rng.normal(0, 0.004, built.shape)
+        for b in VEG
+    }
+
+
+def write_folder(folder: Path, bands: dict[str, np.ndarray], left: float, top: float) -> None:
+    """Sentinel-2-like delivery: 10 m bands, 20 m bands (2x2 means), uint16 DN, nodata 0."""
+    folder.mkdir(parents=True)
+    for b, refl in bands.items():
+        res = 10 if b in TEN_M else 20
+        data = refl if res == 10 else refl.reshape(refl.shape[0] // 2, 2, -1, 2).mean(axis=(1, 3))
+        dn = np.clip(np.round(data * 10000), 1, 65535).astype(np.uint16)
+        profile = {
+            "driver": "GTiff", "width": dn.shape[1], "height": dn.shape[0], "count": 1,
+            "dtype": "uint16", "crs": CRS, "transform": Affine(res, 0, left, 0, -res, top), "nodata": 0,
+        }  # fmt: skip
+        with rasterio.open(folder / f"T51_20230915_{b}.tif", "w", **profile) as dst:
+            dst.write(dn, 1)
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
+    before_built = np.zeros((80, 80), bool)
+    before_built[20:40, 20:40] = True
+    after_built = before_built.copy()
+    after_built[20:40, 40:56] = True  # 16 x 20 px = 3.2 ha of new footprint
+    write_folder(tmp_path / "before", scene(before_built, 1), 300000, 4400000)
+    # AFTER's extent is shifted by 4 px east and 2 px north: aligned by georeference.
+    shifted = np.zeros((80, 80), bool)
+    shifted[22:42, 16:52] = after_built[20:40, 20:56]
+    write_folder(tmp_path / "after", scene(shifted, 2), 300040, 4400020)
+    return tmp_path / "before", tmp_path / "after", after_built & ~before_built
+
+
+def test_compare_band_folders_finds_expansion(pair: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+    before, after, new = pair
+    summary = compare(before, after, tmp_path / "out", scale=1e-4)
+    with rasterio.open(tmp_path / "out" / "expansion.tif") as src:
+        assert src.crs.to_string() == CRS and src.res == (10, 10)
+        assert src.transform.c == 300000 and src.shape == (80, 80)
+        expansion = src.read(1)
+    with rasterio.open(tmp_path / "out" / "change.tif") as src:
+        change = src.read(1)
+    assert set(np.unique(expansion)) <= {0, 1, 255}
+    # AFTER starts 4 px east and 2 px north of BEFORE: BEFORE's west columns and south rows are
+    # outside it and must be nodata; everything else is compared.
+    assert (expansion[:, :4] == 255).all() and (expansion[78:] == 255).all()
+    assert (expansion[:78, 4:] != 255).all()
+    valid = expansion != 255
+    s = binary_scores(expansion == 1, new, valid)
+    assert s.iou > 0.9
+    assert (change[new & valid] == 1).mean() > 0.95
+    assert summary["expansion_ha"] == pytest.approx(3.2, rel=0.1)
+    doc = json.loads((tmp_path / "out" / "change.geojson").read_text())
+    kinds = {f["properties"]["kind"] for f in doc["features"]}
+    assert kinds == {"change", "expansion"}
+
+
+def test_compare_identical_inputs_no_change(pair: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+    before, _, _ = pair
+    summary = compare(before, before, tmp_path / "same", scale=1e-4)
+    assert summary["changed_pixels"] == 0 and summary["expansion_pixels"] == 0
+    doc = json.loads((tmp_path / "same" / "change.geojson").read_text())
+    assert doc["features"] == []
+
+
+def test_compare_multiband_needs_band_order(tmp_path: Path) -> None:
+    path = tmp_path / "stack.tif"
+    profile = {
+        "driver": "GTiff", "width": 8, "height": 8, "count": 6, "dtype": "uint16",
+        "crs": CRS, "transform": Affine(10, 0, 0, 0, -10, 80),
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((6, 8, 8), 1000, np.uint16))
+    with pytest.raises(InputRasterError, match="needs --bands"):
+        compare(path, path, tmp_path / "o")
+    with pytest.raises(InputRasterError, match="lists 3 bands but the raster has 6"):
+        compare(path, path, tmp_path / "o", bands=["B02", "B03", "B04"])
+    with pytest.raises(InputRasterError, match="band id 'B99' unknown"):
+        compare(path, path, tmp_path / "o", bands=["B02", "B03", "B04", "B08", "B11", "B99"])
+    summary = compare(path, path, tmp_path / "o", bands=["B02", "B03", "B04", "B08", "B11", "B12"])
+    assert summary["changed_pixels"] == 0
+
+
+def test_compare_folder_missing_band(tmp_path: Path) -> None:
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "B02.tif").write_bytes(b"")
+    with pytest.raises(InputRasterError, match=r"band files for \['green'"):
+        compare(tmp_path / "f", tmp_path / "f", tmp_path / "o")
+    with pytest.raises(InputRasterError, match="no such file"):
+        compare(tmp_path / "nothing", tmp_path / "f", tmp_path / "o")
+
+
+def test_cli_compare_prints_json_and_errors(pair: tuple[Path, Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before, after, _ = pair
+    assert main(["-q", "compare", str(before), str(after), "--out", str(tmp_path / "c"), "--scale", "0.0001"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["expansion_pixels"] > 0
+    assert main(["-q", "compare", str(tmp_path / "nope"), str(after), "--out", str(tmp_path / "c")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_real_sentinel2_against_itself_no_change(real_data: Path, tmp_path: Path) -> None:
+    folder = real_data / "sentinel2-l2a-29RKH-20200219"
+    summary = compare(folder, folder, tmp_path / "s2", scale=1e-4)
+    assert summary["valid_pixels"] > 1_000_000
+    assert summary["changed_pixels"] == 0 and summary["expansion_pixels"] == 0
+    with rasterio.open(tmp_path / "s2" / "change.tif") as src:
+        assert src.res == (100, 100)  # BEFORE's finest grid (the 10 m bands, downsampled)
+        assert src.crs.to_string() == "EPSG:32629"
+
+
+@pytest.mark.realdata
+def test_real_taizhou_pair_scores(real_data: Path, tmp_path: Path) -> None:
+    folder = real_data / "taizhou-landsat-2000-2003"
+    compare(
+        folder / "2000TM", folder / "2003TM", tmp_path / "tz",
+        bands=["blue", "green", "red", "nir", "swir16", "swir22"],
+    )  # fmt: skip
+    with rasterio.open(tmp_path / "tz" / "change.tif") as src:
+        pred = src.read(1) == 1
+    with rasterio.open(folder / "change.bmp") as src:
+        changed = src.read(1) == 255
+    with rasterio.open(folder / "unchanged.bmp") as src:
+        unchanged = src.read(1) == 255
+    s = binary_scores(pred, changed, changed | unchanged)
+    assert s.f1 > 0.85 and s.kappa > 0.8, s

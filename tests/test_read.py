@@ -1,0 +1,95 @@
+"""The read edge: windowed reads onto a site grid, radiometry, failures as SceneReadError."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from pipeline.errors import SceneReadError
+from pipeline.grid import Grid
+from pipeline.sources.base import Scene
+from pipeline.sources.read import read_scene
+from pipeline.sources.sensors import BANDS, s2_radiometry
+
+CRS = "EPSG:32651"
+
+
+def write_cog(path: Path, data: np.ndarray, res: float, left: float, top: float) -> str:
+    profile = {
+        "driver": "COG", "width": data.shape[1], "height": data.shape[0], "count": 1,
+        "dtype": data.dtype.name, "crs": CRS, "transform": Affine(res, 0, left, 0, -res, top),
+        "nodata": 0,
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+    return str(path)
+
+
+def make_scene(tmp_path: Path, baseline: str, dn10: int = 1500) -> Scene:
+    """A 100 x 100 px (10 m) scene; the 20 m bands hold a left/right step."""
+    assets = {}
+    for b in ("blue", "green", "red", "nir"):
+        assets[b] = write_cog(tmp_path / f"{b}.tif", np.full((100, 100), dn10, np.uint16), 10, 500000, 4400000)
+    step = np.full((50, 50), 2000, np.uint16)
+    step[:, 25:] = 3000
+    for b in ("swir16", "swir22"):
+        assets[b] = write_cog(tmp_path / f"{b}.tif", step, 20, 500000, 4400000)
+    scl = np.full((50, 50), 4, np.uint8)
+    scl[:10] = 9
+    assets["scl"] = write_cog(tmp_path / "scl.tif", scl, 20, 500000, 4400000)
+    props = {"s2:processing_baseline": baseline, "earthsearch:boa_offset_applied": False}
+    return Scene("S2X_TEST", "sentinel-2-l2a", datetime(2023, 9, 15, tzinfo=UTC), assets, props)
+
+
+def test_reads_window_with_offset(tmp_path: Path) -> None:
+    scene = make_scene(tmp_path, "05.09")
+    grid = Grid(CRS, Affine(10, 0, 500200, 0, -10, 4399800), 40, 30)  # a window inside
+    obs = read_scene(scene, grid)
+    assert obs.reflectance.shape == (len(BANDS), 30, 40)
+    assert obs.radiometry.offset_dn == -1000
+    np.testing.assert_allclose(obs.reflectance[0], 0.05, atol=1e-6)  # (1500 - 1000) / 1e4
+    swir = obs.reflectance[BANDS.index("swir16")]
+    assert swir[0, 0] == pytest.approx(0.1) and swir[0, -1] == pytest.approx(0.2)  # step at x=500500
+    assert (obs.scl == 4).all()  # cloud rows are outside the window
+
+
+def test_pre_2022_baseline_has_no_offset(tmp_path: Path) -> None:
+    obs = read_scene(make_scene(tmp_path, "03.01"), Grid(CRS, Affine(10, 0, 500000, 0, -10, 4400000), 10, 10))
+    np.testing.assert_allclose(obs.reflectance[0], 0.15, atol=1e-6)
+
+
+def test_grid_partly_outside_is_nan(tmp_path: Path) -> None:
+    grid = Grid(CRS, Affine(10, 0, 499900, 0, -10, 4400000), 20, 5)  # 10 px west of the scene
+    obs = read_scene(make_scene(tmp_path, "03.01"), grid)
+    assert np.isnan(obs.reflectance[:, :, :10]).all() and np.isfinite(obs.reflectance[:, :, 10:]).all()
+
+
+def test_failures_are_scene_read_errors(tmp_path: Path) -> None:
+    scene = make_scene(tmp_path, "03.01")
+    far = Grid(CRS, Affine(10, 0, 600000, 0, -10, 4400000), 10, 10)
+    with pytest.raises(SceneReadError, match="no data over the site grid"):
+        read_scene(scene, far)
+    broken = Scene(scene.id, scene.collection, scene.datetime, {**scene.assets, "red": str(tmp_path / "gone.tif")}, scene.properties)
+    with pytest.raises(SceneReadError, match="S2X_TEST: read failed"):
+        read_scene(broken, far)
+    partial = Scene(scene.id, scene.collection, scene.datetime, {"blue": scene.assets["blue"]}, {})
+    with pytest.raises(SceneReadError, match="assets .* missing"):
+        read_scene(partial, far)
+
+
+@pytest.mark.parametrize(
+    ("props", "offset"),
+    [
+        ({}, 0.0),
+        ({"s2:processing_baseline": "02.14"}, 0.0),
+        ({"s2:processing_baseline": "04.00"}, -1000.0),
+        ({"s2:processing_baseline": "05.10", "earthsearch:boa_offset_applied": True}, 0.0),
+    ],
+)
+def test_s2_offset_rule(props: dict[str, object], offset: float) -> None:
+    assert s2_radiometry(props).offset_dn == offset
