@@ -71,9 +71,15 @@ def report(result: RunResult) -> str:
             )
         from pipeline.trends import summarise
 
-        years = [m.year for m, sy in zip(a.metrics, a.years, strict=True) if sy.composite is not None]
-        coal = [m.coal_ha for m, sy in zip(a.metrics, a.years, strict=True) if sy.composite is not None]
-        s = summarise(years, coal, min_n=result.config.trends.min_years, alpha=result.config.trends.alpha)
+        years = [
+            m.year for m, sy in zip(a.metrics, a.years, strict=True) if sy.composite is not None
+        ]
+        coal = [
+            m.coal_ha for m, sy in zip(a.metrics, a.years, strict=True) if sy.composite is not None
+        ]
+        s = summarise(
+            years, coal, min_n=result.config.trends.min_years, alpha=result.config.trends.alpha
+        )
         lines.append(
             f"  coal area trend: {s.trend}, Theil-Sen {_fmt(s.slope)} ha/yr "
             f"(95% {_fmt(s.slope_low)}..{_fmt(s.slope_high)}), Mann-Kendall p {_fmt(s.mk_p, 3)}"
@@ -81,8 +87,14 @@ def report(result: RunResult) -> str:
         if a.accuracy:
             years_acc = a.accuracy["years"].values()
             ious = [y["footprint_iou"] for y in years_acc]
-            fp_err = [abs(y["footprint_area_error"]) for y in years_acc if y["footprint_area_error"] is not None]
-            coal_err = [abs(y["coal_area_error"]) for y in years_acc if y["coal_area_error"] is not None]
+            fp_err = [
+                abs(y["footprint_area_error"])
+                for y in years_acc
+                if y["footprint_area_error"] is not None
+            ]
+            coal_err = [
+                abs(y["coal_area_error"]) for y in years_acc if y["coal_area_error"] is not None
+            ]
             fe = a.accuracy["false_expansion_share"].values()
             lines.append(
                 f"  accuracy vs truth: footprint IoU min {_fmt(min(ious, default=None), 3)}, "

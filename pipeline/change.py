@@ -46,7 +46,8 @@ def change_vector_magnitude(before: FloatArray, after: FloatArray) -> FloatArray
     if before.shape != after.shape:
         raise ValueError(f"images differ in shape: {before.shape} vs {after.shape}")
     diff = after.astype(np.float64) - before.astype(np.float64)
-    return np.sqrt(np.sum(diff * diff, axis=0)).astype(np.float32)
+    out: FloatArray = np.sqrt(np.sum(diff * diff, axis=0)).astype(np.float32)
+    return out
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def spectral_change(
     values = mag[valid]
     threshold = float(min_magnitude)
     if values.size and float(values.max()) > float(values.min()):
-        threshold = max(threshold, float(threshold_otsu(values)))
+        threshold = max(threshold, float(threshold_otsu(values)))  # type: ignore[no-untyped-call]
     with np.errstate(invalid="ignore"):
         changed = valid & (mag > threshold)
     return SpectralChange(open_mask(np.asarray(changed), opening_px), mag, threshold)

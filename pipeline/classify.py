@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from pipeline import indices
+from pipeline.composite import nan_percentile
 
 FloatArray = NDArray[np.float32]
 BoolArray = NDArray[np.bool_]
@@ -34,8 +35,10 @@ def open_mask(mask: BoolArray, radius_px: int) -> BoolArray:
 
 def footprint_mask(
     reflectance: FloatArray,
+    green_ndvi: FloatArray | None = None,
     *,
     ndvi_max: float = 0.30,
+    green_ndvi_max: float = 0.50,
     mndwi_max: float = 0.0,
     swir16_min: float = 0.03,
     opening_px: int = 1,
@@ -43,7 +46,9 @@ def footprint_mask(
     """Disturbed or built surface (built, bare soil, spoil, coal, asphalt) on one image.
 
     Low NDVI excludes vegetation, low MNDWI excludes water, a SWIR1 floor excludes water and
-    deep shadow. NaN pixels are never footprint.
+    deep shadow. ``green_ndvi`` (see ``greenness``), when given, excludes pixels that were green
+    at some point of the season: harvested fields are bare in a late-season composite but were
+    crops weeks before, while built ground and spoil never green. NaN pixels are never footprint.
     """
     with np.errstate(invalid="ignore"):
         mask = (
@@ -52,7 +57,51 @@ def footprint_mask(
             & (indices.mndwi(reflectance) < mndwi_max)
             & (indices.band(reflectance, "swir16") > swir16_min)
         )
+        if green_ndvi is not None:
+            mask &= ~(green_ndvi >= green_ndvi_max)
     return open_mask(np.asarray(mask), opening_px)
+
+
+def greenness(stack: FloatArray, clear: BoolArray, percentile: float = 90.0) -> FloatArray:
+    """Per pixel, a high percentile of NDVI over the clear observations of ``stack``
+    (time, band, y, x): how green the pixel got during the season. NaN with no observation."""
+    ndvi = np.stack([indices.ndvi(obs) for obs in stack])
+    ndvi[~clear] = np.nan
+    return nan_percentile(ndvi, percentile)
+
+
+def grow_mixed_edges(
+    core: BoolArray, brightness: FloatArray, *, min_fraction: float = 0.5, window_px: int = 7
+) -> BoolArray:
+    """Add to ``core`` the pixels of its one-pixel ring that are at least ``min_fraction`` core
+    material, by linear unmixing of ``brightness`` between the local core level and the local
+    background.
+
+    A dark pile's edge pixels mix coal with brighter ground and fail a strict darkness rule, so
+    the strict rule alone maps roughly the pile minus its rim; a pixel belongs to a pile when
+    most of it is pile (the pixel-centre rule), which this restores.
+    """
+    square = np.ones((3, 3), bool)
+    finite = np.isfinite(brightness)
+    near = ndimage.binary_dilation(core, structure=square)
+    ring = near & ~core & finite
+    if not ring.any():
+        return core
+    b = np.where(finite, brightness, 0.0).astype(np.float64)
+
+    def local_mean(mask: BoolArray) -> NDArray[np.float64]:
+        weight = ndimage.uniform_filter(mask.astype(np.float64), window_px)
+        total = ndimage.uniform_filter(np.where(mask, b, 0.0), window_px)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(weight > 0, total / np.maximum(weight, 1e-12), np.nan)
+
+    level = local_mean(core & finite)
+    background = local_mean(~near & finite)
+    contrast = background - level
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = (background - b) / contrast
+        add = ring & (contrast > 0) & (fraction >= min_fraction)
+    return np.asarray(core | add, dtype=bool)
 
 
 def coal_observation(
@@ -96,10 +145,13 @@ class CoalFrequency:
     clear: NDArray[np.int16]
 
     def mask(self, min_frequency: float = 0.5, min_observations: int = 3) -> BoolArray:
-        """DOMAIN.md counting rule: coal for the year if flagged in >= 50% and >= 3 observations."""
+        """DOMAIN.md counting rule: coal for the year if flagged in >= 50% of the clear
+        observations and in at least 3. A pixel with fewer than 3 clear observations must be
+        flagged in all of them (and the year is flagged as short of data by the caller)."""
+        needed = np.minimum(self.clear, min_observations)
         with np.errstate(invalid="ignore"):
             return np.asarray(
-                (self.frequency >= min_frequency) & (self.flagged >= min_observations)
+                (self.frequency >= min_frequency) & (self.flagged >= needed) & (self.clear > 0)
             )
 
 

@@ -6,13 +6,20 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline import __version__
 from pipeline.errors import SitewatchError
@@ -21,10 +28,14 @@ console = Console(stderr=True)
 
 
 @contextmanager
-def progress_display(quiet: bool) -> Iterator[object]:
+def progress_display(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
     """A rich progress bar per task name; the callback the library takes."""
     if quiet:
-        yield lambda _t, _d, _n: None
+
+        def silent(_task: str, _done: int, _total: int) -> None:
+            return None
+
+        yield silent
         return
     with Progress(
         TextColumn("{task.description:<20}"),
@@ -34,7 +45,7 @@ def progress_display(quiet: bool) -> Iterator[object]:
         console=console,
         transient=False,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def update(task: str, done: int, total: int) -> None:
             if task not in tasks:
@@ -45,7 +56,9 @@ def progress_display(quiet: bool) -> Iterator[object]:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, help="output folder (default: output_dir/name of the config)")
+    p.add_argument(
+        "--out", type=Path, help="output folder (default: output_dir/name of the config)"
+    )
     p.add_argument("--workers", type=int, help="parallel processes over (site, year)")
 
 
@@ -97,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * args.verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return _dispatch(args)
     except SitewatchError as exc:
@@ -130,11 +145,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     with progress_display(args.quiet) as progress:
         if args.command == "demo":
-            result = api.demo(args.out, workers=args.workers, cache_dir=args.cache_dir, progress=progress)  # type: ignore[arg-type]
+            result = api.demo(
+                args.out, workers=args.workers, cache_dir=args.cache_dir, progress=progress
+            )
         else:
             result = api.run_config(
                 args.config, args.out, sites=args.sites, years=args.years,
-                workers=args.workers, progress=progress,  # type: ignore[arg-type]
+                workers=args.workers, progress=progress,
             )  # fmt: skip
     sys.stdout.write(api.report(result))
     return 0

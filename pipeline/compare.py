@@ -61,7 +61,12 @@ def compare(
     return {
         "before": str(before),
         "after": str(after),
-        "grid": {"crs": grid.crs, "resolution_m": grid.resolution, "width": grid.width, "height": grid.height},
+        "grid": {
+            "crs": grid.crs,
+            "resolution_m": grid.resolution,
+            "width": grid.width,
+            "height": grid.height,
+        },
         "reflectance_scaled": scale is not None,
         "valid_pixels": int(result["valid"].sum()),
         "changed_pixels": int(result["changed"].sum()),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,9 +40,25 @@ def median_composite(stack: FloatArray, clear: NDArray[np.bool_]) -> Composite:
     if stack.shape[0] == 0:
         raise InsufficientDataError("no observations to composite")
     data = masked_stack(stack, clear & np.isfinite(stack).all(axis=1))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels are expected: no data
-        med = np.nanmedian(data, axis=0)
-        mad = np.nanmedian(np.abs(data - med[None]), axis=0)
+    med = nan_percentile(data, 50.0)
+    mad = nan_percentile(np.abs(data - med[None]), 50.0)
     count = np.isfinite(data[:, 0]).sum(axis=0).astype(np.int16)
-    return Composite(med.astype(np.float32), count, mad.astype(np.float32))
+    return Composite(med, count, mad)
+
+
+def nan_percentile(data: FloatArray, q: float) -> FloatArray:
+    """Percentile ``q`` along axis 0 ignoring NaN (linear interpolation, as numpy's default);
+    NaN where a pixel has no value.
+
+    Same result as ``np.nanpercentile(data, q, axis=0)``, which loops in Python per pixel on
+    stacks this shape and takes seconds; sorting once (NaN sorts last) takes milliseconds.
+    """
+    ordered = np.sort(data, axis=0)
+    n = np.isfinite(ordered).sum(axis=0)
+    pos = (np.maximum(n, 1) - 1) * (q / 100.0)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    below = np.take_along_axis(ordered, lo[None], axis=0)[0]
+    above = np.take_along_axis(ordered, hi[None], axis=0)[0]
+    out = below + (above - below) * (pos - lo)
+    return np.where(n > 0, out, np.nan).astype(np.float32)

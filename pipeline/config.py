@@ -64,6 +64,9 @@ class SeasonConfig(_Model):
             raise ValueError("the fallback window must contain the season window")
         return self
 
+    def day(self, year: int, month_day: str) -> date:
+        return date(year, *_month_day(month_day))
+
     def window(self, year: int, widened: bool = False) -> tuple[date, date]:
         a, b = (self.fallback_start, self.fallback_end) if widened else (self.start, self.end)
         return date(year, *_month_day(a)), date(year, *_month_day(b))
@@ -95,11 +98,29 @@ class FootprintRule(_Model):
     """Footprint (built, bare, spoil, coal) on the season composite."""
 
     ndvi_max: float = Field(0.30, ge=-1, le=1, description="footprint needs NDVI below this")
+    green_ndvi_max: float = Field(
+        0.50,
+        ge=-1,
+        le=1,
+        description="and the season's green_percentile NDVI below this (never green)",
+    )
+    green_from: MonthDay = Field(
+        "06-01", description="greenness counts clear observations from this day to season end"
+    )
+    green_percentile: float = Field(
+        90.0, ge=50, le=100, description="percentile of NDVI over clear observations: greenness"
+    )
     mndwi_max: float = Field(0.0, ge=-1, le=1, description="and MNDWI below this (not water)")
     swir16_min: float = Field(
         0.03, ge=0, le=1, description="and SWIR1 above this (not water/shadow)"
     )
     opening_px: int = Field(1, ge=0, le=5, description="morphological opening radius (pixels)")
+
+    @field_validator("green_from")
+    @classmethod
+    def _valid_day(cls, v: str) -> str:
+        _month_day(v)
+        return v
 
 
 class CoalRule(_Model):
@@ -115,6 +136,9 @@ class CoalRule(_Model):
     )
     min_frequency: float = Field(0.5, gt=0, le=1, description="share of clear observations flagged")
     min_observations: int = Field(3, ge=1, description="and at least this many flags")
+    edge_fraction: float = Field(
+        0.5, gt=0, le=1, description="rim pixels kept when at least this share is coal (unmixing)"
+    )
 
 
 class ClassifyConfig(_Model):
@@ -190,12 +214,20 @@ class RunConfig(_Model):
     write_rasters: bool = Field(True, description="write per site-year COGs")
 
     def hash(self) -> str:
-        """SHA-256 of the resolved config (canonical JSON): the manifest's config hash."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """SHA-256 of what decides the numbers: the resolved config without where outputs and
+        caches go or how many workers run, with the sites file by content, not by path."""
+        data = self.model_dump(mode="json", exclude=set(OPERATIONAL_FIELDS))
+        try:
+            data["sites"] = hashlib.sha256(self.sites.read_bytes()).hexdigest()
+        except OSError:
+            data["sites"] = str(self.sites)  # a missing file is reported when sites are loaded
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
 
 _PATH_FIELDS = ("sites", "output_dir", "cache_dir")
+# Fields that change where or how fast a run happens, never its numbers: not in the config hash.
+OPERATIONAL_FIELDS = ("output_dir", "cache_dir", "workers", "write_rasters")
 
 
 def load_config(path: str | Path) -> RunConfig:

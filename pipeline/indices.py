@@ -14,7 +14,8 @@ FloatArray = NDArray[np.float32]
 
 
 def band(reflectance: FloatArray, name: str) -> FloatArray:
-    return reflectance[BAND_INDEX[name]]
+    out: FloatArray = reflectance[BAND_INDEX[name]]
+    return out
 
 
 def normalized_difference(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -49,7 +50,7 @@ def nbr(r: FloatArray) -> FloatArray:
 
 def awei_sh(r: FloatArray) -> FloatArray:
     """AWEIsh (Feyisa 2014): B + 2.5 G - 1.5 (NIR + SWIR1) - 0.25 SWIR2."""
-    out = (
+    out: FloatArray = (
         band(r, "blue")
         + 2.5 * band(r, "green")
         - 1.5 * (band(r, "nir") + band(r, "swir16"))

@@ -25,9 +25,10 @@ class SceneRecord:
 
     scene_id: str
     datetime: str
-    offset_dn: float | None
-    radiometry: str
-    clear_fraction: float | None
+    role: str = "season"  # "season": in the composite; "greenness": only tells crops from bare
+    offset_dn: float | None = None
+    radiometry: str = ""
+    clear_fraction: float | None = None
     skipped: str | None = None
 
 
@@ -48,7 +49,7 @@ class SiteYear:
 
     @property
     def n_used(self) -> int:
-        return sum(1 for s in self.scenes if s.skipped is None)
+        return sum(1 for s in self.scenes if s.skipped is None and s.role == "season")
 
     @property
     def median_clear(self) -> float:

@@ -22,6 +22,7 @@ import logging
 import pickle
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,9 @@ from numpy.typing import NDArray
 from rasterio import features as rio_features
 from shapely.geometry.base import BaseGeometry
 
-from pipeline import accuracy, boundaries, trends
+from pipeline import __version__, accuracy, boundaries, trends
 from pipeline.change import mask_change
-from pipeline.classify import coal_frequency, footprint_mask
+from pipeline.classify import coal_frequency, footprint_mask, greenness, grow_mixed_edges
 from pipeline.composite import median_composite
 from pipeline.config import RunConfig
 from pipeline.errors import SceneReadError, SitewatchError
@@ -90,39 +91,74 @@ def rasterize(geoms: Sequence[BaseGeometry], grid: Grid) -> BoolArray:
 def observe_site_year(
     site: Site, grid: Grid, year: int, source: SceneSource, config: RunConfig
 ) -> SiteYear:
-    """Search, read, mask, composite and classify one site-year."""
+    """Search, read, mask, composite and classify one site-year.
+
+    Scenes are read once, from the start of the greenness period to the end of the widened
+    window; the season window selects the composite's observations and is widened in memory
+    when the median pixel has too few clear ones.
+    """
     area = analysis_area(site, grid, config.grid.buffer_m)
     dilation_px = round(config.masking.cloud_dilation_m / grid.resolution)
+    fp_rule = config.classify.footprint
+    green_start = config.season.day(year, fp_rule.green_from)
+    wide_start, wide_end = config.season.window(year, widened=True)
+    observed, skipped = _read_scenes(
+        site, grid, source, min(green_start, wide_start), wide_end, config, dilation_px
+    )
     for widened in (False, True):
         start, end = config.season.window(year, widened)
-        stack, clear, records = _read_window(site, grid, source, start, end, config, dilation_px)
-        clear_count = clear.sum(axis=0) if clear.size else np.zeros(grid.shape, int)
-        enough = bool(
-            clear.size and np.median(clear_count[area]) >= config.season.min_clear_observations
-        )
-        if enough or widened:
+        in_season = [o for o in observed if start <= o.day <= end]
+        clear_count = sum((o.clear for o in in_season), np.zeros(grid.shape, int))
+        if np.median(clear_count[area]) >= config.season.min_clear_observations or widened:
             break
         logger.info(
             "%s %d: median clear observations %s < %d in %s..%s; widening the window",
-            site.id, year, np.median(clear_count[area]) if clear.size else 0,
-            config.season.min_clear_observations, start, end,
+            site.id, year, np.median(clear_count[area]), config.season.min_clear_observations,
+            start, end,
         )  # fmt: skip
     window = (start.isoformat(), end.isoformat())
-    if not stack.size:
+    green_obs = [o for o in observed if green_start <= o.day <= end]
+    records = tuple(
+        sorted(
+            [replace(o.record, role="season" if start <= o.day else "greenness") for o in green_obs]
+            + [
+                replace(r, role="season" if start <= d else "greenness")
+                for d, r in skipped
+                if d <= end
+            ],
+            key=lambda r: (r.datetime, r.scene_id),
+        )
+    )
+    if not in_season:
         empty = np.zeros(grid.shape, bool)
         return SiteYear(site.id, year, window, widened, records, None, None, empty, empty, empty)
 
+    stack = np.stack([o.reflectance for o in in_season])
+    clear = np.stack([o.clear for o in in_season])
+    green = greenness(
+        np.stack([o.reflectance for o in green_obs]),
+        np.stack([o.clear for o in green_obs]),
+        fp_rule.green_percentile,
+    )
+
     composite = median_composite(stack, clear)
+    coal_rule = config.classify.coal
     coal = coal_frequency(stack, clear, **_coal_thresholds(config))
     valid = area & (composite.clear_count > 0)
-    px_area = grid.pixel_area_ha
-    min_px = boundaries.min_pixels_for_area(config.boundaries.min_mapping_unit_ha, px_area)
+    min_px = boundaries.min_pixels_for_area(
+        config.boundaries.min_mapping_unit_ha, grid.pixel_area_ha
+    )
+    coal_core = coal.mask(coal_rule.min_frequency, coal_rule.min_observations) & valid
+    brightness = np.mean(composite.reflectance, axis=0)
     coal_mask = boundaries.remove_small_regions(
-        coal.mask(config.classify.coal.min_frequency, config.classify.coal.min_observations)
-        & valid,
+        grow_mixed_edges(coal_core, brightness, min_fraction=coal_rule.edge_fraction) & valid,
         min_px,
     )
-    footprint = footprint_mask(composite.reflectance, **config.classify.footprint.model_dump())
+    footprint = footprint_mask(
+        composite.reflectance,
+        green,
+        **fp_rule.model_dump(exclude={"green_percentile", "green_from"}),
+    )
     footprint = boundaries.remove_small_regions((footprint | coal_mask) & valid, min_px)
     return SiteYear(
         site.id, year, window, widened, records, composite, coal, footprint, coal_mask, valid
@@ -130,11 +166,23 @@ def observe_site_year(
 
 
 def _coal_thresholds(config: RunConfig) -> dict[str, float]:
-    rule = config.classify.coal.model_dump(exclude={"min_frequency", "min_observations"})
+    rule = config.classify.coal.model_dump(
+        exclude={"min_frequency", "min_observations", "edge_fraction"}
+    )
     return {k: float(v) for k, v in rule.items()}
 
 
-def _read_window(
+@dataclass(frozen=True)
+class _Observed:
+    """A scene read for a site-year: its provenance record, pixels and clear mask."""
+
+    day: date
+    record: SceneRecord
+    reflectance: NDArray[np.float32]
+    clear: BoolArray
+
+
+def _read_scenes(
     site: Site,
     grid: Grid,
     source: SceneSource,
@@ -142,35 +190,31 @@ def _read_window(
     end: date,
     config: RunConfig,
     dilation_px: int,
-) -> tuple[NDArray[np.float32], BoolArray, tuple[SceneRecord, ...]]:
-    records: list[SceneRecord] = []
-    layers: list[NDArray[np.float32]] = []
-    masks: list[BoolArray] = []
+) -> tuple[list[_Observed], list[tuple[date, SceneRecord]]]:
+    """Every scene over ``site`` in [start, end] on ``grid`` with its clear mask, and the scenes
+    that could not be read with the reason (one bad scene never sinks a run)."""
+    observed: list[_Observed] = []
+    skipped: list[tuple[date, SceneRecord]] = []
     for scene in source.search(site, start, end):
         when = scene.datetime.isoformat()
         try:
             obs = read_scene(scene, grid, BANDS)
         except SceneReadError as exc:
             logger.warning("skipping %s", exc)
-            records.append(SceneRecord(scene.id, when, None, "", None, exc.reason))
+            skipped.append((scene.date, SceneRecord(scene.id, when, skipped=exc.reason)))
             continue
         clear = clear_from_scl(
             obs.scl, config.masking.scl_masked, config.masking.scl_dilated, dilation_px
         ) & np.isfinite(obs.reflectance).all(axis=0)
-        layers.append(obs.reflectance)
-        masks.append(clear)
-        records.append(
-            SceneRecord(
-                scene.id,
-                when,
-                obs.radiometry.offset_dn,
-                obs.radiometry.reason,
-                round(float(clear.mean()), 4),
-            )
+        record = SceneRecord(
+            scene.id,
+            when,
+            offset_dn=obs.radiometry.offset_dn,
+            radiometry=obs.radiometry.reason,
+            clear_fraction=round(float(clear.mean()), 4),
         )
-    if not layers:
-        return np.zeros((0,), np.float32), np.zeros((0,), bool), tuple(records)
-    return np.stack(layers), np.stack(masks), tuple(records)
+        observed.append(_Observed(scene.date, record, obs.reflectance, clear))
+    return observed, skipped
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,14 +322,28 @@ def _round(value: float, digits: int = 4) -> float | None:
 # Whole run
 
 
-def make_source(config: RunConfig) -> SceneSource:
+TruthLookup = Callable[[str], dict[int, Any]]
+
+
+def make_source(
+    config: RunConfig, progress: Progress = _no_progress
+) -> tuple[SceneSource, TruthLookup | None]:
+    """The configured scene source, indexed and ready to search, and the truth lookup when the
+    source has truth. A synthetic scenario is built (or found in the cache) here, with progress,
+    and searched through its static catalog, which is what worker processes receive."""
     if config.source.kind == "synthetic":
-        return SyntheticSource(config.source.scenario, config.cache_dir)
-    return StaticCatalogSource(config.source.catalog)
+        scenario = SyntheticSource(
+            config.source.scenario,
+            config.cache_dir,
+            workers=config.workers,
+            progress=lambda done, total: progress("building imagery", done, total),
+        )
+        return StaticCatalogSource(scenario.catalog_path), scenario.truth
+    return StaticCatalogSource(config.source.catalog), None
 
 
 def _task_key(config: RunConfig, site: Site, year: int) -> str:
-    text = f"{config.hash()}|{site.id}|{year}"
+    text = f"{__version__}|{config.hash()}|{site.id}|{year}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -325,10 +383,7 @@ def run(
             f"years {bad_years} outside the config's years {config.years.start}..{config.years.end}"
         )
 
-    source = make_source(config)
-    prepare = getattr(source, "prepare", None)
-    if callable(prepare):
-        prepare(lambda done, total: report("preparing imagery", done, total))
+    source, truth_of = make_source(config, report)
 
     grids = {s.id: s.grid(config.grid.resolution_m, config.grid.buffer_m) for s in site_list}
     tasks = [(s, y) for s in site_list for y in year_list]
@@ -340,12 +395,11 @@ def run(
         report("site-years", n, len(tasks))
 
     results = RunResult(out, config)
-    truth_of = getattr(source, "truth", None)
     scores: dict[str, Any] = {}
     for i, site in enumerate(site_list, start=1):
         site_years = [observed[(site.id, y)] for y in year_list]
         analysis = analyse_site(site, grids[site.id], site_years, config)
-        if callable(truth_of):
+        if truth_of is not None:
             acc = score_against_truth(analysis, truth_of(site.id))
             analysis = SiteAnalysis(**{**analysis.__dict__, "accuracy": acc})
             scores[site.id] = acc

@@ -110,3 +110,17 @@ def test_every_key_documented_and_reference_current() -> None:
     assert (ROOT / "docs" / "config.md").read_text() == ref, (
         "docs/config.md is stale: regenerate with `sitewatch config reference > docs/config.md`"
     )
+
+
+def test_config_hash_ignores_where_but_not_what(tmp_path: Path) -> None:
+    sites = tmp_path / "a.geojson"
+    sites.write_text('{"type": "FeatureCollection", "features": []}')
+    base = {**MINIMAL, "sites": str(sites)}
+    h = config_from_mapping(base).hash()
+    moved = config_from_mapping({**base, "output_dir": "/elsewhere", "cache_dir": "/c", "workers": 4})
+    assert moved.hash() == h
+    copy = tmp_path / "b.geojson"
+    copy.write_text(sites.read_text())
+    assert config_from_mapping({**base, "sites": str(copy)}).hash() == h  # by content
+    copy.write_text('{"type": "FeatureCollection", "features": [null]}')
+    assert config_from_mapping({**base, "sites": str(copy)}).hash() != h

@@ -138,21 +138,25 @@ def test_atomic_path_renames_over_the_target_on_success(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.csv"]
 
 
+def write_half_then_fail(target: Path, error: BaseException) -> None:
+    with atomic_path(target) as temp:
+        temp.write_text("half")
+        Path(f"{temp}.aux.xml").write_text("a GDAL sidecar")
+        raise error
+
+
 def test_an_exception_leaves_no_file_and_no_temp(tmp_path: Path) -> None:
     target = tmp_path / "out.txt"
-    with pytest.raises(RuntimeError, match="boom"), atomic_path(target) as temp:
-        temp.write_text("half")
-        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"):
+        write_half_then_fail(target, RuntimeError("boom"))
     assert list(tmp_path.iterdir()) == []
 
 
 def test_an_exception_leaves_an_existing_file_unchanged(tmp_path: Path) -> None:
     target = tmp_path / "out.txt"
     target.write_text("old\n")
-    with pytest.raises(KeyboardInterrupt), atomic_path(target) as temp:
-        temp.write_text("new but half")
-        Path(f"{temp}.aux.xml").write_text("a GDAL sidecar")
-        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        write_half_then_fail(target, KeyboardInterrupt())
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
@@ -305,6 +309,27 @@ def test_rounding_that_breaks_a_polygon_is_repaired_keeping_the_polygon(tmp_path
     assert written.covers(Point(0.5, 0.75))
 
 
+def test_a_hole_that_touches_its_shell_after_rounding_is_not_filled(tmp_path: Path) -> None:
+    # Found by the property test below: shapely's default make_valid ("linework") filled this
+    # hole, adding a third to the area; the "structure" method keeps it out.
+    polygon = shapely.from_wkt(
+        "POLYGON ((299999.3 4199995, 299999.95 4199995.05, 300004.95 4199998.25, "
+        "300003.5 4200001.35, 300004.35 4200004.25, 300000.45 4200002.15, 300000.75 4200004.45, "
+        "299999.1 4200003.6, 299999.9 4200001.45, 299998.55 4200001.3, 299997.15 4200001.55, "
+        "299995.25 4200001.95, 299999.3 4199995), (299999.78 4199997.93, 300000.11 4199997.96, "
+        "300002.61 4199999.56, 300001.88 4200001.11, 300002.31 4200002.56, 300000.36 4200001.51, "
+        "300000.51 4200002.66, 299999.68 4200002.23, 300000.08 4200001.16, 299999.41 4200001.08, "
+        "299998.71 4200001.21, 299997.76 4200001.41, 299999.78 4199997.93))"
+    )
+    assert polygon.is_valid
+    path = tmp_path / "holed.geojson"
+    write_feature_collection(path, [(polygon, {})], UTM)
+    written = shape(assert_rfc7946(path)["features"][0]["geometry"])
+    to_wgs84 = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
+    expected = shapely.transform(polygon, lambda x, y: to_wgs84.transform(x, y), interleaved=False)
+    assert abs(written.area - expected.area) <= expected.length * 1e-6
+
+
 def test_a_polygon_that_collapses_at_6_decimals_is_written_as_null(tmp_path: Path) -> None:
     sliver = box(124.0, 40.0, 124.1, 40.0000003)  # 3 cm wide
     path = tmp_path / "sliver.geojson"
@@ -315,7 +340,9 @@ def test_a_polygon_that_collapses_at_6_decimals_is_written_as_null(tmp_path: Pat
 
 
 def test_an_invalid_input_polygon_is_written_as_its_valid_repair(tmp_path: Path) -> None:
-    bowtie = Polygon([(500_000, 4_400_000), (501_000, 4_401_000), (501_000, 4_400_000), (500_000, 4_401_000)])
+    bowtie = Polygon(
+        [(500_000, 4_400_000), (501_000, 4_401_000), (501_000, 4_400_000), (500_000, 4_401_000)]
+    )
     assert not bowtie.is_valid
     path = tmp_path / "bowtie.geojson"
     write_feature_collection(path, [(bowtie, {})], UTM)
@@ -397,7 +424,9 @@ def test_gdal_reads_the_file_back_as_a_single_type_layer_in_wgs84(tmp_path: Path
         (utm_square(500_000, 4_400_000, 500), {"site_id": "a", "year": 2019, "area_ha": 25.0}),
         (None, {"site_id": "a", "year": 2020, "area_ha": 0.0}),
         (
-            MultiPolygon([utm_square(501_000, 4_400_000, 100), utm_square(502_000, 4_400_000, 100)]),
+            MultiPolygon(
+                [utm_square(501_000, 4_400_000, 100), utm_square(502_000, 4_400_000, 100)]
+            ),
             {"site_id": "a", "year": 2021, "area_ha": 2.0},
         ),
     ]
@@ -436,12 +465,14 @@ def test_geojson_rejects_what_it_cannot_write(tmp_path: Path) -> None:
         write_feature_collection(path, [], "EPSG:99999999")
     # Chukotka, UTM zone 60N: a 2 km square straddling 180 degrees.
     x, y = Transformer.from_crs("EPSG:4326", "EPSG:32660", always_xy=True).transform(180.0, 65.0)
-    with pytest.raises(ValueError, match="feature 0: .*crosses the antimeridian"):
-        write_feature_collection(path, [(box(x - 1000, y - 1000, x + 1000, y + 1000), {})], "EPSG:32660")
-    with pytest.raises(ValueError, match="feature 0: .*outside longitude -180..180"):
+    with pytest.raises(ValueError, match=r"feature 0: .*crosses the antimeridian"):
+        write_feature_collection(
+            path, [(box(x - 1000, y - 1000, x + 1000, y + 1000), {})], "EPSG:32660"
+        )
+    with pytest.raises(ValueError, match=r"feature 0: .*outside longitude -180\.\.180"):
         write_feature_collection(path, [(box(-180.5, 0, -179.5, 1), {})], "EPSG:4326")
+    collection = shapely.GeometryCollection([Point(0, 0), box(0, 0, 1, 1)])
     with pytest.raises(ValueError, match="feature 1: a GeometryCollection"):
-        collection = shapely.GeometryCollection([Point(0, 0), box(0, 0, 1, 1)])
         write_feature_collection(path, [(None, {}), (collection, {})], "EPSG:4326")
     with pytest.raises(TypeError, match="feature 0 property 'when': cannot write a set"):
         write_feature_collection(path, [(None, {"when": {1}})], "EPSG:4326")
@@ -518,7 +549,9 @@ def test_cog_is_valid_and_reads_back_exactly(tmp_path: Path, grid: Grid) -> None
     path = tmp_path / "ndvi.tif"
     tags = {"site_id": "camp-16", "year": "2020", "sitewatch_version": pipeline.__version__}
     assert (
-        write_cog(path, data, grid, nodata=math.nan, band_names=["ndvi"], tags=tags, resampling="average")
+        write_cog(
+            path, data, grid, nodata=math.nan, band_names=["ndvi"], tags=tags, resampling="average"
+        )
         == path
     )
     assert_valid_cog(path)
@@ -540,7 +573,11 @@ def test_cog_is_valid_and_reads_back_exactly(tmp_path: Path, grid: Grid) -> None
 
 def test_cog_bytes_are_identical_for_identical_input(tmp_path: Path, grid: Grid) -> None:
     data = np.random.default_rng(2).integers(0, 5000, size=(3, *grid.shape)).astype(np.uint16)
-    kwargs: dict[str, Any] = {"nodata": 0, "band_names": ["red", "nir", "swir16"], "tags": {"b": "2", "a": "1"}}
+    kwargs: dict[str, Any] = {
+        "nodata": 0,
+        "band_names": ["red", "nir", "swir16"],
+        "tags": {"b": "2", "a": "1"},
+    }
     write_cog(tmp_path / "a.tif", data, grid, **kwargs)
     write_cog(tmp_path / "b.tif", data, grid, **{**kwargs, "tags": {"a": "1", "b": "2"}})
     assert sha256_file(tmp_path / "a.tif") == sha256_file(tmp_path / "b.tif")
@@ -555,8 +592,9 @@ def test_cog_of_a_mask_with_a_palette(tmp_path: Path) -> None:
     small = Grid(UTM, Affine(30, 0, 600_000, 0, -30, 4_300_000), 40, 30)
     change = np.zeros(small.shape, dtype=bool)
     change[10:20, 5:15] = True
-    masked = np.ma.MaskedArray(change.astype(np.uint8), mask=np.zeros(small.shape, bool))
-    masked.mask[0, :] = True
+    first_row = np.zeros(small.shape, dtype=bool)
+    first_row[0, :] = True
+    masked = np.ma.MaskedArray(change.astype(np.uint8), mask=first_row)
     palette = {0: (0, 0, 0, 0), 1: (230, 0, 0, 255), 255: (0, 0, 0, 0)}
     path = tmp_path / "change.tif"
     write_cog(path, masked, small, nodata=255, band_names=["change"], colormap=palette)
@@ -580,19 +618,58 @@ def test_cog_of_a_mask_with_a_palette(tmp_path: Path) -> None:
     ("data", "kwargs", "error", "match"),
     [
         (np.zeros((2, 2), np.uint8), {"nodata": 255}, ValueError, r"does not match the grid"),
-        (np.zeros((3, 4), np.uint8), {"nodata": -9999}, ValueError, r"nodata -9999 is not a value of"),
+        (
+            np.zeros((3, 4), np.uint8),
+            {"nodata": -9999},
+            ValueError,
+            r"nodata -9999 is not a value of",
+        ),
         (np.zeros((3, 4), np.int16), {"nodata": math.nan}, ValueError, r"nodata nan"),
-        (np.zeros((3, 4), np.uint8), {"nodata": 0, "band_names": ["a", "b"]}, ValueError, r"2 band_names"),
-        (np.zeros((3, 4), np.uint8), {"nodata": 0, "resampling": "median"}, ValueError, r"'median' is not one of"),
-        (np.zeros((3, 4), np.float32), {"nodata": 0, "colormap": {0: (0, 0, 0, 255)}}, ValueError, r"single uint8"),
-        (np.zeros((3, 4), np.uint8), {"nodata": 0, "tags": {"ns": "x"}}, ValueError, r"tag name 'ns'"),
-        (np.zeros((3, 4), np.uint8), {"nodata": 0, "tags": {"a": 1}}, TypeError, r"tag 'a' must be a string"),
-        (np.zeros((3, 4), np.complex64), {"nodata": None}, ValueError, r"complex64 cannot be written"),
+        (
+            np.zeros((3, 4), np.uint8),
+            {"nodata": 0, "band_names": ["a", "b"]},
+            ValueError,
+            r"2 band_names",
+        ),
+        (
+            np.zeros((3, 4), np.uint8),
+            {"nodata": 0, "resampling": "median"},
+            ValueError,
+            r"'median' is not one of",
+        ),
+        (
+            np.zeros((3, 4), np.float32),
+            {"nodata": 0, "colormap": {0: (0, 0, 0, 255)}},
+            ValueError,
+            r"single uint8",
+        ),
+        (
+            np.zeros((3, 4), np.uint8),
+            {"nodata": 0, "tags": {"ns": "x"}},
+            ValueError,
+            r"tag name 'ns'",
+        ),
+        (
+            np.zeros((3, 4), np.uint8),
+            {"nodata": 0, "tags": {"a": 1}},
+            TypeError,
+            r"tag 'a' must be a string",
+        ),
+        (
+            np.zeros((3, 4), np.complex64),
+            {"nodata": None},
+            ValueError,
+            r"complex64 cannot be written",
+        ),
         (np.zeros((1, 2, 3, 4), np.uint8), {"nodata": None}, ValueError, r"with 1\+ bands"),
     ],
 )
 def test_cog_rejects_bad_input_naming_the_value(
-    tmp_path: Path, data: np.ndarray[Any, Any], kwargs: dict[str, Any], error: type[Exception], match: str
+    tmp_path: Path,
+    data: np.ndarray[Any, Any],
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    match: str,
 ) -> None:
     small = Grid(UTM, Affine(10, 0, 500_000, 0, -10, 4_400_000), 4, 3)
     with pytest.raises(error, match=match):
@@ -604,7 +681,7 @@ def test_cog_rejects_bad_input_naming_the_value(
 
 
 def test_csv_formatting_is_fixed(tmp_path: Path) -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "site_id": "camp-16",
             "year": np.int64(2019),
@@ -624,7 +701,15 @@ def test_csv_formatting_is_fixed(tmp_path: Path) -> None:
             "flag": np.bool_(False),
             "note": dt.date(2020, 5, 1),
         },
-        {"site_id": Kind.CAMP, "year": 2021, "area_ha": math.inf, "change_ha": -math.inf, "p": 1, "flag": None, "note": ""},
+        {
+            "site_id": Kind.CAMP,
+            "year": 2021,
+            "area_ha": math.inf,
+            "change_ha": -math.inf,
+            "p": 1,
+            "flag": None,
+            "note": "",
+        },
     ]
     columns = ["site_id", "year", "area_ha", "change_ha", "p", "flag", "note"]
     path = tmp_path / "trends.csv"
@@ -645,7 +730,7 @@ def test_csv_with_no_rows_has_its_header(tmp_path: Path) -> None:
 
 
 def test_csv_missing_column_names_the_row_and_column(tmp_path: Path) -> None:
-    rows = [{"site_id": "a", "area_ha": 1.0}, {"site_id": "b"}]
+    rows: list[dict[str, Any]] = [{"site_id": "a", "area_ha": 1.0}, {"site_id": "b"}]
     path = tmp_path / "t.csv"
     path.write_text("previous\n")
     with pytest.raises(ValueError, match=r"row 1 has no column 'area_ha' \(it has \['site_id'\]\)"):
@@ -665,7 +750,12 @@ def test_csv_missing_column_names_the_row_and_column(tmp_path: Path) -> None:
     ],
 )
 def test_csv_rejects_bad_input(
-    tmp_path: Path, columns: list[str], float_digits: Any, rows: Any, error: type[Exception], match: str
+    tmp_path: Path,
+    columns: list[str],
+    float_digits: Any,
+    rows: Any,
+    error: type[Exception],
+    match: str,
 ) -> None:
     with pytest.raises(error, match=match):
         write_csv(tmp_path / "t.csv", rows, columns, float_digits)
@@ -684,8 +774,21 @@ def test_format_float() -> None:
 
 def test_software_versions_name_the_libraries_behind_the_numbers() -> None:
     versions = software_versions()
-    for key in ("sitewatch", "python", "numpy", "rasterio", "GDAL", "PROJ", "shapely", "GEOS",
-                "pyproj", "scipy", "scikit-image", "pystac", "pydantic"):
+    for key in (
+        "sitewatch",
+        "python",
+        "numpy",
+        "rasterio",
+        "GDAL",
+        "PROJ",
+        "shapely",
+        "GEOS",
+        "pyproj",
+        "scipy",
+        "scikit-image",
+        "pystac",
+        "pydantic",
+    ):
         assert versions[key], key
     assert versions["sitewatch"] == pipeline.__version__
     assert versions["GDAL"] == rasterio.__gdal_version__
@@ -713,7 +816,12 @@ def test_canonical_json_is_sorted_indented_and_ends_with_a_newline() -> None:
         '{\n  "a": {\n    "x": 0.1,\n    "y": [\n      1.5,\n      null\n    ]\n  },\n'
         '  "b": 1,\n  "c": "ü"\n}\n'
     )
-    extras = {"path": Path("out/trends.csv"), "when": dt.datetime(2024, 1, 2, 3, 4, 5), "ids": {"b", "a"}, "k": Kind.CAMP}
+    extras = {
+        "path": Path("out/trends.csv"),
+        "when": dt.datetime(2024, 1, 2, 3, 4, 5),
+        "ids": {"b", "a"},
+        "k": Kind.CAMP,
+    }
     assert json.loads(canonical_json(extras)) == {
         "path": "out/trends.csv",
         "when": "2024-01-02T03:04:05",

@@ -67,8 +67,11 @@ def test_coal_frequency_rule() -> None:
     freq = coal_frequency(stack, clear)
     np.testing.assert_allclose(freq.frequency[0], [1.0, 0.5, 2 / 6, 0.0])
     assert freq.mask(0.5, 3)[0].tolist() == [True, True, False, False]
-    clear[:, 0, 0] = [True, True, False, False, False, False]  # 2 clear coal looks: too few
-    assert not coal_frequency(stack, clear).mask(0.5, 3)[0, 0]
+    # Fewer than 3 clear observations: coal only when flagged in every one of them.
+    clear[:, 0, 0] = [True, True, False, False, False, False]
+    clear[:, 0, 1] = [False, False, True, True, False, False]  # one coal look, one built
+    short = coal_frequency(stack, clear).mask(0.5, 3)[0]
+    assert short[0] and not short[1]
 
 
 def test_scl_mask_keeps_dark_classes_and_dilates_clouds() -> None:
@@ -153,3 +156,19 @@ def test_spectral_change_finds_a_changed_block() -> None:
     truth = np.zeros((50, 50), bool)
     truth[20:30, 20:30] = True
     assert (got == truth).mean() > 0.995
+
+
+@HYP
+@given(
+    hnp.arrays(np.float32, (7, 3, 4), elements=st.one_of(st.just(np.nan), st.floats(0, 1, width=32))),
+    st.sampled_from([0.0, 10.0, 50.0, 90.0, 100.0]),
+)
+def test_nan_percentile_matches_numpy(data: np.ndarray, q: float) -> None:
+    import warnings
+
+    from pipeline.composite import nan_percentile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanpercentile(data.astype(np.float64), q, axis=0)
+    np.testing.assert_allclose(nan_percentile(data, q), expected, rtol=1e-5, atol=1e-6)

@@ -130,7 +130,9 @@ def _transformer_to_wgs84(src_crs: str) -> Transformer:
         raise ValueError(
             f"src_crs {src_crs!r} is not a CRS PROJ knows (expected e.g. 'EPSG:32651'): {error}"
         ) from error
-    return Transformer.from_crs(crs, CRS.from_epsg(4326), always_xy=True)
+    # only_best: fail rather than fall back to a coarser ("ballpark") transformation when the
+    # best one needs a datum grid that is not installed, which would move coordinates silently.
+    return Transformer.from_crs(crs, CRS.from_epsg(4326), always_xy=True, only_best=True)
 
 
 # --- geometry -------------------------------------------------------------------------------
@@ -213,10 +215,13 @@ def _round(geometry: BaseGeometry) -> BaseGeometry:
 def _polygonal_rounded(geometry: Polygon | MultiPolygon, where: str) -> BaseGeometry | None:
     candidate = _round(geometry)
     repairs: tuple[Callable[[BaseGeometry], BaseGeometry], ...] = (
-        shapely.make_valid,
+        # "structure" reads rings as area (shells) and not-area (holes), as a polygon means;
+        # the default "linework" re-nodes all rings and can fill a hole whose ring now touches
+        # its shell, adding area nobody measured.
+        _make_valid_polygonal,
         # make_valid adds vertices at crossings, and rounding those can break validity again;
         # snap rounding onto the 1e-6 grid is valid by construction.
-        lambda geom: shapely.set_precision(shapely.make_valid(geom), _GRID_SIZE),
+        lambda geom: shapely.set_precision(_make_valid_polygonal(geom), _GRID_SIZE),
     )
     for repair in repairs:
         if candidate.is_valid:
@@ -241,6 +246,11 @@ def _polygonal_rounded(geometry: Polygon | MultiPolygon, where: str) -> BaseGeom
         shapely.remove_repeated_points(candidate), exterior_cw=False
     )
     return oriented
+
+
+def _make_valid_polygonal(geometry: BaseGeometry) -> BaseGeometry:
+    valid: BaseGeometry = shapely.make_valid(geometry, method="structure", keep_collapsed=False)
+    return valid
 
 
 def _polygonal_parts(geometry: BaseGeometry) -> BaseGeometry | None:

@@ -59,7 +59,8 @@ def write_cog(
     representable in the array's dtype (NaN only for floats); a masked array is filled with it.
     bool arrays are written as uint8, float16 as float32. ``band_names`` become band descriptions,
     ``tags`` dataset metadata (sorted by key), ``colormap`` the palette of a single uint8/uint16
-    band. The file is written atomically.
+    band (GeoTIFF palettes are RGB: alpha is dropped, so transparency comes from ``nodata``).
+    The file is written atomically.
     """
     array = _as_band_array(data, grid, nodata)
     count = array.shape[0]
@@ -80,12 +81,13 @@ def write_cog(
     except CRSError as error:
         raise ValueError(f"grid CRS {grid.crs!r} is not a CRS GDAL knows: {error}") from error
 
+    # The COG driver names predictors (GTiff's 1/2/3 are rejected with a warning).
     if array.dtype.kind == "f":
-        predictor = "3"
+        predictor = "FLOATING_POINT"
     elif array.dtype.itemsize > 1:
-        predictor = "2"
+        predictor = "STANDARD"
     else:
-        predictor = "1"
+        predictor = "NO"
     creation: dict[str, Any] = {
         "compress": "DEFLATE",
         "predictor": predictor,

@@ -38,7 +38,9 @@ SUMMARY_METRICS = ("footprint_ha", "coal_ha")
 
 
 def _multipolygon(polygons: Sequence[Polygon], crs: str) -> MultiPolygon:
-    return reproject_geometry(MultiPolygon(list(polygons)), crs, WGS84)  # type: ignore[return-value]
+    out = reproject_geometry(MultiPolygon(list(polygons)), crs, WGS84)
+    assert isinstance(out, MultiPolygon)
+    return out
 
 
 def _flags(sy: SiteYear, previous: SiteYear | None, min_clear: int) -> str:
@@ -156,7 +158,9 @@ def export_run(
             )
             freq = sy.coal.frequency if sy.coal is not None else None
             mean_freq = (
-                float(np.nanmean(freq[sy.coal_mask])) if freq is not None and sy.coal_mask.any() else None
+                float(np.nanmean(freq[sy.coal_mask]))
+                if freq is not None and sy.coal_mask.any()
+                else None
             )
             stockpiles.append(
                 (
@@ -196,12 +200,27 @@ def export_run(
         progress("writing outputs", n, total)
 
     meta = {"run": cfg.name, "config_hash": cfg.hash()}
-    write_feature_collection(out / "footprints.geojson", footprints, WGS84, name="footprints", metadata=meta)
-    write_feature_collection(out / "expansion.geojson", expansion, WGS84, name="expansion", metadata=meta)
-    write_feature_collection(out / "stockpiles.geojson", stockpiles, WGS84, name="stockpiles", metadata=meta)
+    write_feature_collection(
+        out / "footprints.geojson", footprints, WGS84, name="footprints", metadata=meta
+    )
+    write_feature_collection(
+        out / "expansion.geojson", expansion, WGS84, name="expansion", metadata=meta
+    )
+    write_feature_collection(
+        out / "stockpiles.geojson", stockpiles, WGS84, name="stockpiles", metadata=meta
+    )
     write_csv(out / "trends.csv", trends, TREND_COLUMNS)
     write_csv(out / "trend_summary.csv", summaries, SUMMARY_COLUMNS)
-    written = [out / n for n in ("footprints.geojson", "expansion.geojson", "stockpiles.geojson", "trends.csv", "trend_summary.csv")]
+    written = [
+        out / n
+        for n in (
+            "footprints.geojson",
+            "expansion.geojson",
+            "stockpiles.geojson",
+            "trends.csv",
+            "trend_summary.csv",
+        )
+    ]
     if result.accuracy is not None:
         path = out / "accuracy.json"
         from pipeline.export.atomic import atomic_write_text
@@ -229,10 +248,15 @@ def write_site_rasters(out: Path, a: SiteAnalysis) -> list[Path]:
         comp = np.where(np.isfinite(refl), np.clip(np.round(refl * 10000), 1, 65535), 0).astype(
             np.uint16
         )
-        items = [
+        items: list[tuple[str, np.ndarray[Any, Any], int, list[str]]] = [
             (f"{stem}_footprint.tif", fp, 255, ["footprint"]),
             (f"{stem}_coal_frequency.tif", freq, 255, ["coal_frequency_percent"]),
-            (f"{stem}_clear_count.tif", sy.composite.clear_count.astype(np.int16), -1, ["clear_count"]),
+            (
+                f"{stem}_clear_count.tif",
+                sy.composite.clear_count.astype(np.int16),
+                -1,
+                ["clear_count"],
+            ),
             (f"{stem}_composite.tif", comp, 0, ["blue", "green", "red", "nir", "swir16", "swir22"]),
         ]
         for path, data, nodata, names in items:
@@ -241,7 +265,9 @@ def write_site_rasters(out: Path, a: SiteAnalysis) -> list[Path]:
     return paths
 
 
-def build_manifest(result: RunResult, source: SceneSource, outputs: Sequence[Path]) -> dict[str, Any]:
+def build_manifest(
+    result: RunResult, source: SceneSource, outputs: Sequence[Path]
+) -> dict[str, Any]:
     cfg = result.config
     sites = []
     for a in result.sites:

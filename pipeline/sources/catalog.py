@@ -48,7 +48,9 @@ class _Entry:
     properties: Mapping[str, Any]
 
     def scene(self) -> Scene:
-        return Scene(self.id, self.collection, self.datetime, dict(self.assets), dict(self.properties))
+        return Scene(
+            self.id, self.collection, self.datetime, dict(self.assets), dict(self.properties)
+        )
 
 
 class StaticCatalogSource:

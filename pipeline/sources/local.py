@@ -127,10 +127,8 @@ def read_bands(
                     add_alpha=nodata is None,
                 ) as vrt:
                     data = vrt.read(b.index).astype(np.float32)
-                    if nodata is None:
-                        ok = vrt.read(vrt.count) > 0  # the alpha band marks where data exists
-                    else:
-                        ok = data != np.float32(nodata)
+                    # Without a nodata value, the alpha band marks where data exists.
+                    ok = vrt.read(vrt.count) > 0 if nodata is None else data != np.float32(nodata)
         except (RasterioError, OSError) as exc:
             raise InputRasterError(f"{b.path}: cannot read band {name} ({exc})") from None
         out[i] = np.where(ok, data * np.float32(scale) + np.float32(offset), np.nan)

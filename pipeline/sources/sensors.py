@@ -92,6 +92,4 @@ def radiometry_for(collection: str, properties: Mapping[str, Any]) -> Radiometry
     """The DN -> reflectance rule for an item of ``collection``."""
     if collection.startswith("sentinel-2"):
         return s2_radiometry(properties)
-    raise ValueError(
-        f"collection {collection!r} has no radiometry rule; supported: sentinel-2-l2a"
-    )
+    raise ValueError(f"collection {collection!r} has no radiometry rule; supported: sentinel-2-l2a")

@@ -1,0 +1,110 @@
+"""End to end: the demo run on the synthetic scenario, its outputs, accuracy and determinism."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import rasterio
+from geojson_validator import validate_geometries, validate_structure
+from rio_cogeo.cogeo import cog_validate
+
+from pipeline.api import demo, report
+from pipeline.results import RunResult
+
+pytestmark = pytest.mark.slow
+
+OUTPUTS = (
+    "manifest.json", "footprints.geojson", "expansion.geojson", "stockpiles.geojson",
+    "trends.csv", "trend_summary.csv", "accuracy.json",
+)  # fmt: skip
+DETERMINISTIC = ("footprints.geojson", "expansion.geojson", "stockpiles.geojson", "trends.csv", "trend_summary.csv", "accuracy.json")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> RunResult:
+    return demo(tmp_path_factory.mktemp("run1") / "demo", workers=2, cache_dir=cache_dir)
+
+
+def test_all_outputs_written(first_run: RunResult) -> None:
+    out = first_run.out_dir
+    for name in OUTPUTS:
+        assert (out / name).is_file(), name
+    rasters = sorted((out / "rasters").rglob("*.tif"))
+    assert len(rasters) == 3 * 10 * 4  # site x year x (footprint, coal, clear count, composite)
+    for path in rasters[:: len(rasters) // 12]:
+        valid, errors, _ = cog_validate(str(path), quiet=True)
+        assert valid, (path, errors)
+    with rasterio.open(rasters[0]) as src:
+        assert src.crs is not None and src.crs.to_epsg() in (32651, 32652)
+
+
+@pytest.mark.parametrize("name", ["footprints.geojson", "expansion.geojson", "stockpiles.geojson"])
+def test_geojson_is_rfc7946(first_run: RunResult, name: str) -> None:
+    doc = json.loads((first_run.out_dir / name).read_text())
+    assert "crs" not in doc
+    assert validate_structure(doc, check_crs=True) == {}
+    assert validate_geometries(doc)["invalid"] == {}
+    for feature in doc["features"]:
+        props = feature["properties"]
+        assert props["site_id"] in {"demo-camp", "demo-port", "demo-control"}
+        assert "year" in props or ("year_from" in props and "year_to" in props)
+        assert props["area_ha"] >= 0
+
+
+def test_accuracy_meets_the_bars(first_run: RunResult) -> None:
+    acc = json.loads((first_run.out_dir / "accuracy.json").read_text())
+    for site_id, site in acc.items():
+        assert len(site["years"]) == 10
+        for year, m in site["years"].items():
+            assert m["footprint_iou"] >= 0.85, (site_id, year, m)
+            assert abs(m["footprint_area_error"]) <= 0.10, (site_id, year, m)
+            if m["coal_true_area_ha"] > 0:
+                assert abs(m["coal_area_error"]) <= 0.15, (site_id, year, m)
+            else:
+                assert m["coal_area_ha"] <= 0.5, (site_id, year, m)
+    control = acc["demo-control"]["false_expansion_share"]
+    assert control and max(control.values()) <= 0.01
+
+
+def test_trend_tables(first_run: RunResult) -> None:
+    with (first_run.out_dir / "trends.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 30
+    years_2022 = [r for r in rows if r["year"] == "2022"]
+    assert all("radiometry-break" in r["flags"] for r in years_2022)  # baseline 04.00
+    with (first_run.out_dir / "trend_summary.csv").open() as fh:
+        summary = list(csv.DictReader(fh))
+    assert {(r["site_id"], r["metric"]) for r in summary} >= {("demo-camp", "footprint_ha"), ("demo-port", "coal_ha")}
+    camp = next(r for r in summary if r["site_id"] == "demo-camp" and r["metric"] == "footprint_ha")
+    assert float(camp["slope_per_year"]) > 0 and camp["trend"] == "increasing"
+
+
+def test_manifest_traces_scenes_and_offsets(first_run: RunResult) -> None:
+    m = json.loads((first_run.out_dir / "manifest.json").read_text())
+    assert len(m["config_hash"]) == 64 and m["versions"]["gdal"]
+    years = {y["year"]: y for y in m["sites"][0]["years"]}
+    assert all(s["offset_dn"] == -1000 for s in years[2023]["scenes"] if s["skipped"] is None)
+    assert all(s["offset_dn"] == 0 for s in years[2019]["scenes"] if s["skipped"] is None)
+    listed = {o["path"] for o in m["outputs"]}
+    assert {"footprints.geojson", "trends.csv"} <= listed
+
+
+def test_report_mentions_every_site(first_run: RunResult) -> None:
+    text = report(first_run)
+    for site_id in ("demo-camp", "demo-port", "demo-control"):
+        assert site_id in text
+    assert "accuracy vs truth" in text and "coal area trend" in text
+
+
+def test_rerun_is_byte_identical(first_run: RunResult, tmp_path: Path, cache_dir: Path) -> None:
+    second = demo(tmp_path / "demo", workers=1, cache_dir=cache_dir)
+    for name in DETERMINISTIC:
+        assert (second.out_dir / name).read_bytes() == (first_run.out_dir / name).read_bytes(), name
