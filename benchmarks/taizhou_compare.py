@@ -11,13 +11,17 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import rasterio
 
 from pipeline.accuracy import binary_scores
 from pipeline.compare import compare
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "real-data" / "taizhou-landsat-2000-2003"
+DATA = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "real-data"
+    / "taizhou-landsat-2000-2003"
+)
 BANDS = ["blue", "green", "red", "nir", "swir16", "swir22"]  # ETM+ bands 1, 2, 3, 4, 5, 7
 
 

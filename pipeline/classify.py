@@ -33,6 +33,16 @@ def open_mask(mask: BoolArray, radius_px: int) -> BoolArray:
     return np.asarray(ndimage.binary_opening(mask, structure=square))
 
 
+def drop_thin_regions(mask: BoolArray, radius_px: int) -> BoolArray:
+    """Keep the whole of every region that holds at least one ``2 * radius_px + 1`` square;
+    drop regions thinner than that everywhere (ships at a quay, roads). Unlike an opening, the
+    kept regions lose nothing at their edges."""
+    if radius_px <= 0:
+        return mask
+    seeds = open_mask(mask, radius_px)
+    return np.asarray(ndimage.binary_propagation(seeds, mask=mask), dtype=bool)
+
+
 def footprint_mask(
     reflectance: FloatArray,
     green_ndvi: FloatArray | None = None,
@@ -62,53 +72,71 @@ def footprint_mask(
     return open_mask(np.asarray(mask), opening_px)
 
 
-def greenness(stack: FloatArray, clear: BoolArray, percentile: float = 90.0) -> FloatArray:
-    """Per pixel, a high percentile of NDVI over the clear observations of ``stack``
-    (time, band, y, x): how green the pixel got during the season. NaN with no observation."""
+def greenness(
+    stack: FloatArray, clear: BoolArray, percentile: float = 90.0, footprint_px: int = 3
+) -> FloatArray:
+    """Per pixel, how green it got during the season: a high percentile of NDVI over the clear
+    observations of ``stack`` (time, band, y, x), then the minimum over a ``footprint_px``
+    square. NaN with no observation.
+
+    The minimum filter keeps misregistration from reading as greenness: a one-pixel shift in a
+    few scenes puts the neighbouring crops on a built edge pixel, and the high percentile would
+    pick exactly those scenes. Interior field pixels stay green under the filter.
+    """
     ndvi = np.stack([indices.ndvi(obs) for obs in stack])
     ndvi[~clear] = np.nan
-    return nan_percentile(ndvi, percentile)
+    high = nan_percentile(ndvi, percentile)
+    if footprint_px <= 1:
+        return high
+    low = ndimage.minimum_filter(np.where(np.isnan(high), np.inf, high), size=footprint_px)
+    return np.where(np.isnan(high) | np.isinf(low), high, low).astype(np.float32)
 
 
 def grow_mixed_edges(
-    core: BoolArray, brightness: FloatArray, *, min_fraction: float = 0.5, window_px: int = 7
+    core: BoolArray, reflectance: FloatArray, *, min_fraction: float = 0.5, window_px: int = 7
 ) -> BoolArray:
     """Add to ``core`` the pixels of its one-pixel ring that are at least ``min_fraction`` core
-    material, by linear unmixing of ``brightness`` between the local core level and the local
-    background.
+    surface, by two-endmember linear unmixing of ``reflectance`` (band, y, x) between the local
+    mean of the core and the local mean of the background (pixels beyond the ring), each taken
+    over a ``window_px`` square.
 
-    A dark pile's edge pixels mix coal with brighter ground and fail a strict darkness rule, so
-    the strict rule alone maps roughly the pile minus its rim; a pixel belongs to a pile when
-    most of it is pile (the pixel-centre rule), which this restores.
+    Strict spectral rules map a surface minus its rim: a rim pixel half coal and half yard is not
+    dark enough for the coal rule, half roof and half crops is too green for the footprint rule.
+    Reference maps count a pixel when most of it is the surface (the pixel-centre rule); the
+    least-squares fraction ``f = <x - bg, core - bg> / |core - bg|^2`` restores that.
     """
     square = np.ones((3, 3), bool)
-    finite = np.isfinite(brightness)
+    finite = np.isfinite(reflectance).all(axis=0)
     near = ndimage.binary_dilation(core, structure=square)
     ring = near & ~core & finite
     if not ring.any():
         return core
-    b = np.where(finite, brightness, 0.0).astype(np.float64)
 
     def local_mean(mask: BoolArray) -> NDArray[np.float64]:
         weight = ndimage.uniform_filter(mask.astype(np.float64), window_px)
-        total = ndimage.uniform_filter(np.where(mask, b, 0.0), window_px)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(weight > 0, total / np.maximum(weight, 1e-12), np.nan)
+        out = np.empty(reflectance.shape, np.float64)
+        for b, band in enumerate(reflectance):
+            total = ndimage.uniform_filter(np.where(mask, band, 0.0).astype(np.float64), window_px)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[b] = np.where(weight > 1e-9, total / np.maximum(weight, 1e-12), np.nan)
+        return out
 
     level = local_mean(core & finite)
     background = local_mean(~near & finite)
-    contrast = background - level
+    contrast = level - background
+    norm = np.sum(contrast * contrast, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        fraction = (background - b) / contrast
-        add = ring & (contrast > 0) & (fraction >= min_fraction)
+        fraction = np.sum((reflectance - background) * contrast, axis=0) / norm
+        add = ring & (norm > 1e-6) & (fraction >= min_fraction)
     return np.asarray(core | add, dtype=bool)
 
 
 def coal_observation(
     reflectance: FloatArray,
     *,
-    reflectance_max: float = 0.10,
-    ndvi_max: float = 0.15,
+    brightness_max: float = 0.075,
+    reflectance_max: float = 0.12,
+    ndvi_max: float = 0.2,
     swir16_min: float = 0.025,
     swir22_min: float = 0.02,
     mndwi_max: float = 0.1,
@@ -116,17 +144,17 @@ def coal_observation(
 ) -> BoolArray:
     """Coal-like pixels in one clear observation: dark and flat across the spectrum.
 
-    The SWIR floors and MNDWI ceiling reject water; SWIR1 >= blue rejects shadows, which fall
-    toward SWIR while coal does not (DOMAIN.md, "Confusers").
+    Darkness is judged on the mean of the bands (coal ~0.05, asphalt ~0.09: DOMAIN.md), which
+    sensor noise barely moves, with a looser ceiling on every single band. The SWIR floors and
+    MNDWI ceiling reject water; SWIR1 >= blue rejects shadows, which fall toward SWIR while coal
+    does not (DOMAIN.md, "Confusers"). NDVI is noisy on targets this dark, hence 0.2.
     """
     blue = indices.band(reflectance, "blue")
     swir16 = indices.band(reflectance, "swir16")
     with np.errstate(invalid="ignore"):
         mask = (
-            (
-                np.nanmax(np.where(np.isfinite(reflectance), reflectance, np.inf), axis=0)
-                < reflectance_max
-            )
+            (np.mean(reflectance, axis=0) < brightness_max)
+            & (np.max(reflectance, axis=0) < reflectance_max)
             & (indices.ndvi(reflectance) < ndvi_max)
             & (swir16 > swir16_min)
             & (indices.band(reflectance, "swir22") > swir22_min)

@@ -108,13 +108,20 @@ class FootprintRule(_Model):
         "06-01", description="greenness counts clear observations from this day to season end"
     )
     green_percentile: float = Field(
-        90.0, ge=50, le=100, description="percentile of NDVI over clear observations: greenness"
+        100.0, ge=50, le=100, description="percentile of NDVI over clear observations: greenness"
     )
     mndwi_max: float = Field(0.0, ge=-1, le=1, description="and MNDWI below this (not water)")
     swir16_min: float = Field(
         0.03, ge=0, le=1, description="and SWIR1 above this (not water/shadow)"
     )
     opening_px: int = Field(1, ge=0, le=5, description="morphological opening radius (pixels)")
+
+    edge_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="rim pixels kept when at least this share is footprint (unmixing)",
+    )
 
     @field_validator("green_from")
     @classmethod
@@ -126,8 +133,11 @@ class FootprintRule(_Model):
 class CoalRule(_Model):
     """Coal per clear observation, counted with the frequency rule of DOMAIN.md."""
 
-    reflectance_max: float = Field(0.10, gt=0, le=1, description="every band below this (dark)")
-    ndvi_max: float = Field(0.15, ge=-1, le=1, description="NDVI below this")
+    brightness_max: float = Field(
+        0.075, gt=0, le=1, description="mean of the bands below this (dark)"
+    )
+    reflectance_max: float = Field(0.12, gt=0, le=1, description="and every band below this")
+    ndvi_max: float = Field(0.2, ge=-1, le=1, description="NDVI below this")
     swir16_min: float = Field(0.025, ge=0, le=1, description="SWIR1 above this (not water)")
     swir22_min: float = Field(0.02, ge=0, le=1, description="SWIR2 above this (not water)")
     mndwi_max: float = Field(0.1, ge=-1, le=1, description="MNDWI below this (not water)")
@@ -136,6 +146,12 @@ class CoalRule(_Model):
     )
     min_frequency: float = Field(0.5, gt=0, le=1, description="share of clear observations flagged")
     min_observations: int = Field(3, ge=1, description="and at least this many flags")
+    opening_px: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="coal regions thinner than 2 r + 1 pixels everywhere are dropped (ships, roads)",
+    )
     edge_fraction: float = Field(
         0.5, gt=0, le=1, description="rim pixels kept when at least this share is coal (unmixing)"
     )

@@ -34,7 +34,13 @@ from shapely.geometry.base import BaseGeometry
 
 from pipeline import __version__, accuracy, boundaries, trends
 from pipeline.change import mask_change
-from pipeline.classify import coal_frequency, footprint_mask, greenness, grow_mixed_edges
+from pipeline.classify import (
+    coal_frequency,
+    drop_thin_regions,
+    footprint_mask,
+    greenness,
+    grow_mixed_edges,
+)
 from pipeline.composite import median_composite
 from pipeline.config import RunConfig
 from pipeline.errors import SceneReadError, SitewatchError
@@ -148,16 +154,22 @@ def observe_site_year(
     min_px = boundaries.min_pixels_for_area(
         config.boundaries.min_mapping_unit_ha, grid.pixel_area_ha
     )
-    coal_core = coal.mask(coal_rule.min_frequency, coal_rule.min_observations) & valid
-    brightness = np.mean(composite.reflectance, axis=0)
+    coal_core = drop_thin_regions(
+        coal.mask(coal_rule.min_frequency, coal_rule.min_observations) & valid,
+        coal_rule.opening_px,
+    )
     coal_mask = boundaries.remove_small_regions(
-        grow_mixed_edges(coal_core, brightness, min_fraction=coal_rule.edge_fraction) & valid,
+        grow_mixed_edges(coal_core, composite.reflectance, min_fraction=coal_rule.edge_fraction)
+        & valid,
         min_px,
     )
     footprint = footprint_mask(
         composite.reflectance,
         green,
-        **fp_rule.model_dump(exclude={"green_percentile", "green_from"}),
+        **fp_rule.model_dump(exclude={"green_percentile", "green_from", "edge_fraction"}),
+    )
+    footprint = grow_mixed_edges(
+        footprint, composite.reflectance, min_fraction=fp_rule.edge_fraction
     )
     footprint = boundaries.remove_small_regions((footprint | coal_mask) & valid, min_px)
     return SiteYear(
@@ -167,7 +179,7 @@ def observe_site_year(
 
 def _coal_thresholds(config: RunConfig) -> dict[str, float]:
     rule = config.classify.coal.model_dump(
-        exclude={"min_frequency", "min_observations", "edge_fraction"}
+        exclude={"min_frequency", "min_observations", "edge_fraction", "opening_px"}
     )
     return {k: float(v) for k, v in rule.items()}
 

@@ -17,7 +17,11 @@ REAL_DATA = ROOT.parent / "shared" / "real-data"
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
     outcome = yield
     report = outcome.get_result()
-    if os.environ.get("SITEWATCH_NO_SKIP") == "1" and report.skipped and not hasattr(report, "wasxfail"):
+    if (
+        os.environ.get("SITEWATCH_NO_SKIP") == "1"
+        and report.skipped
+        and not hasattr(report, "wasxfail")
+    ):
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"skipped, but SITEWATCH_NO_SKIP=1 forbids skips: {reason}"

@@ -24,10 +24,7 @@ TEN_M = ("B02", "B03", "B04", "B08")
 def scene(built: np.ndarray, seed: int) -> dict[str, np.ndarray]:
     """Reflectance per band at 10 m: vegetation with a built area where ``built``."""
     rng = np.random.default_rng(seed)
-    return {
-        b: np.where(built, BUILT[b], VEG[b]) + rng.normal(0, 0.004, built.shape)
-        for b in VEG
-    }
+    return {b: np.where(built, BUILT[b], VEG[b]) + rng.normal(0, 0.004, built.shape) for b in VEG}
 
 
 def write_folder(folder: Path, bands: dict[str, np.ndarray], left: float, top: float) -> None:
@@ -59,7 +56,9 @@ def pair(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
     return tmp_path / "before", tmp_path / "after", after_built & ~before_built
 
 
-def test_compare_band_folders_finds_expansion(pair: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+def test_compare_band_folders_finds_expansion(
+    pair: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
     before, after, new = pair
     summary = compare(before, after, tmp_path / "out", scale=1e-4)
     with rasterio.open(tmp_path / "out" / "expansion.tif") as src:
@@ -83,7 +82,9 @@ def test_compare_band_folders_finds_expansion(pair: tuple[Path, Path, np.ndarray
     assert kinds == {"change", "expansion"}
 
 
-def test_compare_identical_inputs_no_change(pair: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+def test_compare_identical_inputs_no_change(
+    pair: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
     before, _, _ = pair
     summary = compare(before, before, tmp_path / "same", scale=1e-4)
     assert summary["changed_pixels"] == 0 and summary["expansion_pixels"] == 0
@@ -118,12 +119,31 @@ def test_compare_folder_missing_band(tmp_path: Path) -> None:
         compare(tmp_path / "nothing", tmp_path / "f", tmp_path / "o")
 
 
-def test_cli_compare_prints_json_and_errors(pair: tuple[Path, Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_compare_prints_json_and_errors(
+    pair: tuple[Path, Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before, after, _ = pair
-    assert main(["-q", "compare", str(before), str(after), "--out", str(tmp_path / "c"), "--scale", "0.0001"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "compare",
+                str(before),
+                str(after),
+                "--out",
+                str(tmp_path / "c"),
+                "--scale",
+                "0.0001",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["expansion_pixels"] > 0
-    assert main(["-q", "compare", str(tmp_path / "nope"), str(after), "--out", str(tmp_path / "c")]) == 2
+    assert (
+        main(["-q", "compare", str(tmp_path / "nope"), str(after), "--out", str(tmp_path / "c")])
+        == 2
+    )
     assert "no such file or folder" in capsys.readouterr().err
 
 

@@ -117,7 +117,9 @@ def test_config_hash_ignores_where_but_not_what(tmp_path: Path) -> None:
     sites.write_text('{"type": "FeatureCollection", "features": []}')
     base = {**MINIMAL, "sites": str(sites)}
     h = config_from_mapping(base).hash()
-    moved = config_from_mapping({**base, "output_dir": "/elsewhere", "cache_dir": "/c", "workers": 4})
+    moved = config_from_mapping(
+        {**base, "output_dir": "/elsewhere", "cache_dir": "/c", "workers": 4}
+    )
     assert moved.hash() == h
     copy = tmp_path / "b.geojson"
     copy.write_text(sites.read_text())

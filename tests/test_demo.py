@@ -20,7 +20,14 @@ OUTPUTS = (
     "manifest.json", "footprints.geojson", "expansion.geojson", "stockpiles.geojson",
     "trends.csv", "trend_summary.csv", "accuracy.json",
 )  # fmt: skip
-DETERMINISTIC = ("footprints.geojson", "expansion.geojson", "stockpiles.geojson", "trends.csv", "trend_summary.csv", "accuracy.json")
+DETERMINISTIC = (
+    "footprints.geojson",
+    "expansion.geojson",
+    "stockpiles.geojson",
+    "trends.csv",
+    "trend_summary.csv",
+    "accuracy.json",
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +89,10 @@ def test_trend_tables(first_run: RunResult) -> None:
     assert all("radiometry-break" in r["flags"] for r in years_2022)  # baseline 04.00
     with (first_run.out_dir / "trend_summary.csv").open() as fh:
         summary = list(csv.DictReader(fh))
-    assert {(r["site_id"], r["metric"]) for r in summary} >= {("demo-camp", "footprint_ha"), ("demo-port", "coal_ha")}
+    assert {(r["site_id"], r["metric"]) for r in summary} >= {
+        ("demo-camp", "footprint_ha"),
+        ("demo-port", "coal_ha"),
+    }
     camp = next(r for r in summary if r["site_id"] == "demo-camp" and r["metric"] == "footprint_ha")
     assert float(camp["slope_per_year"]) > 0 and camp["trend"] == "increasing"
 

@@ -34,7 +34,9 @@ def make_scene(tmp_path: Path, baseline: str, dn10: int = 1500) -> Scene:
     """A 100 x 100 px (10 m) scene; the 20 m bands hold a left/right step."""
     assets = {}
     for b in ("blue", "green", "red", "nir"):
-        assets[b] = write_cog(tmp_path / f"{b}.tif", np.full((100, 100), dn10, np.uint16), 10, 500000, 4400000)
+        assets[b] = write_cog(
+            tmp_path / f"{b}.tif", np.full((100, 100), dn10, np.uint16), 10, 500000, 4400000
+        )
     step = np.full((50, 50), 2000, np.uint16)
     step[:, 25:] = 3000
     for b in ("swir16", "swir22"):
@@ -54,19 +56,25 @@ def test_reads_window_with_offset(tmp_path: Path) -> None:
     assert obs.radiometry.offset_dn == -1000
     np.testing.assert_allclose(obs.reflectance[0], 0.05, atol=1e-6)  # (1500 - 1000) / 1e4
     swir = obs.reflectance[BANDS.index("swir16")]
-    assert swir[0, 0] == pytest.approx(0.1) and swir[0, -1] == pytest.approx(0.2)  # step at x=500500
+    assert swir[0, 0] == pytest.approx(0.1) and swir[0, -1] == pytest.approx(
+        0.2
+    )  # step at x=500500
     assert (obs.scl == 4).all()  # cloud rows are outside the window
 
 
 def test_pre_2022_baseline_has_no_offset(tmp_path: Path) -> None:
-    obs = read_scene(make_scene(tmp_path, "03.01"), Grid(CRS, Affine(10, 0, 500000, 0, -10, 4400000), 10, 10))
+    obs = read_scene(
+        make_scene(tmp_path, "03.01"), Grid(CRS, Affine(10, 0, 500000, 0, -10, 4400000), 10, 10)
+    )
     np.testing.assert_allclose(obs.reflectance[0], 0.15, atol=1e-6)
 
 
 def test_grid_partly_outside_is_nan(tmp_path: Path) -> None:
     grid = Grid(CRS, Affine(10, 0, 499900, 0, -10, 4400000), 20, 5)  # 10 px west of the scene
     obs = read_scene(make_scene(tmp_path, "03.01"), grid)
-    assert np.isnan(obs.reflectance[:, :, :10]).all() and np.isfinite(obs.reflectance[:, :, 10:]).all()
+    assert (
+        np.isnan(obs.reflectance[:, :, :10]).all() and np.isfinite(obs.reflectance[:, :, 10:]).all()
+    )
 
 
 def test_failures_are_scene_read_errors(tmp_path: Path) -> None:
@@ -74,7 +82,13 @@ def test_failures_are_scene_read_errors(tmp_path: Path) -> None:
     far = Grid(CRS, Affine(10, 0, 600000, 0, -10, 4400000), 10, 10)
     with pytest.raises(SceneReadError, match="no data over the site grid"):
         read_scene(scene, far)
-    broken = Scene(scene.id, scene.collection, scene.datetime, {**scene.assets, "red": str(tmp_path / "gone.tif")}, scene.properties)
+    broken = Scene(
+        scene.id,
+        scene.collection,
+        scene.datetime,
+        {**scene.assets, "red": str(tmp_path / "gone.tif")},
+        scene.properties,
+    )
     with pytest.raises(SceneReadError, match="S2X_TEST: read failed"):
         read_scene(broken, far)
     partial = Scene(scene.id, scene.collection, scene.datetime, {"blue": scene.assets["blue"]}, {})

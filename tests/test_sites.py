@@ -45,11 +45,23 @@ def test_loads_valid_site_and_grid(tmp_path: Path) -> None:
         ({"source": ""}, "source: required non-empty string"),
         ({"geometry": {"type": "Point", "coordinates": [125, 39]}}, "Point not allowed"),
         (
-            {"geometry": {"type": "Polygon", "coordinates": [[[39, 125], [39.1, 125], [39.1, 125.1], [39, 125]]]}},
+            {
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[39, 125], [39.1, 125], [39.1, 125.1], [39, 125]]],
+                }
+            },
             "outside WGS84",
         ),
         (
-            {"geometry": {"type": "Polygon", "coordinates": [[[125, 39], [125.1, 39.1], [125.1, 39], [125, 39.1], [125, 39]]]}},
+            {
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[125, 39], [125.1, 39.1], [125.1, 39], [125, 39.1], [125, 39]]
+                    ],
+                }
+            },
             "invalid polygon",
         ),
     ],
@@ -84,7 +96,11 @@ def test_utm_zone(lon: float, lat: float, crs: str) -> None:
 
 @settings(max_examples=50, derandomize=True, database=None)
 @given(
-    st.floats(0, 1e6), st.floats(0, 1e6), st.floats(1, 5000), st.floats(1, 5000), st.sampled_from([10.0, 20.0, 30.0])
+    st.floats(0, 1e6),
+    st.floats(0, 1e6),
+    st.floats(1, 5000),
+    st.floats(1, 5000),
+    st.sampled_from([10.0, 20.0, 30.0]),
 )
 def test_grid_covers_bounds(x: float, y: float, w: float, h: float, res: float) -> None:
     grid = Grid.from_bounds("EPSG:32651", (x, y, x + w, y + h), res, snap=60)

@@ -34,7 +34,9 @@ def image(*spectra: list[float]) -> np.ndarray:
 
 def test_indices_known_values() -> None:
     img = image(VEGETATION, WATER)
-    np.testing.assert_allclose(indices.ndvi(img)[0], [(0.35 - 0.04) / 0.39, (0.02 - 0.04) / 0.06], rtol=1e-5)
+    np.testing.assert_allclose(
+        indices.ndvi(img)[0], [(0.35 - 0.04) / 0.39, (0.02 - 0.04) / 0.06], rtol=1e-5
+    )
     np.testing.assert_allclose(indices.mndwi(img)[0, 1], (0.06 - 0.01) / 0.07, rtol=1e-5)
     zero = np.zeros((6, 1, 1), np.float32)
     assert np.isnan(indices.ndvi(zero)).all()
@@ -160,7 +162,9 @@ def test_spectral_change_finds_a_changed_block() -> None:
 
 @HYP
 @given(
-    hnp.arrays(np.float32, (7, 3, 4), elements=st.one_of(st.just(np.nan), st.floats(0, 1, width=32))),
+    hnp.arrays(
+        np.float32, (7, 3, 4), elements=st.one_of(st.just(np.nan), st.floats(0, 1, width=32))
+    ),
     st.sampled_from([0.0, 10.0, 50.0, 90.0, 100.0]),
 )
 def test_nan_percentile_matches_numpy(data: np.ndarray, q: float) -> None:
