@@ -289,10 +289,35 @@ def format_validation_error(origin: str, exc: ValidationError) -> str:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key; check the spelling (see `sitewatch config show`)")
+            allowed = _allowed_keys(err["loc"][:-1])
+            lines.append(f"  {key}: unknown key; allowed here: {', '.join(allowed)}")
             continue
         lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
     return "\n".join(lines)
+
+
+def _allowed_keys(parent: tuple[int | str, ...]) -> list[str]:
+    """The field names of the model at ``parent`` (a pydantic error location) in RunConfig."""
+    model: type[BaseModel] = RunConfig
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        if part == "synthetic":
+            model = SyntheticSourceConfig
+            continue
+        if part == "stac-static":
+            model = StaticCatalogSourceConfig
+            continue
+        info = model.model_fields.get(str(part))
+        nested = [
+            t for t in (getattr(info.annotation, "__args__", None) or (info.annotation,))
+            if isinstance(t, type) and issubclass(t, BaseModel)
+        ] if info else []  # fmt: skip
+        if not nested:
+            break
+        if len(nested) == 1:
+            model = nested[0]  # a union (``source``) is resolved by the next part, its kind
+    return list(model.model_fields)
 
 
 def config_to_yaml(config: RunConfig) -> str:

@@ -62,15 +62,18 @@ def test_compare_band_folders_finds_expansion(
     before, after, new = pair
     summary = compare(before, after, tmp_path / "out", scale=1e-4)
     with rasterio.open(tmp_path / "out" / "expansion.tif") as src:
-        assert src.crs.to_string() == CRS and src.res == (10, 10)
-        assert src.transform.c == 300000 and src.shape == (80, 80)
+        assert src.crs.to_string() == CRS
+        assert src.res == (10, 10)
+        assert src.transform.c == 300000
+        assert src.shape == (80, 80)
         expansion = src.read(1)
     with rasterio.open(tmp_path / "out" / "change.tif") as src:
         change = src.read(1)
     assert set(np.unique(expansion)) <= {0, 1, 255}
     # AFTER starts 4 px east and 2 px north of BEFORE: BEFORE's west columns and south rows are
     # outside it and must be nodata; everything else is compared.
-    assert (expansion[:, :4] == 255).all() and (expansion[78:] == 255).all()
+    assert (expansion[:, :4] == 255).all()
+    assert (expansion[78:] == 255).all()
     assert (expansion[:78, 4:] != 255).all()
     valid = expansion != 255
     s = binary_scores(expansion == 1, new, valid)
@@ -87,7 +90,8 @@ def test_compare_identical_inputs_no_change(
 ) -> None:
     before, _, _ = pair
     summary = compare(before, before, tmp_path / "same", scale=1e-4)
-    assert summary["changed_pixels"] == 0 and summary["expansion_pixels"] == 0
+    assert summary["changed_pixels"] == 0
+    assert summary["expansion_pixels"] == 0
     doc = json.loads((tmp_path / "same" / "change.geojson").read_text())
     assert doc["features"] == []
 
@@ -152,7 +156,8 @@ def test_real_sentinel2_against_itself_no_change(real_data: Path, tmp_path: Path
     folder = real_data / "sentinel2-l2a-29RKH-20200219"
     summary = compare(folder, folder, tmp_path / "s2", scale=1e-4)
     assert summary["valid_pixels"] > 1_000_000
-    assert summary["changed_pixels"] == 0 and summary["expansion_pixels"] == 0
+    assert summary["changed_pixels"] == 0
+    assert summary["expansion_pixels"] == 0
     with rasterio.open(tmp_path / "s2" / "change.tif") as src:
         assert src.res == (100, 100)  # BEFORE's finest grid (the 10 m bands, downsampled)
         assert src.crs.to_string() == "EPSG:32629"
@@ -172,4 +177,5 @@ def test_real_taizhou_pair_scores(real_data: Path, tmp_path: Path) -> None:
     with rasterio.open(folder / "unchanged.bmp") as src:
         unchanged = src.read(1) == 255
     s = binary_scores(pred, changed, changed | unchanged)
-    assert s.f1 > 0.85 and s.kappa > 0.8, s
+    assert s.f1 > 0.85, s
+    assert s.kappa > 0.8, s

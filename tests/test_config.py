@@ -37,8 +37,12 @@ def test_minimal_config_takes_documented_defaults(tmp_path: Path) -> None:
 
 def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
     path = write(tmp_path, {**MINIMAL, "grid": {"resolutoin_m": 10}})
-    with pytest.raises(ConfigError, match=r"run\.yaml.*grid\.resolutoin_m: unknown key"):
+    with pytest.raises(ConfigError, match=r"(?s)run\.yaml.*grid\.resolutoin_m: unknown key") as err:
         load_config(path)
+    assert "allowed here: resolution_m, buffer_m" in str(err.value)
+    deep = write(tmp_path, {**MINIMAL, "source": {"kind": "synthetic", "scenario": {"sed": 1}}})
+    with pytest.raises(ConfigError, match="source.synthetic.scenario.sed: unknown key; allowed here: seed"):
+        load_config(deep)
 
 
 def test_wrong_type_and_impossible_value_are_named(tmp_path: Path) -> None:
@@ -46,8 +50,11 @@ def test_wrong_type_and_impossible_value_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(path)
     text = str(err.value)
-    assert "grid.resolution_m" in text and "-5" in text and "greater than 0" in text
-    assert "workers" in text and "'many'" in text
+    assert "grid.resolution_m" in text
+    assert "-5" in text
+    assert "greater than 0" in text
+    assert "workers" in text
+    assert "'many'" in text
 
 
 def test_years_and_season_order_checked(tmp_path: Path) -> None:

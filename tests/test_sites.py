@@ -28,12 +28,15 @@ def write(tmp_path: Path, *features: dict[str, Any]) -> Path:
 
 def test_loads_valid_site_and_grid(tmp_path: Path) -> None:
     (site,) = load_sites(write(tmp_path, feature()))
-    assert site.id == "camp-1" and site.utm_crs == "EPSG:32651"
+    assert site.id == "camp-1"
+    assert site.utm_crs == "EPSG:32651"
     grid = site.grid(10, 200)
-    left, bottom, right, top = grid.bounds
-    assert left % 60 == 0 and top % 60 == 0  # snapped for 10/20/60 m alignment
+    left, _bottom, right, top = grid.bounds
+    assert left % 60 == 0
+    assert top % 60 == 0
     # ~860 m wide site plus 2 x 200 m buffer
-    assert 1200 <= right - left <= 1400 and grid.resolution == 10
+    assert 1200 <= right - left <= 1400
+    assert grid.resolution == 10
 
 
 @pytest.mark.parametrize(
@@ -105,5 +108,9 @@ def test_utm_zone(lon: float, lat: float, crs: str) -> None:
 def test_grid_covers_bounds(x: float, y: float, w: float, h: float, res: float) -> None:
     grid = Grid.from_bounds("EPSG:32651", (x, y, x + w, y + h), res, snap=60)
     left, bottom, right, top = grid.bounds
-    assert left <= x and bottom <= y and right >= x + w and top >= y + h
-    assert grid.width > 0 and grid.height > 0
+    assert left <= x
+    assert bottom <= y
+    assert right >= x + w
+    assert top >= y + h
+    assert grid.width > 0
+    assert grid.height > 0

@@ -73,7 +73,8 @@ def test_coal_frequency_rule() -> None:
     clear[:, 0, 0] = [True, True, False, False, False, False]
     clear[:, 0, 1] = [False, False, True, True, False, False]  # one coal look, one built
     short = coal_frequency(stack, clear).mask(0.5, 3)[0]
-    assert short[0] and not short[1]
+    assert short[0]
+    assert not short[1]
 
 
 def test_scl_mask_keeps_dark_classes_and_dilates_clouds() -> None:
@@ -81,9 +82,15 @@ def test_scl_mask_keeps_dark_classes_and_dilates_clouds() -> None:
     scl[0, 0], scl[0, 1], scl[0, 2] = 2, 3, 6  # dark area, shadow, water stay clear
     scl[5, 5] = 9
     clear = clear_from_scl(scl, masked=(0, 1, 8, 9, 10, 11), dilated=(8, 9, 10), dilation_px=2)
-    assert clear[0, 0] and clear[0, 1] and clear[0, 2]
-    assert not clear[5, 5] and not clear[5, 7] and not clear[7, 5] and clear[5, 8]
-    assert not clear[4, 4] and clear[3, 3]  # a disk, not a square
+    assert clear[0, 0]
+    assert clear[0, 1]
+    assert clear[0, 2]
+    assert not clear[5, 5]
+    assert not clear[5, 7]
+    assert not clear[7, 5]
+    assert clear[5, 8]
+    assert not clear[4, 4]
+    assert clear[3, 3]
 
 
 def test_composite_median_and_count() -> None:
@@ -109,7 +116,8 @@ def test_composite_of_identical_frames_is_the_frame(frame: np.ndarray, n: int) -
     stack = np.repeat(frame[None], n, axis=0)
     c = median_composite(stack, np.ones((n, 5, 4), bool))
     np.testing.assert_array_equal(c.reflectance, frame)
-    assert (c.mad == 0).all() and (c.clear_count == n).all()
+    assert (c.mad == 0).all()
+    assert (c.clear_count == n).all()
 
 
 masks = hnp.arrays(np.bool_, st.tuples(st.integers(1, 20), st.integers(1, 20)))
@@ -119,7 +127,8 @@ masks = hnp.arrays(np.bool_, st.tuples(st.integers(1, 20), st.integers(1, 20)))
 @given(masks, st.integers(0, 2))
 def test_change_of_a_mask_with_itself_is_empty(m: np.ndarray, opening: int) -> None:
     c = mask_change(m, m, opening_px=opening)
-    assert not c.added.any() and not c.removed.any()
+    assert not c.added.any()
+    assert not c.removed.any()
 
 
 @HYP
@@ -135,8 +144,10 @@ def test_added_and_removed_are_disjoint_subsets(a: np.ndarray, b: np.ndarray) ->
     b = np.resize(b, a.shape)
     c = mask_change(a, b, opening_px=0)
     assert not (c.added & c.removed).any()
-    assert (c.added <= b).all() and (c.removed <= a).all()
-    assert c.added.sum() >= 0 and c.removed.sum() >= 0
+    assert (c.added <= b).all()
+    assert (c.removed <= a).all()
+    assert c.added.sum() >= 0
+    assert c.removed.sum() >= 0
 
 
 def test_one_pixel_shift_is_not_expansion() -> None:
