@@ -1,0 +1,149 @@
+"""Orchestration on a small synthetic scenario: resume after a kill, a bad scene skipped and
+recorded, the CLI's run and config commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline import run as run_module
+from pipeline.cli import main
+from pipeline.config import RunConfig, load_config
+from pipeline.sites import load_sites
+from pipeline.sources.synthetic import DEMO_SITES_GEOJSON
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = (
+    "footprints.geojson",
+    "expansion.geojson",
+    "stockpiles.geojson",
+    "trends.csv",
+    "trend_summary.csv",
+)
+
+
+def small_config(tmp: Path, cache: Path) -> Path:
+    sites = tmp / "sites.geojson"
+    sites.write_text(json.dumps(DEMO_SITES_GEOJSON))
+    config = {
+        "name": "small",
+        "sites": "sites.geojson",
+        "site_ids": ["demo-control"],
+        "years": {"start": 2021, "end": 2022},
+        "source": {
+            "kind": "synthetic",
+            "scenario": {
+                "seed": 7,
+                "start_year": 2021,
+                "end_year": 2022,
+                "sites": ["demo-control"],
+                "acquisitions_per_year": [12, 14],
+                "autumn_min_acquisitions": 6,
+            },
+        },  # fmt: skip
+        "cache_dir": str(cache),
+        "write_rasters": False,
+    }
+    path = tmp / "small.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> tuple[RunConfig, Path]:
+    tmp = tmp_path_factory.mktemp("first")
+    config = load_config(small_config(tmp, cache))
+    out = tmp / "out"
+    run_module.run(config, out)
+    return config, out
+
+
+def test_killed_run_resumes_without_recomputing(
+    first: tuple[RunConfig, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, out = first
+    resumed = tmp_path / "out"
+    shutil.copytree(out / run_module.WORK_DIR, resumed / run_module.WORK_DIR)  # what a kill leaves
+
+    def must_not_run(*_args: Any) -> None:
+        raise AssertionError("a finished site-year was computed again")
+
+    monkeypatch.setattr(run_module, "observe_site_year", must_not_run)
+    run_module.run(config, resumed)
+    for name in TABLES:
+        assert (resumed / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_changed_config_does_not_reuse_work(first: tuple[RunConfig, Path], tmp_path: Path) -> None:
+    config, out = first
+    shutil.copytree(out / run_module.WORK_DIR, tmp_path / "out" / run_module.WORK_DIR)
+    changed = config.model_copy(
+        update={"boundaries": config.boundaries.model_copy(update={"min_mapping_unit_ha": 1.0})}
+    )
+    calls: list[int] = []
+    original = run_module.observe_site_year
+
+    def counting(*args: Any) -> Any:
+        calls.append(1)
+        return original(*args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run_module, "observe_site_year", counting)
+        run_module.run(changed, tmp_path / "out")
+    assert len(calls) == 2
+
+
+def test_bad_scene_is_skipped_and_recorded(tmp_path: Path, cache: Path) -> None:
+    own_cache = tmp_path / "cache"
+    shutil.copytree(cache, own_cache)
+    config = load_config(small_config(tmp_path, own_cache))
+    source, _ = run_module.make_source(config)
+    (site,) = load_sites(config.sites, ["demo-control"])
+    start, end = config.season.window(2021)
+    victim = source.search(site, start, end)[0]
+    Path(victim.assets["red"]).write_bytes(b"not a tiff")  # a corrupt download
+    result = run_module.run(config, tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    scenes = manifest["sites"][0]["years"][0]["scenes"]
+    bad = [s for s in scenes if s["scene_id"] == victim.id]
+    assert len(bad) == 1
+    assert "read failed" in bad[0]["skipped"]
+    assert result.sites[0].years[0].composite is not None  # the year still has its composite
+    trends = (tmp_path / "out" / "trends.csv").read_text().splitlines()
+    assert "scenes-skipped" in trends[1]
+
+
+def test_cli_config_show_and_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["config", "show", str(ROOT / "configs" / "demo.yaml")]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["classify"]["coal"]["min_frequency"] == 0.5
+    assert shown["season"]["start"] == "09-01"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsites: s.geojson\nyears: {start: 2020, end: 2021}\nwokers: 2\n")
+    assert main(["config", "show", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err
+    assert "wokers: unknown key" in err
+
+
+def test_cli_run_prints_report(
+    tmp_path: Path, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = small_config(tmp_path, cache)
+    assert main(["-q", "run", str(path), "--out", str(tmp_path / "o"), "--years", "2022"]) == 0
+    text = capsys.readouterr().out
+    assert "demo-control" in text
+    assert "2022" in text
+    assert "2021" not in text.split("demo-control", 1)[1]
+    assert main(["-q", "run", str(path), "--out", str(tmp_path / "o"), "--years", "1999"]) == 2
+    assert "outside the config's years" in capsys.readouterr().err
