@@ -42,7 +42,7 @@ def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
     assert "allowed here: resolution_m, buffer_m" in str(err.value)
     deep = write(tmp_path, {**MINIMAL, "source": {"kind": "synthetic", "scenario": {"sed": 1}}})
     with pytest.raises(
-        ConfigError, match="source.synthetic.scenario.sed: unknown key; allowed here: seed"
+        ConfigError, match=r"source\.synthetic\.scenario\.sed: unknown key; allowed here: seed"
     ):
         load_config(deep)
 

@@ -45,7 +45,7 @@ def small_config(tmp: Path, cache: Path) -> Path:
                 "acquisitions_per_year": [12, 14],
                 "autumn_min_acquisitions": 6,
             },
-        },  # fmt: skip
+        },
         "cache_dir": str(cache),
         "write_rasters": False,
     }
