@@ -29,8 +29,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from rasterio import features as rio_features
-from shapely.geometry.base import BaseGeometry
 
 from pipeline import __version__, accuracy, boundaries, trends
 from pipeline.change import mask_change
@@ -83,15 +81,7 @@ def _no_progress(_task: str, _done: int, _total: int) -> None:
 def analysis_area(site: Site, grid: Grid, buffer_m: float) -> BoolArray:
     """Pixels whose centre lies in the buffered site: the area every number refers to."""
     geom = site.geometry_in(grid.crs).buffer(buffer_m)
-    return rasterize([geom], grid)
-
-
-def rasterize(geoms: Sequence[BaseGeometry], grid: Grid) -> BoolArray:
-    shapes = [(g, 1) for g in geoms if not g.is_empty]
-    if not shapes:
-        return np.zeros(grid.shape, bool)
-    out = rio_features.rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=0)
-    return np.asarray(out, dtype=bool)
+    return boundaries.rasterize([geom], grid.transform, grid.shape)
 
 
 def observe_site_year(
@@ -298,8 +288,12 @@ def score_against_truth(analysis: SiteAnalysis, truth: dict[int, Any]) -> dict[s
         t = truth.get(sy.year)
         if t is None or sy.composite is None:
             continue
-        fp_true = rasterize([reproject_geometry(t.footprint, "EPSG:4326", grid.crs)], grid)
-        coal_true = rasterize([reproject_geometry(t.coal, "EPSG:4326", grid.crs)], grid)
+        fp_true, coal_true = (
+            boundaries.rasterize(
+                [reproject_geometry(g, "EPSG:4326", grid.crs)], grid.transform, grid.shape
+            )
+            for g in (t.footprint, t.coal)
+        )
         truth_masks[sy.year] = (fp_true, coal_true)
         scores = accuracy.binary_scores(sy.footprint, fp_true & sy.valid, sy.valid)
         per_year[str(sy.year)] = {

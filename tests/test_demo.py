@@ -87,6 +87,10 @@ def test_trend_tables(first_run: RunResult) -> None:
     with (first_run.out_dir / "trends.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 30
+    for r in rows:
+        if r["year"] != "2016":  # every demo year has data: each row compares with the year before
+            assert r["compared_to_year"] == str(int(r["year"]) - 1)
+            assert float(r["added_ha"]) >= 0
     years_2022 = [r for r in rows if r["year"] == "2022"]
     assert all("radiometry-break" in r["flags"] for r in years_2022)  # baseline 04.00
     with (first_run.out_dir / "trend_summary.csv").open() as fh:

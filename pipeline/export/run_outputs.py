@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from shapely.geometry import MultiPolygon, Polygon
 
+from pipeline.export.atomic import atomic_write_text
 from pipeline.export.geojson import write_feature_collection
 from pipeline.export.manifest import canonical_json, sha256_file, software_versions, write_manifest
 from pipeline.export.rasters import write_cog
@@ -27,7 +28,7 @@ WGS84 = "EPSG:4326"
 
 TREND_COLUMNS = (
     "site_id", "year", "footprint_ha", "footprint_pm_ha", "coal_ha", "coal_pm_ha",
-    "added_ha", "removed_ha", "coal_added_ha", "coal_removed_ha", "significant_change",
+    "compared_to_year", "added_ha", "removed_ha", "coal_added_ha", "coal_removed_ha", "significant_change",
     "n_scenes", "n_skipped", "median_clear_obs", "window_start", "window_end", "flags",
 )  # fmt: skip
 SUMMARY_COLUMNS = (
@@ -63,13 +64,15 @@ def _flags(sy: SiteYear, previous: SiteYear | None, min_clear: int) -> str:
 
 
 def trend_rows(analysis: SiteAnalysis, min_clear: int) -> list[dict[str, Any]]:
-    consecutive = {c.year_to: c for c in analysis.changes if c.year_to - c.year_from >= 1}
+    """A row per year; the change columns compare with the previous year that had data."""
+    changes = {(c.year_from, c.year_to): c for c in analysis.changes}
     rows = []
     prev: SiteYear | None = None
+    last_observed: int | None = None
     for sy, m in zip(analysis.years, analysis.metrics, strict=True):
-        change = consecutive.get(sy.year) if prev is not None else None
-        if change is not None and change.year_from != (prev.year if prev else None):
-            change = None
+        change = changes.get((last_observed, sy.year)) if last_observed is not None else None
+        if sy.composite is not None:
+            last_observed = sy.year
         rows.append(
             {
                 "site_id": analysis.site.id,
@@ -78,6 +81,7 @@ def trend_rows(analysis: SiteAnalysis, min_clear: int) -> list[dict[str, Any]]:
                 "footprint_pm_ha": m.footprint_pm_ha if sy.composite is not None else None,
                 "coal_ha": m.coal_ha if sy.composite is not None else None,
                 "coal_pm_ha": m.coal_pm_ha if sy.composite is not None else None,
+                "compared_to_year": change.year_from if change else None,
                 "added_ha": change.added_ha if change else None,
                 "removed_ha": change.removed_ha if change else None,
                 "coal_added_ha": change.coal_added_ha if change else None,
@@ -88,7 +92,7 @@ def trend_rows(analysis: SiteAnalysis, min_clear: int) -> list[dict[str, Any]]:
                 "median_clear_obs": sy.median_clear,
                 "window_start": sy.window[0],
                 "window_end": sy.window[1],
-                "flags": _flags(sy, prev, 3),
+                "flags": _flags(sy, prev, min_clear),
             }
         )
         prev = sy
@@ -223,8 +227,6 @@ def export_run(
     ]
     if result.accuracy is not None:
         path = out / "accuracy.json"
-        from pipeline.export.atomic import atomic_write_text
-
         atomic_write_text(path, canonical_json(result.accuracy))
         written.append(path)
     write_manifest(out / "manifest.json", build_manifest(result, source, [*written, *rasters]))
