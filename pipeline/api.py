@@ -24,8 +24,7 @@ def demo(
     """Run the whole pipeline on the built-in synthetic scenario (no network, no files needed)."""
     out = Path(out)
     config = demo_config(out, Path(cache_dir) if cache_dir is not None else None)
-    config = config.model_copy(update={"workers": workers})
-    return run(config, out, progress=progress)
+    return run(config.updated(workers=workers), out, progress=progress)
 
 
 def run_config(
@@ -40,7 +39,7 @@ def run_config(
     """Load a YAML config and run it."""
     config = load_config(config_path)
     if workers is not None:
-        config = config.model_copy(update={"workers": workers})
+        config = config.updated(workers=workers)
     return run(config, out, progress=progress, sites=sites, years=years)
 
 

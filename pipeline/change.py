@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 from skimage.filters import threshold_otsu
 
-from pipeline.classify import open_mask
+from pipeline.masking import open_mask
 
 FloatArray = NDArray[np.float32]
 BoolArray = NDArray[np.bool_]

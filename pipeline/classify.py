@@ -14,6 +14,7 @@ from scipy import ndimage
 
 from pipeline import indices
 from pipeline.composite import nan_percentile
+from pipeline.masking import open_mask
 
 FloatArray = NDArray[np.float32]
 BoolArray = NDArray[np.bool_]
@@ -22,15 +23,6 @@ BoolArray = NDArray[np.bool_]
 def valid_pixels(reflectance: FloatArray) -> BoolArray:
     """Pixels where every band is finite (has data)."""
     return np.asarray(np.isfinite(reflectance).all(axis=0))
-
-
-def open_mask(mask: BoolArray, radius_px: int) -> BoolArray:
-    """Morphological opening with a square: drops features thinner than ``2 * radius_px + 1``
-    pixels and keeps rectangular corners (a disk would nibble them)."""
-    if radius_px <= 0:
-        return mask
-    square = np.ones((2 * radius_px + 1,) * 2, bool)
-    return np.asarray(ndimage.binary_opening(mask, structure=square))
 
 
 def drop_thin_regions(mask: BoolArray, radius_px: int) -> BoolArray:
@@ -73,7 +65,7 @@ def footprint_mask(
 
 
 def greenness(
-    stack: FloatArray, clear: BoolArray, percentile: float = 90.0, footprint_px: int = 3
+    stack: FloatArray, clear: BoolArray, percentile: float = 100.0, footprint_px: int = 3
 ) -> FloatArray:
     """Per pixel, how green it got during the season: a high percentile of NDVI over the clear
     observations of ``stack`` (time, band, y, x), then the minimum over a ``footprint_px``
@@ -174,9 +166,10 @@ class CoalFrequency:
 
     def mask(self, min_frequency: float = 0.5, min_observations: int = 3) -> BoolArray:
         """DOMAIN.md counting rule: coal for the year if flagged in >= 50% of the clear
-        observations and in at least 3. A pixel with fewer than 3 clear observations must be
-        flagged in all of them (and the year is flagged as short of data by the caller)."""
-        needed = np.minimum(self.clear, min_observations)
+        observations and in at least 3. A pixel with only 2 clear observations must be flagged in
+        both (the caller flags such years as short of data); one look is never enough, since one
+        residual shadow looks like coal."""
+        needed = np.maximum(np.minimum(self.clear, min_observations), min(2, min_observations))
         with np.errstate(invalid="ignore"):
             return np.asarray(
                 (self.frequency >= min_frequency) & (self.flagged >= needed) & (self.clear > 0)

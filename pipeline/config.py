@@ -229,6 +229,13 @@ class RunConfig(_Model):
     workers: int = Field(1, ge=1, le=64, description="parallel processes over (site, year)")
     write_rasters: bool = Field(True, description="write per site-year COGs")
 
+    def updated(self, **changes: Any) -> RunConfig:
+        """A copy with top-level ``changes`` (e.g. ``workers=4``), validated like a loaded file."""
+        try:
+            return RunConfig.model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error("command-line options", exc)) from None
+
     def hash(self) -> str:
         """SHA-256 of what decides the numbers: the resolved config without where outputs and
         caches go or how many workers run, with the sites file by content, not by path."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.sources.sensors import BAND_INDEX
+from pipeline.bands import BAND_INDEX
 
 FloatArray = NDArray[np.float32]
 

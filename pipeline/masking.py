@@ -1,4 +1,4 @@
-"""Clear-sky masks from Sentinel-2 scene classification (SCL)."""
+"""Clear-sky masks from Sentinel-2 scene classification (SCL), and mask morphology."""
 
 from __future__ import annotations
 
@@ -34,3 +34,12 @@ def clear_from_scl(
         if clouds.any():
             not_clear |= ndimage.binary_dilation(clouds, structure=disk(dilation_px))
     return np.asarray(~not_clear)
+
+
+def open_mask(mask: BoolArray, radius_px: int) -> BoolArray:
+    """Morphological opening with a square: drops features thinner than ``2 * radius_px + 1``
+    pixels and keeps rectangular corners (a disk would nibble them)."""
+    if radius_px <= 0:
+        return mask
+    square = np.ones((2 * radius_px + 1,) * 2, bool)
+    return np.asarray(ndimage.binary_opening(mask, structure=square))

@@ -46,16 +46,16 @@ class SiteYear:
     footprint: BoolArray
     coal_mask: BoolArray
     valid: BoolArray
+    median_clear: float  # median clear observations over the analysis area (unseen pixels = 0)
+    coverage: float  # share of the analysis area seen clear at least once
 
     @property
     def n_used(self) -> int:
         return sum(1 for s in self.scenes if s.skipped is None and s.role == "season")
 
     @property
-    def median_clear(self) -> float:
-        if self.composite is None or not self.valid.any():
-            return 0.0
-        return float(np.median(self.composite.clear_count[self.valid]))
+    def n_skipped(self) -> int:
+        return sum(1 for s in self.scenes if s.skipped is not None)
 
 
 @dataclass(frozen=True)

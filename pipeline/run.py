@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import multiprocessing
 import pickle
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -31,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline import __version__, accuracy, boundaries, trends
+from pipeline.bands import BANDS
 from pipeline.change import mask_change
 from pipeline.classify import (
     coal_frequency,
@@ -58,7 +60,6 @@ from pipeline.sites import Site, load_sites
 from pipeline.sources.base import SceneSource
 from pipeline.sources.catalog import StaticCatalogSource
 from pipeline.sources.read import read_scene
-from pipeline.sources.sensors import BANDS
 from pipeline.sources.synthetic import SyntheticSource
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,9 @@ def observe_site_year(
     )
     if not in_season:
         empty = np.zeros(grid.shape, bool)
-        return SiteYear(site.id, year, window, widened, records, None, None, empty, empty, empty)
+        return SiteYear(
+            site.id, year, window, widened, records, None, None, empty, empty, empty, 0.0, 0.0
+        )
 
     stack = np.stack([o.reflectance for o in in_season])
     clear = np.stack([o.clear for o in in_season])
@@ -163,8 +166,10 @@ def observe_site_year(
     )
     footprint = boundaries.remove_small_regions((footprint | coal_mask) & valid, min_px)
     return SiteYear(
-        site.id, year, window, widened, records, composite, coal, footprint, coal_mask, valid
-    )
+        site.id, year, window, widened, records, composite, coal, footprint, coal_mask, valid,
+        median_clear=float(np.median(composite.clear_count[area])),
+        coverage=round(float(valid.sum()) / max(int(area.sum()), 1), 4),
+    )  # fmt: skip
 
 
 def _coal_thresholds(config: RunConfig) -> dict[str, float]:
@@ -362,7 +367,7 @@ def _observe_cached(
             with path.open("rb") as fh:
                 cached: SiteYear = pickle.load(fh)
             return cached
-        except (OSError, pickle.UnpicklingError, EOFError):
+        except Exception:  # a truncated or stale pickle must never sink a run: recompute
             logger.warning("ignoring unreadable resume file %s", path)
     result = observe_site_year(site, grid, year, source, config)
     atomic_write_bytes(path, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
@@ -382,7 +387,7 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     work = out / WORK_DIR
     site_list = load_sites(config.sites, only=sites if sites is not None else config.site_ids)
-    year_list = list(years) if years is not None else config.years.all()
+    year_list = sorted(set(years)) if years is not None else config.years.all()
     bad_years = [y for y in year_list if y not in config.years.all()]
     if bad_years:
         raise SitewatchError(
@@ -407,7 +412,7 @@ def run(
         analysis = analyse_site(site, grids[site.id], site_years, config)
         if truth_of is not None:
             acc = score_against_truth(analysis, truth_of(site.id))
-            analysis = SiteAnalysis(**{**analysis.__dict__, "accuracy": acc})
+            analysis = replace(analysis, accuracy=acc)
             scores[site.id] = acc
         results.sites.append(analysis)
         report("analysing sites", i, len(site_list))
@@ -431,7 +436,9 @@ def _map_tasks(
                 _observe_cached(work, key, site, grids[site.id], year, source, config),
             )
         return
-    with ProcessPoolExecutor(max_workers=config.workers) as pool:
+    # spawn, not fork: GDAL and PROJ hold threads and caches that a fork copies half-made.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=config.workers, mp_context=context) as pool:
         futures: list[Future[SiteYear]] = [
             pool.submit(_observe_cached, work, key, site, grids[site.id], year, source, config)
             for (site, year), key in zip(tasks, keys, strict=True)

@@ -179,3 +179,21 @@ def test_real_taizhou_pair_scores(real_data: Path, tmp_path: Path) -> None:
     s = binary_scores(pred, changed, changed | unchanged)
     assert s.f1 > 0.85, s
     assert s.kappa > 0.8, s
+
+
+def test_compare_rejects_geographic_crs_and_duplicate_bands(tmp_path: Path) -> None:
+    path = tmp_path / "wgs84.tif"
+    profile = {
+        "driver": "GTiff", "width": 8, "height": 8, "count": 6, "dtype": "uint16",
+        "crs": "EPSG:4326", "transform": Affine(0.001, 0, 125, 0, -0.001, 39),
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((6, 8, 8), 1000, np.uint16))
+    with pytest.raises(InputRasterError, match="is geographic"):
+        compare(path, path, tmp_path / "o", bands=["B02", "B03", "B04", "B08", "B11", "B12"])
+    folder = tmp_path / "dup"
+    folder.mkdir()
+    for name in ("B02.tif", "T51_B02.jp2", "B10.tif"):
+        (folder / name).write_bytes(b"")
+    with pytest.raises(InputRasterError, match="two files for band B02"):
+        compare(folder, folder, tmp_path / "o")

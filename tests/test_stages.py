@@ -75,6 +75,8 @@ def test_coal_frequency_rule() -> None:
     short = coal_frequency(stack, clear).mask(0.5, 3)[0]
     assert short[0]
     assert not short[1]
+    clear[:, 0, 0] = [True, False, False, False, False, False]  # one look is never enough
+    assert not coal_frequency(stack, clear).mask(0.5, 3)[0, 0]
 
 
 def test_scl_mask_keeps_dark_classes_and_dilates_clouds() -> None:
@@ -187,3 +189,42 @@ def test_nan_percentile_matches_numpy(data: np.ndarray, q: float) -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         expected = np.nanpercentile(data.astype(np.float64), q, axis=0)
     np.testing.assert_allclose(nan_percentile(data, q), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("function", "rule"),
+    [
+        ("footprint_mask", "FootprintRule"),
+        ("coal_observation", "CoalRule"),
+        ("greenness", "FootprintRule"),
+    ],
+)
+def test_stage_defaults_match_config_defaults(function: str, rule: str) -> None:
+    """A notebook calling a stage with its defaults gets what a default run does."""
+    import inspect
+
+    from pipeline import classify, config
+
+    model = getattr(config, rule)
+    aliases = {"percentile": "green_percentile"}
+    for name, param in inspect.signature(getattr(classify, function)).parameters.items():
+        field = aliases.get(name, name)
+        if param.default is inspect.Parameter.empty or field not in model.model_fields:
+            continue
+        assert param.default == model.model_fields[field].default, (function, name)
+
+
+def test_rim_unmixing_restores_half_covered_pixels() -> None:
+    from pipeline.classify import grow_mixed_edges
+
+    core = np.zeros((20, 20), bool)
+    core[8:12, 8:12] = True
+    img = np.full((6, 20, 20), 0.3, np.float32)  # bright ground
+    img[:, 8:12, 8:12] = 0.05  # dark pile
+    img[:, 8:12, 12] = 0.3 - 0.6 * 0.25  # 60 % pile: kept
+    img[:, 8:12, 7] = 0.3 - 0.4 * 0.25  # 40 % pile: not kept
+    grown = grow_mixed_edges(core, img)
+    assert grown[8:12, 12].all()
+    assert not grown[8:12, 7].any()
+    assert (grown[8:12, 8:12]).all()
+    assert grown.sum() == 16 + 4

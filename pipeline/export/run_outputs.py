@@ -28,8 +28,9 @@ WGS84 = "EPSG:4326"
 
 TREND_COLUMNS = (
     "site_id", "year", "footprint_ha", "footprint_pm_ha", "coal_ha", "coal_pm_ha",
-    "compared_to_year", "added_ha", "removed_ha", "coal_added_ha", "coal_removed_ha", "significant_change",
-    "n_scenes", "n_skipped", "median_clear_obs", "window_start", "window_end", "flags",
+    "compared_to_year", "added_ha", "removed_ha", "coal_added_ha", "coal_removed_ha",
+    "net_change_significant",
+    "n_scenes", "n_skipped", "coverage", "median_clear_obs", "window_start", "window_end", "flags",
 )  # fmt: skip
 SUMMARY_COLUMNS = (
     "site_id", "metric", "n_years", "first_year", "last_year", "first", "last", "change",
@@ -44,13 +45,20 @@ def _multipolygon(polygons: Sequence[Polygon], crs: str) -> MultiPolygon:
     return out
 
 
+# Below this share of the analysis area seen clear, areas undercount: flagged.
+MIN_COVERAGE = 0.95
+
+
 def _flags(sy: SiteYear, previous: SiteYear | None, min_clear: int) -> str:
-    """Data-sufficiency and sensor-break flags for one site-year row (';'-separated)."""
+    """Data-sufficiency and sensor-break flags for one site-year row (';'-separated);
+    ``previous`` is the last earlier year that had data."""
     flags = []
     if sy.composite is None:
         flags.append("no-data")
     elif sy.median_clear < min_clear:
         flags.append("few-clear-observations")
+    if sy.composite is not None and sy.coverage < MIN_COVERAGE:
+        flags.append("partial-coverage")
     if sy.widened:
         flags.append("widened-window")
     if any(s.skipped for s in sy.scenes):
@@ -67,35 +75,35 @@ def trend_rows(analysis: SiteAnalysis, min_clear: int) -> list[dict[str, Any]]:
     """A row per year; the change columns compare with the previous year that had data."""
     changes = {(c.year_from, c.year_to): c for c in analysis.changes}
     rows = []
-    prev: SiteYear | None = None
-    last_observed: int | None = None
+    prev: SiteYear | None = None  # the last earlier year with data
     for sy, m in zip(analysis.years, analysis.metrics, strict=True):
-        change = changes.get((last_observed, sy.year)) if last_observed is not None else None
-        if sy.composite is not None:
-            last_observed = sy.year
+        change = changes.get((prev.year, sy.year)) if prev is not None else None
+        seen = sy.composite is not None
         rows.append(
             {
                 "site_id": analysis.site.id,
                 "year": sy.year,
-                "footprint_ha": m.footprint_ha if sy.composite is not None else None,
-                "footprint_pm_ha": m.footprint_pm_ha if sy.composite is not None else None,
-                "coal_ha": m.coal_ha if sy.composite is not None else None,
-                "coal_pm_ha": m.coal_pm_ha if sy.composite is not None else None,
+                "footprint_ha": m.footprint_ha if seen else None,
+                "footprint_pm_ha": m.footprint_pm_ha if seen else None,
+                "coal_ha": m.coal_ha if seen else None,
+                "coal_pm_ha": m.coal_pm_ha if seen else None,
                 "compared_to_year": change.year_from if change else None,
                 "added_ha": change.added_ha if change else None,
                 "removed_ha": change.removed_ha if change else None,
                 "coal_added_ha": change.coal_added_ha if change else None,
                 "coal_removed_ha": change.coal_removed_ha if change else None,
-                "significant_change": change.significant if change else None,
+                "net_change_significant": change.significant if change else None,
                 "n_scenes": sy.n_used,
-                "n_skipped": len(sy.scenes) - sy.n_used,
+                "n_skipped": sy.n_skipped,
+                "coverage": sy.coverage,
                 "median_clear_obs": sy.median_clear,
                 "window_start": sy.window[0],
                 "window_end": sy.window[1],
                 "flags": _flags(sy, prev, min_clear),
             }
         )
-        prev = sy
+        if seen:
+            prev = sy
     return rows
 
 
@@ -146,24 +154,31 @@ def export_run(
     for n, a in enumerate(result.sites, start=1):
         crs = a.grid.crs
         base = {"site_id": a.site.id, "site_name": a.site.name}
-        for sy, m in zip(a.years, a.metrics, strict=True):
+        rows = trend_rows(a, cfg.season.min_clear_observations)
+        for sy, m, row in zip(a.years, a.metrics, rows, strict=True):
+            seen = sy.composite is not None  # a year without data has no area, not 0 ha
             common = {
                 **base,
                 "year": sy.year,
                 "n_scenes": sy.n_used,
                 "median_clear_obs": sy.median_clear,
+                "coverage": sy.coverage,
                 "window": f"{sy.window[0]}/{sy.window[1]}",
+                "flags": row["flags"],
             }
             footprints.append(
                 (
                     _multipolygon(m.footprint_polygons, crs),
-                    {**common, "area_ha": m.footprint_ha, "area_pm_ha": m.footprint_pm_ha},
+                    {
+                        **common,
+                        "area_ha": m.footprint_ha if seen else None,
+                        "area_pm_ha": m.footprint_pm_ha if seen else None,
+                    },
                 )
             )
-            freq = sy.coal.frequency if sy.coal is not None else None
             mean_freq = (
-                float(np.nanmean(freq[sy.coal_mask]))
-                if freq is not None and sy.coal_mask.any()
+                float(np.nanmean(sy.coal.frequency[sy.coal_mask]))
+                if sy.coal is not None and sy.coal_mask.any()
                 else None
             )
             stockpiles.append(
@@ -171,14 +186,18 @@ def export_run(
                     _multipolygon(m.coal_polygons, crs),
                     {
                         **common,
-                        "area_ha": m.coal_ha,
-                        "area_pm_ha": m.coal_pm_ha,
+                        "area_ha": m.coal_ha if seen else None,
+                        "area_pm_ha": m.coal_pm_ha if seen else None,
                         "mean_frequency": mean_freq,
                         "measure": "area (not tonnage)",
                     },
                 )
             )
+        first_last = (
+            (a.changes[-1].year_from, a.changes[-1].year_to) if len(a.changes) > 1 else None
+        )
         for c in a.changes:
+            pair = "first-last" if (c.year_from, c.year_to) == first_last else "consecutive"
             for kind, polys, area in (
                 ("added", c.added_polygons, c.added_ha),
                 ("removed", c.removed_polygons, c.removed_ha),
@@ -190,13 +209,13 @@ def export_run(
                             **base,
                             "year_from": c.year_from,
                             "year_to": c.year_to,
+                            "pair": pair,
                             "change": kind,
                             "area_ha": area,
-                            "significant": c.significant,
+                            "net_change_significant": c.significant,
                         },
                     )
                 )
-        rows = trend_rows(a, cfg.season.min_clear_observations)
         trends.extend(rows)
         summaries.extend(summary_rows(a, rows, cfg.trends.min_years, cfg.trends.alpha))
         if cfg.write_rasters:

@@ -187,4 +187,5 @@ def _item_datetime(path: Path, props: Mapping[str, Any]) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise SourceError(f"{path}: item datetime {value!r} is not ISO 8601") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    # Dates are compared in UTC: an item stamped 2021-09-01T01:00+09:00 was acquired on 31 Aug.
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

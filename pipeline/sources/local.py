@@ -17,13 +17,14 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
-from rasterio.vrt import WarpedVRT
 
 from pipeline.errors import InputRasterError
 from pipeline.grid import Grid
+from pipeline.sources.read import read_asset
 from pipeline.sources.sensors import BANDS, S2_BAND_IDS
 
-_BAND_FILE = re.compile(r"(?:^|[_\-.])(B0[1-9]|B1[0-2]|B8A)\.(tif|tiff|jp2)$", re.IGNORECASE)
+# Sentinel-2 L2A band ids (B10, cirrus, exists only in L1C and is not used).
+_BAND_FILE = re.compile(r"(?:^|[_\-.])(B0[1-9]|B1[12]|B8A)\.(tif|tiff|jp2)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,13 @@ def locate_bands(path: Path, band_order: Sequence[str] | None = None) -> dict[st
         for f in sorted(path.iterdir()):
             m = _BAND_FILE.search(f.name)
             if m:
-                found[canonical_band(m.group(1))] = BandSource(f, 1)
+                name = canonical_band(m.group(1))
+                if name in found:
+                    raise InputRasterError(
+                        f"{path}: two files for band {m.group(1).upper()}: "
+                        f"{found[name].path.name} and {f.name}; keep one"
+                    )
+                found[name] = BandSource(f, 1)
         missing = [b for b in BANDS if b not in found]
         if missing:
             raise InputRasterError(
@@ -92,6 +99,11 @@ def finest_grid(bands: Mapping[str, BandSource]) -> Grid:
         with rasterio.open(src_path) as src:
             if src.crs is None:
                 raise InputRasterError(f"{src_path}: no coordinate reference system")
+            if not src.crs.is_projected:
+                raise InputRasterError(
+                    f"{src_path}: CRS {src.crs.to_string()} is geographic (degrees); areas need "
+                    "metres: reproject to the UTM zone first, e.g. with gdalwarp -t_srs EPSG:326xx"
+                )
             if src.transform.b != 0 or src.transform.d != 0:
                 raise InputRasterError(f"{src_path}: rotated rasters are not supported")
             grid = Grid(src.crs.to_string(), src.transform, src.width, src.height)
@@ -113,23 +125,8 @@ def read_bands(
     for i, name in enumerate(BANDS):
         b = bands[name]
         try:
-            with rasterio.open(b.path) as src:
-                nodata = src.nodatavals[b.index - 1]
-                with WarpedVRT(
-                    src,
-                    crs=grid.crs,
-                    transform=grid.transform,
-                    width=grid.width,
-                    height=grid.height,
-                    resampling=Resampling.bilinear,
-                    src_nodata=nodata,
-                    nodata=nodata if nodata is not None else 0,
-                    add_alpha=nodata is None,
-                ) as vrt:
-                    data = vrt.read(b.index).astype(np.float32)
-                    # Without a nodata value, the alpha band marks where data exists.
-                    ok = vrt.read(vrt.count) > 0 if nodata is None else data != np.float32(nodata)
+            data = read_asset(b.path, grid, Resampling.bilinear, band=b.index)
         except (RasterioError, OSError) as exc:
             raise InputRasterError(f"{b.path}: cannot read band {name} ({exc})") from None
-        out[i] = np.where(ok, data * np.float32(scale) + np.float32(offset), np.nan)
+        out[i] = data * scale + offset
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -43,11 +44,12 @@ class Observation:
 
 
 def read_asset(
-    href: str, grid: Grid, resampling: Resampling, nodata: float = 0
+    href: str | Path, grid: Grid, resampling: Resampling, band: int = 1
 ) -> NDArray[np.float64]:
-    """One single-band asset on ``grid``; pixels outside the asset or at nodata become NaN."""
+    """One band of a raster on ``grid``; pixels outside the raster or at its nodata value become
+    NaN. Without a nodata value, GDAL's alpha band of the warp says where data exists."""
     with rasterio.open(href) as src:
-        src_nodata = src.nodata if src.nodata is not None else nodata
+        nodata = src.nodatavals[band - 1]
         with WarpedVRT(
             src,
             crs=grid.crs,
@@ -55,11 +57,13 @@ def read_asset(
             width=grid.width,
             height=grid.height,
             resampling=resampling,
-            src_nodata=src_nodata,
-            nodata=src_nodata,
+            src_nodata=nodata,
+            nodata=nodata,
+            add_alpha=nodata is None,
         ) as vrt:
-            data = vrt.read(1, masked=True)
-    return np.ma.filled(data.astype(np.float64), np.nan)
+            data = vrt.read(band).astype(np.float64)
+            ok = vrt.read(vrt.count) > 0 if nodata is None else data != nodata
+    return np.where(ok, data, np.nan)
 
 
 def read_scene(scene: Scene, grid: Grid, bands: Sequence[str] = BANDS) -> Observation:

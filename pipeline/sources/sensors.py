@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# The reflectance bands the pipeline uses, in array order.
-BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
-BAND_INDEX: Mapping[str, int] = {b: i for i, b in enumerate(BANDS)}
+from pipeline.bands import BAND_INDEX, BANDS
+
+__all__ = ["BANDS", "BAND_INDEX", "Radiometry", "radiometry_for", "s2_radiometry"]
 
 # Sentinel-2 band ids <-> canonical names (Earth Search v1 keys).
 S2_BAND_IDS: Mapping[str, str] = {
