@@ -8,6 +8,7 @@ from pathlib import Path
 from pipeline.compare import compare
 from pipeline.config import load_config
 from pipeline.demo import demo_config
+from pipeline.export.run_outputs import summary_rows, trend_rows
 from pipeline.results import RunResult
 from pipeline.run import Progress, run
 
@@ -44,23 +45,26 @@ def run_config(
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None or value != value else f"{value:.{digits}f}"
 
 
 def report(result: RunResult) -> str:
-    """A plain-text summary per site: footprint per year, expansion, coal trend, accuracy."""
+    """A plain-text summary per site: footprint per year, expansion, coal trend, accuracy. The
+    rows, flags and trend statistics are the ones written to trends.csv and trend_summary.csv."""
+    cfg = result.config
     lines = [f"outputs: {result.out_dir}", ""]
     for a in result.sites:
+        rows = trend_rows(a, cfg.season.min_clear_observations)
         lines.append(f"{a.site.id} ({a.site.name}), analysis area {a.area_ha:.1f} ha")
         lines.append("  year  footprint ha (+/-)   coal ha (+/-)   clear obs  flags")
-        for sy, m in zip(a.years, a.metrics, strict=True):
-            if sy.composite is None:
-                lines.append(f"  {sy.year}  no clear observations")
+        for row in rows:
+            if row["footprint_ha"] is None:
+                lines.append(f"  {row['year']}  no clear observations")
                 continue
             lines.append(
-                f"  {sy.year}  {m.footprint_ha:8.2f} ({m.footprint_pm_ha:5.2f})"
-                f"   {m.coal_ha:6.2f} ({m.coal_pm_ha:4.2f})   {sy.median_clear:5.1f}"
-                f"      {'widened window' if sy.widened else ''}"
+                f"  {row['year']}  {row['footprint_ha']:8.2f} ({row['footprint_pm_ha']:5.2f})"
+                f"   {row['coal_ha']:6.2f} ({row['coal_pm_ha']:4.2f})"
+                f"   {row['median_clear_obs']:5.1f}      {row['flags']}"
             )
         if a.changes:
             first_last = a.changes[-1]
@@ -68,38 +72,31 @@ def report(result: RunResult) -> str:
                 f"  expansion {first_last.year_from}->{first_last.year_to}: "
                 f"+{first_last.added_ha:.2f} ha added, -{first_last.removed_ha:.2f} ha removed"
             )
-        from pipeline.trends import summarise
-
-        years = [
-            m.year for m, sy in zip(a.metrics, a.years, strict=True) if sy.composite is not None
-        ]
-        coal = [
-            m.coal_ha for m, sy in zip(a.metrics, a.years, strict=True) if sy.composite is not None
-        ]
-        s = summarise(
-            years, coal, min_n=result.config.trends.min_years, alpha=result.config.trends.alpha
-        )
+        summary = summary_rows(a, rows, cfg.trends.min_years, cfg.trends.alpha)
+        coal = next(s for s in summary if s["metric"] == "coal_ha")
         lines.append(
-            f"  coal area trend: {s.trend}, Theil-Sen {_fmt(s.slope)} ha/yr "
-            f"(95% {_fmt(s.slope_low)}..{_fmt(s.slope_high)}), Mann-Kendall p {_fmt(s.mk_p, 3)}"
+            f"  coal area trend: {coal['trend']}, Theil-Sen {_fmt(coal['slope_per_year'])} ha/yr "
+            f"(95% {_fmt(coal['slope_low'])}..{_fmt(coal['slope_high'])}), "
+            f"Mann-Kendall p {_fmt(coal['mk_p'], 3)}"
         )
         if a.accuracy:
-            years_acc = a.accuracy["years"].values()
-            ious = [y["footprint_iou"] for y in years_acc]
-            fp_err = [
-                abs(y["footprint_area_error"])
-                for y in years_acc
-                if y["footprint_area_error"] is not None
-            ]
-            coal_err = [
-                abs(y["coal_area_error"]) for y in years_acc if y["coal_area_error"] is not None
-            ]
-            fe = a.accuracy["false_expansion_share"].values()
+            acc = a.accuracy["summary"]
+            fe = acc["max_false_expansion_share"]
             lines.append(
-                f"  accuracy vs truth: footprint IoU min {_fmt(min(ious, default=None), 3)}, "
-                f"area error max {_fmt(100 * max(fp_err, default=0), 1)}%, "
-                f"coal area error max {_fmt(100 * max(coal_err, default=0), 1)}%"
-                + (f", false expansion max {_fmt(100 * max(fe), 2)}% of area" if fe else "")
+                f"  accuracy vs truth ({acc['years_scored']} years with enough clear "
+                f"observations): footprint IoU min {_fmt(acc['min_footprint_iou'], 3)}, "
+                f"area error max {_pct(acc['max_abs_footprint_area_error'])}, "
+                f"coal area error max {_pct(acc['max_abs_coal_area_error'])}"
+                + (f", false expansion max {_pct(fe, 2)} of area" if fe is not None else "")
             )
+            if acc["years_with_too_few_clear_observations"]:
+                lines.append(
+                    "  not scored (too few clear observations): "
+                    + ", ".join(map(str, acc["years_with_too_few_clear_observations"]))
+                )
         lines.append("")
     return "\n".join(lines)
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}%"

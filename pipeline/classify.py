@@ -166,14 +166,20 @@ class CoalFrequency:
 
     def mask(self, min_frequency: float = 0.5, min_observations: int = 3) -> BoolArray:
         """DOMAIN.md counting rule: coal for the year if flagged in >= 50% of the clear
-        observations and in at least 3. A pixel with only 2 clear observations must be flagged in
-        both (the caller flags such years as short of data); one look is never enough, since one
-        residual shadow looks like coal."""
+        observations and in at least 3.
+
+        Where clouds leave fewer than 3 clear looks (the caller flags such years), a pixel
+        flagged in both of 2 looks counts, and a pixel flagged in its only look counts when it
+        touches such confirmed coal (hysteresis): one look alone is never enough, since one
+        residual shadow looks like coal, but the part of a confirmed pile seen once is still
+        that pile.
+        """
         needed = np.maximum(np.minimum(self.clear, min_observations), min(2, min_observations))
         with np.errstate(invalid="ignore"):
-            return np.asarray(
-                (self.frequency >= min_frequency) & (self.flagged >= needed) & (self.clear > 0)
-            )
+            often = self.frequency >= min_frequency
+            strong = often & (self.flagged >= needed) & (self.clear > 0)
+            weak = often & (self.clear > 0) & (self.flagged == self.clear)
+        return np.asarray(ndimage.binary_propagation(strong, mask=strong | weak), dtype=bool)
 
 
 def coal_frequency(stack: FloatArray, clear: BoolArray, **rule: float) -> CoalFrequency:

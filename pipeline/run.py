@@ -19,9 +19,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-import multiprocessing
 import pickle
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
@@ -284,8 +283,12 @@ def analyse_site(
     )
 
 
-def score_against_truth(analysis: SiteAnalysis, truth: dict[int, Any]) -> dict[str, Any]:
-    """Footprint IoU and area errors per year, false expansion where truth is unchanged."""
+def score_against_truth(
+    analysis: SiteAnalysis, truth: dict[int, Any], min_clear: int
+) -> dict[str, Any]:
+    """Footprint IoU and area errors per year, false expansion where truth is unchanged, and a
+    summary over the years with enough clear observations (the others are listed, not hidden:
+    a year seen once or twice is flagged in every output, and its coal area is a lower bound)."""
     grid = analysis.grid
     per_year: dict[str, Any] = {}
     truth_masks: dict[int, tuple[BoolArray, BoolArray]] = {}
@@ -302,6 +305,8 @@ def score_against_truth(analysis: SiteAnalysis, truth: dict[int, Any]) -> dict[s
         truth_masks[sy.year] = (fp_true, coal_true)
         scores = accuracy.binary_scores(sy.footprint, fp_true & sy.valid, sy.valid)
         per_year[str(sy.year)] = {
+            "median_clear_obs": sy.median_clear,
+            "sufficient_data": sy.median_clear >= min_clear,
             "footprint_iou": round(scores.iou, 4),
             "footprint_f1": round(scores.f1, 4),
             "footprint_area_ha": round(m.footprint_ha, 4),
@@ -322,7 +327,23 @@ def score_against_truth(analysis: SiteAnalysis, truth: dict[int, Any]) -> dict[s
             and np.array_equal(truth_masks[c.year_from][0], truth_masks[c.year_to][0])
         ):
             false_expansion[f"{c.year_from}-{c.year_to}"] = round(c.added_ha / analysis.area_ha, 5)
-    return {"years": per_year, "false_expansion_share": false_expansion}
+    sufficient = [y for y in per_year.values() if y["sufficient_data"]]
+    summary = {
+        "years_scored": len(sufficient),
+        "years_with_too_few_clear_observations": [
+            int(k) for k, y in per_year.items() if not y["sufficient_data"]
+        ],
+        "min_footprint_iou": min((y["footprint_iou"] for y in sufficient), default=None),
+        "max_abs_footprint_area_error": _max_abs(y["footprint_area_error"] for y in sufficient),
+        "max_abs_coal_area_error": _max_abs(y["coal_area_error"] for y in sufficient),
+        "max_false_expansion_share": max(false_expansion.values(), default=None),
+    }
+    return {"summary": summary, "years": per_year, "false_expansion_share": false_expansion}
+
+
+def _max_abs(values: Iterable[float | None]) -> float | None:
+    present = [abs(v) for v in values if v is not None]
+    return max(present) if present else None
 
 
 def _round(value: float, digits: int = 4) -> float | None:
@@ -411,7 +432,9 @@ def run(
         site_years = [observed[(site.id, y)] for y in year_list]
         analysis = analyse_site(site, grids[site.id], site_years, config)
         if truth_of is not None:
-            acc = score_against_truth(analysis, truth_of(site.id))
+            acc = score_against_truth(
+                analysis, truth_of(site.id), config.season.min_clear_observations
+            )
             analysis = replace(analysis, accuracy=acc)
             scores[site.id] = acc
         results.sites.append(analysis)
@@ -436,9 +459,9 @@ def _map_tasks(
                 _observe_cached(work, key, site, grids[site.id], year, source, config),
             )
         return
-    # spawn, not fork: GDAL and PROJ hold threads and caches that a fork copies half-made.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=config.workers, mp_context=context) as pool:
+    # The platform's default start method: spawn would force every analyst's script to guard
+    # its entry point with `if __name__ == "__main__"`. Workers open their own datasets.
+    with ProcessPoolExecutor(max_workers=config.workers) as pool:
         futures: list[Future[SiteYear]] = [
             pool.submit(_observe_cached, work, key, site, grids[site.id], year, source, config)
             for (site, year), key in zip(tasks, keys, strict=True)

@@ -75,8 +75,12 @@ def test_coal_frequency_rule() -> None:
     short = coal_frequency(stack, clear).mask(0.5, 3)[0]
     assert short[0]
     assert not short[1]
-    clear[:, 0, 0] = [True, False, False, False, False, False]  # one look is never enough
+    clear[:, 0, 0] = [True, False, False, False, False, False]  # one look alone is not enough
+    clear[:, 0, 1:] = False
     assert not coal_frequency(stack, clear).mask(0.5, 3)[0, 0]
+    clear[:, 0, 1] = [True, True, True, True, True, True]  # but next to a confirmed pile it is
+    stack[:, :, 0, 1] = COAL
+    assert coal_frequency(stack, clear).mask(0.5, 3)[0, :2].all()
 
 
 def test_scl_mask_keeps_dark_classes_and_dilates_clouds() -> None:
