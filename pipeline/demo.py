@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,6 @@ def demo_mapping(sites_path: str) -> dict[str, Any]:
 
 def demo_config(out_dir: Path, cache_dir: Path | None = None) -> RunConfig:
     """The demo config, with the demo sites written next to the outputs (as provenance)."""
-    import json
-
     out_dir.mkdir(parents=True, exist_ok=True)
     sites = out_dir / "demo_sites.geojson"
     atomic_write_text(sites, json.dumps(DEMO_SITES_GEOJSON, indent=2) + "\n")

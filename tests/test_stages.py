@@ -42,6 +42,19 @@ def test_indices_known_values() -> None:
     assert np.isnan(indices.ndvi(zero)).all()
 
 
+def test_other_indices_known_values() -> None:
+    b, g, r, n, s1, s2 = SOIL
+    img = image(SOIL)
+    np.testing.assert_allclose(indices.ndbi(img)[0, 0], (s1 - n) / (s1 + n), rtol=1e-5)
+    np.testing.assert_allclose(
+        indices.bsi(img)[0, 0], ((s1 + r) - (n + b)) / ((s1 + r) + (n + b)), rtol=1e-5
+    )
+    np.testing.assert_allclose(indices.nbr(img)[0, 0], (n - s2) / (n + s2), rtol=1e-5)
+    np.testing.assert_allclose(
+        indices.awei_sh(img)[0, 0], b + 2.5 * g - 1.5 * (n + s1) - 0.25 * s2, rtol=1e-5
+    )
+
+
 def test_footprint_rule_separates_surfaces() -> None:
     img = image(VEGETATION, BUILT, SOIL, WATER, COAL, SHADOWED_VEG)
     got = footprint_mask(img, opening_px=0)[0]
