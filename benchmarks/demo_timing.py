@@ -36,7 +36,9 @@ def main() -> None:
             years = a["years"].values()
             summary[site] = {
                 "min_footprint_iou": min(y["footprint_iou"] for y in years),
-                "max_abs_footprint_area_error": max(abs(y["footprint_area_error"] or 0) for y in years),
+                "max_abs_footprint_area_error": max(
+                    abs(y["footprint_area_error"] or 0) for y in years
+                ),
                 "max_abs_coal_area_error": max(abs(y["coal_area_error"] or 0) for y in years),
                 "max_false_expansion_share": max(a["false_expansion_share"].values(), default=None),
             }
