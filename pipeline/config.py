@@ -240,12 +240,20 @@ class RunConfig(_Model):
         """SHA-256 of what decides the numbers: the resolved config without where outputs and
         caches go or how many workers run, with the sites file by content, not by path."""
         data = self.model_dump(mode="json", exclude=set(OPERATIONAL_FIELDS))
-        try:
-            data["sites"] = hashlib.sha256(self.sites.read_bytes()).hexdigest()
-        except OSError:
-            data["sites"] = str(self.sites)  # a missing file is reported when sites are loaded
+        data["sites"] = _content_hash(self.sites)
+        if isinstance(self.source, StaticCatalogSourceConfig):
+            # By content, so a moved catalog gives the same hash and an edited one a new hash
+            # (items edited without touching catalog.json are not seen: a known limit).
+            data["source"]["catalog"] = _content_hash(self.source.catalog)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _content_hash(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return str(path)  # a missing file is reported, with its name, when it is loaded
 
 
 _PATH_FIELDS = ("sites", "output_dir", "cache_dir")

@@ -45,7 +45,8 @@ def test_all_outputs_written(first_run: RunResult) -> None:
     for name in OUTPUTS:
         assert (out / name).is_file(), name
     rasters = sorted((out / "rasters").rglob("*.tif"))
-    assert len(rasters) == 3 * 10 * 4  # site x year x (footprint, coal, clear count, composite)
+    # site x year x (footprint, coal frequency, clear count, composite, spread)
+    assert len(rasters) == 3 * 10 * 5
     for path in rasters[:: len(rasters) // 12]:
         valid, errors, _ = cog_validate(str(path), quiet=True)
         assert valid, (path, errors)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from shapely.geometry import MultiPolygon, Polygon
 
+from pipeline.bands import BANDS
 from pipeline.export.atomic import atomic_write_text
 from pipeline.export.geojson import write_feature_collection
 from pipeline.export.manifest import canonical_json, sha256_file, software_versions, write_manifest
@@ -252,7 +253,8 @@ def export_run(
 
 
 def write_site_rasters(out: Path, a: SiteAnalysis) -> list[Path]:
-    """Per site-year COGs: footprint, coal frequency, clear count and the composite."""
+    """Per site-year COGs: footprint, coal frequency, clear count, the composite and its spread
+    (median absolute deviation of the clear observations, per band)."""
     paths = []
     folder = out / "rasters" / a.site.id
     for sy in a.years:
@@ -265,10 +267,10 @@ def write_site_rasters(out: Path, a: SiteAnalysis) -> list[Path]:
         freq = np.where(
             outside | ~np.isfinite(sy.coal.frequency), 255, np.round(sy.coal.frequency * 100)
         ).astype(np.uint8)
-        refl = sy.composite.reflectance
-        comp = np.where(np.isfinite(refl), np.clip(np.round(refl * 10000), 1, 65535), 0).astype(
-            np.uint16
-        )
+        refl, mad = sy.composite.reflectance, sy.composite.mad
+        # Reflectance x 10000 as Sentinel-2 delivers it; 0 is nodata, so real values start at 1.
+        comp = np.where(np.isfinite(refl), np.clip(np.round(refl * 10000), 1, 65535), 0)
+        spread = np.where(np.isfinite(mad), np.clip(np.round(mad * 10000), 0, 65534), 65535)
         items: list[tuple[str, np.ndarray[Any, Any], int, list[str]]] = [
             (f"{stem}_footprint.tif", fp, 255, ["footprint"]),
             (f"{stem}_coal_frequency.tif", freq, 255, ["coal_frequency_percent"]),
@@ -278,7 +280,8 @@ def write_site_rasters(out: Path, a: SiteAnalysis) -> list[Path]:
                 -1,
                 ["clear_count"],
             ),
-            (f"{stem}_composite.tif", comp, 0, ["blue", "green", "red", "nir", "swir16", "swir22"]),
+            (f"{stem}_composite.tif", comp.astype(np.uint16), 0, list(BANDS)),
+            (f"{stem}_spread.tif", spread.astype(np.uint16), 65535, [f"{b}_mad" for b in BANDS]),
         ]
         for path, data, nodata, names in items:
             write_cog(Path(path), data, a.grid, nodata=nodata, band_names=names, tags=tags)
