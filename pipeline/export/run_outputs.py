@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -312,7 +313,9 @@ def build_manifest(
                         "year": sy.year,
                         "window": list(sy.window),
                         "widened": sy.widened,
-                        "scenes": [s.__dict__ for s in sy.scenes],
+                        "median_clear_obs": sy.median_clear,
+                        "coverage": sy.coverage,
+                        "scenes": [asdict(s) for s in sy.scenes],
                     }
                     for sy in a.years
                 ],
