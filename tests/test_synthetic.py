@@ -556,3 +556,22 @@ def test_concurrent_sources_build_once(tmp_path: Path, monkeypatch: pytest.Monke
     assert len(calls) == 1
     assert roots[0] == roots[1]
     assert (roots[0] / "catalog.json").is_file()
+
+
+def test_relative_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make demo` uses the default cache `.sitewatch-cache`, a path relative to the working
+    directory: the build must land inside it and be found again."""
+    monkeypatch.chdir(tmp_path)
+    params = ScenarioParams(
+        start_year=2022, end_year=2022, sites=("demo-control",), acquisitions_per_year=(2, 3),
+        autumn_min_acquisitions=1,
+    )  # fmt: skip
+    source = SyntheticSource(params, Path(".sitewatch-cache"))
+    catalog = source.catalog_path
+    assert catalog.is_file()
+    assert catalog.is_relative_to(tmp_path / ".sitewatch-cache")
+    assert sorted(
+        p.name for p in (tmp_path / ".sitewatch-cache").iterdir() if not p.name.startswith(".")
+    ) == [catalog.parent.name]
+    (site,) = demo_sites(["demo-control"])
+    assert source.search(site, date(2022, 1, 1), date(2022, 12, 31))

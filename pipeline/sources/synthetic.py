@@ -1214,7 +1214,8 @@ def build_scenario(
     ``workers`` > 1 renders site-years in that many processes (None: up to 2 for a large build);
     the bytes written do not depend on it.
     """
-    root = Path(root)
+    # Absolute: pystac's normalize_hrefs resolves a relative root against the wrong folder.
+    root = Path(root).resolve()
     if root.exists() and any(root.iterdir()):
         raise SourceError(f"{root}: scenario folder is not empty; give a new or empty folder")
     collection_dir = root / COLLECTION_ID
@@ -1369,7 +1370,7 @@ class SyntheticSource:
         progress: Progress | None = None,
     ) -> None:
         self.params = params
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = Path(cache_dir).resolve()
         self._workers = workers
         self._progress = progress
         self._catalog: StaticCatalogSource | None = None
