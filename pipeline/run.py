@@ -404,7 +404,7 @@ def run(
 ) -> RunResult:
     """Run the whole pipeline for ``config``; outputs go to ``out_dir`` (default from config)."""
     report = progress or _no_progress
-    out = Path(out_dir) if out_dir is not None else config.output_dir / config.name
+    out = (Path(out_dir) if out_dir is not None else config.output_dir / config.name).resolve()
     out.mkdir(parents=True, exist_ok=True)
     work = out / WORK_DIR
     site_list = load_sites(config.sites, only=sites if sites is not None else config.site_ids)

@@ -12,6 +12,7 @@ from geojson_validator import validate_geometries, validate_structure
 from rio_cogeo.cogeo import cog_validate
 
 from pipeline.api import demo, report
+from pipeline.cli import main
 from pipeline.results import RunResult
 
 pytestmark = pytest.mark.slow
@@ -31,13 +32,21 @@ DETERMINISTIC = (
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("work")
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> RunResult:
-    return demo(tmp_path_factory.mktemp("run1") / "demo", workers=2, cache_dir=cache_dir)
+def cache_dir(workdir: Path) -> Path:
+    return workdir / ".sitewatch-cache"
+
+
+@pytest.fixture(scope="module")
+def first_run(workdir: Path) -> RunResult:
+    """The demo as `make demo` runs it: relative output folder and the default relative cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(workdir)
+        return demo(Path("runs/demo"), workers=2)
 
 
 def test_all_outputs_written(first_run: RunResult) -> None:
@@ -125,8 +134,14 @@ def test_manifest_traces_scenes_and_offsets(first_run: RunResult) -> None:
     assert {"footprints.geojson", "trends.csv"} <= listed
 
 
-def test_report_mentions_every_site(first_run: RunResult) -> None:
-    text = report(first_run)
+def test_cli_demo_reports_every_site(
+    first_run: RunResult, tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert first_run.out_dir.is_absolute()  # reported as absolute even when given relative
+    args = ["-q", "demo", "--out", str(tmp_path / "cli"), "--cache-dir", str(cache_dir)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert text == report(demo(tmp_path / "cli", cache_dir=cache_dir))  # resumed: same report
     for site_id in ("demo-camp", "demo-port", "demo-control"):
         assert site_id in text
     assert "accuracy vs truth" in text
