@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rasterio.enums import Resampling
 
 from pipeline import boundaries
 from pipeline.change import mask_change, spectral_change
@@ -14,7 +15,9 @@ from pipeline.classify import footprint_mask, valid_pixels
 from pipeline.export.geojson import write_feature_collection
 from pipeline.export.rasters import write_cog
 from pipeline.grid import Grid
-from pipeline.sources.local import finest_grid, locate_bands, read_bands
+from pipeline.masking import CLOUD_DILATION_M, SCL_CLOUDS, SCL_NOT_CLEAR, clear_from_scl
+from pipeline.sources.local import finest_grid, locate_bands, locate_scl, read_bands
+from pipeline.sources.read import read_asset
 
 NODATA = 255
 # A change must stand this many robust standard deviations out of the no-change noise.
@@ -33,17 +36,32 @@ def compare(
 ) -> dict[str, Any]:
     """Change between two images of one place; writes change.tif, expansion.tif, change.geojson.
 
-    AFTER is resampled onto BEFORE's finest grid by georeference, so extents may differ. Returns
-    the summary printed by the CLI.
+    AFTER is resampled onto BEFORE's finest grid by georeference, so extents may differ. A band
+    folder holding an ``SCL`` file has its clouds, cirrus and snow (dilated like a run's) set to
+    no data. Returns the summary printed by the CLI.
     """
     before, after, out = Path(before), Path(after), Path(out)
     src_before = locate_bands(before, bands)
     src_after = locate_bands(after, bands)
     grid = finest_grid(src_before)
     k = 1.0 if scale is None else scale
-    img_a = read_bands(src_before, grid, k, offset)
-    img_b = read_bands(src_after, grid, k, offset)
-    result = compare_arrays(img_a, img_b, grid, min_mapping_unit_ha=min_mapping_unit_ha)
+    images = []
+    masked = np.zeros(grid.shape, bool)
+    for path, src in ((before, src_before), (after, src_after)):
+        img = read_bands(src, grid, k, offset)
+        scl_path = locate_scl(path)
+        if scl_path is not None:  # a Sentinel-2 folder: clouds, cirrus, snow become no data
+            scl = read_asset(scl_path, grid, Resampling.nearest)
+            clear = clear_from_scl(
+                np.nan_to_num(scl, nan=0).astype(np.uint8),
+                SCL_NOT_CLEAR,
+                SCL_CLOUDS,
+                round(CLOUD_DILATION_M / grid.resolution),
+            )
+            masked |= ~clear & valid_pixels(img)
+            img[:, ~clear] = np.nan
+        images.append(img)
+    result = compare_arrays(images[0], images[1], grid, min_mapping_unit_ha=min_mapping_unit_ha)
 
     out.mkdir(parents=True, exist_ok=True)
     tags = {"before": str(before), "after": str(after), "method": "standardised CVA + Otsu"}
@@ -69,6 +87,7 @@ def compare(
         },
         "reflectance_scaled": scale is not None,
         "valid_pixels": int(result["valid"].sum()),
+        "masked_by_scl_pixels": int(masked.sum()),
         "changed_pixels": int(result["changed"].sum()),
         "expansion_pixels": int(result["expansion"].sum()),
         "changed_ha": round(float(result["changed"].sum()) * px, 4),

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.masking import CLOUD_DILATION_M, SCL_CLOUDS, SCL_NOT_CLEAR
 from pipeline.sources.synthetic import ScenarioParams
 
 
@@ -81,9 +82,11 @@ class MaskingConfig(_Model):
     """SCL classes masked. 2 (dark area), 3 (cloud shadow), 6 (water) stay unmasked on purpose:
     Sen2Cor labels coal piles as dark area or shadow (DOMAIN.md)."""
 
-    scl_masked: tuple[int, ...] = Field((0, 1, 8, 9, 10, 11), description="SCL classes not clear")
-    scl_dilated: tuple[int, ...] = Field((8, 9, 10), description="SCL classes dilated (clouds)")
-    cloud_dilation_m: float = Field(150.0, ge=0, le=2000, description="cloud dilation radius (m)")
+    scl_masked: tuple[int, ...] = Field(SCL_NOT_CLEAR, description="SCL classes not clear")
+    scl_dilated: tuple[int, ...] = Field(SCL_CLOUDS, description="SCL classes dilated (clouds)")
+    cloud_dilation_m: float = Field(
+        CLOUD_DILATION_M, ge=0, le=2000, description="cloud dilation radius (m)"
+    )
 
     @field_validator("scl_masked", "scl_dilated")
     @classmethod

@@ -10,6 +10,12 @@ from scipy import ndimage
 
 BoolArray = NDArray[np.bool_]
 
+# DOMAIN.md: no data, defective, clouds, cirrus and snow are not clear. Dark area (2), cloud
+# shadow (3) and water (6) are kept: Sen2Cor labels coal piles so.
+SCL_NOT_CLEAR: tuple[int, ...] = (0, 1, 8, 9, 10, 11)
+SCL_CLOUDS: tuple[int, ...] = (8, 9, 10)
+CLOUD_DILATION_M = 150.0
+
 
 def disk(radius_px: int) -> BoolArray:
     """A disk-shaped structuring element of the given pixel radius."""

@@ -156,6 +156,7 @@ def test_real_sentinel2_against_itself_no_change(real_data: Path, tmp_path: Path
     folder = real_data / "sentinel2-l2a-29RKH-20200219"
     summary = compare(folder, folder, tmp_path / "s2", scale=1e-4)
     assert summary["valid_pixels"] > 1_000_000
+    assert summary["masked_by_scl_pixels"] > 10_000  # the scene's cirrus and clouds (SCL 8-10)
     assert summary["changed_pixels"] == 0
     assert summary["expansion_pixels"] == 0
     with rasterio.open(tmp_path / "s2" / "change.tif") as src:
@@ -197,3 +198,22 @@ def test_compare_rejects_geographic_crs_and_duplicate_bands(tmp_path: Path) -> N
         (folder / name).write_bytes(b"")
     with pytest.raises(InputRasterError, match="two files for band B02"):
         compare(folder, folder, tmp_path / "o")
+
+
+def test_compare_masks_scl_clouds(pair: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+    before, after, _ = pair
+    scl = np.full((40, 40), 4, np.uint8)  # 20 m, like Sentinel-2
+    scl[30:34, 30:34] = 9  # a cloud: 80 x 80 m, dilated by 150 m
+    profile = {
+        "driver": "GTiff", "width": 40, "height": 40, "count": 1, "dtype": "uint8",
+        "crs": CRS, "transform": Affine(20, 0, 300000, 0, -20, 4400000), "nodata": 0,
+    }  # fmt: skip
+    with rasterio.open(before / "T51_20230915_SCL.tif", "w", **profile) as dst:
+        dst.write(scl, 1)
+    summary = compare(before, after, tmp_path / "o", scale=1e-4)
+    with rasterio.open(tmp_path / "o" / "change.tif") as src:
+        change = src.read(1)
+    assert (change[60:68, 60:68] == 255).all()  # under the cloud
+    assert (change[60:68, 45] == 255).all()  # within the 150 m dilation
+    assert change[10, 10] != 255
+    assert summary["masked_by_scl_pixels"] > 8 * 8

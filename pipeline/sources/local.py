@@ -46,6 +46,19 @@ def canonical_band(name: str) -> str:
     raise InputRasterError(f"band id {name!r} unknown; allowed: {allowed}")
 
 
+_SCL_FILE = re.compile(r"(?:^|[_\-.])SCL\.(tif|tiff|jp2)$", re.IGNORECASE)
+
+
+def locate_scl(path: Path) -> Path | None:
+    """The scene classification file (``SCL.tif`` or ``..._SCL.tif``) of a band folder, if any."""
+    if not path.is_dir():
+        return None
+    found = sorted(f for f in path.iterdir() if _SCL_FILE.search(f.name))
+    if len(found) > 1:
+        raise InputRasterError(f"{path}: several SCL files ({[f.name for f in found]}); keep one")
+    return found[0] if found else None
+
+
 def locate_bands(path: Path, band_order: Sequence[str] | None = None) -> dict[str, BandSource]:
     """Map canonical band names to files/bands for a multi-band raster or a band folder."""
     if not path.exists():
