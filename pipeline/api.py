@@ -35,12 +35,15 @@ def run_config(
     sites: Sequence[str] | None = None,
     years: Sequence[int] | None = None,
     workers: int | None = None,
+    offline: bool = False,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Load a YAML config and run it."""
+    """Load a YAML config and run it; ``offline`` searches and reads from the cache only."""
     config = load_config(config_path)
     if workers is not None:
         config = config.updated(workers=workers)
+    if offline:
+        config = config.updated(offline=True)
     return run(config, out, progress=progress, sites=sites, years=years)
 
 

@@ -18,6 +18,7 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -42,6 +43,8 @@ def progress_display(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=console,
         transient=False,
     ) as bar:
@@ -82,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run)
     run.add_argument("--sites", nargs="+", metavar="ID", help="only these site ids")
     run.add_argument("--years", nargs="+", type=int, metavar="YEAR", help="only these years")
+    run.add_argument(
+        "--offline",
+        action="store_true",
+        help="no network: searches and image chips from the cache only (fails naming what is missing)",
+    )
 
     cfg = sub.add_parser("config", help="inspect configs")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -151,7 +159,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             result = api.run_config(
                 args.config, args.out, sites=args.sites, years=args.years,
-                workers=args.workers, progress=progress,
+                workers=args.workers, offline=args.offline, progress=progress,
             )  # fmt: skip
     sys.stdout.write(api.report(result))
     return 0

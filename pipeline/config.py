@@ -14,15 +14,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
-from pipeline.masking import CLOUD_DILATION_M, SCL_CLOUDS, SCL_NOT_CLEAR
-from pipeline.sources.synthetic import ScenarioParams
+from pipeline.masking import (
+    CLOUD_DILATION_M,
+    QA_PIXEL_CLOUDS,
+    QA_PIXEL_NOT_CLEAR,
+    SCL_CLOUDS,
+    SCL_NOT_CLEAR,
+    MaskRules,
+)
+from pipeline.model import FrozenModel, content_hash
+from pipeline.sources.read import ReadSettings
+from pipeline.sources.registry import SOURCE_KINDS, SourceConfig, SyntheticSourceConfig
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Model = FrozenModel
 
 
 def _month_day(value: str) -> tuple[int, int]:
@@ -79,11 +86,21 @@ class GridConfig(_Model):
 
 
 class MaskingConfig(_Model):
-    """SCL classes masked. 2 (dark area), 3 (cloud shadow), 6 (water) stay unmasked on purpose:
-    Sen2Cor labels coal piles as dark area or shadow (DOMAIN.md)."""
+    """SCL classes and QA_PIXEL bits masked. SCL 2 (dark area), 3 (cloud shadow), 6 (water) and
+    QA_PIXEL bit 4 (cloud shadow) stay unmasked on purpose: Sen2Cor and Fmask label coal piles
+    as dark area or shadow, and masking them erases what is measured (DOMAIN.md)."""
 
     scl_masked: tuple[int, ...] = Field(SCL_NOT_CLEAR, description="SCL classes not clear")
     scl_dilated: tuple[int, ...] = Field(SCL_CLOUDS, description="SCL classes dilated (clouds)")
+    qa_pixel_masked_bits: tuple[int, ...] = Field(
+        QA_PIXEL_NOT_CLEAR,
+        description="Landsat QA_PIXEL bits not clear (0 fill, 1 dilated cloud, 2 cirrus, 3 cloud, "
+        "4 shadow, 5 snow, 7 water)",
+    )
+    qa_pixel_dilated_bits: tuple[int, ...] = Field(
+        QA_PIXEL_CLOUDS, description="QA_PIXEL bits dilated like clouds (USGS dilates bit 1)"
+    )
+    qa_radsat: bool = Field(True, description="mask Landsat pixels saturated in any band")
     cloud_dilation_m: float = Field(
         CLOUD_DILATION_M, ge=0, le=2000, description="cloud dilation radius (m)"
     )
@@ -95,6 +112,45 @@ class MaskingConfig(_Model):
         if bad:
             raise ValueError(f"SCL classes {bad} do not exist; allowed 0..11")
         return tuple(sorted(set(v)))
+
+    @field_validator("qa_pixel_masked_bits", "qa_pixel_dilated_bits")
+    @classmethod
+    def _qa_bits(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [b for b in v if b not in (0, 1, 2, 3, 4, 5, 7)]
+        if bad:
+            raise ValueError(f"QA_PIXEL bits {bad} not allowed; allowed 0, 1, 2, 3, 4, 5, 7")
+        return tuple(sorted(set(v)))
+
+    def rules(self) -> MaskRules:
+        return MaskRules(
+            self.scl_masked,
+            self.scl_dilated,
+            self.qa_pixel_masked_bits,
+            self.qa_pixel_dilated_bits,
+            self.qa_radsat,
+            self.cloud_dilation_m,
+        )
+
+
+class ReadConfig(_Model):
+    """How reads behave over flaky networks (GDAL /vsicurl/, /vsis3/)."""
+
+    retries: int = Field(3, ge=1, le=10, description="attempts per asset before a scene is skipped")
+    backoff_s: float = Field(1.0, ge=0, le=60, description="first retry delay, doubled each time")
+    timeout_s: float = Field(30.0, gt=0, le=600, description="HTTP timeout per request (s)")
+
+    def settings(self, offline: bool = False) -> ReadSettings:
+        return ReadSettings(self.retries, self.backoff_s, self.timeout_s, offline)
+
+
+class HarmonizeConfig(_Model):
+    """Cross-sensor harmonisation of a series mixing Landsat and Sentinel-2 (DOMAIN.md)."""
+
+    to: Literal["none", "landsat-oli"] = Field(
+        "none",
+        description="none, or landsat-oli: Sentinel-2 MSI by HLS v1.4 (Claverie 2018), TM/ETM+ "
+        "by Roy et al. 2016, onto OLI",
+    )
 
 
 class FootprintRule(_Model):
@@ -197,21 +253,6 @@ class YearsConfig(_Model):
         return list(range(self.start, self.end + 1))
 
 
-class SyntheticSourceConfig(_Model):
-    kind: Literal["synthetic"] = Field("synthetic", description="the built-in synthetic scenario")
-    scenario: ScenarioParams = ScenarioParams()
-
-
-class StaticCatalogSourceConfig(_Model):
-    kind: Literal["stac-static"] = Field("stac-static", description="a static STAC catalog")
-    catalog: Path = Field(description="path of a static STAC catalog.json")
-
-
-SourceConfig = Annotated[
-    SyntheticSourceConfig | StaticCatalogSourceConfig, Field(discriminator="kind")
-]
-
-
 class RunConfig(_Model):
     """One run: which sites, which years, where pixels come from and how they are judged."""
 
@@ -223,6 +264,8 @@ class RunConfig(_Model):
     grid: GridConfig = GridConfig()
     season: SeasonConfig = SeasonConfig()
     masking: MaskingConfig = MaskingConfig()
+    read: ReadConfig = ReadConfig()
+    harmonize: HarmonizeConfig = HarmonizeConfig()
     classify: ClassifyConfig = ClassifyConfig()
     change: ChangeConfig = ChangeConfig()
     boundaries: BoundariesConfig = BoundariesConfig()
@@ -231,6 +274,9 @@ class RunConfig(_Model):
     cache_dir: Path = Field(Path(".sitewatch-cache"), description="scenario and chip cache")
     workers: int = Field(1, ge=1, le=64, description="parallel processes over (site, year)")
     write_rasters: bool = Field(True, description="write per site-year COGs")
+    offline: bool = Field(
+        False, description="search and read from the cache only (set by --offline)"
+    )
 
     def updated(self, **changes: Any) -> RunConfig:
         """A copy with top-level ``changes`` (e.g. ``workers=4``), validated like a loaded file."""
@@ -243,25 +289,17 @@ class RunConfig(_Model):
         """SHA-256 of what decides the numbers: the resolved config without where outputs and
         caches go or how many workers run, with the sites file by content, not by path."""
         data = self.model_dump(mode="json", exclude=set(OPERATIONAL_FIELDS))
-        data["sites"] = _content_hash(self.sites)
-        if isinstance(self.source, StaticCatalogSourceConfig):
-            # By content, so a moved catalog gives the same hash and an edited one a new hash
-            # (items edited without touching catalog.json are not seen: a known limit).
-            data["source"]["catalog"] = _content_hash(self.source.catalog)
+        data["sites"] = content_hash(self.sites)
+        # Files by content, so a moved catalog gives the same hash and an edited one a new
+        # hash (a static catalog's items edited without touching catalog.json are not seen).
+        data["source"] = self.source.hash_data()
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _content_hash(path: Path) -> str:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return str(path)  # a missing file is reported, with its name, when it is loaded
-
-
 _PATH_FIELDS = ("sites", "output_dir", "cache_dir")
 # Fields that change where or how fast a run happens, never its numbers: not in the config hash.
-OPERATIONAL_FIELDS = ("output_dir", "cache_dir", "workers", "write_rasters")
+OPERATIONAL_FIELDS = ("output_dir", "cache_dir", "workers", "write_rasters", "offline", "read")
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -289,8 +327,14 @@ def config_from_mapping(
         if isinstance(data.get(key), str):
             data[key] = str(_resolve(base_dir, data[key]))
     source = data.get("source")
-    if isinstance(source, dict) and isinstance(source.get("catalog"), str):
-        data["source"] = {**source, "catalog": str(_resolve(base_dir, source["catalog"]))}
+    kind = SOURCE_KINDS.get(source.get("kind", "synthetic")) if isinstance(source, dict) else None
+    if isinstance(source, dict) and kind is not None:
+        resolved = {
+            name: str(_resolve(base_dir, source[name]))
+            for name in kind.config.path_fields
+            if isinstance(source.get(name), str)
+        }
+        data["source"] = {**source, **resolved}
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
@@ -320,11 +364,8 @@ def _allowed_keys(parent: tuple[int | str, ...]) -> list[str]:
     for part in parent:
         if isinstance(part, int):
             continue
-        if part == "synthetic":
-            model = SyntheticSourceConfig
-            continue
-        if part == "stac-static":
-            model = StaticCatalogSourceConfig
+        if isinstance(part, str) and part in SOURCE_KINDS:
+            model = SOURCE_KINDS[part].config
             continue
         info = model.model_fields.get(str(part))
         nested = [
@@ -373,7 +414,7 @@ def config_reference() -> str:
             lines.append(f"| `{key}` | {_type_name(ann)} | {default} | {doc} |")
 
     walk(RunConfig, "")
-    for variant in (SyntheticSourceConfig, StaticCatalogSourceConfig):
+    for variant in (k.config for k in SOURCE_KINDS.values()):
         lines += ["", f"## `source` with `kind: {variant.model_fields['kind'].default}`", ""]
         lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
         walk(variant, "source.")

@@ -55,13 +55,17 @@ class Grid:
         bounds: tuple[float, float, float, float],
         resolution: float,
         snap: float | None = None,
+        origin: tuple[float, float] = (0.0, 0.0),
     ) -> Grid:
-        """The grid of ``resolution`` covering ``bounds``, its edges snapped outward to ``snap``."""
+        """The grid of ``resolution`` covering ``bounds``, its edges snapped outward to the
+        lattice ``origin + k * snap`` (the data's own pixel lattice: Landsat corners sit at 15 m
+        past a multiple of 30 m, Sentinel-2 tiles on multiples of 60 m)."""
         step = snap or resolution
-        left = math.floor(bounds[0] / step) * step
-        bottom = math.floor(bounds[1] / step) * step
-        right = math.ceil(bounds[2] / step) * step
-        top = math.ceil(bounds[3] / step) * step
+        ox, oy = origin
+        left = math.floor((bounds[0] - ox) / step) * step + ox
+        bottom = math.floor((bounds[1] - oy) / step) * step + oy
+        right = math.ceil((bounds[2] - ox) / step) * step + ox
+        top = math.ceil((bounds[3] - oy) / step) * step + oy
         width = round((right - left) / resolution)
         height = round((top - bottom) / resolution)
         return cls(crs, Affine(resolution, 0.0, left, 0.0, -resolution, top), width, height)

@@ -1,8 +1,16 @@
-"""Clear-sky masks from Sentinel-2 scene classification (SCL), and mask morphology."""
+"""Clear-sky masks with the reason per pixel, from Sentinel-2 SCL or Landsat QA_PIXEL, and mask
+morphology.
+
+A decoder turns a sensor's mask band into one ``MaskReason`` per pixel (``CLEAR`` or why not), so
+every later stage sees one clear mask whatever the sensor, and the manifest can say how much of a
+scene each reason took.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,13 +22,121 @@ BoolArray = NDArray[np.bool_]
 # shadow (3) and water (6) are kept: Sen2Cor labels coal piles so.
 SCL_NOT_CLEAR: tuple[int, ...] = (0, 1, 8, 9, 10, 11)
 SCL_CLOUDS: tuple[int, ...] = (8, 9, 10)
+# Landsat QA_PIXEL: fill, dilated cloud, cirrus, cloud, snow. Cloud shadow (bit 4) is kept, as
+# SCL 3 is: Fmask flags dark surfaces as shadow (FORCE#368). USGS already dilates clouds (bit 1).
+QA_PIXEL_NOT_CLEAR: tuple[int, ...] = (0, 1, 2, 3, 5)
+QA_PIXEL_CLOUDS: tuple[int, ...] = ()
 CLOUD_DILATION_M = 150.0
+
+
+class MaskReason(IntEnum):
+    """Why a pixel of one observation is not clear (``CLEAR`` when it is)."""
+
+    CLEAR = 0
+    NODATA = 1
+    SATURATED = 2
+    CLOUD = 3
+    CLOUD_BUFFER = 4
+    CIRRUS = 5
+    SHADOW = 6
+    SNOW = 7
+    WATER = 8
+    OTHER = 9
+
+
+SCL_REASON: Mapping[int, MaskReason] = {
+    0: MaskReason.NODATA, 1: MaskReason.SATURATED, 2: MaskReason.SHADOW, 3: MaskReason.SHADOW,
+    4: MaskReason.OTHER, 5: MaskReason.OTHER, 6: MaskReason.WATER, 7: MaskReason.OTHER,
+    8: MaskReason.CLOUD, 9: MaskReason.CLOUD, 10: MaskReason.CIRRUS, 11: MaskReason.SNOW,
+}  # fmt: skip
+QA_PIXEL_REASON: Mapping[int, MaskReason] = {
+    0: MaskReason.NODATA, 1: MaskReason.CLOUD_BUFFER, 2: MaskReason.CIRRUS, 3: MaskReason.CLOUD,
+    4: MaskReason.SHADOW, 5: MaskReason.SNOW, 6: MaskReason.OTHER, 7: MaskReason.WATER,
+}  # fmt: skip
+# QA_RADSAT bits 0-6: a reflective band saturated (TM/ETM+/OLI band 1-7); bit 11 terrain occlusion.
+RADSAT_BITS: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 11)
+
+
+@dataclass(frozen=True)
+class MaskRules:
+    """Which mask classes and bits are not clear, and which are dilated (clouds)."""
+
+    scl_masked: tuple[int, ...] = SCL_NOT_CLEAR
+    scl_dilated: tuple[int, ...] = SCL_CLOUDS
+    qa_pixel_masked: tuple[int, ...] = QA_PIXEL_NOT_CLEAR
+    qa_pixel_dilated: tuple[int, ...] = QA_PIXEL_CLOUDS
+    qa_radsat: bool = True
+    cloud_dilation_m: float = CLOUD_DILATION_M
 
 
 def disk(radius_px: int) -> BoolArray:
     """A disk-shaped structuring element of the given pixel radius."""
     y, x = np.ogrid[-radius_px : radius_px + 1, -radius_px : radius_px + 1]
     return np.asarray(x * x + y * y <= radius_px * radius_px)
+
+
+def _dilate(mask: BoolArray, radius_px: int) -> BoolArray:
+    if radius_px <= 0 or not mask.any():
+        return mask
+    return np.asarray(ndimage.binary_dilation(mask, structure=disk(radius_px)))
+
+
+def reasons_from_scl(
+    scl: NDArray[np.integer],
+    masked: Collection[int] = SCL_NOT_CLEAR,
+    dilated: Collection[int] = SCL_CLOUDS,
+    dilation_px: int = 0,
+) -> NDArray[np.uint8]:
+    """Per pixel ``MaskReason`` from Sentinel-2 SCL: masked classes by their reason, clear
+    pixels within ``dilation_px`` of a dilated class (clouds) as ``CLOUD_BUFFER``."""
+    reasons = np.full(scl.shape, MaskReason.CLEAR, np.uint8)
+    for cls in sorted(set(masked)):
+        reasons[scl == cls] = SCL_REASON.get(cls, MaskReason.OTHER)
+    buffer = _dilate(np.isin(scl, list(dilated)), dilation_px) if dilated else None
+    if buffer is not None:
+        reasons[buffer & (reasons == MaskReason.CLEAR)] = MaskReason.CLOUD_BUFFER
+    return reasons
+
+
+def reasons_from_qa_pixel(
+    qa: NDArray[np.integer],
+    masked_bits: Collection[int] = QA_PIXEL_NOT_CLEAR,
+    dilated_bits: Collection[int] = QA_PIXEL_CLOUDS,
+    dilation_px: int = 0,
+    radsat: NDArray[np.integer] | None = None,
+) -> NDArray[np.uint8]:
+    """Per pixel ``MaskReason`` from Landsat C2 QA_PIXEL bits (and QA_RADSAT saturation).
+
+    Bits are tested from the least to the most specific, so a cloud pixel that is also in the
+    dilated-cloud band reads ``CLOUD``; fill wins over everything.
+    """
+    qa = qa.astype(np.uint32)
+    reasons = np.full(qa.shape, MaskReason.CLEAR, np.uint8)
+    for bit in (1, 7, 4, 5, 2, 3, 6):  # buffer first, so the specific reason overwrites it
+        if bit in masked_bits:
+            reasons[(qa >> bit) & 1 == 1] = QA_PIXEL_REASON[bit]
+    if radsat is not None:
+        sat = np.zeros(qa.shape, bool)
+        for bit in RADSAT_BITS:
+            sat |= (radsat.astype(np.uint32) >> bit) & 1 == 1
+        reasons[sat & (reasons == MaskReason.CLEAR)] = MaskReason.SATURATED
+    if dilated_bits:
+        clouds = np.zeros(qa.shape, bool)
+        for bit in dilated_bits:
+            clouds |= (qa >> bit) & 1 == 1
+        reasons[_dilate(clouds, dilation_px) & (reasons == MaskReason.CLEAR)] = (
+            MaskReason.CLOUD_BUFFER
+        )
+    if 0 in masked_bits:
+        reasons[qa & 1 == 1] = MaskReason.NODATA
+    return reasons
+
+
+def reason_shares(reasons: NDArray[np.uint8]) -> dict[str, float]:
+    """Share of the pixels per reason (4 decimals), reasons that occur only, by name."""
+    counts = np.bincount(reasons.ravel(), minlength=len(MaskReason))
+    total = max(int(reasons.size), 1)
+    return {MaskReason(i).name.lower(): round(int(c) / total, 4) for i, c in enumerate(counts) if c}
 
 
 def clear_from_scl(
@@ -34,12 +150,7 @@ def clear_from_scl(
     Classes in ``dilated`` (clouds) are grown by ``dilation_px`` before masking, since cloud edges
     are under-detected; SCL 2, 3 and 6 are not masked by default callers (coal looks like them).
     """
-    not_clear = np.isin(scl, list(masked))
-    if dilated and dilation_px > 0:
-        clouds = np.isin(scl, list(dilated))
-        if clouds.any():
-            not_clear |= ndimage.binary_dilation(clouds, structure=disk(dilation_px))
-    return np.asarray(~not_clear)
+    return np.asarray(reasons_from_scl(scl, masked, dilated, dilation_px) == MaskReason.CLEAR)
 
 
 def open_mask(mask: BoolArray, radius_px: int) -> BoolArray:

@@ -30,6 +30,12 @@ class SceneRecord:
     radiometry: str = ""
     clear_fraction: float | None = None
     skipped: str | None = None
+    collection: str = ""
+    platform: str = ""
+    scale: float | None = None
+    offset_check: str = ""  # what the pixels said of the offset (Sentinel-2), see sensors
+    mask: dict[str, float] = field(default_factory=dict)  # share of the grid per mask reason
+    reprojected_from: str | None = None  # the scene's CRS when it differs from the site grid's
 
 
 @dataclass(frozen=True)

@@ -1,388 +1,199 @@
 """Orchestration: wires the stages for a whole run. The only module that reads the run config.
 
-A run is (site, year) tasks -> per-site analysis -> export:
+A run is plan -> (site, year) tasks -> per-site analysis -> export:
 
-* ``observe_site_year``: search the season window, read every scene onto the site grid (a bad
-  scene is skipped and recorded), mask, composite, classify. Widens the window when the median
-  pixel has too few clear observations, and says so.
-* ``analyse_site``: footprint and coal per year, change between consecutive years and first vs
-  last, polygons, areas with their edge uncertainty.
-* ``export_run``: GeoJSON, CSV, COGs, accuracy and the manifest, all written atomically.
+* plan: per site, search every year's window (progress "searching"), then fix the site's grid
+  on the data's own pixel lattice (``proj:transform`` of the scenes found).
+* tasks: read a site-year's scenes onto the grid (``sources.read.read_scenes``: a bad scene is
+  skipped and recorded) and run the recipe (``recipe.site_year``). Each finished site-year is
+  kept in ``<out>/.work`` under a key of its real inputs (code version, config hash, grid, the
+  scenes), so a killed run resumes where it stopped and changed inputs are recomputed.
+* ``analysis.analyse_site`` per site, then ``export_run``.
 
-Site-year tasks are independent: with ``workers > 1`` they run in a process pool, and results are
-gathered in (site, year) order so outputs do not depend on scheduling. Each finished site-year is
-kept in ``<out>/.work`` so a killed run resumes where it stopped.
+With ``workers > 1`` tasks run in a process pool; results are gathered in (site, year) order, so
+outputs do not depend on scheduling.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
+import json
 import logging
 import pickle
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
-from pipeline import __version__, accuracy, boundaries, trends
-from pipeline.bands import BANDS
-from pipeline.change import mask_change
-from pipeline.classify import (
-    coal_frequency,
-    drop_thin_regions,
-    footprint_mask,
-    greenness,
-    grow_mixed_edges,
-)
-from pipeline.composite import median_composite
+from pipeline import __version__
+from pipeline.analysis import analyse_site, analysis_area, score_against_truth
 from pipeline.config import RunConfig
-from pipeline.errors import SceneReadError, SitewatchError
+from pipeline.errors import SitewatchError
 from pipeline.export.atomic import atomic_write_bytes
 from pipeline.export.run_outputs import export_run
-from pipeline.grid import Grid, reproject_geometry
-from pipeline.masking import clear_from_scl
-from pipeline.results import (
-    ChangeMetrics,
-    RunResult,
-    SceneRecord,
-    SiteAnalysis,
-    SiteYear,
-    YearMetrics,
-)
+from pipeline.grid import DEFAULT_SNAP_M, Grid
+from pipeline.masking import MaskRules
+from pipeline.recipe import Look, RecipeParams, look_record, site_year
+from pipeline.results import RunResult, SceneRecord, SiteYear
 from pipeline.sites import Site, load_sites
-from pipeline.sources.base import SceneSource
-from pipeline.sources.catalog import StaticCatalogSource
-from pipeline.sources.read import read_scene
-from pipeline.sources.synthetic import SyntheticSource
+from pipeline.sources.base import Scene, SceneSource
+from pipeline.sources.chips import ChipCache
+from pipeline.sources.read import ReadSettings, read_scenes
+from pipeline.sources.registry import OpenedSource, SourceContext, TruthLookup, open_source
+from pipeline.sources.sensors import PROFILES
 
 logger = logging.getLogger(__name__)
 
-BoolArray = NDArray[np.bool_]
 Progress = Callable[[str, int, int], None]
 """Progress callback: (task description, done, total)."""
 
 WORK_DIR = ".work"
+CHIP_DIR = "chips"
 
 
 def _no_progress(_task: str, _done: int, _total: int) -> None:
     return None
 
 
+def _month_day(text: str) -> tuple[int, int]:
+    month, day = text.split("-")
+    return int(month), int(day)
+
+
+def recipe_params(config: RunConfig) -> RecipeParams:
+    """The recipe's frozen parameters from the run config."""
+    fp, coal, season = config.classify.footprint, config.classify.coal, config.season
+    return RecipeParams(
+        season=(_month_day(season.start), _month_day(season.end)),
+        fallback=(_month_day(season.fallback_start), _month_day(season.fallback_end)),
+        min_clear_observations=season.min_clear_observations,
+        green_from=_month_day(fp.green_from),
+        green_percentile=fp.green_percentile,
+        footprint_rule={
+            k: float(v)
+            for k, v in fp.model_dump(
+                exclude={"green_percentile", "green_from", "edge_fraction", "opening_px"}
+            ).items()
+        },
+        footprint_opening_px=fp.opening_px,
+        footprint_edge_fraction=fp.edge_fraction,
+        coal_rule={
+            k: float(v)
+            for k, v in coal.model_dump(
+                exclude={"min_frequency", "min_observations", "edge_fraction", "opening_px"}
+            ).items()
+        },
+        coal_min_frequency=coal.min_frequency,
+        coal_min_observations=coal.min_observations,
+        coal_opening_px=coal.opening_px,
+        coal_edge_fraction=coal.edge_fraction,
+        min_mapping_unit_ha=config.boundaries.min_mapping_unit_ha,
+        harmonize_to=config.harmonize.to,
+    )
+
+
 # --------------------------------------------------------------------------------------------
-# Per (site, year)
+# Plan: searches and grids
 
 
-def analysis_area(site: Site, grid: Grid, buffer_m: float) -> BoolArray:
-    """Pixels whose centre lies in the buffered site: the area every number refers to."""
-    geom = site.geometry_in(grid.crs).buffer(buffer_m)
-    return boundaries.rasterize([geom], grid.transform, grid.shape)
+def lattice_origin(scenes: Sequence[Scene], crs: str, snap: float) -> tuple[float, float]:
+    """Where the data's pixel lattice lies, modulo ``snap``: from ``proj:transform`` of the
+    first scene in ``crs`` that declares one (its finest reflectance band); (0, 0) otherwise.
+    A grid snapped to it reads Landsat (corners at 15 m past 30 m multiples) without a
+    half-pixel shift."""
+    from rasterio.crs import CRS
+
+    target = CRS.from_user_input(crs)
+    for scene in scenes:
+        profile = PROFILES.get(scene.profile)
+        if profile is None or scene.crs is None or CRS.from_user_input(scene.crs) != target:
+            continue
+        asset = scene.assets.get(profile.assets["blue"])
+        if asset is None or asset.transform is None:
+            continue
+        return (round(asset.transform[2] % snap, 6), round(asset.transform[5] % snap, 6))
+    return (0.0, 0.0)
 
 
-def observe_site_year(
-    site: Site, grid: Grid, year: int, source: SceneSource, config: RunConfig
-) -> SiteYear:
-    """Search, read, mask, composite and classify one site-year.
-
-    Scenes are read once, from the start of the greenness period to the end of the widened
-    window; the season window selects the composite's observations and is widened in memory
-    when the median pixel has too few clear ones.
-    """
-    area = analysis_area(site, grid, config.grid.buffer_m)
-    dilation_px = round(config.masking.cloud_dilation_m / grid.resolution)
-    fp_rule = config.classify.footprint
-    green_start = config.season.day(year, fp_rule.green_from)
-    wide_start, wide_end = config.season.window(year, widened=True)
-    observed, skipped = _read_scenes(
-        site, grid, source, min(green_start, wide_start), wide_end, config, dilation_px
-    )
-    for widened in (False, True):
-        start, end = config.season.window(year, widened)
-        in_season = [o for o in observed if start <= o.day <= end]
-        clear_count = sum((o.clear for o in in_season), np.zeros(grid.shape, int))
-        if np.median(clear_count[area]) >= config.season.min_clear_observations or widened:
-            break
-        logger.info(
-            "%s %d: median clear observations %s < %d in %s..%s; widening the window",
-            site.id, year, np.median(clear_count[area]), config.season.min_clear_observations,
-            start, end,
-        )  # fmt: skip
-    window = (start.isoformat(), end.isoformat())
-    green_obs = [o for o in observed if green_start <= o.day <= end]
-    records = tuple(
-        sorted(
-            [replace(o.record, role="season" if start <= o.day else "greenness") for o in green_obs]
-            + [
-                replace(r, role="season" if start <= d else "greenness")
-                for d, r in skipped
-                if d <= end
-            ],
-            key=lambda r: (r.datetime, r.scene_id),
-        )
-    )
-    if not in_season:
-        empty = np.zeros(grid.shape, bool)
-        return SiteYear(
-            site.id, year, window, widened, records, None, None, empty, empty, empty, 0.0, 0.0
-        )
-
-    stack = np.stack([o.reflectance for o in in_season])
-    clear = np.stack([o.clear for o in in_season])
-    green = greenness(
-        np.stack([o.reflectance for o in green_obs]),
-        np.stack([o.clear for o in green_obs]),
-        fp_rule.green_percentile,
-    )
-
-    composite = median_composite(stack, clear)
-    coal_rule = config.classify.coal
-    coal = coal_frequency(stack, clear, **_coal_thresholds(config))
-    valid = area & (composite.clear_count > 0)
-    min_px = boundaries.min_pixels_for_area(
-        config.boundaries.min_mapping_unit_ha, grid.pixel_area_ha
-    )
-    coal_core = drop_thin_regions(
-        coal.mask(coal_rule.min_frequency, coal_rule.min_observations) & valid,
-        coal_rule.opening_px,
-    )
-    coal_mask = boundaries.remove_small_regions(
-        grow_mixed_edges(coal_core, composite.reflectance, min_fraction=coal_rule.edge_fraction)
-        & valid,
-        min_px,
-    )
-    footprint = footprint_mask(
-        composite.reflectance,
-        green,
-        **fp_rule.model_dump(exclude={"green_percentile", "green_from", "edge_fraction"}),
-    )
-    footprint = grow_mixed_edges(
-        footprint, composite.reflectance, min_fraction=fp_rule.edge_fraction
-    )
-    footprint = boundaries.remove_small_regions((footprint | coal_mask) & valid, min_px)
-    return SiteYear(
-        site.id, year, window, widened, records, composite, coal, footprint, coal_mask, valid,
-        median_clear=float(np.median(composite.clear_count[area])),
-        coverage=round(float(valid.sum()) / max(int(area.sum()), 1), 4),
-    )  # fmt: skip
-
-
-def _coal_thresholds(config: RunConfig) -> dict[str, float]:
-    rule = config.classify.coal.model_dump(
-        exclude={"min_frequency", "min_observations", "edge_fraction", "opening_px"}
-    )
-    return {k: float(v) for k, v in rule.items()}
+def snap_for(scenes: Sequence[Scene]) -> float:
+    """The coarsest native lattice among the scenes' profiles (Sentinel-2 60 m, Landsat 30 m)."""
+    snaps = {PROFILES[s.profile].snap_m for s in scenes if s.profile in PROFILES}
+    return max(snaps) if snaps else DEFAULT_SNAP_M
 
 
 @dataclass(frozen=True)
-class _Observed:
-    """A scene read for a site-year: its provenance record, pixels and clear mask."""
+class SiteYearTask:
+    """Everything one worker needs for one site-year: no config, no open datasets."""
 
-    day: date
-    record: SceneRecord
-    reflectance: NDArray[np.float32]
-    clear: BoolArray
+    site: Site
+    year: int
+    grid: Grid
+    scenes: tuple[Scene, ...]
+    params: RecipeParams
+    rules: MaskRules
+    settings: ReadSettings
+    buffer_m: float
+    chip_root: Path | None
+
+    def key(self, config_hash: str) -> str:
+        inputs = [
+            __version__, config_hash, self.site.id, self.year, self.grid.crs,
+            list(self.grid.transform)[:6], self.grid.shape,
+            [(s.id, s.collection, sorted((k, a.href.split("?")[0]) for k, a in s.assets.items()))
+             for s in self.scenes],
+        ]  # fmt: skip
+        text = json.dumps(inputs, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _read_scenes(
-    site: Site,
-    grid: Grid,
-    source: SceneSource,
-    start: date,
-    end: date,
-    config: RunConfig,
-    dilation_px: int,
-) -> tuple[list[_Observed], list[tuple[date, SceneRecord]]]:
-    """Every scene over ``site`` in [start, end] on ``grid`` with its clear mask, and the scenes
-    that could not be read with the reason (one bad scene never sinks a run)."""
-    observed: list[_Observed] = []
-    skipped: list[tuple[date, SceneRecord]] = []
-    for scene in source.search(site, start, end):
-        when = scene.datetime.isoformat()
-        try:
-            obs = read_scene(scene, grid, BANDS)
-        except SceneReadError as exc:
-            logger.warning("skipping %s", exc)
-            skipped.append((scene.date, SceneRecord(scene.id, when, skipped=exc.reason)))
-            continue
-        clear = clear_from_scl(
-            obs.scl, config.masking.scl_masked, config.masking.scl_dilated, dilation_px
-        ) & np.isfinite(obs.reflectance).all(axis=0)
-        record = SceneRecord(
-            scene.id,
-            when,
-            offset_dn=obs.radiometry.offset_dn,
-            radiometry=obs.radiometry.reason,
-            clear_fraction=round(float(clear.mean()), 4),
+def observe(task: SiteYearTask) -> SiteYear:
+    """Read a site-year's scenes and run the recipe on them."""
+    chips = ChipCache(task.chip_root) if task.chip_root is not None else None
+    observed, failed = read_scenes(task.scenes, task.grid, task.rules, task.settings, chips)
+    collection = {s.id: s.collection for s in task.scenes}
+    looks = [
+        Look(
+            o.datetime.date(),
+            o.reflectance,
+            o.clear,
+            look_record(
+                o.scene_id,
+                o.datetime.isoformat(),
+                collection=collection[o.scene_id],
+                platform=o.platform,
+                offset_dn=o.radiometry.offset_dn,
+                scale=o.radiometry.scale,
+                radiometry=o.radiometry.reason,
+                offset_check=o.radiometry.check,
+                reasons=o.reasons,
+                reprojected_from=o.reprojected_from,
+            ),
+            o.platform,
         )
-        observed.append(_Observed(scene.date, record, obs.reflectance, clear))
-    return observed, skipped
-
-
-# --------------------------------------------------------------------------------------------
-# Per site
-
-
-def analyse_site(
-    site: Site, grid: Grid, years: Sequence[SiteYear], config: RunConfig
-) -> SiteAnalysis:
-    """Areas, polygons and year-to-year change for one site."""
-    px = grid.pixel_area_ha
-    min_px = boundaries.min_pixels_for_area(config.boundaries.min_mapping_unit_ha, px)
-    metrics = []
-    for sy in years:
-        metrics.append(
-            YearMetrics(
-                sy.year,
-                float(sy.footprint.sum()) * px,
-                trends.edge_uncertainty_ha(sy.footprint, grid.resolution),
-                float(sy.coal_mask.sum()) * px,
-                trends.edge_uncertainty_ha(sy.coal_mask, grid.resolution),
-                tuple(boundaries.vectorize(sy.footprint, grid.transform, min_px)),
-                tuple(boundaries.vectorize(sy.coal_mask, grid.transform, min_px)),
-            )
+        for o in observed
+    ]
+    skipped = [
+        (
+            scene.date,
+            SceneRecord(
+                scene.id,
+                scene.datetime.isoformat(),
+                skipped=reason,
+                collection=scene.collection,
+                platform=scene.platform,
+            ),
         )
-    observed = [i for i, sy in enumerate(years) if sy.composite is not None]
-    pairs = list(itertools.pairwise(observed))
-    if len(observed) > 2:
-        pairs.append((observed[0], observed[-1]))
-    changes = []
-    for i, j in pairs:
-        a, b = years[i], years[j]
-        valid = a.valid & b.valid
-        fp = mask_change(a.footprint, b.footprint, valid, config.change.opening_px)
-        coal = mask_change(a.coal_mask, b.coal_mask, valid, config.change.opening_px)
-        added = boundaries.remove_small_regions(fp.added, min_px)
-        removed = boundaries.remove_small_regions(fp.removed, min_px)
-        ma, mb = metrics[i], metrics[j]
-        changes.append(
-            ChangeMetrics(
-                a.year,
-                b.year,
-                float(added.sum()) * px,
-                float(removed.sum()) * px,
-                float(boundaries.remove_small_regions(coal.added, min_px).sum()) * px,
-                float(boundaries.remove_small_regions(coal.removed, min_px).sum()) * px,
-                trends.significant_change(
-                    ma.footprint_ha,
-                    trends.se_from_half_width(ma.footprint_pm_ha),
-                    mb.footprint_ha,
-                    trends.se_from_half_width(mb.footprint_pm_ha),
-                ),
-                tuple(boundaries.vectorize(added, grid.transform, min_px)),
-                tuple(boundaries.vectorize(removed, grid.transform, min_px)),
-            )
-        )
-    area = analysis_area(site, grid, config.grid.buffer_m)
-    return SiteAnalysis(
-        site, grid, float(area.sum()) * px, tuple(years), tuple(metrics), tuple(changes)
+        for scene, reason in failed
+    ]
+    area = analysis_area(task.site, task.grid, task.buffer_m)
+    return site_year(
+        task.site.id, task.year, looks, skipped, area, task.grid.pixel_area_ha, task.params
     )
 
 
-def score_against_truth(
-    analysis: SiteAnalysis, truth: dict[int, Any], min_clear: int
-) -> dict[str, Any]:
-    """Footprint IoU and area errors per year, false expansion where truth is unchanged, and a
-    summary over the years with enough clear observations (the others are listed, not hidden:
-    a year seen once or twice is flagged in every output, and its coal area is a lower bound)."""
-    grid = analysis.grid
-    per_year: dict[str, Any] = {}
-    truth_masks: dict[int, tuple[BoolArray, BoolArray]] = {}
-    for sy, m in zip(analysis.years, analysis.metrics, strict=True):
-        t = truth.get(sy.year)
-        if t is None or sy.composite is None:
-            continue
-        fp_true, coal_true = (
-            boundaries.rasterize(
-                [reproject_geometry(g, "EPSG:4326", grid.crs)], grid.transform, grid.shape
-            )
-            for g in (t.footprint, t.coal)
-        )
-        truth_masks[sy.year] = (fp_true, coal_true)
-        scores = accuracy.binary_scores(sy.footprint, fp_true & sy.valid, sy.valid)
-        per_year[str(sy.year)] = {
-            "median_clear_obs": sy.median_clear,
-            "sufficient_data": sy.median_clear >= min_clear,
-            "footprint_iou": round(scores.iou, 4),
-            "footprint_f1": round(scores.f1, 4),
-            "footprint_area_ha": round(m.footprint_ha, 4),
-            "footprint_true_area_ha": round(t.footprint_area_ha, 4),
-            "footprint_area_error": _round(
-                accuracy.area_error(m.footprint_ha, t.footprint_area_ha)
-            ),
-            "coal_area_ha": round(m.coal_ha, 4),
-            "coal_true_area_ha": round(t.coal_area_ha, 4),
-            "coal_area_error": _round(accuracy.area_error(m.coal_ha, t.coal_area_ha)),
-        }
-    false_expansion: dict[str, float] = {}
-    for c in analysis.changes:
-        # Where truth did not change between the two years, every added hectare is false.
-        if (
-            c.year_from in truth_masks
-            and c.year_to in truth_masks
-            and np.array_equal(truth_masks[c.year_from][0], truth_masks[c.year_to][0])
-        ):
-            false_expansion[f"{c.year_from}-{c.year_to}"] = round(c.added_ha / analysis.area_ha, 5)
-    sufficient = [y for y in per_year.values() if y["sufficient_data"]]
-    summary = {
-        "years_scored": len(sufficient),
-        "years_with_too_few_clear_observations": [
-            int(k) for k, y in per_year.items() if not y["sufficient_data"]
-        ],
-        "min_footprint_iou": min((y["footprint_iou"] for y in sufficient), default=None),
-        "max_abs_footprint_area_error": _max_abs(y["footprint_area_error"] for y in sufficient),
-        "max_abs_coal_area_error": _max_abs(y["coal_area_error"] for y in sufficient),
-        "max_false_expansion_share": max(false_expansion.values(), default=None),
-    }
-    return {"summary": summary, "years": per_year, "false_expansion_share": false_expansion}
-
-
-def _max_abs(values: Iterable[float | None]) -> float | None:
-    present = [abs(v) for v in values if v is not None]
-    return max(present) if present else None
-
-
-def _round(value: float, digits: int = 4) -> float | None:
-    return None if not np.isfinite(value) else round(float(value), digits)
-
-
-# --------------------------------------------------------------------------------------------
-# Whole run
-
-
-TruthLookup = Callable[[str], dict[int, Any]]
-
-
-def make_source(
-    config: RunConfig, progress: Progress = _no_progress
-) -> tuple[SceneSource, TruthLookup | None]:
-    """The configured scene source, indexed and ready to search, and the truth lookup when the
-    source has truth. A synthetic scenario is built (or found in the cache) here, with progress,
-    and searched through its static catalog, which is what worker processes receive."""
-    if config.source.kind == "synthetic":
-        scenario = SyntheticSource(
-            config.source.scenario,
-            config.cache_dir,
-            workers=config.workers,
-            progress=lambda done, total: progress("building imagery", done, total),
-        )
-        return StaticCatalogSource(scenario.catalog_path), scenario.truth
-    return StaticCatalogSource(config.source.catalog), None
-
-
-def _task_key(config: RunConfig, site: Site, year: int) -> str:
-    text = f"{__version__}|{config.hash()}|{site.id}|{year}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _observe_cached(
-    work: Path, key: str, site: Site, grid: Grid, year: int, source: SceneSource, config: RunConfig
-) -> SiteYear:
-    path = work / f"{site.id}-{year}-{key}.pkl"
+def _observe_cached(work: Path, key: str, task: SiteYearTask) -> SiteYear:
+    path = work / f"{task.site.id}-{task.year}-{key}.pkl"
     if path.exists():
         try:
             with path.open("rb") as fh:
@@ -390,9 +201,72 @@ def _observe_cached(
             return cached
         except Exception:  # a truncated or stale pickle must never sink a run: recompute
             logger.warning("ignoring unreadable resume file %s", path)
-    result = observe_site_year(site, grid, year, source, config)
+    result = observe(task)
     atomic_write_bytes(path, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Whole run
+
+
+def make_source(
+    config: RunConfig, progress: Progress = _no_progress
+) -> tuple[SceneSource, TruthLookup | None]:
+    """The configured scene source, indexed and ready to search, and the truth lookup when the
+    source has truth (the synthetic scenario is built or found in the cache here)."""
+    opened: OpenedSource = open_source(
+        config.source,
+        SourceContext(
+            cache_dir=config.cache_dir.resolve(),
+            workers=config.workers,
+            offline=config.offline,
+            progress=lambda done, total: progress("building imagery", done, total),
+        ),
+    )
+    return opened.source, opened.truth
+
+
+def plan(
+    config: RunConfig,
+    sites: Sequence[Site],
+    years: Sequence[int],
+    source: SceneSource,
+    progress: Progress = _no_progress,
+) -> list[SiteYearTask]:
+    """Search every site-year, then fix each site's grid on the data's lattice."""
+    params = recipe_params(config)
+    rules = config.masking.rules()
+    settings = config.read.settings(offline=config.offline)
+    chip_root = (config.cache_dir / CHIP_DIR).resolve()
+    tasks: list[SiteYearTask] = []
+    total, done = len(sites) * len(years), 0
+    for site in sites:
+        found: dict[int, tuple[Scene, ...]] = {}
+        for year in years:
+            start, end = params.read_window(year)
+            found[year] = tuple(source.search(site, start, end))
+            done += 1
+            progress("searching", done, total)
+        every = [s for y in years for s in found[y]]
+        snap = snap_for(every)
+        origin = lattice_origin(every, site.utm_crs, snap)
+        grid = site.grid(config.grid.resolution_m, config.grid.buffer_m, snap, origin)
+        for year in years:
+            tasks.append(
+                SiteYearTask(
+                    site,
+                    year,
+                    grid,
+                    found[year],
+                    params,
+                    rules,
+                    settings,
+                    config.grid.buffer_m,
+                    chip_root,
+                )
+            )
+    return tasks
 
 
 def run(
@@ -405,8 +279,6 @@ def run(
     """Run the whole pipeline for ``config``; outputs go to ``out_dir`` (default from config)."""
     report = progress or _no_progress
     out = (Path(out_dir) if out_dir is not None else config.output_dir / config.name).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    work = out / WORK_DIR
     site_list = load_sites(config.sites, only=sites if sites is not None else config.site_ids)
     year_list = sorted(set(years)) if years is not None else config.years.all()
     bad_years = [y for y in year_list if y not in config.years.all()]
@@ -414,23 +286,33 @@ def run(
         raise SitewatchError(
             f"years {bad_years} outside the config's years {config.years.start}..{config.years.end}"
         )
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / WORK_DIR
 
     source, truth_of = make_source(config, report)
-
-    grids = {s.id: s.grid(config.grid.resolution_m, config.grid.buffer_m) for s in site_list}
-    tasks = [(s, y) for s in site_list for y in year_list]
+    tasks = plan(config, site_list, year_list, source, report)
+    grids = {t.site.id: t.grid for t in tasks}
     observed: dict[tuple[str, int], SiteYear] = {}
-    for n, ((site, year), result) in enumerate(
-        _map_tasks(tasks, grids, source, config, work), start=1
-    ):
-        observed[(site.id, year)] = result
+    n_scenes = sum(len(t.scenes) for t in tasks)
+    read = 0
+    for n, (task, result) in enumerate(_map_tasks(tasks, config, work), start=1):
+        observed[(task.site.id, task.year)] = result
+        read += len(task.scenes)
         report("site-years", n, len(tasks))
+        report("scenes read", read, n_scenes)
 
     results = RunResult(out, config)
     scores: dict[str, Any] = {}
     for i, site in enumerate(site_list, start=1):
         site_years = [observed[(site.id, y)] for y in year_list]
-        analysis = analyse_site(site, grids[site.id], site_years, config)
+        analysis = analyse_site(
+            site,
+            grids[site.id],
+            site_years,
+            buffer_m=config.grid.buffer_m,
+            min_mapping_unit_ha=config.boundaries.min_mapping_unit_ha,
+            change_opening_px=config.change.opening_px,
+        )
         if truth_of is not None:
             acc = score_against_truth(
                 analysis, truth_of(site.id), config.season.min_clear_observations
@@ -445,26 +327,20 @@ def run(
 
 
 def _map_tasks(
-    tasks: Sequence[tuple[Site, int]],
-    grids: dict[str, Grid],
-    source: SceneSource,
-    config: RunConfig,
-    work: Path,
-) -> Iterator[tuple[tuple[Site, int], SiteYear]]:
-    keys = [_task_key(config, s, y) for s, y in tasks]
+    tasks: Sequence[SiteYearTask], config: RunConfig, work: Path
+) -> Iterator[tuple[SiteYearTask, SiteYear]]:
+    config_hash = config.hash()
+    keys = [t.key(config_hash) for t in tasks]
     if config.workers <= 1:
-        for (site, year), key in zip(tasks, keys, strict=True):
-            yield (
-                (site, year),
-                _observe_cached(work, key, site, grids[site.id], year, source, config),
-            )
+        for task, key in zip(tasks, keys, strict=True):
+            yield task, _observe_cached(work, key, task)
         return
     # The platform's default start method: spawn would force every analyst's script to guard
     # its entry point with `if __name__ == "__main__"`. Workers open their own datasets.
     with ProcessPoolExecutor(max_workers=config.workers) as pool:
         futures: list[Future[SiteYear]] = [
-            pool.submit(_observe_cached, work, key, site, grids[site.id], year, source, config)
-            for (site, year), key in zip(tasks, keys, strict=True)
+            pool.submit(_observe_cached, work, key, task)
+            for task, key in zip(tasks, keys, strict=True)
         ]
         for task, fut in zip(tasks, futures, strict=True):
             yield task, fut.result()

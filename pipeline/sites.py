@@ -42,12 +42,19 @@ class Site:
         return reproject_geometry(self.geometry, "EPSG:4326", crs)
 
     def grid(
-        self, resolution_m: float = 10.0, buffer_m: float = 200.0, snap_m: float = DEFAULT_SNAP_M
+        self,
+        resolution_m: float = 10.0,
+        buffer_m: float = 200.0,
+        snap_m: float = DEFAULT_SNAP_M,
+        origin: tuple[float, float] = (0.0, 0.0),
     ) -> Grid:
-        """The site's analysis grid: UTM zone of its centroid, site bounds + buffer, snapped."""
+        """The site's analysis grid: UTM zone of its centroid, site bounds + buffer, snapped to
+        the data's lattice (``origin``, see ``Grid.from_bounds``)."""
         crs = self.utm_crs
         bounds = self.geometry_in(crs).buffer(buffer_m).bounds
-        return Grid.from_bounds(crs, bounds, resolution_m, snap=max(snap_m, resolution_m))
+        return Grid.from_bounds(
+            crs, bounds, resolution_m, snap=max(snap_m, resolution_m), origin=origin
+        )
 
 
 def load_sites(path: str | Path, only: Iterable[str] | None = None) -> list[Site]:

@@ -4,10 +4,12 @@ component missing on CI (real data, a system package) cannot pass unnoticed."""
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 import pytest
+from support.pgstac import PgstacServer, missing_requirements
+from support.rangeserver import RangeServer
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "real-data"
@@ -33,3 +35,41 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real data folder {REAL_DATA} is absent (it ships beside the project only)")
     return REAL_DATA
+
+
+# ---- real test servers (tests/support): a counting range server and a pgstac STAC API ----------
+
+
+@pytest.fixture(scope="session")
+def pgstac_api() -> Generator[PgstacServer]:
+    """A started PostgreSQL + pgstac + stac-fastapi-pgstac server (``.url``, ``.load()``), one per
+    session and xdist worker; it is shared, so each test module loads its own collection ids.
+    Skips naming what is missing when the postgres binaries, PostGIS or the Python packages
+    are absent (a failure under SITEWATCH_NO_SKIP=1)."""
+    missing = missing_requirements()
+    if missing:
+        pytest.skip("the pgstac test API cannot start: missing " + "; ".join(missing))
+    server = PgstacServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def range_server() -> Generator[Callable[[Path], RangeServer]]:
+    """A factory: ``range_server(directory)`` starts a RangeServer subprocess serving that
+    directory and returns it (``.url``, ``.stats()``, ``.set_faults()``...); all are stopped at
+    teardown."""
+    started: list[RangeServer] = []
+
+    def start(root: Path) -> RangeServer:
+        server = RangeServer(root).start()
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()

@@ -114,9 +114,9 @@ def test_scenes_carry_absolute_hrefs_collection_and_properties(handmade: Path) -
     assert scene.id == "i1"
     assert scene.collection == "sentinel-2-l2a"  # from the parent collection
     assert scene.datetime == datetime(2021, 9, 1, 2, 20, tzinfo=UTC)
-    assert scene.assets["red"] == str((handmade.parent / "sub/col/i1/red.tif").resolve())
-    assert scene.assets["scl"] == "/abs/path/scl.tif"
-    assert scene.assets["nir"] == "/vsicurl/https://example.org/nir.tif"
+    assert scene.assets["red"].href == str((handmade.parent / "sub/col/i1/red.tif").resolve())
+    assert scene.assets["scl"].href == "/abs/path/scl.tif"
+    assert scene.assets["nir"].href == "/vsicurl/https://example.org/nir.tif"
     assert "thumbnail" not in scene.assets
     assert scene.properties["s2:processing_baseline"] == "04.00"
     loose = StaticCatalogSource(handmade).search(SITE, date(2021, 9, 1), date(2021, 9, 1))[0]
@@ -214,5 +214,5 @@ def test_reads_a_pystac_self_contained_catalog(tmp_path: Path) -> None:
         SITE, date(2021, 10, 1), date(2021, 10, 31)
     )
     assert [s.id for s in scenes] == ["it1", "it0"]  # sorted by datetime
-    assert Path(scenes[0].assets["blue"]) == tmp_path / "cat/sentinel-2-l2a/it1/blue.tif"
+    assert Path(scenes[0].assets["blue"].href) == tmp_path / "cat/sentinel-2-l2a/it1/blue.tif"
     assert all(s.collection == "sentinel-2-l2a" for s in scenes)

@@ -12,7 +12,8 @@ from affine import Affine
 
 from pipeline.errors import SceneReadError
 from pipeline.grid import Grid
-from pipeline.sources.base import Scene
+from pipeline.masking import MaskReason
+from pipeline.sources.base import Asset, Scene
 from pipeline.sources.read import read_scene
 from pipeline.sources.sensors import BANDS, s2_radiometry
 
@@ -30,20 +31,24 @@ def write_cog(path: Path, data: np.ndarray, res: float, left: float, top: float)
     return str(path)
 
 
+def _asset(path: Path, data: np.ndarray, res: float, left: float, top: float) -> Asset:
+    return Asset(write_cog(path, data, res, left, top), (res, 0, left, 0, -res, top), data.shape)
+
+
 def make_scene(tmp_path: Path, baseline: str, dn10: int = 1500) -> Scene:
     """A 100 x 100 px (10 m) scene; the 20 m bands hold a left/right step."""
-    assets = {}
+    assets: dict[str, Asset] = {}
     for b in ("blue", "green", "red", "nir"):
-        assets[b] = write_cog(
+        assets[b] = _asset(
             tmp_path / f"{b}.tif", np.full((100, 100), dn10, np.uint16), 10, 500000, 4400000
         )
     step = np.full((50, 50), 2000, np.uint16)
     step[:, 25:] = 3000
     for b in ("swir16", "swir22"):
-        assets[b] = write_cog(tmp_path / f"{b}.tif", step, 20, 500000, 4400000)
+        assets[b] = _asset(tmp_path / f"{b}.tif", step, 20, 500000, 4400000)
     scl = np.full((50, 50), 4, np.uint8)
     scl[:10] = 9
-    assets["scl"] = write_cog(tmp_path / "scl.tif", scl, 20, 500000, 4400000)
+    assets["scl"] = _asset(tmp_path / "scl.tif", scl, 20, 500000, 4400000)
     props = {"s2:processing_baseline": baseline, "earthsearch:boa_offset_applied": False}
     return Scene("S2X_TEST", "sentinel-2-l2a", datetime(2023, 9, 15, tzinfo=UTC), assets, props)
 
@@ -58,7 +63,7 @@ def test_reads_window_with_offset(tmp_path: Path) -> None:
     swir = obs.reflectance[BANDS.index("swir16")]
     assert swir[0, 0] == pytest.approx(0.1)
     assert swir[0, -1] == pytest.approx(0.2)
-    assert (obs.scl == 4).all()  # cloud rows are outside the window
+    assert (obs.reasons == MaskReason.CLEAR).all()  # cloud rows are outside the window
 
 
 def test_pre_2022_baseline_has_no_offset(tmp_path: Path) -> None:
@@ -84,7 +89,7 @@ def test_failures_are_scene_read_errors(tmp_path: Path) -> None:
         scene.id,
         scene.collection,
         scene.datetime,
-        {**scene.assets, "red": str(tmp_path / "gone.tif")},
+        {**scene.assets, "red": Asset(str(tmp_path / "gone.tif"))},
         scene.properties,
     )
     with pytest.raises(SceneReadError, match="S2X_TEST: read failed"):

@@ -78,7 +78,7 @@ def test_killed_run_resumes_without_recomputing(
     def must_not_run(*_args: Any) -> None:
         raise AssertionError("a finished site-year was computed again")
 
-    monkeypatch.setattr(run_module, "observe_site_year", must_not_run)
+    monkeypatch.setattr(run_module, "observe", must_not_run)
     run_module.run(config, resumed)
     for name in TABLES:
         assert (resumed / name).read_bytes() == (out / name).read_bytes(), name
@@ -91,14 +91,14 @@ def test_changed_config_does_not_reuse_work(first: tuple[RunConfig, Path], tmp_p
         update={"boundaries": config.boundaries.model_copy(update={"min_mapping_unit_ha": 1.0})}
     )
     calls: list[int] = []
-    original = run_module.observe_site_year
+    original = run_module.observe
 
     def counting(*args: Any) -> Any:
         calls.append(1)
         return original(*args)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(run_module, "observe_site_year", counting)
+        mp.setattr(run_module, "observe", counting)
         run_module.run(changed, tmp_path / "out")
     assert len(calls) == 2
 
@@ -111,7 +111,7 @@ def test_bad_scene_is_skipped_and_recorded(tmp_path: Path, cache: Path) -> None:
     (site,) = load_sites(config.sites, ["demo-control"])
     start, end = config.season.window(2021)
     victim = source.search(site, start, end)[0]
-    Path(victim.assets["red"]).write_bytes(b"not a tiff")  # a corrupt download
+    Path(victim.assets["red"].href).write_bytes(b"not a tiff")  # a corrupt download
     result = run_module.run(config, tmp_path / "out")
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     scenes = manifest["sites"][0]["years"][0]["scenes"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import date, timedelta
@@ -45,6 +47,8 @@ from pipeline.sources.synthetic import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+# Where SyntheticSource looks build_scenario up: the name to patch.
+BUILD_SCENARIO = "pipeline.sources.synthetic.source.build_scenario"
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None)
 # Small but covering the 04.00 baseline switch (25 Jan 2022) and every site.
 SMALL = ScenarioParams(
@@ -128,8 +132,27 @@ def test_params_are_frozen_and_key_the_cache(monkeypatch: pytest.MonkeyPatch) ->
     assert p.cache_key() == ScenarioParams(seed=42).cache_key()
     assert p.cache_key() != ScenarioParams(seed=43).cache_key()
     before = p.cache_key()
-    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", "999")
+    monkeypatch.setattr("pipeline.sources.synthetic.params.GENERATOR_VERSION", "999")
     assert p.cache_key() != before
+
+
+def test_params_import_without_the_generator() -> None:
+    """The config layer imports ScenarioParams: that must not load numpy, rasterio or shapely."""
+    heavy = "{'numpy', 'rasterio', 'shapely', 'scipy', 'pystac', 'pyproj'}"
+    code = (
+        "import sys; from pipeline.sources.synthetic import ScenarioParams; ScenarioParams(); "
+        f"print(sorted({heavy} & {{m.split('.')[0] for m in sys.modules}}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
+
+
+def test_package_exports_resolve() -> None:
+    for name in synthetic.__all__:
+        assert getattr(synthetic, name) is not None, name
+    assert synthetic.ScenarioParams is ScenarioParams
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        synthetic.nothing  # noqa: B018
 
 
 # ------------------------------------------------------------------------------------------------
@@ -311,7 +334,10 @@ def test_cogs_are_valid_and_cover_the_grid_plus_margin(small: Path) -> None:
                 assert ds.bounds == pytest.approx(
                     (left - 120, bottom - 120, right + 120, top + 120)
                 )
+                # The item describes the lattice the asset is written on.
                 assert [ds.height, ds.width] == asset["proj:shape"]
+                assert list(ds.transform)[:6] == asset["proj:transform"]
+                assert ds.crs.to_epsg() == item["properties"]["proj:epsg"]
 
 
 def _coal_and_water_dn(item: dict[str, Any]) -> tuple[float, float]:
@@ -375,7 +401,7 @@ def test_truth_files_are_rfc7946_and_read_back(small: Path, tmp_path: Path) -> N
     text = (small / "truth" / "demo-camp.geojson").read_text()
     doc = json.loads(text)
     assert "crs" not in doc
-    assert text == synthetic._geojson_text(synthetic.truth_collection("demo-camp", SMALL.years))
+    assert text == synthetic.truth_text("demo-camp", SMALL.years)
     for f in doc["features"]:
         assert set(f["properties"]) == {"site_id", "year", "layer", "area_ha"}
         for polygon in f["geometry"]["coordinates"]:
@@ -397,7 +423,7 @@ def test_truth_files_are_rfc7946_and_read_back(small: Path, tmp_path: Path) -> N
     assert truth[2022].footprint.equals(truth[2021].footprint)
     assert not truth[2022].coal.equals(truth[2021].coal)
     later = tmp_path / "camp.geojson"
-    later.write_text(synthetic._geojson_text(synthetic.truth_collection("demo-camp", [2022, 2023])))
+    later.write_text(synthetic.truth_text("demo-camp", [2022, 2023]))
     grown = synthetic.read_truth(later)
     assert not grown[2023].footprint.equals(grown[2022].footprint)
     assert grown[2023].footprint_area_ha > grown[2022].footprint_area_ha
@@ -427,9 +453,13 @@ def test_search_respects_dates_and_site(small: Path) -> None:
     assert all("SYN-demo-port_" in s.id for s in scenes)
     assert all(date(2021, 9, 1) <= s.date <= date(2021, 11, 15) for s in scenes)
     assert [(s.datetime, s.id) for s in scenes] == sorted((s.datetime, s.id) for s in scenes)
-    assert all(
-        Path(h).is_absolute() and Path(h).is_file() for s in scenes for h in s.assets.values()
-    )
+    assets = [a for s in scenes for a in s.assets.values()]
+    assert all(Path(a.href).is_absolute() and Path(a.href).is_file() for a in assets)
+    # Readers take the native lattice from the item: it is the one the file is written on.
+    for a in assets[::5]:
+        with rasterio.open(a.href) as ds:
+            assert a.shape == ds.shape
+            assert a.transform == tuple(ds.transform)[:6]
     everything = source.search(control, date(2000, 1, 1), date(2030, 1, 1))
     assert {s.id.split("SYN-")[1].rsplit("_", 3)[0] for s in everything} == {"demo-control"}
     # The scene extent contains the whole site grid (readers do windowed reads).
@@ -468,7 +498,7 @@ def test_source_builds_once_then_reuses_the_cache(
     def refuse(*args: object, **kwargs: object) -> Path:
         raise AssertionError("build_scenario called: the cache was not reused")
 
-    monkeypatch.setattr(synthetic, "build_scenario", refuse)
+    monkeypatch.setattr(BUILD_SCENARIO, refuse)
     second = SyntheticSource(TINY, tmp_path)
     assert [s.id for s in second.search(site, date(2022, 1, 1), date(2022, 12, 31))] == [
         s.id for s in found
@@ -486,14 +516,14 @@ def test_a_killed_build_leaves_no_cache(tmp_path: Path, monkeypatch: pytest.Monk
         real(params, root, *args, **kwargs)
         raise KeyboardInterrupt  # killed after writing everything but before the rename
 
-    monkeypatch.setattr(synthetic, "build_scenario", dies)
+    monkeypatch.setattr(BUILD_SCENARIO, dies)
     with pytest.raises(KeyboardInterrupt):
         SyntheticSource(TINY, tmp_path).root  # noqa: B018
     assert [p.name for p in tmp_path.iterdir()] == [f".synthetic-{TINY.cache_key()}.lock"]
     # A temp folder left by a killed process (SIGKILL: no cleanup) is removed by the next build.
     orphan = tmp_path / f".synthetic-{TINY.cache_key()}.tmp-abc123"
     (orphan / "sentinel-2-l2a").mkdir(parents=True)
-    monkeypatch.setattr(synthetic, "build_scenario", real)
+    monkeypatch.setattr(BUILD_SCENARIO, real)
     source = SyntheticSource(TINY, tmp_path)
     assert source.catalog_path.is_file()
     assert not orphan.exists()
@@ -523,7 +553,7 @@ def test_default_scenario_builds_fast_and_keeps_autumn_usable(tmp_path: Path) ->
         for year in params.years:
             scenes = source.search(site, date(year, 9, 1), date(year, 11, 15))
             clear = sum(
-                ~np.isin(_read(Path(s.assets["scl"])), (0, 1, 8, 9, 10, 11)) for s in scenes
+                ~np.isin(_read(Path(s.assets["scl"].href)), (0, 1, 8, 9, 10, 11)) for s in scenes
             )
             medians.append(float(np.median(clear)))
     assert np.median(medians) >= 5
@@ -543,7 +573,7 @@ def test_concurrent_sources_build_once(tmp_path: Path, monkeypatch: pytest.Monke
         time.sleep(0.3)  # long enough for the other thread to reach the lock
         return real(params, root, *args, **kwargs)
 
-    monkeypatch.setattr(synthetic, "build_scenario", slow)
+    monkeypatch.setattr(BUILD_SCENARIO, slow)
     roots: list[Path] = []
     threads = [
         threading.Thread(target=lambda: roots.append(SyntheticSource(TINY, tmp_path).root))

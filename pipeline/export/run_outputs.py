@@ -331,8 +331,13 @@ def build_manifest(
         "masks": {
             "scl_masked": list(cfg.masking.scl_masked),
             "scl_dilated": list(cfg.masking.scl_dilated),
+            "qa_pixel_masked_bits": list(cfg.masking.qa_pixel_masked_bits),
+            "qa_pixel_dilated_bits": list(cfg.masking.qa_pixel_dilated_bits),
+            "qa_radsat": cfg.masking.qa_radsat,
             "cloud_dilation_m": cfg.masking.cloud_dilation_m,
+            "reasons": "per scene, `mask` gives the share of the site grid per MaskReason",
         },
+        "harmonize": cfg.harmonize.to,
         "versions": software_versions(),
         "sites": sites,
         "outputs": [

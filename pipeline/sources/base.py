@@ -2,40 +2,137 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
 
 from pipeline.sites import Site
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One file of a scene: an href GDAL can open (a local path, ``/vsicurl/...``, ``/vsis3/...``)
+    and what the STAC item says of its pixels (``proj:transform``, ``proj:shape``,
+    ``raster:bands``), so a reader knows the native lattice without opening the file."""
+
+    href: str
+    transform: tuple[float, ...] | None = None
+    shape: tuple[int, int] | None = None
+    raster_bands: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
 class Scene:
     """One acquisition over (part of) a site, as found by a search.
 
-    ``assets`` maps canonical band names (``pipeline.sources.sensors.BANDS`` and ``"scl"``) to
-    hrefs GDAL can open (local paths, ``/vsicurl/`` URLs, ...). ``properties`` keeps the STAC item
-    properties that decide radiometry (``s2:processing_baseline``,
-    ``earthsearch:boa_offset_applied``, ...).
+    ``assets`` are keyed by the provider's asset keys (``blue`` or ``B02``); ``profile`` names the
+    ``sensors.PROFILES`` entry that reads them. ``properties`` keeps the STAC item properties
+    that decide radiometry (``s2:processing_baseline``, ``earthsearch:boa_offset_applied``, ...).
+    ``crs`` is the item's ``proj:code``/``proj:epsg`` where given.
     """
 
     id: str
     collection: str
     datetime: datetime
-    assets: Mapping[str, str]
+    assets: Mapping[str, Asset]
     properties: Mapping[str, Any] = field(default_factory=dict)
+    profile: str = "earth-search/sentinel-2-l2a"
+    crs: str | None = None
 
     @property
     def date(self) -> date:
         return self.datetime.date()
 
+    @property
+    def platform(self) -> str:
+        return str(self.properties.get("platform") or "")
+
 
 class SceneSource(Protocol):
-    """Where scenes come from. Implementations: static STAC catalog, synthetic scenario."""
+    """Where scenes come from: static STAC catalog, STAC API, local folder, synthetic scenario."""
 
     name: str
 
     def search(self, site: Site, start: date, end: date) -> list[Scene]:
         """Scenes intersecting ``site`` acquired in [start, end], sorted by datetime then id."""
         ...
+
+
+def item_crs(properties: Mapping[str, Any]) -> str | None:
+    """``proj:code`` (STAC proj v2) or ``proj:epsg`` (v1) of an item, as ``EPSG:nnnn``."""
+    code = properties.get("proj:code")
+    if isinstance(code, str) and code:
+        return code
+    epsg = properties.get("proj:epsg")
+    return f"EPSG:{int(epsg)}" if isinstance(epsg, int | float) and epsg else None
+
+
+def stac_asset(href: str, asset: Mapping[str, Any], item_props: Mapping[str, Any]) -> Asset:
+    """An ``Asset`` from a STAC asset object; proj fields fall back to the item's."""
+
+    def pick(key: str) -> Any:
+        value = asset.get(key)
+        return value if value is not None else item_props.get(key)
+
+    transform = pick("proj:transform")
+    shape = pick("proj:shape")
+    bands = asset.get("raster:bands") or ()
+    return Asset(
+        href,
+        tuple(float(v) for v in transform[:6]) if _numbers(transform, 6) else None,
+        (int(shape[0]), int(shape[1])) if _numbers(shape, 2) else None,
+        tuple(b for b in bands if isinstance(b, Mapping)),
+    )
+
+
+def _numbers(value: Any, n: int) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and len(value) >= n
+        and all(isinstance(v, int | float) for v in value[:n])
+    )
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """What a search keeps besides place and date: the item's ``eo:cloud_cover`` at most
+    ``max_cloud_cover`` (percent; items without it are kept, the masks judge them) and its
+    ``platform`` among ``platforms`` (all when empty). STAC APIs that conform to the query or
+    filter extension apply it on the server; every source applies it on the client too."""
+
+    max_cloud_cover: float | None = None
+    platforms: tuple[str, ...] = ()
+
+    def accepts(self, collection: str, properties: Mapping[str, Any]) -> bool:
+        del collection  # part of the signature so sources can filter per collection later
+        cover = properties.get("eo:cloud_cover")
+        if (
+            self.max_cloud_cover is not None
+            and isinstance(cover, int | float)
+            and cover > self.max_cloud_cover
+        ):
+            return False
+        platform = str(properties.get("platform") or "").lower()
+        return not self.platforms or platform in {p.lower() for p in self.platforms}
+
+
+# How GDAL opens remote asset hrefs.
+_VSI_PREFIXES = {"http": "/vsicurl/", "https": "/vsicurl/", "s3": "/vsis3/", "gs": "/vsigs/"}
+
+
+def gdal_href(href: str, base: Path | None = None) -> str:
+    """An asset href GDAL can open: remote URLs through ``/vsi*``, ``file://`` and relative
+    local paths (against ``base``, the item's folder) as absolute paths."""
+    parsed = urlparse(href)
+    if parsed.scheme in _VSI_PREFIXES:
+        rest = href if parsed.scheme.startswith("http") else href.split("://", 1)[1]
+        return _VSI_PREFIXES[parsed.scheme] + rest
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    path = Path(href)
+    if path.is_absolute() or base is None:
+        return str(path)
+    return str((base / path).resolve())

@@ -5,8 +5,9 @@ at construction, and every search is a date bisection plus a geometry test over 
 walker reads the JSON itself rather than through pystac: it needs only links, geometry, datetime,
 assets and properties, and it can then name the exact file that is broken.
 
-Items must use Earth Search v1 asset keys (``blue``, ``red``, ``nir08``, ``scl``, ...), which are
-the canonical band names of ``pipeline.sources.sensors``.
+Each item is read by the sensor profile its collection and asset keys call for
+(``sensors.detect_profile``): Earth Search (``blue``, ``scl``), Planetary Computer (``B02``,
+``SCL``) and Landsat C2 L2 (``nir08``, ``qa_pixel``) items may share one catalog.
 """
 
 from __future__ import annotations
@@ -18,38 +19,59 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
 import shapely
+from pydantic import Field
 from shapely.geometry import shape
 
 from pipeline.errors import SourceError
+from pipeline.model import SourceConfigBase
 from pipeline.sites import Site
-from pipeline.sources.base import Scene
+from pipeline.sources.base import Asset, Scene, SearchFilter, gdal_href, item_crs, stac_asset
+from pipeline.sources.sensors import detect_profile
 
 logger = logging.getLogger(__name__)
 
 # Asset roles that are never pixels to analyse.
 _SKIPPED_ROLES = frozenset({"thumbnail", "overview", "metadata"})
-# How GDAL opens remote asset hrefs.
-_VSI_PREFIXES = {"http": "/vsicurl/", "https": "/vsicurl/", "s3": "/vsis3/", "gs": "/vsigs/"}
+
+
+class StaticCatalogSourceConfig(SourceConfigBase):
+    path_fields = ("catalog",)
+    kind: Literal["stac-static"] = Field("stac-static", description="a static STAC catalog")
+    catalog: Path = Field(description="path of a static STAC catalog.json")
+    max_cloud_cover: float | None = Field(
+        None, ge=0, le=100, description="items with eo:cloud_cover above this (%) are not read"
+    )
+    platforms: tuple[str, ...] = Field((), description="only these platforms; all when empty")
+
+    def search_filter(self) -> SearchFilter:
+        return SearchFilter(self.max_cloud_cover, self.platforms)
 
 
 @dataclass(frozen=True)
-class _Entry:
+class ItemEntry:
     """One indexed item: what a search needs, already parsed."""
 
     datetime: datetime
     id: str
     collection: str
     geometry: Any  # a prepared shapely geometry in EPSG:4326
-    assets: Mapping[str, str]
+    assets: Mapping[str, Asset]
     properties: Mapping[str, Any]
+    profile: str
 
     def scene(self) -> Scene:
         return Scene(
-            self.id, self.collection, self.datetime, dict(self.assets), dict(self.properties)
+            self.id,
+            self.collection,
+            self.datetime,
+            dict(self.assets),
+            dict(self.properties),
+            self.profile,
+            item_crs(self.properties),
         )
 
 
@@ -63,8 +85,9 @@ class StaticCatalogSource:
 
     name = "static-catalog"
 
-    def __init__(self, catalog_path: str | Path) -> None:
+    def __init__(self, catalog_path: str | Path, search_filter: SearchFilter | None = None) -> None:
         self.catalog_path = Path(catalog_path)
+        self.filter = search_filter or SearchFilter()
         entries = _index(self.catalog_path)
         entries.sort(key=lambda e: (e.datetime, e.id))
         self._entries = entries
@@ -80,10 +103,14 @@ class StaticCatalogSource:
         lo = bisect.bisect_left(self._dates, start)
         hi = bisect.bisect_right(self._dates, end)
         target = site.geometry
-        return [e.scene() for e in self._entries[lo:hi] if e.geometry.intersects(target)]
+        return [
+            e.scene()
+            for e in self._entries[lo:hi]
+            if e.geometry.intersects(target) and self.filter.accepts(e.collection, e.properties)
+        ]
 
 
-def _index(catalog_path: Path) -> list[_Entry]:
+def _index(catalog_path: Path) -> list[ItemEntry]:
     """Walk child and item links from ``catalog_path``; every item reached once."""
     root = _read_json(catalog_path, "catalog")
     if root.get("type") not in ("Catalog", "Collection"):
@@ -91,7 +118,7 @@ def _index(catalog_path: Path) -> list[_Entry]:
             f"{catalog_path}: not a STAC catalog or collection (type {root.get('type')!r}); "
             "give the path of the catalog.json of a static catalog"
         )
-    entries: list[_Entry] = []
+    entries: list[ItemEntry] = []
     seen: set[Path] = {catalog_path.resolve()}
     stack: list[tuple[Path, dict[str, Any]]] = [(catalog_path, root)]
     while stack:
@@ -108,7 +135,9 @@ def _index(catalog_path: Path) -> list[_Entry]:
             if rel == "child":
                 stack.append((target, _read_json(target, "child catalog")))
             else:
-                entry = _entry(target, _read_json(target, "item"), parent_collection)
+                entry = parse_item(
+                    _read_json(target, "item"), str(target), target.parent, parent_collection
+                )
                 if entry is not None:
                     entries.append(entry)
     return entries
@@ -140,19 +169,12 @@ def _local_link(base: Path, href: Any) -> Path:
     return (base.parent / href) if not Path(href).is_absolute() else Path(href)
 
 
-def _asset_href(item_path: Path, href: str) -> str:
-    """An asset href GDAL can open: remote URLs through /vsi*, local paths made absolute."""
-    parsed = urlparse(href)
-    if parsed.scheme in _VSI_PREFIXES:
-        rest = href if parsed.scheme.startswith("http") else href.split("://", 1)[1]
-        return _VSI_PREFIXES[parsed.scheme] + rest
-    if parsed.scheme == "file":
-        return unquote(parsed.path)
-    path = Path(href)
-    return str(path if path.is_absolute() else (item_path.parent / path).resolve())
-
-
-def _entry(path: Path, doc: dict[str, Any], parent_collection: str) -> _Entry | None:
+def parse_item(
+    doc: dict[str, Any], where: str, base: Path | None = None, parent_collection: str = ""
+) -> ItemEntry | None:
+    """A STAC item as an index entry; ``where`` names it in errors, ``base`` resolves relative
+    asset hrefs. None for an item without geometry (it can never match a site)."""
+    path = where
     if doc.get("type") != "Feature":
         raise SourceError(f"{path}: linked as an item but its type is {doc.get('type')!r}")
     item_id = doc.get("id")
@@ -168,18 +190,22 @@ def _entry(path: Path, doc: dict[str, Any], parent_collection: str) -> _Entry | 
         raise SourceError(f"{path}: item geometry is not valid GeoJSON ({exc})") from None
     shapely.prepare(geom)
     when = _item_datetime(path, props)
-    assets: dict[str, str] = {}
+    assets: dict[str, Asset] = {}
     for key, asset in (doc.get("assets") or {}).items():
         if not isinstance(asset, dict) or not isinstance(asset.get("href"), str):
             raise SourceError(f"{path}: asset {key!r} has no href")
         if _SKIPPED_ROLES.intersection(asset.get("roles") or ()):
             continue
-        assets[key] = _asset_href(path, asset["href"])
-    collection = doc.get("collection") or parent_collection
-    return _Entry(when, item_id, str(collection), geom, assets, props)
+        assets[key] = stac_asset(gdal_href(asset["href"], base), asset, props)
+    collection = str(doc.get("collection") or parent_collection)
+    try:
+        profile = detect_profile(collection, list(assets)).name
+    except ValueError:
+        profile = ""  # read_scene skips and records such items, naming the collection
+    return ItemEntry(when, item_id, collection, geom, assets, props, profile)
 
 
-def _item_datetime(path: Path, props: Mapping[str, Any]) -> datetime:
+def _item_datetime(path: str, props: Mapping[str, Any]) -> datetime:
     value = props.get("datetime") or props.get("start_datetime")
     if not isinstance(value, str):
         raise SourceError(f"{path}: item has neither 'datetime' nor 'start_datetime'")

@@ -1,46 +1,110 @@
 """Windowed reads of one scene onto a site grid: the pixel I/O edge.
 
-Each asset is opened through a ``WarpedVRT`` onto the site grid, so only the blocks that cover the
-site are read (from local COGs or over ``/vsicurl/`` alike) and 20 m bands are resampled onto the
-10 m grid in the same step.
+Each asset is opened through a ``WarpedVRT`` onto the site grid, so only the internal tiles that
+cover the site are fetched (from local COGs or over ``/vsicurl/`` and ``/vsis3/`` alike), from
+an overview when the grid is coarser than the data, and 20 m bands land on the 10 m grid by the
+same bilinear rule everywhere (``run`` and ``compare``). Remote reads retry with backoff; chips
+read from the network are kept in a ``ChipCache`` so that a rerun fetches nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 
-from pipeline.errors import SceneReadError
+from pipeline.bands import BAND_INDEX, BANDS
+from pipeline.errors import SceneReadError, SourceError
 from pipeline.grid import Grid
+from pipeline.masking import MaskReason, MaskRules, reasons_from_qa_pixel, reasons_from_scl
 from pipeline.sources.base import Scene
-from pipeline.sources.sensors import BANDS, Radiometry, radiometry_for
+from pipeline.sources.chips import ChipCache, ChipMissingError
+from pipeline.sources.sensors import PROFILES, Radiometry, SensorProfile, verify_boa_offset
 
-GDAL_ENV = {
+logger = logging.getLogger(__name__)
+
+# GDAL settings for cloud reads (GDAL docs, "Configuration options" and "/vsicurl/"): no
+# directory listing on open, only raster extensions probed, consecutive ranges merged, HTTP/2
+# multiplexing, GDAL's own retries on 429/5xx.
+GDAL_ENV: Mapping[str, str] = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff,.TIFF",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_MULTIPLEX": "YES",
+    "GDAL_HTTP_VERSION": "2",
     "GDAL_HTTP_MAX_RETRY": "3",
     "GDAL_HTTP_RETRY_DELAY": "1",
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff",
+    "VSI_CACHE": "TRUE",
 }
 
 
 @dataclass(frozen=True)
+class ReadSettings:
+    """How hard reads try: attempts per asset with exponential backoff, an HTTP timeout (a
+    stalled server counts as a failure), and ``offline`` (chips from the cache only)."""
+
+    retries: int = 3
+    backoff_s: float = 1.0
+    timeout_s: float = 30.0
+    offline: bool = False
+
+    def gdal_env(self) -> dict[str, str]:
+        env = dict(GDAL_ENV)
+        env["GDAL_HTTP_TIMEOUT"] = str(max(1, round(self.timeout_s)))
+        env["GDAL_HTTP_CONNECTTIMEOUT"] = str(max(1, round(min(self.timeout_s, 10.0))))
+        # Landsat on requester-pays S3 (Earth Search landsat-c2-l2): the user's AWS environment
+        # signs; the requester pays.
+        env.setdefault("AWS_REQUEST_PAYER", os.environ.get("AWS_REQUEST_PAYER", "requester"))
+        return env
+
+
+@dataclass(frozen=True)
 class Observation:
-    """One scene on the site grid: reflectance (band, y, x) with NaN for no data, and SCL."""
+    """One scene on the site grid: reflectance (band, y, x) with NaN for no data, and per pixel
+    the ``MaskReason`` (``CLEAR`` or why not)."""
 
     scene_id: str
     datetime: datetime
     reflectance: NDArray[np.float32]
-    scl: NDArray[np.uint8]
+    reasons: NDArray[np.uint8]
     radiometry: Radiometry
+    platform: str = ""
+    reprojected_from: str | None = None
+
+    @property
+    def clear(self) -> NDArray[np.bool_]:
+        return np.asarray(self.reasons == MaskReason.CLEAR)
+
+
+def is_remote(href: str) -> bool:
+    return href.startswith("/vsi")
+
+
+def _overview_level(src: Any, grid: Grid, band: int) -> int | None:
+    """The coarsest overview whose pixels are still at least as fine as the grid's (GDAL
+    ``OVERVIEW_LEVEL``), or None to read full resolution."""
+    if src.crs is None or CRS.from_user_input(grid.crs) != src.crs:
+        return None
+    native = abs(src.transform.a)
+    best = None
+    for level, factor in enumerate(src.overviews(band)):
+        if native * factor <= grid.resolution * (1 + 1e-6):
+            best = level
+    return best
 
 
 def read_asset(
@@ -48,7 +112,10 @@ def read_asset(
 ) -> NDArray[np.float64]:
     """One band of a raster on ``grid``; pixels outside the raster or at its nodata value become
     NaN. Without a nodata value, GDAL's alpha band of the warp says where data exists."""
-    with rasterio.open(href) as src:
+    with rasterio.open(href) as probe:
+        level = _overview_level(probe, grid, band)
+    kwargs = {"overview_level": level} if level is not None else {}
+    with rasterio.open(href, **kwargs) as src:
         nodata = src.nodatavals[band - 1]
         with WarpedVRT(
             src,
@@ -66,27 +133,155 @@ def read_asset(
     return np.where(ok, data, np.nan)
 
 
-def read_scene(scene: Scene, grid: Grid, bands: Sequence[str] = BANDS) -> Observation:
-    """Read ``bands`` and SCL of ``scene`` onto ``grid`` as reflectance.
+@contextmanager
+def _gdal(settings: ReadSettings, extra: Mapping[str, str] | None = None) -> Iterator[None]:
+    with rasterio.Env(**settings.gdal_env(), **(extra or {})):
+        yield
 
-    Raises SceneReadError (which a run records and skips) for unreadable assets, missing bands or
-    a scene with no data over the grid.
+
+def read_chip(
+    href: str,
+    grid: Grid,
+    resampling: Resampling,
+    settings: ReadSettings,
+    chips: ChipCache | None = None,
+    key: str | None = None,
+) -> NDArray[np.float32]:
+    """An asset on ``grid`` as float32 DN (NaN = no data), from the chip cache when there, else
+    read with retries (and cached when remote). Raises ``ChipMissingError`` offline."""
+    cache = chips if key is not None and is_remote(href) else None
+    if cache is not None and key is not None:
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+        if settings.offline:
+            raise ChipMissingError(key, href)
+    attempts = max(1, settings.retries)
+    for attempt in range(attempts):
+        # After a failure GDAL's /vsicurl/ cache must not answer the retry from the failed state.
+        extra = {"CPL_VSIL_CURL_NON_CACHED": href} if attempt and is_remote(href) else None
+        try:
+            with _gdal(settings, extra):
+                data = read_asset(href, grid, resampling).astype(np.float32)
+            break
+        except (RasterioError, OSError) as exc:
+            if attempt + 1 == attempts:
+                raise
+            delay = settings.backoff_s * 2**attempt
+            logger.info("read of %s failed (%s); retry %d in %.1f s", href, exc, attempt + 1, delay)
+            time.sleep(delay)
+    if cache is not None and key is not None:
+        cache.put(key, data)
+    return data
+
+
+def read_scene(
+    scene: Scene,
+    grid: Grid,
+    rules: MaskRules | None = None,
+    settings: ReadSettings | None = None,
+    chips: ChipCache | None = None,
+) -> Observation:
+    """Read the reflectance bands and the mask of ``scene`` onto ``grid``.
+
+    Raises ``SceneReadError`` (which a run records and skips) for an unknown profile, missing
+    assets, an asset that keeps failing, or a scene with no data over the grid; ``SourceError``
+    (``ChipMissingError``) offline when a chip is not cached.
     """
-    missing = [b for b in (*bands, "scl") if b not in scene.assets]
+    rules = rules or MaskRules()
+    settings = settings or ReadSettings()
+    profile = PROFILES.get(scene.profile)
+    if profile is None:
+        raise SceneReadError(
+            scene.id,
+            f"collection {scene.collection!r} (profile {scene.profile!r}) has no sensor profile; "
+            f"supported: {', '.join(PROFILES)}",
+        )
+    missing = [k for k in profile.asset_keys() if k not in scene.assets]
+    if profile.saturation_asset in missing:
+        missing.remove(profile.saturation_asset)  # optional: QA_RADSAT
     if missing:
         raise SceneReadError(scene.id, f"assets {missing} missing; has {sorted(scene.assets)}")
+    blue = scene.assets[profile.assets[BANDS[0]]]
+    radiometry = profile.radiometry(scene.properties, blue.raster_bands)
+
+    def chip(asset_key: str, resampling: Resampling) -> NDArray[np.float32]:
+        key = chips.key(scene, asset_key, grid, profile.version) if chips else None
+        return read_chip(scene.assets[asset_key].href, grid, resampling, settings, chips, key)
+
     try:
-        radiometry = radiometry_for(scene.collection, scene.properties)
-    except ValueError as exc:
-        raise SceneReadError(scene.id, str(exc)) from None
-    try:
-        with rasterio.Env(**GDAL_ENV):
-            dn = np.stack([read_asset(scene.assets[b], grid, Resampling.bilinear) for b in bands])
-            scl = read_asset(scene.assets["scl"], grid, Resampling.nearest)
+        dn = np.stack([chip(profile.assets[b], Resampling.bilinear) for b in BANDS])
+        mask = chip(profile.mask_asset, Resampling.nearest)
+        radsat = (
+            chip(profile.saturation_asset, Resampling.nearest)
+            if profile.saturation_asset and profile.saturation_asset in scene.assets
+            else None
+        )
+    except SourceError:
+        raise
     except (RasterioError, OSError) as exc:
-        raise SceneReadError(scene.id, f"read failed: {exc}") from None
+        raise SceneReadError(
+            scene.id, f"read failed after {settings.retries} tries: {exc}"
+        ) from None
     if not np.isfinite(dn).any():
         raise SceneReadError(scene.id, "no data over the site grid")
-    reflectance = ((dn + radiometry.offset_dn) * radiometry.scale).astype(np.float32)
-    scl_u8 = np.where(np.isfinite(scl), scl, 0).astype(np.uint8)
-    return Observation(scene.id, scene.datetime, reflectance, scl_u8, radiometry)
+    mask_int = np.where(np.isfinite(mask), mask, 0).astype(np.uint16)
+    reasons = _decode_mask(profile, mask_int, radsat, rules, grid)
+    if profile.verify_offset:
+        radiometry = verify_boa_offset(dn[BAND_INDEX["swir22"]], mask_int, radiometry)
+    reflectance = radiometry.apply(dn)
+    reasons[~np.isfinite(reflectance).all(axis=0)] = MaskReason.NODATA
+    crs = scene.crs
+    moved = (
+        crs
+        if crs is not None and CRS.from_user_input(crs) != CRS.from_user_input(grid.crs)
+        else None
+    )
+    return Observation(
+        scene.id, scene.datetime, reflectance, reasons, radiometry, scene.platform, moved
+    )
+
+
+def _decode_mask(
+    profile: SensorProfile,
+    mask: NDArray[np.uint16],
+    radsat: NDArray[np.float32] | None,
+    rules: MaskRules,
+    grid: Grid,
+) -> NDArray[np.uint8]:
+    dilation_px = round(rules.cloud_dilation_m / grid.resolution)
+    if profile.mask_kind == "scl":
+        return reasons_from_scl(mask, rules.scl_masked, rules.scl_dilated, dilation_px)
+    sat = (
+        np.where(np.isfinite(radsat), radsat, 0).astype(np.uint16)
+        if radsat is not None and rules.qa_radsat
+        else None
+    )
+    return reasons_from_qa_pixel(
+        mask, rules.qa_pixel_masked, rules.qa_pixel_dilated, dilation_px, sat
+    )
+
+
+def read_scenes(
+    scenes: Sequence[Scene],
+    grid: Grid,
+    rules: MaskRules,
+    settings: ReadSettings,
+    chips: ChipCache | None,
+) -> tuple[list[Observation], list[tuple[Scene, str]]]:
+    """Every scene on ``grid``, and the scenes that could not be read with the reason: one bad
+    scene never sinks a run. Offline cache misses are collected and raised together."""
+    observed: list[Observation] = []
+    skipped: list[tuple[Scene, str]] = []
+    missing: list[ChipMissingError] = []
+    for scene in scenes:
+        try:
+            observed.append(read_scene(scene, grid, rules, settings, chips))
+        except ChipMissingError as exc:
+            missing.append(exc)
+        except SceneReadError as exc:
+            logger.warning("skipping %s", exc)
+            skipped.append((scene, exc.reason))
+    if missing:
+        raise ChipMissingError.combined(missing)
+    return observed, skipped

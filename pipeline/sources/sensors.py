@@ -1,18 +1,38 @@
-"""Per-collection facts: band names, asset keys, DN scale/offset and mask classes.
+"""Sensor profiles: what the read edge must know about one collection of one provider.
 
-Canonical band names are the Earth Search v1 asset keys. Every stage after ``read`` works on
-surface reflectance (float32) in the order of ``BANDS``.
+A profile holds the asset-key map (provider keys for the canonical bands of ``pipeline.bands``),
+the DN -> reflectance rule, the mask decoder (Sentinel-2 SCL classes or Landsat QA_PIXEL bits)
+and how the native pixel lattice is found (``proj:transform`` of the item, never a constant).
+Every stage after ``read`` sees reflectance and a clear mask only, never a sensor's own bands.
+
+The rules follow DOMAIN.md "Radiometry": Sentinel-2 L2A reflectance = (DN + BOA_ADD_OFFSET) /
+10000 with the offset -1000 from processing baseline 04.00 on, decided from the baseline and the
+provider's flag, then verified from the pixels (``verify_boa_offset``); Landsat C2 L2 reflectance
+= DN * 0.0000275 - 0.2.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
 
 from pipeline.bands import BAND_INDEX, BANDS
 
-__all__ = ["BANDS", "BAND_INDEX", "Radiometry", "radiometry_for", "s2_radiometry"]
+__all__ = [
+    "BANDS",
+    "BAND_INDEX",
+    "PROFILES",
+    "Radiometry",
+    "SensorProfile",
+    "detect_profile",
+    "radiometry_for",
+    "s2_radiometry",
+    "verify_boa_offset",
+]
 
 # Sentinel-2 band ids <-> canonical names (Earth Search v1 keys).
 S2_BAND_IDS: Mapping[str, str] = {
@@ -40,6 +60,9 @@ S2_RESOLUTION: Mapping[str, int] = {
 S2_SCALE = 1e-4
 S2_BOA_OFFSET_DN = -1000
 S2_OFFSET_BASELINE = (4, 0)
+# Landsat Collection 2 Level-2 surface reflectance.
+LANDSAT_SCALE = 0.0000275
+LANDSAT_OFFSET = -0.2
 
 # Scene classification (SCL) classes; see DOMAIN.md "Masks".
 SCL_CLASSES: Mapping[int, str] = {
@@ -47,15 +70,30 @@ SCL_CLASSES: Mapping[int, str] = {
     3: "cloud shadow", 4: "vegetation", 5: "not vegetated", 6: "water", 7: "unclassified",
     8: "cloud medium probability", 9: "cloud high probability", 10: "thin cirrus", 11: "snow",
 }  # fmt: skip
+# Landsat Collection 2 QA_PIXEL bits (USGS LSDS-1619); 8-15 are two-bit confidences.
+QA_PIXEL_BITS: Mapping[int, str] = {
+    0: "fill", 1: "dilated cloud", 2: "cirrus", 3: "cloud", 4: "cloud shadow", 5: "snow",
+    6: "clear", 7: "water",
+}  # fmt: skip
+
+MaskKind = Literal["scl", "qa_pixel"]
 
 
 @dataclass(frozen=True)
 class Radiometry:
-    """How to turn one scene's DN into reflectance: ``reflectance = (DN + offset_dn) * scale``."""
+    """How one scene's DN become reflectance: ``reflectance = (DN + offset_dn) * scale``.
+
+    ``reason`` says how the rule was decided (baseline, flag, ``raster:bands``); ``check`` what
+    the pixels said (``verify_boa_offset``), empty where no check applies.
+    """
 
     scale: float
     offset_dn: float
     reason: str
+    check: str = ""
+
+    def apply(self, dn: NDArray[Any]) -> NDArray[np.float32]:
+        return ((dn.astype(np.float64) + self.offset_dn) * self.scale).astype(np.float32)
 
 
 def parse_baseline(value: Any) -> tuple[int, int] | None:
@@ -69,15 +107,15 @@ def parse_baseline(value: Any) -> tuple[int, int] | None:
         return None
 
 
-def s2_radiometry(properties: Mapping[str, Any]) -> Radiometry:
-    """Decide the BOA offset of a Sentinel-2 L2A item from its processing baseline and flags.
+def s2_radiometry(properties: Mapping[str, Any], *, honour_flag: bool = True) -> Radiometry:
+    """Decide the BOA offset of a Sentinel-2 L2A item from its processing baseline and flag.
 
     The acquisition date is not a reliable test (Collection-1 reprocessing puts baseline 05.xx on
-    old dates); ``s2:processing_baseline`` is. ``earthsearch:boa_offset_applied: true`` means the
-    provider already shifted the DN, so no offset is applied again.
+    old dates); ``s2:processing_baseline`` is. With ``honour_flag`` (Earth Search),
+    ``earthsearch:boa_offset_applied: true`` means the provider already shifted the DN.
     """
     baseline = parse_baseline(properties.get("s2:processing_baseline"))
-    applied = properties.get("earthsearch:boa_offset_applied")
+    applied = properties.get("earthsearch:boa_offset_applied") if honour_flag else None
     if baseline is None:
         return Radiometry(S2_SCALE, 0.0, "no s2:processing_baseline; assumed pre-04.00, no offset")
     label = f"{baseline[0]:02d}.{baseline[1]:02d}"
@@ -88,8 +126,163 @@ def s2_radiometry(properties: Mapping[str, Any]) -> Radiometry:
     return Radiometry(S2_SCALE, float(S2_BOA_OFFSET_DN), f"baseline {label} >= 04.00: DN - 1000")
 
 
+def raster_bands_radiometry(
+    raster_bands: Sequence[Mapping[str, Any]], default: Radiometry, what: str
+) -> Radiometry:
+    """The STAC ``raster:bands`` scale/offset of an asset where present, else ``default``."""
+    if not raster_bands or "scale" not in raster_bands[0]:
+        return default
+    scale = float(raster_bands[0]["scale"])
+    offset = float(raster_bands[0].get("offset", 0.0))
+    if not np.isfinite(scale) or scale <= 0 or not np.isfinite(offset):
+        return default
+    return Radiometry(
+        scale, offset / scale, f"{what}: raster:bands scale {scale:g} offset {offset:g}"
+    )
+
+
+# The pixel check (DOMAIN.md): the darkest surfaces (water, shadow, dark area, coal) have SWIR2
+# reflectance near zero. Their 5th percentile of B12 DN sits below ~800 when the data carry no
+# offset and at or above ~950 when a +1000 offset is in the data; between or above the plausible
+# range the check is inconclusive and the metadata decision stands.
+_DARK_SCL = (2, 3, 6)
+_VEGETATION_SCL = (4,)
+_MIN_REFERENCE_PX = 30
+_NO_OFFSET_MAX_DN = 800.0
+_OFFSET_RANGE_DN = (950.0, 1800.0)
+
+
+def verify_boa_offset(
+    swir22_dn: NDArray[Any], scl: NDArray[np.integer], decided: Radiometry
+) -> Radiometry:
+    """Check a Sentinel-2 offset decision against the pixels; correct it when they contradict.
+
+    Reference pixels are the SCL dark classes (2 dark area, 3 shadow, 6 water), else vegetation;
+    their 5th percentile of SWIR2 DN says whether a +1000 offset is in the data. The returned
+    ``Radiometry`` carries the outcome in ``check``, so every item's decision is on record.
+    """
+    finite = np.isfinite(swir22_dn) & (swir22_dn > 0)
+    ref, label = finite & np.isin(scl, _DARK_SCL), "dark SCL 2/3/6"
+    if int(ref.sum()) < _MIN_REFERENCE_PX:
+        ref, label = finite & np.isin(scl, _VEGETATION_SCL), "vegetation SCL 4"
+    if int(ref.sum()) < _MIN_REFERENCE_PX:
+        return replace(decided, check="inconclusive: too few dark or vegetated pixels in window")
+    p5 = float(np.percentile(swir22_dn[ref], 5))
+    evidence = f"B12 DN p5 {p5:.0f} over {int(ref.sum())} {label} px"
+    if p5 <= _NO_OFFSET_MAX_DN:
+        in_data = False
+    elif _OFFSET_RANGE_DN[0] <= p5 <= _OFFSET_RANGE_DN[1]:
+        in_data = True
+    else:
+        return replace(decided, check=f"inconclusive: {evidence}")
+    applies = decided.offset_dn != 0.0
+    if applies == in_data:
+        return replace(decided, check=f"confirmed: {evidence}")
+    corrected = float(S2_BOA_OFFSET_DN) if in_data else 0.0
+    verdict = "offset present in data" if in_data else "no offset in data"
+    return Radiometry(
+        decided.scale,
+        corrected,
+        f"{decided.reason}; overridden by the pixels",
+        f"contradicted: {evidence}: {verdict}; applied DN {corrected:+.0f}",
+    )
+
+
+@dataclass(frozen=True)
+class SensorProfile:
+    """What reading one collection of one provider takes.
+
+    ``assets`` maps canonical band names to the provider's asset keys; ``mask_asset`` is the
+    SCL or QA_PIXEL asset, decoded as ``mask_kind``; ``snap_m`` is the coarsest native pixel of
+    the bands used, so grids snapped to it keep every band's pixels aligned; ``version`` enters
+    the chip cache key (bump it when a read rule changes).
+    """
+
+    name: str
+    family: Literal["sentinel-2", "landsat"]
+    assets: Mapping[str, str]
+    mask_asset: str
+    mask_kind: MaskKind
+    radiometry_rule: Literal["s2-earth-search", "s2-baseline", "raster-bands"]
+    native_resolution_m: float
+    snap_m: float
+    saturation_asset: str | None = None
+    verify_offset: bool = False
+    version: str = "1"
+
+    def radiometry(
+        self, properties: Mapping[str, Any], raster_bands: Sequence[Mapping[str, Any]] = ()
+    ) -> Radiometry:
+        """The DN -> reflectance rule for one item (before the pixel check)."""
+        if self.radiometry_rule == "s2-earth-search":
+            # raster:bands offset is unreliable here (earth-search#9): flag and baseline decide.
+            return s2_radiometry(properties, honour_flag=True)
+        if self.radiometry_rule == "s2-baseline":
+            return s2_radiometry(properties, honour_flag=False)
+        default = (
+            Radiometry(LANDSAT_SCALE, LANDSAT_OFFSET / LANDSAT_SCALE, "Landsat C2 L2 rule")
+            if self.family == "landsat"
+            else Radiometry(S2_SCALE, float(S2_BOA_OFFSET_DN), "Collection-1 rule: DN - 1000")
+        )
+        return raster_bands_radiometry(raster_bands, default, self.name)
+
+    def asset_keys(self) -> tuple[str, ...]:
+        """Every asset this profile reads, reflectance bands first."""
+        extra = (self.saturation_asset,) if self.saturation_asset else ()
+        return (*(self.assets[b] for b in BANDS), self.mask_asset, *extra)
+
+
+_ES_S2 = {b: b for b in BANDS}
+_PC_S2 = {v: k for k, v in S2_BAND_IDS.items() if v in BANDS}
+_LANDSAT = {"blue": "blue", "green": "green", "red": "red", "nir": "nir08", "swir16": "swir16",
+            "swir22": "swir22"}  # fmt: skip
+
+PROFILES: Mapping[str, SensorProfile] = {
+    p.name: p
+    for p in (
+        SensorProfile(
+            "earth-search/sentinel-2-l2a", "sentinel-2", _ES_S2, "scl", "scl",
+            "s2-earth-search", 10.0, 60.0, verify_offset=True,
+        ),
+        SensorProfile(
+            "earth-search/sentinel-2-c1-l2a", "sentinel-2", _ES_S2, "scl", "scl",
+            "raster-bands", 10.0, 60.0, verify_offset=True,
+        ),
+        SensorProfile(
+            "planetary-computer/sentinel-2-l2a", "sentinel-2", _PC_S2, "SCL", "scl",
+            "s2-baseline", 10.0, 60.0, verify_offset=True,
+        ),
+        SensorProfile(
+            "landsat-c2-l2", "landsat", _LANDSAT, "qa_pixel", "qa_pixel",
+            "raster-bands", 30.0, 30.0, saturation_asset="qa_radsat",
+        ),
+    )
+}  # fmt: skip
+
+
+def detect_profile(collection: str, asset_keys: Sequence[str]) -> SensorProfile:
+    """The profile for an item of ``collection`` with these asset keys.
+
+    Providers name one collection alike and differ in asset keys (Planetary Computer ``B02``,
+    Earth Search ``blue``), so the keys decide between them. Raises ``ValueError`` naming what
+    is supported.
+    """
+    name = collection.lower()
+    keys = set(asset_keys)
+    if "landsat" in name:
+        return PROFILES["landsat-c2-l2"]
+    if name.startswith("sentinel-2"):
+        if "c1" in name:
+            return PROFILES["earth-search/sentinel-2-c1-l2a"]
+        if "B02" in keys or "SCL" in keys:
+            return PROFILES["planetary-computer/sentinel-2-l2a"]
+        return PROFILES["earth-search/sentinel-2-l2a"]
+    raise ValueError(
+        f"collection {collection!r} has no sensor profile; supported: Sentinel-2 L2A "
+        "(sentinel-2-l2a, sentinel-2-c1-l2a) and Landsat Collection 2 Level-2 (landsat-c2-l2)"
+    )
+
+
 def radiometry_for(collection: str, properties: Mapping[str, Any]) -> Radiometry:
-    """The DN -> reflectance rule for an item of ``collection``."""
-    if collection.startswith("sentinel-2"):
-        return s2_radiometry(properties)
-    raise ValueError(f"collection {collection!r} has no radiometry rule; supported: sentinel-2-l2a")
+    """The DN -> reflectance rule for an item of ``collection`` (Earth Search asset keys)."""
+    return detect_profile(collection, ()).radiometry(properties)

@@ -1,0 +1,157 @@
+"""Per-site analysis: footprint and coal areas per year, change between consecutive years and
+first vs last, polygons, areas with their edge uncertainty, and the score against a truth.
+
+Pure: site-years (arrays) and plain parameters in, frozen records out.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline import accuracy, boundaries, trends
+from pipeline.change import mask_change
+from pipeline.grid import Grid, reproject_geometry
+from pipeline.results import ChangeMetrics, SiteAnalysis, SiteYear, YearMetrics
+from pipeline.sites import Site
+
+BoolArray = NDArray[np.bool_]
+
+
+def analysis_area(site: Site, grid: Grid, buffer_m: float) -> BoolArray:
+    """Pixels whose centre lies in the buffered site: the area every number refers to."""
+    geom = site.geometry_in(grid.crs).buffer(buffer_m)
+    return boundaries.rasterize([geom], grid.transform, grid.shape)
+
+
+def analyse_site(
+    site: Site,
+    grid: Grid,
+    years: Sequence[SiteYear],
+    *,
+    buffer_m: float,
+    min_mapping_unit_ha: float,
+    change_opening_px: int,
+) -> SiteAnalysis:
+    """Areas, polygons and year-to-year change for one site."""
+    px = grid.pixel_area_ha
+    min_px = boundaries.min_pixels_for_area(min_mapping_unit_ha, px)
+    metrics = []
+    for sy in years:
+        metrics.append(
+            YearMetrics(
+                sy.year,
+                float(sy.footprint.sum()) * px,
+                trends.edge_uncertainty_ha(sy.footprint, grid.resolution),
+                float(sy.coal_mask.sum()) * px,
+                trends.edge_uncertainty_ha(sy.coal_mask, grid.resolution),
+                tuple(boundaries.vectorize(sy.footprint, grid.transform, min_px)),
+                tuple(boundaries.vectorize(sy.coal_mask, grid.transform, min_px)),
+            )
+        )
+    observed = [i for i, sy in enumerate(years) if sy.composite is not None]
+    pairs = list(itertools.pairwise(observed))
+    if len(observed) > 2:
+        pairs.append((observed[0], observed[-1]))
+    changes = []
+    for i, j in pairs:
+        a, b = years[i], years[j]
+        valid = a.valid & b.valid
+        fp = mask_change(a.footprint, b.footprint, valid, change_opening_px)
+        coal = mask_change(a.coal_mask, b.coal_mask, valid, change_opening_px)
+        added = boundaries.remove_small_regions(fp.added, min_px)
+        removed = boundaries.remove_small_regions(fp.removed, min_px)
+        ma, mb = metrics[i], metrics[j]
+        changes.append(
+            ChangeMetrics(
+                a.year,
+                b.year,
+                float(added.sum()) * px,
+                float(removed.sum()) * px,
+                float(boundaries.remove_small_regions(coal.added, min_px).sum()) * px,
+                float(boundaries.remove_small_regions(coal.removed, min_px).sum()) * px,
+                trends.significant_change(
+                    ma.footprint_ha,
+                    trends.se_from_half_width(ma.footprint_pm_ha),
+                    mb.footprint_ha,
+                    trends.se_from_half_width(mb.footprint_pm_ha),
+                ),
+                tuple(boundaries.vectorize(added, grid.transform, min_px)),
+                tuple(boundaries.vectorize(removed, grid.transform, min_px)),
+            )
+        )
+    area = analysis_area(site, grid, buffer_m)
+    return SiteAnalysis(
+        site, grid, float(area.sum()) * px, tuple(years), tuple(metrics), tuple(changes)
+    )
+
+
+def score_against_truth(
+    analysis: SiteAnalysis, truth: dict[int, Any], min_clear: int
+) -> dict[str, Any]:
+    """Footprint IoU and area errors per year, false expansion where truth is unchanged, and a
+    summary over the years with enough clear observations (the others are listed, not hidden:
+    a year seen once or twice is flagged in every output, and its coal area is a lower bound)."""
+    grid = analysis.grid
+    per_year: dict[str, Any] = {}
+    truth_masks: dict[int, tuple[BoolArray, BoolArray]] = {}
+    for sy, m in zip(analysis.years, analysis.metrics, strict=True):
+        t = truth.get(sy.year)
+        if t is None or sy.composite is None:
+            continue
+        fp_true, coal_true = (
+            boundaries.rasterize(
+                [reproject_geometry(g, "EPSG:4326", grid.crs)], grid.transform, grid.shape
+            )
+            for g in (t.footprint, t.coal)
+        )
+        truth_masks[sy.year] = (fp_true, coal_true)
+        scores = accuracy.binary_scores(sy.footprint, fp_true & sy.valid, sy.valid)
+        per_year[str(sy.year)] = {
+            "median_clear_obs": sy.median_clear,
+            "sufficient_data": sy.median_clear >= min_clear,
+            "footprint_iou": round(scores.iou, 4),
+            "footprint_f1": round(scores.f1, 4),
+            "footprint_area_ha": round(m.footprint_ha, 4),
+            "footprint_true_area_ha": round(t.footprint_area_ha, 4),
+            "footprint_area_error": _round(
+                accuracy.area_error(m.footprint_ha, t.footprint_area_ha)
+            ),
+            "coal_area_ha": round(m.coal_ha, 4),
+            "coal_true_area_ha": round(t.coal_area_ha, 4),
+            "coal_area_error": _round(accuracy.area_error(m.coal_ha, t.coal_area_ha)),
+        }
+    false_expansion: dict[str, float] = {}
+    for c in analysis.changes:
+        # Where truth did not change between the two years, every added hectare is false.
+        if (
+            c.year_from in truth_masks
+            and c.year_to in truth_masks
+            and np.array_equal(truth_masks[c.year_from][0], truth_masks[c.year_to][0])
+        ):
+            false_expansion[f"{c.year_from}-{c.year_to}"] = round(c.added_ha / analysis.area_ha, 5)
+    sufficient = [y for y in per_year.values() if y["sufficient_data"]]
+    summary = {
+        "years_scored": len(sufficient),
+        "years_with_too_few_clear_observations": [
+            int(k) for k, y in per_year.items() if not y["sufficient_data"]
+        ],
+        "min_footprint_iou": min((y["footprint_iou"] for y in sufficient), default=None),
+        "max_abs_footprint_area_error": _max_abs(y["footprint_area_error"] for y in sufficient),
+        "max_abs_coal_area_error": _max_abs(y["coal_area_error"] for y in sufficient),
+        "max_false_expansion_share": max(false_expansion.values(), default=None),
+    }
+    return {"summary": summary, "years": per_year, "false_expansion_share": false_expansion}
+
+
+def _max_abs(values: Iterable[float | None]) -> float | None:
+    present = [abs(v) for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _round(value: float, digits: int = 4) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), digits)

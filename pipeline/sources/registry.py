@@ -1,0 +1,87 @@
+"""The source registry: each kind of scene source brings its config model and how it opens.
+
+The run config's ``source`` union, its reference docs and ``open_source`` are all built from
+``SOURCE_KINDS``; adding a source is one entry here. Openers are named as ``module:function`` and
+imported on first use, so loading a config never loads a source's heavy dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from pipeline.model import SourceConfigBase
+from pipeline.sites import Site
+from pipeline.sources.base import SceneSource
+from pipeline.sources.catalog import StaticCatalogSourceConfig
+from pipeline.sources.folder import FolderSourceConfig
+from pipeline.sources.stac_api import StacApiSourceConfig
+from pipeline.sources.synthetic.params import ScenarioParams
+
+TruthLookup = Callable[[str], dict[int, Any]]
+
+
+class SyntheticSourceConfig(SourceConfigBase):
+    kind: Literal["synthetic"] = Field("synthetic", description="the built-in synthetic scenario")
+    scenario: ScenarioParams = ScenarioParams()
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What opening a source may use: the cache folder, worker count, offline mode, progress."""
+
+    cache_dir: Path
+    workers: int = 1
+    offline: bool = False
+    progress: Callable[[int, int], None] | None = None
+    sites: tuple[Site, ...] = ()
+
+
+@dataclass(frozen=True)
+class OpenedSource:
+    """A source ready to search, and the truth lookup when the source has truth."""
+
+    source: SceneSource
+    truth: TruthLookup | None = None
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    config: type[SourceConfigBase]
+    opener: str  # "module:function" taking (config, SourceContext) -> OpenedSource
+
+    def open(self, config: SourceConfigBase, context: SourceContext) -> OpenedSource:
+        module, function = self.opener.split(":")
+        opener: Callable[[SourceConfigBase, SourceContext], OpenedSource] = getattr(
+            importlib.import_module(module), function
+        )
+        return opener(config, context)
+
+
+SOURCE_KINDS: Mapping[str, SourceKind] = {
+    "synthetic": SourceKind(SyntheticSourceConfig, "pipeline.sources.openers:open_synthetic"),
+    "stac-static": SourceKind(
+        StaticCatalogSourceConfig, "pipeline.sources.openers:open_static_catalog"
+    ),
+    "stac-api": SourceKind(StacApiSourceConfig, "pipeline.sources.openers:open_stac_api"),
+    "folder": SourceKind(FolderSourceConfig, "pipeline.sources.openers:open_folder"),
+}
+
+SourceConfig = Annotated[
+    SyntheticSourceConfig | StaticCatalogSourceConfig | StacApiSourceConfig | FolderSourceConfig,
+    Field(discriminator="kind"),
+]
+
+
+def source_models() -> tuple[type[SourceConfigBase], ...]:
+    return tuple(k.config for k in SOURCE_KINDS.values())
+
+
+def open_source(config: SourceConfigBase, context: SourceContext) -> OpenedSource:
+    """The configured source, indexed and ready to search."""
+    return SOURCE_KINDS[config.kind].open(config, context)

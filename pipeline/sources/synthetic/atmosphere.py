@@ -1,0 +1,164 @@
+"""The atmosphere of one scene: clouds, cirrus, displaced cloud shadows, haze, winter snow, swath
+edges; how they alter the ground reflectance, and the Sen2Cor-like SCL decided from them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.ndimage import zoom
+
+from pipeline.sources.synthetic.arrays import F32, U8, cover_opacity, smooth_field
+from pipeline.sources.synthetic.layout import Surface
+from pipeline.sources.synthetic.params import ScenarioParams
+from pipeline.sources.synthetic.spectra import CIRRUS, CLOUD, SHADOW_LOSS, SNOW, WAVELENGTH_UM
+
+# Per month: chance of (clear, scattered, broken, overcast) skies. Judgement from the monsoon
+# climate (DOMAIN.md): wet July-August, clearest October.
+_SKY_BY_MONTH: Mapping[int, tuple[float, float, float, float]] = {
+    1: (0.55, 0.25, 0.12, 0.08), 2: (0.55, 0.25, 0.12, 0.08), 3: (0.45, 0.25, 0.15, 0.15),
+    4: (0.40, 0.25, 0.15, 0.20), 5: (0.35, 0.25, 0.20, 0.20), 6: (0.20, 0.25, 0.25, 0.30),
+    7: (0.10, 0.20, 0.30, 0.40), 8: (0.15, 0.20, 0.30, 0.35), 9: (0.45, 0.25, 0.15, 0.15),
+    10: (0.60, 0.20, 0.10, 0.10), 11: (0.50, 0.25, 0.12, 0.13), 12: (0.50, 0.25, 0.13, 0.12),
+}  # fmt: skip
+_COVER_RANGE = ((0.0, 0.0), (0.02, 0.3), (0.3, 0.7), (0.7, 1.0))
+
+
+@dataclass(frozen=True)
+class Atmosphere:
+    """Per-scene conditions at 10 m on the scene grid: all arrays (H, W), values 0..1 or reflectance."""
+
+    cloud: F32  # opacity of thick cloud
+    cloud_brightness: float
+    cirrus: F32  # additive reflectance at 1.0 of CIRRUS
+    shadow: F32  # cloud-shadow strength
+    haze: F32  # additive path reflectance in blue
+    snow: F32  # snow cover share where there is land (see visible_snow)
+    nodata: NDArray[np.bool_]
+
+
+def draw_atmosphere(
+    rng: np.random.Generator,
+    params: ScenarioParams,
+    day: date,
+    shape10: tuple[int, int],
+    sun: tuple[float, float],
+) -> Atmosphere:
+    """Clouds, cirrus, displaced shadows, haze, winter snow and swath edges for one scene.
+
+    Fields are drawn on a 60 m grid padded by the longest shadow, so a cloud outside the chip can
+    cast its shadow into it, then interpolated to 10 m.
+    """
+    h6, w6 = shape10[0] // 6, shape10[1] // 6
+    p_clear, *rest = _SKY_BY_MONTH[day.month]
+    cloudy = min(1.0, params.cloud_frequency * (1.0 - p_clear))
+    weights = np.array([1.0 - cloudy, *(cloudy * r / sum(rest) for r in rest)])
+    sky = int(rng.choice(4, p=weights / weights.sum()))
+    cover = float(rng.uniform(*_COVER_RANGE[sky]))
+    elevation, azimuth = sun
+    height = float(rng.uniform(800, 2500))
+    length = height / math.tan(math.radians(max(elevation, 10.0)))
+    sdx = -length * math.sin(math.radians(azimuth)) / 60.0  # shadows point away from the sun
+    sdy = -length * math.cos(math.radians(azimuth)) / 60.0
+    pad = math.ceil(max(abs(sdx), abs(sdy))) + 2
+    big = (h6 + 2 * pad, w6 + 2 * pad)
+    cloud_big = cover_opacity(smooth_field(rng, big, float(rng.uniform(2.5, 6.0))), cover)
+    thickness = float(rng.uniform(0.75, 1.0)) if sky < 3 else 1.0
+    cloud_big *= thickness
+    cloud6 = cloud_big[pad : pad + h6, pad : pad + w6]
+    # The shadow at a point is the cloud up-sun of it: shift against the shadow vector.
+    r0, c0 = pad + round(sdy), pad - round(sdx)
+    shadow6 = cloud_big[r0 : r0 + h6, c0 : c0 + w6] * float(rng.uniform(0.75, 1.0))
+    cirrus6 = np.zeros((h6, w6), np.float32)
+    if rng.random() < 0.15 * params.cloud_frequency:
+        amount = float(rng.uniform(0.015, 0.05))
+        cirrus6 = cover_opacity(smooth_field(rng, (h6, w6), 4.0), float(rng.uniform(0.1, 0.6)))
+        cirrus6 *= amount
+    haze6 = np.zeros((h6, w6), np.float32)
+    if rng.random() < params.haze_probability:
+        haze_field = smooth_field(rng, (h6, w6), 8.0)
+        haze6 = (float(rng.uniform(0.005, 0.03)) * np.clip(0.6 + 0.3 * haze_field, 0, 1)).astype(
+            np.float32
+        )
+    snow6 = np.zeros((h6, w6), np.float32)
+    if day.month in (12, 1, 2, 3) and rng.random() < params.snow_probability:
+        snow6 = cover_opacity(smooth_field(rng, (h6, w6), 5.0), float(rng.uniform(0.4, 1.0)))
+    nodata = np.zeros(shape10, bool)
+    if rng.random() < params.partial_coverage_probability:
+        # A swath edge about 12 degrees off north-south; the part beyond it has no data.
+        rows, cols = np.mgrid[0 : shape10[0], 0 : shape10[1]]
+        width = float(rng.uniform(0.15, 0.6)) * shape10[1]
+        slant = math.tan(math.radians(12.0)) * (rows - shape10[0] / 2)
+        nodata = cols + slant < width if rng.random() < 0.5 else cols + slant > shape10[1] - width
+    brightness = float(rng.uniform(0.8, 1.3))
+
+    def up(a: F32) -> F32:
+        if not a.any():  # most fields are absent from most scenes
+            return np.zeros(shape10, np.float32)
+        out: F32 = zoom(a, 6, order=1, grid_mode=True, mode="nearest").astype(np.float32)
+        return out
+
+    return Atmosphere(
+        up(cloud6), brightness, up(cirrus6), up(shadow6), up(haze6), up(snow6), nodata
+    )
+
+
+def visible_snow(snow: F32, fractions: F32) -> F32:
+    """The share of each pixel seen as snow: it lies on land, and forest canopy hides part of it."""
+    out: F32 = snow * (1.0 - fractions[..., Surface.WATER])
+    out *= 1.0 - 0.4 * fractions[..., Surface.FOREST]
+    return out
+
+
+def observe(ground: F32, fractions: F32, atmosphere: Atmosphere) -> F32:
+    """(H, W, 7) top-of-canopy reflectance seen through snow, shadow, haze, cirrus and cloud."""
+    a = atmosphere
+    refl = ground.copy()
+    # Each effect is skipped where absent: most scenes have only one or two of them.
+    if a.snow.any():
+        snow = visible_snow(a.snow, fractions)[..., None]
+        refl = refl * (1.0 - snow) + snow * SNOW
+    if a.shadow.any():
+        refl *= 1.0 - a.shadow[..., None] * SHADOW_LOSS
+    if a.haze.any():
+        refl += a.haze[..., None] * (WAVELENGTH_UM[0] / WAVELENGTH_UM) ** 1.5
+    if a.cirrus.any():
+        refl += a.cirrus[..., None] * CIRRUS
+    if a.cloud.any():
+        cloud = a.cloud[..., None]
+        refl = refl * (1.0 - cloud) + cloud * (CLOUD * np.float32(a.cloud_brightness))
+    out: F32 = refl.astype(np.float32, copy=False)
+    return out
+
+
+def scene_classification(
+    fractions20: F32,
+    observed20: F32,
+    atmosphere20: Mapping[str, F32],
+    nodata20: NDArray[np.bool_],
+    coal_label: int | None,
+) -> U8:
+    """A Sen2Cor-like SCL at 20 m, decided from the known causes.
+
+    Priority: nodata, cloud (9 > 0.6 opacity, 8 > 0.3), thin cirrus, snow, cloud shadow, water,
+    coal as dark area/shadow (in some scenes, ``coal_label``), vegetation (NDVI > 0.4), not
+    vegetated. Thin cloud edges below 0.3 opacity are left unflagged, as Sen2Cor does.
+    """
+    red, nir = observed20[..., 2], observed20[..., 3]
+    ndvi = (nir - red) / np.maximum(nir + red, 1e-6)
+    scl = np.where(ndvi > 0.4, 4, 5).astype(np.uint8)
+    if coal_label is not None:
+        scl[fractions20[..., Surface.COAL] > 0.5] = coal_label
+    scl[fractions20[..., Surface.WATER] > 0.5] = 6
+    scl[atmosphere20["shadow"] > 0.4] = 3
+    scl[atmosphere20["snow"] > 0.5] = 11
+    scl[atmosphere20["cirrus"] > 0.01] = 10
+    scl[atmosphere20["cloud"] > 0.3] = 8
+    scl[atmosphere20["cloud"] > 0.6] = 9
+    scl[nodata20] = 0
+    return scl
