@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline import boundaries, harmonize
+from pipeline.bands import BAND_INDEX
 from pipeline.classify import (
     coal_frequency,
     drop_thin_regions,
@@ -29,6 +30,7 @@ from pipeline.classify import (
 )
 from pipeline.composite import median_composite
 from pipeline.masking import reason_shares
+from pipeline.radiometry import S2_BOA_OFFSET_DN, S2_SCALE, offset_outliers
 from pipeline.results import SceneRecord, SiteYear
 
 logger = logging.getLogger(__name__)
@@ -124,6 +126,7 @@ def site_year(
     """Composite and classify one site-year from its looks (``skipped``: scenes that could not
     be read, with their records, kept for the manifest)."""
     shape = area.shape
+    looks = correct_offset_outliers(looks)
     if params.harmonize_to == "landsat-oli":
         looks = [
             Look(o.day, harmonize.to_oli(o.reflectance, o.platform), o.clear, o.record, o.platform)
@@ -196,6 +199,37 @@ def site_year(
         median_clear=float(np.median(composite.clear_count[area])),
         coverage=round(float(valid.sum()) / max(int(area.sum()), 1), 4),
     )  # fmt: skip
+
+
+def correct_offset_outliers(looks: Sequence[Look]) -> list[Look]:
+    """Sentinel-2 looks whose reflectance sits a uniform 0.1 off the season's (a wrong BOA
+    offset the per-scene check could not see, ``radiometry.offset_outliers``) are shifted back
+    when the other offset is the valid alternative, and the record says so."""
+    looks = list(looks)
+    s2 = [
+        i
+        for i, o in enumerate(looks)
+        if o.record.collection.startswith("sentinel-2") and o.record.scale == S2_SCALE
+    ]
+    swir22 = [looks[i].reflectance[BAND_INDEX["swir22"]] for i in s2]
+    for outlier in offset_outliers(swir22, [looks[i].clear for i in s2]):
+        look = looks[s2[outlier.index]]
+        offset_dn = look.record.offset_dn or 0.0
+        new_offset = offset_dn + outlier.shift / S2_SCALE
+        if round(new_offset) not in (0, round(S2_BOA_OFFSET_DN)):
+            continue  # not the offset error this check knows how to fix
+        record = replace(
+            look.record,
+            offset_dn=float(round(new_offset)),
+            radiometry=f"{look.record.radiometry}; overridden by the season's series",
+            offset_check=f"contradicted: {outlier.evidence}; applied DN {round(new_offset):+d}",
+        )
+        shifted = (look.reflectance + np.float32(outlier.shift)).astype(np.float32)
+        looks[s2[outlier.index]] = Look(look.day, shifted, look.clear, record, look.platform)
+        logger.warning(
+            "%s: BOA offset corrected from the series (%s)", record.scene_id, outlier.evidence
+        )
+    return looks
 
 
 def _with_role(record: SceneRecord, role: str) -> SceneRecord:

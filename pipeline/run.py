@@ -249,7 +249,7 @@ def plan(
             done += 1
             progress("searching", done, total)
         every = [s for y in years for s in found[y]]
-        snap = snap_for(every)
+        snap = max(snap_for(every), config.grid.resolution_m)
         origin = lattice_origin(every, site.utm_crs, snap)
         grid = site.grid(config.grid.resolution_m, config.grid.buffer_m, snap, origin)
         for year in years:
@@ -294,12 +294,15 @@ def run(
     grids = {t.site.id: t.grid for t in tasks}
     observed: dict[tuple[str, int], SiteYear] = {}
     n_scenes = sum(len(t.scenes) for t in tasks)
-    read = 0
+    mb_total = sum(_pixel_mb(t) for t in tasks)
+    scenes_done, mb_done = 0, 0
     for n, (task, result) in enumerate(_map_tasks(tasks, config, work), start=1):
         observed[(task.site.id, task.year)] = result
-        read += len(task.scenes)
+        scenes_done += len(task.scenes)
+        mb_done += _pixel_mb(task)
         report("site-years", n, len(tasks))
-        report("scenes read", read, n_scenes)
+        report("scenes read", scenes_done, n_scenes)
+        report("pixels read (MB)", mb_done, mb_total)
 
     results = RunResult(out, config)
     scores: dict[str, Any] = {}
@@ -324,6 +327,16 @@ def run(
     results.accuracy = scores or None
     export_run(results, source, progress=report)
     return results
+
+
+def _pixel_mb(task: SiteYearTask) -> int:
+    """Megabytes of pixels a task reads onto its grid (float32, every asset of every scene):
+    what the reads deliver, not what crosses the network (compressed tiles, or nothing from the
+    chip cache)."""
+    assets = sum(
+        len(PROFILES[s.profile].asset_keys()) for s in task.scenes if s.profile in PROFILES
+    )
+    return round(assets * task.grid.width * task.grid.height * 4 / 1e6)
 
 
 def _map_tasks(

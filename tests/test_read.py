@@ -110,3 +110,46 @@ def test_failures_are_scene_read_errors(tmp_path: Path) -> None:
 )
 def test_s2_offset_rule(props: dict[str, object], offset: float) -> None:
     assert s2_radiometry(props).offset_dn == offset
+
+
+@pytest.mark.realdata
+def test_real_sentinel2_l2a_scene_reads_with_its_scl(real_data: Path) -> None:
+    """The real 29RKH L2A scene (COGs downsampled to 100 m, SCL at 200 m) through the Earth Search
+    profile: reflectance in the physical range, masks exactly as the SCL classes say."""
+    import json
+
+    from pipeline.sources.base import item_crs, stac_asset
+
+    folder = real_data / "sentinel2-l2a-29RKH-20200219"
+    item = json.loads((folder / "S2A_29RKH_20200219_0_L2A.json").read_text(encoding="latin-1"))
+    files = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11",
+             "swir22": "B12", "scl": "SCL"}  # fmt: skip
+    assets = {}
+    for key, name in files.items():
+        with rasterio.open(folder / f"{name}.tif") as src:  # the files' own lattice, not the JSON's
+            transform = tuple(src.transform)[:6]
+        asset = stac_asset(str(folder / f"{name}.tif"), item["assets"][key], item["properties"])
+        assets[key] = Asset(asset.href, transform, None, asset.raster_bands)
+    scene = Scene(item["id"], item["collection"], datetime(2020, 2, 19, tzinfo=UTC), assets,
+                  item["properties"], "earth-search/sentinel-2-l2a", item_crs(item["properties"]))  # fmt: skip
+    with rasterio.open(folder / "B02.tif") as src:
+        grid = Grid(src.crs.to_string(), src.transform, src.width, src.height)  # its own lattice
+        blue_dn = src.read(1).astype(float)
+    obs = read_scene(scene, grid)
+    assert obs.radiometry.offset_dn == 0  # baseline 02.14
+    np.testing.assert_allclose(obs.reflectance[0], blue_dn * 1e-4, atol=1e-6)  # no shift
+    ok = np.isfinite(obs.reflectance).all(axis=0)
+    assert ok.mean() > 0.99
+    assert np.percentile(obs.reflectance[:, ok], [0.1, 99.9]).tolist()[0] >= 0
+    assert np.percentile(obs.reflectance[:, ok], 99.9) < 1.5
+    with rasterio.open(folder / "SCL.tif") as src:
+        scl = src.read(1)
+    scl10 = np.repeat(np.repeat(scl, 2, axis=0), 2, axis=1)  # 200 m onto 100 m
+    reasons = obs.reasons
+    assert np.isin(scl10, (8, 9)).sum() > 1000
+    assert (scl10 == 10).sum() > 1000
+    assert (reasons[np.isin(scl10, (8, 9))] == MaskReason.CLOUD).all()
+    assert (reasons[scl10 == 10] == MaskReason.CIRRUS).all()
+    assert (reasons[np.isin(scl10, (2, 3, 5, 6))] != MaskReason.CLEAR).sum() == (
+        (reasons == MaskReason.CLOUD_BUFFER) & np.isin(scl10, (2, 3, 5, 6))
+    ).sum()  # kept classes are clear unless near a cloud

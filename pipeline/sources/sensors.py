@@ -14,13 +14,13 @@ provider's flag, then verified from the pixels (``verify_boa_offset``); Landsat 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from numpy.typing import NDArray
 
 from pipeline.bands import BAND_INDEX, BANDS
+from pipeline.radiometry import S2_BOA_OFFSET_DN, S2_SCALE, Radiometry, verify_boa_offset
 
 __all__ = [
     "BANDS",
@@ -57,8 +57,6 @@ S2_RESOLUTION: Mapping[str, int] = {
 }  # fmt: skip
 
 # Sentinel-2 L2A: reflectance = (DN + BOA_ADD_OFFSET) * 1e-4; offset -1000 from baseline 04.00.
-S2_SCALE = 1e-4
-S2_BOA_OFFSET_DN = -1000
 S2_OFFSET_BASELINE = (4, 0)
 # Landsat Collection 2 Level-2 surface reflectance.
 LANDSAT_SCALE = 0.0000275
@@ -77,23 +75,6 @@ QA_PIXEL_BITS: Mapping[int, str] = {
 }  # fmt: skip
 
 MaskKind = Literal["scl", "qa_pixel"]
-
-
-@dataclass(frozen=True)
-class Radiometry:
-    """How one scene's DN become reflectance: ``reflectance = (DN + offset_dn) * scale``.
-
-    ``reason`` says how the rule was decided (baseline, flag, ``raster:bands``); ``check`` what
-    the pixels said (``verify_boa_offset``), empty where no check applies.
-    """
-
-    scale: float
-    offset_dn: float
-    reason: str
-    check: str = ""
-
-    def apply(self, dn: NDArray[Any]) -> NDArray[np.float32]:
-        return ((dn.astype(np.float64) + self.offset_dn) * self.scale).astype(np.float32)
 
 
 def parse_baseline(value: Any) -> tuple[int, int] | None:
@@ -123,7 +104,7 @@ def s2_radiometry(properties: Mapping[str, Any], *, honour_flag: bool = True) ->
         return Radiometry(S2_SCALE, 0.0, f"baseline {label} < 04.00: no BOA offset")
     if applied is True:
         return Radiometry(S2_SCALE, 0.0, f"baseline {label}, offset already applied by provider")
-    return Radiometry(S2_SCALE, float(S2_BOA_OFFSET_DN), f"baseline {label} >= 04.00: DN - 1000")
+    return Radiometry(S2_SCALE, S2_BOA_OFFSET_DN, f"baseline {label} >= 04.00: DN - 1000")
 
 
 def raster_bands_radiometry(
@@ -138,53 +119,6 @@ def raster_bands_radiometry(
         return default
     return Radiometry(
         scale, offset / scale, f"{what}: raster:bands scale {scale:g} offset {offset:g}"
-    )
-
-
-# The pixel check (DOMAIN.md): the darkest surfaces (water, shadow, dark area, coal) have SWIR2
-# reflectance near zero. Their 5th percentile of B12 DN sits below ~800 when the data carry no
-# offset and at or above ~950 when a +1000 offset is in the data; between or above the plausible
-# range the check is inconclusive and the metadata decision stands.
-_DARK_SCL = (2, 3, 6)
-_VEGETATION_SCL = (4,)
-_MIN_REFERENCE_PX = 30
-_NO_OFFSET_MAX_DN = 800.0
-_OFFSET_RANGE_DN = (950.0, 1800.0)
-
-
-def verify_boa_offset(
-    swir22_dn: NDArray[Any], scl: NDArray[np.integer], decided: Radiometry
-) -> Radiometry:
-    """Check a Sentinel-2 offset decision against the pixels; correct it when they contradict.
-
-    Reference pixels are the SCL dark classes (2 dark area, 3 shadow, 6 water), else vegetation;
-    their 5th percentile of SWIR2 DN says whether a +1000 offset is in the data. The returned
-    ``Radiometry`` carries the outcome in ``check``, so every item's decision is on record.
-    """
-    finite = np.isfinite(swir22_dn) & (swir22_dn > 0)
-    ref, label = finite & np.isin(scl, _DARK_SCL), "dark SCL 2/3/6"
-    if int(ref.sum()) < _MIN_REFERENCE_PX:
-        ref, label = finite & np.isin(scl, _VEGETATION_SCL), "vegetation SCL 4"
-    if int(ref.sum()) < _MIN_REFERENCE_PX:
-        return replace(decided, check="inconclusive: too few dark or vegetated pixels in window")
-    p5 = float(np.percentile(swir22_dn[ref], 5))
-    evidence = f"B12 DN p5 {p5:.0f} over {int(ref.sum())} {label} px"
-    if p5 <= _NO_OFFSET_MAX_DN:
-        in_data = False
-    elif _OFFSET_RANGE_DN[0] <= p5 <= _OFFSET_RANGE_DN[1]:
-        in_data = True
-    else:
-        return replace(decided, check=f"inconclusive: {evidence}")
-    applies = decided.offset_dn != 0.0
-    if applies == in_data:
-        return replace(decided, check=f"confirmed: {evidence}")
-    corrected = float(S2_BOA_OFFSET_DN) if in_data else 0.0
-    verdict = "offset present in data" if in_data else "no offset in data"
-    return Radiometry(
-        decided.scale,
-        corrected,
-        f"{decided.reason}; overridden by the pixels",
-        f"contradicted: {evidence}: {verdict}; applied DN {corrected:+.0f}",
     )
 
 
@@ -222,7 +156,7 @@ class SensorProfile:
         default = (
             Radiometry(LANDSAT_SCALE, LANDSAT_OFFSET / LANDSAT_SCALE, "Landsat C2 L2 rule")
             if self.family == "landsat"
-            else Radiometry(S2_SCALE, float(S2_BOA_OFFSET_DN), "Collection-1 rule: DN - 1000")
+            else Radiometry(S2_SCALE, S2_BOA_OFFSET_DN, "Collection-1 rule: DN - 1000")
         )
         return raster_bands_radiometry(raster_bands, default, self.name)
 
@@ -272,7 +206,7 @@ def detect_profile(collection: str, asset_keys: Sequence[str]) -> SensorProfile:
     if "landsat" in name:
         return PROFILES["landsat-c2-l2"]
     if name.startswith("sentinel-2"):
-        if "c1" in name:
+        if name.startswith("sentinel-2-c1"):
             return PROFILES["earth-search/sentinel-2-c1-l2a"]
         if "B02" in keys or "SCL" in keys:
             return PROFILES["planetary-computer/sentinel-2-l2a"]

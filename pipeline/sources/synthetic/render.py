@@ -22,8 +22,9 @@ from shapely import affinity
 
 from pipeline.errors import SourceError
 from pipeline.grid import Grid
+from pipeline.radiometry import S2_SCALE
 from pipeline.sites import Site
-from pipeline.sources.sensors import S2_RESOLUTION, S2_SCALE
+from pipeline.sources.sensors import S2_RESOLUTION
 from pipeline.sources.synthetic.arrays import (
     F32,
     U8,

@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, timedelta
 
-from pipeline.sources.sensors import S2_BOA_OFFSET_DN, S2_OFFSET_BASELINE, parse_baseline
+from pipeline.radiometry import S2_BOA_OFFSET_DN
+from pipeline.sources.sensors import S2_OFFSET_BASELINE, parse_baseline
 from pipeline.sources.synthetic.params import ScenarioParams
 from pipeline.sources.synthetic.seeds import seeded_rng, site_key
 
@@ -58,7 +59,7 @@ def baseline_of(day: date) -> str:
 def boa_offset_dn(baseline: str) -> int:
     """DN added to round(reflectance * 10000) under ``baseline``: 1000 from 04.00 on, else 0."""
     parsed = parse_baseline(baseline)
-    return -S2_BOA_OFFSET_DN if parsed is not None and parsed >= S2_OFFSET_BASELINE else 0
+    return -int(S2_BOA_OFFSET_DN) if parsed is not None and parsed >= S2_OFFSET_BASELINE else 0
 
 
 def acquisition_dates(params: ScenarioParams, site_id: str, year: int) -> list[date]:

@@ -20,7 +20,8 @@ import shapely
 from shapely.geometry import box, mapping
 
 from pipeline.grid import Grid
-from pipeline.sources.sensors import S2_BAND_IDS, S2_RESOLUTION, S2_SCALE
+from pipeline.radiometry import S2_SCALE
+from pipeline.sources.sensors import S2_BAND_IDS, S2_RESOLUTION
 from pipeline.sources.synthetic.layout import lonlat_polygon
 from pipeline.sources.synthetic.params import GENERATOR_VERSION, ScenarioParams
 from pipeline.sources.synthetic.render import SceneMeta

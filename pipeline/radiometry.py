@@ -1,0 +1,144 @@
+"""Radiometric rules and their checks from the pixels (pure: arrays in, decisions out).
+
+The Sentinel-2 BOA offset (DOMAIN.md "Radiometry") is the most common silent error in the field:
+a wrong -1000 DN shifts every band by 0.1 reflectance and fakes a coal "decline" in 2022. The
+metadata decide first (``sources.sensors``); two checks from the pixels then catch a wrong
+provider flag, and every decision and check is recorded per item:
+
+* ``verify_boa_offset`` per scene, absolute: reflectance cannot be well below zero, so many
+  SWIR2 pixels under DN 800 prove that no offset is in the data; dark reference pixels (SCL
+  dark area, shadow, water) with SWIR2 at DN 950-1800 prove that one is.
+* ``offset_outliers`` per site-year, relative: on pixels that are stable across the season, a
+  scene whose SWIR2 sits a uniform 0.1 above or below the others carries a wrong offset. This
+  also works where nothing is dark (deserts, dry autumns).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+S2_SCALE = 1e-4
+S2_BOA_OFFSET_DN = -1000.0
+
+
+@dataclass(frozen=True)
+class Radiometry:
+    """How one scene's DN become reflectance: ``reflectance = (DN + offset_dn) * scale``.
+
+    ``reason`` says how the rule was decided (baseline, flag, ``raster:bands``); ``check`` what
+    the pixels said, empty where no check applies.
+    """
+
+    scale: float
+    offset_dn: float
+    reason: str
+    check: str = ""
+
+    def apply(self, dn: NDArray[Any]) -> NDArray[np.float32]:
+        return ((dn.astype(np.float64) + self.offset_dn) * self.scale).astype(np.float32)
+
+
+_DARK_SCL = (2, 3, 6)
+_MIN_PX = 30
+_BELOW_ZERO_DN = 800.0  # reflectance below -0.02 if a +1000 offset were in the data
+_DARK_WITH_OFFSET_DN = (950.0, 1800.0)
+
+
+def verify_boa_offset(
+    swir22_dn: NDArray[Any], scl: NDArray[np.integer], decided: Radiometry
+) -> Radiometry:
+    """Check one Sentinel-2 scene's offset decision from its own pixels; correct it where they
+    contradict it, and record the evidence in ``check``."""
+    valid = np.isfinite(swir22_dn) & (swir22_dn > 0)
+    n = int(valid.sum())
+    if n < _MIN_PX:
+        return replace(decided, check="inconclusive: too few valid pixels")
+    low = int((valid & (swir22_dn < _BELOW_ZERO_DN)).sum())
+    if low >= max(_MIN_PX, 0.001 * n):
+        in_data, evidence = False, f"{low} of {n} px with B12 DN < {_BELOW_ZERO_DN:.0f}"
+    else:
+        dark = valid & np.isin(scl, _DARK_SCL)
+        if int(dark.sum()) < _MIN_PX:
+            return replace(decided, check="inconclusive: nothing dark enough in the window")
+        p5 = float(np.percentile(swir22_dn[dark], 5))
+        evidence = f"B12 DN p5 {p5:.0f} over {int(dark.sum())} px of SCL 2/3/6"
+        if not _DARK_WITH_OFFSET_DN[0] <= p5 <= _DARK_WITH_OFFSET_DN[1]:
+            return replace(decided, check=f"inconclusive: {evidence}")
+        in_data = True
+    return _settle(decided, in_data, evidence)
+
+
+def _settle(decided: Radiometry, in_data: bool, evidence: str) -> Radiometry:
+    applies = decided.offset_dn != 0.0
+    if applies == in_data:
+        return replace(decided, check=f"confirmed: {evidence}")
+    corrected = S2_BOA_OFFSET_DN if in_data else 0.0
+    verdict = "offset present in data" if in_data else "no offset in data"
+    return Radiometry(
+        decided.scale,
+        corrected,
+        f"{decided.reason}; overridden by the pixels",
+        f"contradicted: {evidence}: {verdict}; applied DN {corrected:+.0f}",
+    )
+
+
+@dataclass(frozen=True)
+class OffsetOutlier:
+    """A scene of a series whose reflectance sits ``shift`` (reflectance) off the others."""
+
+    index: int
+    shift: float
+    evidence: str
+
+
+def offset_outliers(
+    swir22: Sequence[NDArray[np.float32]],
+    clear: Sequence[NDArray[np.bool_]],
+    *,
+    offset: float = 0.1,
+    tolerance: float = 0.03,
+    stable_mad: float = 0.02,
+    min_scenes: int = 4,
+    min_pixels: int = 100,
+) -> list[OffsetOutlier]:
+    """Scenes whose SWIR2 reflectance differs from the series by a uniform ``offset``.
+
+    Reference: per pixel, the median over the scenes; only pixels whose median absolute
+    deviation is below ``stable_mad`` count (harvests and floods change, a +-0.1 error in one of
+    several scenes does not move a median). A scene is an outlier when the median difference on
+    those pixels is within ``tolerance`` of +-``offset`` and the difference is uniform
+    (interquartile range below ``tolerance``), as an offset is and a surface change is not.
+    """
+    if len(swir22) < min_scenes:
+        return []
+    stack = np.stack([np.where(c, s, np.nan) for s, c in zip(swir22, clear, strict=True)])
+    seen = np.isfinite(stack).sum(axis=0)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: never clear
+        ref = np.nanmedian(stack, axis=0)
+        mad = np.nanmedian(np.abs(stack - ref), axis=0)
+    stable = (seen >= min_scenes) & (mad < stable_mad)
+    out = []
+    for i, layer in enumerate(stack):
+        use = stable & np.isfinite(layer)
+        if int(use.sum()) < min_pixels:
+            continue
+        diff = layer[use] - ref[use]
+        med = float(np.median(diff))
+        q1, q3 = np.percentile(diff, [25, 75])
+        if abs(abs(med) - offset) <= tolerance and float(q3 - q1) < tolerance:
+            shift = -offset if med > 0 else offset
+            out.append(
+                OffsetOutlier(
+                    i,
+                    shift,
+                    f"SWIR2 {med:+.3f} from the season median on {int(use.sum())} stable px",
+                )
+            )
+    return out
