@@ -16,8 +16,8 @@ in one of two ways.
   ``BOA_ADD_OFFSET`` values, ``earthsearch:boa_offset_applied`` is False: a raw product is never
   harmonised), the ``_Nxxxx_`` of an enclosing ``.SAFE`` folder name, the folder config's
   ``processing_baseline``. When none gives it, ``s2:processing_baseline`` is absent and the
-  reader assumes no offset and then decides it from the pixels (``sensors.verify_boa_offset``:
-  B12 DN of dark/vegetated SCL pixels); its verdict is recorded with each observation. Files under
+  reader assumes no offset and then decides it from the pixels (``radiometry.verify_boa_offset``
+  and the season check ``radiometry.offset_outliers``); the verdict is recorded per scene. Files under
   an ``MTD_MSIL1C.xml`` (top-of-atmosphere Level-1C) are skipped with a warning; a Level-1C
   file without its metadata cannot be told apart by name, so keep L1C out of the folder. The
   walk up stops at the configured folder: point it at (or above) the ``.SAFE`` folder.
