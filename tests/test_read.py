@@ -153,3 +153,56 @@ def test_real_sentinel2_l2a_scene_reads_with_its_scl(real_data: Path) -> None:
     assert (reasons[np.isin(scl10, (2, 3, 5, 6))] != MaskReason.CLEAR).sum() == (
         (reasons == MaskReason.CLOUD_BUFFER) & np.isin(scl10, (2, 3, 5, 6))
     ).sum()  # kept classes are clear unless near a cloud
+
+
+@pytest.mark.realdata
+def test_real_landsat_scene_through_its_usgs_stac_item(real_data: Path, tmp_path: Path) -> None:
+    """The real LC08 C2 L2 scene through the USGS STAC item that came with it (asset hrefs
+    pointed at the local files, as in a mirrored static catalog): the profile is chosen from the
+    item, the grid keeps the scene's lattice, reflectance is DN x 0.0000275 - 0.2 on the same
+    pixels, and QA_PIXEL bits decide the mask."""
+    import json
+
+    from pipeline.sources.catalog import StaticCatalogSource
+
+    folder = real_data / "landsat-c2-l2-LC08-001062-20201031"
+    name = "LC08_L2SP_001062_20201031_20201106_02_T2"
+    item = json.loads((folder / f"{name}_SR_stac.json").read_text())
+    for key, asset in item["assets"].items():
+        local = folder / f"{name}_{key}"
+        asset["href"] = str(local) if local.exists() else asset["href"]
+    item["links"] = []
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    catalog = {"type": "Catalog", "id": "mirror", "description": "d", "stac_version": "1.0.0",
+               "links": [{"rel": "item", "href": "item.json"}]}  # fmt: skip
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    from shapely.geometry import box
+
+    from pipeline.sites import Site
+
+    site = Site("s", "s", "other", box(-65.3, -3.0, -65.0, -2.7), "test")
+    (scene,) = StaticCatalogSource(tmp_path / "catalog.json").search(
+        site, datetime(2020, 10, 31).date(), datetime(2020, 10, 31).date()
+    )
+    assert scene.profile == "usgs/landsat-c2l2-sr-oli"
+    assert scene.platform == "landsat-8"
+    with rasterio.open(folder / f"{name}_SR_B2.TIF") as src:
+        window = ((30, 180), (180, 379))
+        t = src.transform  # the window's transform on the scene's own (non-square) lattice
+        transform = Affine(t.a, 0, t.c + 180 * t.a, 0, t.e, t.f + 30 * t.e)
+        grid = Grid(src.crs.to_string(), transform, 199, 150)
+        blue_dn = src.read(1, window=window).astype(float)
+    with rasterio.open(folder / f"{name}_QA_PIXEL.TIF") as src:
+        qa = src.read(1, window=window)
+    obs = read_scene(scene, grid)
+    assert obs.radiometry.offset_dn == pytest.approx(-0.2 / 2.75e-5)
+    data = blue_dn > 0
+    np.testing.assert_allclose(obs.reflectance[0][data], blue_dn[data] * 2.75e-5 - 0.2, atol=1e-6)
+    assert np.isnan(obs.reflectance[0][~data]).all()
+    assert (obs.reasons[(qa & 1) == 1] == MaskReason.NODATA).all()
+    cloud = ((qa >> 3) & 1 == 1) & ((qa & 1) == 0) & data
+    assert cloud.sum() > 1000
+    assert (obs.reasons[cloud] == MaskReason.CLOUD).all()
+    finite = obs.reflectance[:, data]
+    assert np.nanpercentile(finite, 0.5) > -0.2
+    assert np.nanpercentile(finite, 99.5) < 1.0

@@ -34,18 +34,20 @@ ES, PC, C1, LS = (
 
 
 @pytest.mark.parametrize(
-    ("collection", "keys", "profile"),
+    ("collection", "keys", "platform", "profile"),
     [
-        ("sentinel-2-l2a", ["blue", "scl"], ES),
-        ("sentinel-2-l2a", ["B02", "SCL"], PC),
-        ("sentinel-2-c1-l2a", ["blue", "scl"], C1),
-        ("landsat-c2-l2", ["blue", "qa_pixel"], LS),
+        ("sentinel-2-l2a", ["blue", "scl"], "", ES),
+        ("sentinel-2-l2a", ["B02", "SCL"], "", PC),
+        ("sentinel-2-c1-l2a", ["blue", "scl"], "", C1),
+        ("landsat-c2-l2", ["blue", "qa_pixel"], "landsat-5", LS),
+        ("landsat-c2l2-sr", ["SR_B2.TIF", "QA_PIXEL.TIF"], "LANDSAT_8", "usgs/landsat-c2l2-sr-oli"),
+        ("landsat-c2l2-sr", ["SR_B1.TIF", "QA_PIXEL.TIF"], "LANDSAT_7", "usgs/landsat-c2l2-sr-tm"),
     ],
 )
 def test_profile_from_collection_and_asset_keys(
-    collection: str, keys: list[str], profile: str
+    collection: str, keys: list[str], platform: str, profile: str
 ) -> None:
-    assert detect_profile(collection, keys).name == profile
+    assert detect_profile(collection, keys, platform).name == profile
 
 
 def test_unknown_collection_names_what_is_supported() -> None:
@@ -57,6 +59,8 @@ def test_asset_maps_cover_every_band_and_mask() -> None:
     assert PROFILES[PC].asset_keys()[:7] == ("B02", "B03", "B04", "B08", "B11", "B12", "SCL")
     assert PROFILES[LS].assets["nir"] == "nir08"
     assert PROFILES[LS].asset_keys()[-2:] == ("qa_pixel", "qa_radsat")
+    tm = PROFILES["usgs/landsat-c2l2-sr-tm"].assets
+    assert (tm["blue"], tm["swir22"]) == ("SR_B1.TIF", "SR_B7.TIF")  # TM/ETM+ band numbers
 
 
 @pytest.mark.parametrize(

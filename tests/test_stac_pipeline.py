@@ -38,12 +38,12 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
+import shapely
 import yaml
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 from shapely.geometry import mapping, shape
-from shapely.ops import transform as shp_transform
 from support import realscenes as rs
 from support.pgstac import PgstacServer
 from support.rangeserver import RangeServer
@@ -267,11 +267,20 @@ def to_utm(geom: Any, crs: str) -> Any:
     from pyproj import Transformer
 
     tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    return shp_transform(tr.transform, geom)
+    return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
 
 
-def coal_overlap_by_year(out: Path, truth_utm: Any, crs: str) -> dict[int, tuple[float, float]]:
-    """Per year: (stockpile area overlapping the truth polygon, total stockpile area) in m2."""
+def site_crs(out: Path) -> str:
+    """The CRS of the (only) site's grid: its UTM zone, not necessarily the scenes' own."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    return str(manifest["sites"][0]["grid"]["crs"])
+
+
+def coal_overlap_by_year(out: Path, truth_wgs84: Any) -> dict[int, tuple[float, float]]:
+    """Per year: (stockpile area overlapping the truth polygon, total stockpile area) in m2 of
+    the site's UTM grid."""
+    crs = site_crs(out)
+    truth_utm = to_utm(truth_wgs84, crs)
     result = {}
     for f in features(out, "stockpiles.geojson"):
         geom = f["geometry"]
@@ -359,7 +368,7 @@ def test_s2_offsets_follow_the_truth_where_the_flag_is_right(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=WRONG_FLAG_BUG)
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=WRONG_FLAG_BUG)
 def test_s2_wrong_flags_are_caught(served: Served, runs: Callable[[str], Path]) -> None:
     scenes = {s["scene_id"]: s for s in manifest_scenes(runs("earthsearch"))}
     wrong = [t for t in served.s2.truth["earthsearch"] if not t.flag_correct]
@@ -377,8 +386,9 @@ def test_s2_wrong_flags_are_caught(served: Served, runs: Callable[[str], Path]) 
     assert not problems, "\n".join(problems)
 
 
-def _assert_coal_change(out: Path, truth_utm: Any, crs: str, years: list[int]) -> None:
-    overlap = coal_overlap_by_year(out, truth_utm, crs)
+def _assert_coal_change(out: Path, truth_wgs84: Any, years: list[int]) -> None:
+    overlap = coal_overlap_by_year(out, truth_wgs84)
+    truth_utm = to_utm(truth_wgs84, site_crs(out))
     area = truth_utm.area
     for year in years:
         inside, total = overlap[year]
@@ -392,7 +402,7 @@ def _assert_coal_change(out: Path, truth_utm: Any, crs: str, years: list[int]) -
 @pytest.mark.parametrize(
     "flavour",
     [
-        pytest.param("earthsearch", marks=pytest.mark.xfail(strict=True, reason=WRONG_FLAG_BUG)),
+        pytest.param("earthsearch", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=WRONG_FLAG_BUG)),
         "planetary",
         "earthsearch-c1",
     ],
@@ -402,11 +412,11 @@ def test_s2_coal_appears_from_the_change_year(
 ) -> None:
     s2 = served.s2
     out = runs(flavour)
-    overlap = coal_overlap_by_year(out, s2.change_polygon_utm, s2.grid.crs)
+    overlap = coal_overlap_by_year(out, s2.change_polygon_wgs84)
     before = [y for y in rs.S2_YEARS if y < rs.S2_CHANGE_FIRST_YEAR]
     for year in before:
         assert overlap[year] == (0.0, 0.0), f"{year}: stockpile before the change"
-    _assert_coal_change(out, s2.change_polygon_utm, s2.grid.crs, list(s2.change_years))
+    _assert_coal_change(out, s2.change_polygon_wgs84, list(s2.change_years))
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,12 +478,12 @@ def _compare_trends(a: Path, b: Path, pixel_ha: float) -> list[str]:
         pytest.param(
             "planetary",
             "earthsearch",
-            marks=pytest.mark.xfail(strict=True, reason=WRONG_FLAG_BUG),
+            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=WRONG_FLAG_BUG),
         ),
         pytest.param(
             "earthsearch-c1",
             "earthsearch",
-            marks=pytest.mark.xfail(strict=True, reason=WRONG_FLAG_BUG),
+            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=WRONG_FLAG_BUG),
         ),
         ("earthsearch-c1", "planetary"),
     ],
@@ -544,19 +554,21 @@ def test_landsat_end_to_end(served: Served, runs: Callable[[str], Path]) -> None
             assert scenes[t.item_id]["mask"].get("cloud", 0) < 0.05, scenes[t.item_id]
 
     # the QA cloud block is masked: the change pixels have one clear look in its year
-    crs = ls.grid.crs
-    with rasterio.open(out / "rasters" / LS_SITE / f"{LS_SITE}_{cloudy.date.year}_clear_count.tif") as ds:
-        cx, cy = ls.change_polygon_utm.centroid.coords[0]
-        row, col = ds.index(cx, cy)
+    # (the site's grid is in its UTM zone, EPSG:32720; the scenes in EPSG:32620)
+    change = to_utm(ls.change_polygon_wgs84, site_crs(out))
+    path = out / "rasters" / LS_SITE / f"{LS_SITE}_{cloudy.date.year}_clear_count.tif"
+    with rasterio.open(path) as ds:
+        assert ds.crs.to_string() == site_crs(out)
+        row, col = ds.index(*change.centroid.coords[0])
         assert int(ds.read(1)[row, col]) == 1
 
-    overlap = coal_overlap_by_year(out, ls.change_polygon_utm, crs)
+    overlap = coal_overlap_by_year(out, ls.change_polygon_wgs84)
     for year in rs.LS_YEARS:
         if year < rs.LS_CHANGE_FIRST_YEAR:
             assert overlap[year] == (0.0, 0.0), f"{year}: stockpile before the change"
     seen_twice = [y for y in ls.change_years if y != cloudy.date.year]
     assert seen_twice
-    _assert_coal_change(out, ls.change_polygon_utm, crs, seen_twice)
+    _assert_coal_change(out, ls.change_polygon_wgs84, seen_twice)
     # the year the cloud leaves the pile one look: flagged, never silently a clean zero
     row_cloudy = next(r for r in trends(out) if int(r["year"]) == cloudy.date.year)
     assert "few-clear-observations" in row_cloudy["flags"]

@@ -48,7 +48,9 @@ class Scene:
 
     @property
     def platform(self) -> str:
-        return str(self.properties.get("platform") or "")
+        """``platform`` (``sentinel-2a``, ``landsat-8``), or USGS's ``eo:platform`` normalised."""
+        value = self.properties.get("platform") or self.properties.get("eo:platform") or ""
+        return str(value).lower().replace("_", "-")
 
 
 class SceneSource(Protocol):

@@ -199,7 +199,8 @@ def parse_item(
         assets[key] = stac_asset(gdal_href(asset["href"], base), asset, props)
     collection = str(doc.get("collection") or parent_collection)
     try:
-        profile = detect_profile(collection, list(assets)).name
+        platform = str(props.get("platform") or props.get("eo:platform") or "")
+        profile = detect_profile(collection, list(assets), platform).name
     except ValueError:
         profile = ""  # read_scene skips and records such items, naming the collection
     return ItemEntry(when, item_id, collection, geom, assets, props, profile)

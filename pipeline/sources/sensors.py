@@ -168,6 +168,8 @@ class SensorProfile:
 
 _ES_S2 = {b: b for b in BANDS}
 _PC_S2 = {v: k for k, v in S2_BAND_IDS.items() if v in BANDS}
+_USGS_OLI = {b: f"SR_B{n}.TIF" for b, n in zip(BANDS, (2, 3, 4, 5, 6, 7), strict=True)}
+_USGS_TM = {b: f"SR_B{n}.TIF" for b, n in zip(BANDS, (1, 2, 3, 4, 5, 7), strict=True)}
 _LANDSAT = {"blue": "blue", "green": "green", "red": "red", "nir": "nir08", "swir16": "swir16",
             "swir22": "swir22"}  # fmt: skip
 
@@ -190,20 +192,33 @@ PROFILES: Mapping[str, SensorProfile] = {
             "landsat-c2-l2", "landsat", _LANDSAT, "qa_pixel", "qa_pixel",
             "raster-bands", 30.0, 30.0, saturation_asset="qa_radsat",
         ),
+        # USGS's own STAC (landsatlook, collection landsat-c2l2-sr): file names as asset keys,
+        # band numbers differing between OLI and TM/ETM+.
+        SensorProfile(
+            "usgs/landsat-c2l2-sr-oli", "landsat", _USGS_OLI, "QA_PIXEL.TIF", "qa_pixel",
+            "raster-bands", 30.0, 30.0, saturation_asset="QA_RADSAT.TIF",
+        ),
+        SensorProfile(
+            "usgs/landsat-c2l2-sr-tm", "landsat", _USGS_TM, "QA_PIXEL.TIF", "qa_pixel",
+            "raster-bands", 30.0, 30.0, saturation_asset="QA_RADSAT.TIF",
+        ),
     )
 }  # fmt: skip
 
 
-def detect_profile(collection: str, asset_keys: Sequence[str]) -> SensorProfile:
-    """The profile for an item of ``collection`` with these asset keys.
+def detect_profile(collection: str, asset_keys: Sequence[str], platform: str = "") -> SensorProfile:
+    """The profile for an item of ``collection`` with these asset keys (and ``platform``).
 
     Providers name one collection alike and differ in asset keys (Planetary Computer ``B02``,
-    Earth Search ``blue``), so the keys decide between them. Raises ``ValueError`` naming what
-    is supported.
+    Earth Search ``blue``, USGS ``SR_B2.TIF``), so the keys decide between them. Raises
+    ``ValueError`` naming what is supported.
     """
     name = collection.lower()
     keys = set(asset_keys)
     if "landsat" in name:
+        if "QA_PIXEL.TIF" in keys:
+            oli = any(p in platform.lower().replace("_", "-") for p in ("landsat-8", "landsat-9"))
+            return PROFILES["usgs/landsat-c2l2-sr-oli" if oli else "usgs/landsat-c2l2-sr-tm"]
         return PROFILES["landsat-c2-l2"]
     if name.startswith("sentinel-2"):
         if name.startswith("sentinel-2-c1"):
