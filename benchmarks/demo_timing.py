@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.api import demo
 from pipeline.demo import demo_config
+from pipeline.sources.registry import SyntheticSourceConfig
 from pipeline.sources.synthetic import SyntheticSource
 
 
@@ -20,7 +21,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         config = demo_config(root / "cfg", root / "cache")
-        assert config.source.kind == "synthetic"
+        assert isinstance(config.source, SyntheticSourceConfig)
         t0 = time.perf_counter()
         catalog = SyntheticSource(config.source.scenario, root / "cache", workers=2).catalog_path
         build = time.perf_counter() - t0

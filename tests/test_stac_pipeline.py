@@ -600,7 +600,7 @@ def fullsize_band(real_data: Path) -> rs.FullSizeBand:
 def lattice_grid(band: rs.FullSizeBand, window: Window, resolution: float) -> Grid:
     """A grid over ``window`` (band pixels) at ``resolution``, on the band's lattice."""
     t = band.transform
-    left, top = t * (window.col_off, window.row_off)
+    left, top = t.c + window.col_off * t.a, t.f + window.row_off * t.e
     width = math.ceil(window.width * t.a / resolution)
     height = math.ceil(window.height * t.a / resolution)
     return Grid(band.crs, Affine(resolution, 0, left, 0, -resolution, top), width, height)

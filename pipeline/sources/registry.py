@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import Field
 
@@ -72,10 +72,13 @@ SOURCE_KINDS: Mapping[str, SourceKind] = {
     "folder": SourceKind(FolderSourceConfig, "pipeline.sources.openers:open_folder"),
 }
 
-SourceConfig = Annotated[
-    SyntheticSourceConfig | StaticCatalogSourceConfig | StacApiSourceConfig | FolderSourceConfig,
-    Field(discriminator="kind"),
-]
+if TYPE_CHECKING:
+    SourceConfig = SourceConfigBase
+else:  # the discriminated union of every registered kind, built from the registry
+    SourceConfig = Annotated[
+        Union[tuple(k.config for k in SOURCE_KINDS.values())],  # noqa: UP007
+        Field(discriminator="kind"),
+    ]
 
 
 def source_models() -> tuple[type[SourceConfigBase], ...]:
