@@ -7,7 +7,8 @@ provider flag, and every decision and check is recorded per item:
 
 * ``verify_boa_offset`` per scene, absolute: reflectance cannot be well below zero, so many
   SWIR2 pixels under DN 800 prove that no offset is in the data; dark reference pixels (SCL
-  dark area, shadow, water) with SWIR2 at DN 950-1800 prove that one is.
+  dark area, shadow, water; else green vegetation) with SWIR2 at DN 950-1800 prove that one is.
+  A wrong verdict here (a rare bright vegetation window) is caught by the series check below.
 * ``offset_outliers`` per site-year, relative: on pixels that are stable across the season, a
   scene whose SWIR2 sits a uniform 0.1 above or below the others carries a wrong offset. This
   also works where nothing is dark (deserts, dry autumns).
@@ -45,6 +46,7 @@ class Radiometry:
 
 
 _DARK_SCL = (2, 3, 6)
+_VEGETATION_SCL = 4
 _MIN_PX = 30
 _BELOW_ZERO_DN = 800.0  # reflectance below -0.02 if a +1000 offset were in the data
 _DARK_WITH_OFFSET_DN = (950.0, 1800.0)
@@ -63,11 +65,13 @@ def verify_boa_offset(
     if low >= max(_MIN_PX, 0.001 * n):
         in_data, evidence = False, f"{low} of {n} px with B12 DN < {_BELOW_ZERO_DN:.0f}"
     else:
-        dark = valid & np.isin(scl, _DARK_SCL)
+        dark, label = valid & np.isin(scl, _DARK_SCL), "SCL 2/3/6"
+        if int(dark.sum()) < _MIN_PX:  # green vegetation is dark in SWIR2 too (0.03-0.08)
+            dark, label = valid & (scl == _VEGETATION_SCL), "SCL 4 (vegetation)"
         if int(dark.sum()) < _MIN_PX:
             return replace(decided, check="inconclusive: nothing dark enough in the window")
         p5 = float(np.percentile(swir22_dn[dark], 5))
-        evidence = f"B12 DN p5 {p5:.0f} over {int(dark.sum())} px of SCL 2/3/6"
+        evidence = f"B12 DN p5 {p5:.0f} over {int(dark.sum())} px of {label}"
         if not _DARK_WITH_OFFSET_DN[0] <= p5 <= _DARK_WITH_OFFSET_DN[1]:
             return replace(decided, check=f"inconclusive: {evidence}")
         in_data = True
