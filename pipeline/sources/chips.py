@@ -9,9 +9,8 @@ never invalidates them; a changed profile version (a read rule) or grid does.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.errors import SourceError
+from pipeline.export.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
     from pipeline.grid import Grid
@@ -81,12 +81,7 @@ class ChipCache:
         return np.asarray(data, dtype=np.float32)
 
     def put(self, key: str, data: NDArray[np.float32]) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}.npy")
-        try:
-            np.save(temp, np.asarray(data, dtype=np.float32), allow_pickle=False)
-            os.replace(temp, path)
-        finally:
-            temp.unlink(missing_ok=True)
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(data, dtype=np.float32), allow_pickle=False)
+        atomic_write_bytes(self._path(key), buffer.getvalue())
         self.bytes_written += int(data.nbytes)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import secrets
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +22,7 @@ from urllib.parse import urlparse
 from pydantic import Field, field_validator
 
 from pipeline.errors import SourceError
+from pipeline.export.atomic import atomic_write_text
 from pipeline.model import SourceConfigBase
 from pipeline.sites import Site
 from pipeline.sources.base import Scene, SearchFilter
@@ -212,11 +211,5 @@ class StacApiSource:
     def _store(self, request: dict[str, Any], docs: list[dict[str, Any]]) -> None:
         if self.cache is None:
             return
-        self.cache.mkdir(parents=True, exist_ok=True)
         path = self.cache / f"{self._key(request)}.json"
-        temp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}.json")
-        try:
-            temp.write_text(json.dumps({"request": request, "items": docs}), encoding="utf-8")
-            os.replace(temp, path)
-        finally:
-            temp.unlink(missing_ok=True)
+        atomic_write_text(path, json.dumps({"request": request, "items": docs}))
