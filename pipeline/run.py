@@ -32,7 +32,7 @@ from pipeline.config import RunConfig
 from pipeline.errors import SitewatchError
 from pipeline.export.atomic import atomic_write_bytes
 from pipeline.export.run_outputs import export_run
-from pipeline.grid import DEFAULT_SNAP_M, Grid
+from pipeline.grid import Grid
 from pipeline.masking import MaskRules
 from pipeline.recipe import Look, RecipeParams, look_record, site_year
 from pipeline.results import RunResult, SceneRecord, SiteYear
@@ -41,7 +41,7 @@ from pipeline.sources.base import Scene, SceneSource
 from pipeline.sources.chips import ChipCache
 from pipeline.sources.read import ReadSettings, read_scenes
 from pipeline.sources.registry import OpenedSource, SourceContext, TruthLookup, open_source
-from pipeline.sources.sensors import PROFILES
+from pipeline.sources.sensors import PROFILES, lattice_origin, snap_for
 
 logger = logging.getLogger(__name__)
 
@@ -95,31 +95,6 @@ def recipe_params(config: RunConfig) -> RecipeParams:
 
 # --------------------------------------------------------------------------------------------
 # Plan: searches and grids
-
-
-def lattice_origin(scenes: Sequence[Scene], crs: str, snap: float) -> tuple[float, float]:
-    """Where the data's pixel lattice lies, modulo ``snap``: from ``proj:transform`` of the
-    first scene in ``crs`` that declares one (its finest reflectance band); (0, 0) otherwise.
-    A grid snapped to it reads Landsat (corners at 15 m past 30 m multiples) without a
-    half-pixel shift."""
-    from rasterio.crs import CRS
-
-    target = CRS.from_user_input(crs)
-    for scene in scenes:
-        profile = PROFILES.get(scene.profile)
-        if profile is None or scene.crs is None or CRS.from_user_input(scene.crs) != target:
-            continue
-        asset = scene.assets.get(profile.assets["blue"])
-        if asset is None or asset.transform is None:
-            continue
-        return (round(asset.transform[2] % snap, 6), round(asset.transform[5] % snap, 6))
-    return (0.0, 0.0)
-
-
-def snap_for(scenes: Sequence[Scene]) -> float:
-    """The coarsest native lattice among the scenes' profiles (Sentinel-2 60 m, Landsat 30 m)."""
-    snaps = {PROFILES[s.profile].snap_m for s in scenes if s.profile in PROFILES}
-    return max(snaps) if snaps else DEFAULT_SNAP_M
 
 
 @dataclass(frozen=True)

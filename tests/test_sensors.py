@@ -20,10 +20,9 @@ from pipeline.masking import (
     reasons_from_scl,
 )
 from pipeline.radiometry import Radiometry, offset_outliers, verify_boa_offset
-from pipeline.run import lattice_origin, snap_for
 from pipeline.sources.base import Asset, Scene, SearchFilter
 from pipeline.sources.chips import ChipCache
-from pipeline.sources.sensors import PROFILES, detect_profile
+from pipeline.sources.sensors import PROFILES, detect_profile, lattice_origin, snap_for
 
 ES, PC, C1, LS = (
     "earth-search/sentinel-2-l2a",

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from rasterio.crs import CRS
 
 from pipeline.bands import BAND_INDEX, BANDS
+from pipeline.grid import DEFAULT_SNAP_M
 from pipeline.radiometry import S2_BOA_OFFSET_DN, S2_SCALE, Radiometry, verify_boa_offset
+from pipeline.sources.base import Scene
 
 __all__ = [
     "BANDS",
@@ -235,3 +238,26 @@ def detect_profile(collection: str, asset_keys: Sequence[str], platform: str = "
 def radiometry_for(collection: str, properties: Mapping[str, Any]) -> Radiometry:
     """The DN -> reflectance rule for an item of ``collection`` (Earth Search asset keys)."""
     return detect_profile(collection, ()).radiometry(properties)
+
+
+def lattice_origin(scenes: Sequence[Scene], crs: str, snap: float) -> tuple[float, float]:
+    """Where the data's pixel lattice lies, modulo ``snap``: from ``proj:transform`` of the
+    first scene in ``crs`` that declares one (its finest reflectance band); (0, 0) otherwise.
+    A grid snapped to it reads Landsat (corners at 15 m past 30 m multiples) without a
+    half-pixel shift."""
+    target = CRS.from_user_input(crs)
+    for scene in scenes:
+        profile = PROFILES.get(scene.profile)
+        if profile is None or scene.crs is None or CRS.from_user_input(scene.crs) != target:
+            continue
+        asset = scene.assets.get(profile.assets["blue"])
+        if asset is None or asset.transform is None:
+            continue
+        return (round(asset.transform[2] % snap, 6), round(asset.transform[5] % snap, 6))
+    return (0.0, 0.0)
+
+
+def snap_for(scenes: Sequence[Scene]) -> float:
+    """The coarsest native lattice among the scenes' profiles (Sentinel-2 60 m, Landsat 30 m)."""
+    snaps = {PROFILES[s.profile].snap_m for s in scenes if s.profile in PROFILES}
+    return max(snaps) if snaps else DEFAULT_SNAP_M
