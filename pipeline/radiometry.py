@@ -6,9 +6,8 @@ metadata decide first (``sources.sensors``); two checks from the pixels then cat
 provider flag, and every decision and check is recorded per item:
 
 * ``verify_boa_offset`` per scene, absolute: reflectance cannot be well below zero, so many
-  SWIR2 pixels under DN 800 prove that no offset is in the data; dark reference pixels (SCL
-  dark area, shadow, water; else green vegetation) with SWIR2 at DN 950-1800 prove that one is.
-  A wrong verdict here (a rare bright vegetation window) is caught by the series check below.
+  SWIR2 pixels under DN 800 prove that no offset is in the data; clear dark reference pixels
+  (SCL dark area, shadow, water) with SWIR2 at DN 950-1800 prove that one is.
 * ``offset_outliers`` per site-year, relative: on pixels that are stable across the season, a
   scene whose SWIR2 sits a uniform 0.1 above or below the others carries a wrong offset. This
   also works where nothing is dark (deserts, dry autumns).
@@ -46,28 +45,33 @@ class Radiometry:
 
 
 _DARK_SCL = (2, 3, 6)
-_VEGETATION_SCL = 4
 _MIN_PX = 30
+_MIN_BELOW_ZERO_PX = 10  # a small coal pile or pond in a small window is enough evidence
 _BELOW_ZERO_DN = 800.0  # reflectance below -0.02 if a +1000 offset were in the data
 _DARK_WITH_OFFSET_DN = (950.0, 1800.0)
 
 
 def verify_boa_offset(
-    swir22_dn: NDArray[Any], scl: NDArray[np.integer], decided: Radiometry
+    swir22_dn: NDArray[Any],
+    scl: NDArray[np.integer],
+    decided: Radiometry,
+    clear: NDArray[np.bool_] | None = None,
 ) -> Radiometry:
-    """Check one Sentinel-2 scene's offset decision from its own pixels; correct it where they
-    contradict it, and record the evidence in ``check``."""
+    """Check one Sentinel-2 scene's offset decision from its own pixels (the ``clear`` ones:
+    cloud edges and haze brighten SWIR2); correct it where they contradict it, and record the
+    evidence in ``check``."""
     valid = np.isfinite(swir22_dn) & (swir22_dn > 0)
+    if clear is not None:
+        valid &= clear
     n = int(valid.sum())
     if n < _MIN_PX:
         return replace(decided, check="inconclusive: too few valid pixels")
     low = int((valid & (swir22_dn < _BELOW_ZERO_DN)).sum())
-    if low >= max(_MIN_PX, 0.001 * n):
+    if low >= max(_MIN_BELOW_ZERO_PX, 0.001 * n):
         in_data, evidence = False, f"{low} of {n} px with B12 DN < {_BELOW_ZERO_DN:.0f}"
     else:
+        # Vegetation is no reference: senescent autumn crops reach 0.1-0.15 in SWIR2.
         dark, label = valid & np.isin(scl, _DARK_SCL), "SCL 2/3/6"
-        if int(dark.sum()) < _MIN_PX:  # green vegetation is dark in SWIR2 too (0.03-0.08)
-            dark, label = valid & (scl == _VEGETATION_SCL), "SCL 4 (vegetation)"
         if int(dark.sum()) < _MIN_PX:
             return replace(decided, check="inconclusive: nothing dark enough in the window")
         p5 = float(np.percentile(swir22_dn[dark], 5))
@@ -108,14 +112,14 @@ def offset_outliers(
     offset: float = 0.1,
     tolerance: float = 0.03,
     stable_mad: float = 0.02,
-    min_scenes: int = 4,
+    min_scenes: int = 3,
     min_pixels: int = 100,
 ) -> list[OffsetOutlier]:
     """Scenes whose SWIR2 reflectance differs from the series by a uniform ``offset``.
 
     Reference: per pixel, the median over the scenes; only pixels whose median absolute
     deviation is below ``stable_mad`` count (harvests and floods change, a +-0.1 error in one of
-    several scenes does not move a median). A scene is an outlier when the median difference on
+    three or more scenes does not move a median). A scene is an outlier when the median difference on
     those pixels is within ``tolerance`` of +-``offset`` and the difference is uniform
     (interquartile range below ``tolerance``), as an offset is and a surface change is not.
     """

@@ -130,6 +130,15 @@ def test_manifest_traces_scenes_and_offsets(first_run: RunResult) -> None:
     years = {y["year"]: y for y in m["sites"][0]["years"]}
     assert all(s["offset_dn"] == -1000 for s in years[2023]["scenes"] if s["skipped"] is None)
     assert all(s["offset_dn"] == 0 for s in years[2019]["scenes"] if s["skipped"] is None)
+    # Every flag in the scenario is right: the pixel checks confirm or abstain, never overrule
+    # (a false alarm here would be a false offset correction on real data).
+    read = [
+        s for site in m["sites"] for y in site["years"] for s in y["scenes"] if not s["skipped"]
+    ]
+    checks = [s["offset_check"].split(":")[0] for s in read]
+    assert set(checks) <= {"confirmed", "inconclusive"}
+    assert checks.count("confirmed") > 0.8 * len(checks)
+    assert all(s["mask"] and s["collection"] == "sentinel-2-l2a" for s in read)
     listed = {o["path"] for o in m["outputs"]}
     assert {"footprints.geojson", "trends.csv"} <= listed
 

@@ -80,7 +80,8 @@ def write_s2_product(
     root: Path, safe: str | None = SAFE, xml: str | None = None, suffix: str = "_10m"
 ) -> Path:
     """A 1 km x 1 km Sentinel-2 L2A granule in the SAFE layout, with an offset in the data:
-    B02 DN 1500 (reflectance 0.05 after DN - 1000), B12 DN 1300, SCL 4 (vegetation)."""
+    B02 DN 1500 (reflectance 0.05 after DN - 1000), B12 DN 1300, SCL 6 (water: the dark
+    reference the reader's offset check reads)."""
     product = root / safe if safe else root / "download"
     img = product / "GRANULE" / "L2A_T51SUH_A034000_20230915T023000" / "IMG_DATA"
     if xml is not None:
@@ -96,7 +97,7 @@ def write_s2_product(
             name = f"t51suh_{S2_TIME}_b02.TIF"  # the 20 m copy, other case: the finest wins
         write_raster(img / "R20m" / name, np.full((50, 50), dn, np.uint16), 20)
     write_raster(
-        img / "R20m" / f"T51SUH_{S2_TIME}_SCL{suffix20}.jp2", np.full((50, 50), 4, np.uint8), 20
+        img / "R20m" / f"T51SUH_{S2_TIME}_SCL{suffix20}.jp2", np.full((50, 50), 6, np.uint8), 20
     )
     return product
 

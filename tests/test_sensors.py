@@ -141,7 +141,9 @@ def test_series_check_finds_the_scene_with_a_wrong_offset() -> None:
 def test_series_check_leaves_real_change_alone() -> None:
     looks, clear = _season(7, np.random.default_rng(4))  # harvest is change, not an offset
     assert offset_outliers(looks, clear) == []
-    assert offset_outliers(looks[:3], clear[:3]) == []  # too few looks to judge
+    assert offset_outliers(looks[:2], clear[:2]) == []  # too few looks to judge
+    three = [looks[0], looks[1] + np.float32(0.1), looks[2]]
+    assert [o.index for o in offset_outliers(three, clear[:3])] == [1]  # one of three is enough
 
 
 def test_scl_reasons_and_clear_mask_agree() -> None:

@@ -66,6 +66,8 @@ class ReadSettings:
         env = dict(GDAL_ENV)
         env["GDAL_HTTP_TIMEOUT"] = str(max(1, round(self.timeout_s)))
         env["GDAL_HTTP_CONNECTTIMEOUT"] = str(max(1, round(min(self.timeout_s, 10.0))))
+        # GDAL's own HTTP retries (429/5xx, per request) start from the same backoff as ours
+        env["GDAL_HTTP_RETRY_DELAY"] = f"{self.backoff_s:g}"
         # Landsat on requester-pays S3 (Earth Search landsat-c2-l2): the user's AWS environment
         # signs; the requester pays.
         env.setdefault("AWS_REQUEST_PAYER", os.environ.get("AWS_REQUEST_PAYER", "requester"))
@@ -228,7 +230,9 @@ def read_scene(
     mask_int = np.where(np.isfinite(mask), mask, 0).astype(np.uint16)
     reasons = _decode_mask(profile, mask_int, radsat, rules, grid)
     if profile.verify_offset:
-        radiometry = verify_boa_offset(dn[BAND_INDEX["swir22"]], mask_int, radiometry)
+        radiometry = verify_boa_offset(
+            dn[BAND_INDEX["swir22"]], mask_int, radiometry, reasons == MaskReason.CLEAR
+        )
     reflectance = radiometry.apply(dn)
     reasons[~np.isfinite(reflectance).all(axis=0)] = MaskReason.NODATA
     crs = scene.crs
