@@ -39,3 +39,15 @@ class InputRasterError(SitewatchError, ValueError):
 
 class InsufficientDataError(SitewatchError, ValueError):
     """Too few clear observations or years to compute what was asked."""
+
+
+class OutputError(SitewatchError, OSError):
+    """An output or cache folder cannot be written (read-only, full, a file in the way)."""
+
+
+class RunLockedError(OutputError):
+    """Another run holds the output folder's lock."""
+
+
+class LimitError(SitewatchError, ValueError):
+    """An input exceeds a configured limit (site area, grid pixels, asset size, YAML size)."""
