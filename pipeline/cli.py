@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sitewatch {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the Python traceback of an error"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="run the whole pipeline on the built-in synthetic scenario")
@@ -85,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run)
     run.add_argument("--sites", nargs="+", metavar="ID", help="only these site ids")
     run.add_argument("--years", nargs="+", type=int, metavar="YEAR", help="only these years")
+    run.add_argument(
+        "--force", action="store_true", help="recompute everything; ignore finished site-years"
+    )
     run.add_argument(
         "--offline",
         action="store_true",
@@ -115,7 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit codes: 0 done; 2 an input to fix (config, sites, rasters, options); 3 the environment
+#: (files, folders, disk, network, cache, memory); 4 a bug (please report it); 130 interrupted.
+EXIT_INPUT, EXIT_ENVIRONMENT, EXIT_BUG, EXIT_INTERRUPTED = 2, 3, 4, 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line's one error boundary: every fault becomes one ``error:`` line and an
+    exit code; the traceback only with ``--debug``."""
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * args.verbose
     logging.basicConfig(
@@ -123,12 +137,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return _dispatch(args)
-    except SitewatchError as exc:
-        console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
-        return 2
     except KeyboardInterrupt:
-        console.print("interrupted; rerun the same command to resume")
-        return 130
+        console.print("interrupted; rerun the same command to resume where it stopped")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if args.debug:
+            raise
+        message, code = describe_failure(exc)
+        console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+        return code
+
+
+def describe_failure(exc: BaseException) -> tuple[str, int]:
+    """One line for a failure, and its exit code."""
+    from rasterio.errors import RasterioError
+
+    if isinstance(exc, SitewatchError):
+        return str(exc), EXIT_ENVIRONMENT if isinstance(exc, OSError) else EXIT_INPUT
+    if isinstance(exc, MemoryError):
+        return (
+            "out of memory: use fewer --workers, a coarser grid (grid.resolution_m) or smaller "
+            "sites",
+            EXIT_ENVIRONMENT,
+        )
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else "a file or folder"
+        what = exc.strerror or str(exc)
+        hint = {
+            errno.ENOSPC: "free disk space (or point output_dir/cache_dir elsewhere) and rerun",
+            errno.EACCES: "check the permissions, or choose another --out / cache_dir",
+            errno.EROFS: "the file system is read-only: choose another --out / cache_dir",
+            errno.ENOTDIR: "a file stands where a folder is needed: move it or choose another path",
+            errno.EEXIST: "a file stands where a folder is needed: move it or choose another path",
+        }.get(exc.errno or 0, "check the path and rerun; a rerun resumes where this one stopped")
+        return f"{where}: {what}; {hint}", EXIT_ENVIRONMENT
+    if isinstance(exc, RasterioError):
+        return f"GDAL/rasterio: {exc}; check the raster named above and rerun", EXIT_ENVIRONMENT
+    return (
+        f"internal error ({type(exc).__name__}: {exc}); rerun with --debug for the traceback "
+        "and report it",
+        EXIT_BUG,
+    )
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -92,7 +93,7 @@ def test_failures_are_scene_read_errors(tmp_path: Path) -> None:
         {**scene.assets, "red": Asset(str(tmp_path / "gone.tif"))},
         scene.properties,
     )
-    with pytest.raises(SceneReadError, match="S2X_TEST: read failed"):
+    with pytest.raises(SceneReadError, match=r"S2X_TEST: asset red \(.*gone\.tif\): read failed"):
         read_scene(broken, far)
     partial = Scene(scene.id, scene.collection, scene.datetime, {"blue": scene.assets["blue"]}, {})
     with pytest.raises(SceneReadError, match=r"assets .* missing"):
@@ -206,3 +207,43 @@ def test_real_landsat_scene_through_its_usgs_stac_item(real_data: Path, tmp_path
     finite = obs.reflectance[:, data]
     assert np.nanpercentile(finite, 0.5) > -0.2
     assert np.nanpercentile(finite, 99.5) < 1.0
+
+
+def test_remote_asset_that_would_be_fetched_whole_is_refused(
+    tmp_path: Path, range_server: Any
+) -> None:
+    """One compressed 8 MB strip (an untiled file): a small window would fetch all of it."""
+    from rasterio.enums import Resampling
+
+    from pipeline.errors import LimitError
+    from pipeline.sources.read import ReadSettings, read_chip
+
+    data = np.full((2000, 2000), 1500, np.uint16)
+    profile = {"driver": "GTiff", "width": 2000, "height": 2000, "count": 1, "dtype": "uint16",
+               "crs": CRS, "transform": Affine(10, 0, 500000, 0, -10, 4400000), "nodata": 0,
+               "tiled": False, "blockysize": 2000, "compress": "deflate"}  # fmt: skip
+    with rasterio.open(tmp_path / "strip.tif", "w", **profile) as dst:
+        dst.write(data, 1)
+    server = range_server(tmp_path)
+    href = f"/vsicurl/{server.url}/strip.tif"
+    grid = Grid(CRS, Affine(10, 0, 500000, 0, -10, 4400000), 50, 50)
+    with pytest.raises(LimitError, match=r"strip\.tif: reading the site would fetch 8 MB"):
+        read_chip(href, grid, Resampling.bilinear, ReadSettings(max_fetch_mb=1))
+    sent = server.stats()["total_bytes"]
+    assert sent < 1_000_000  # refused from the header, before the strip was fetched
+    ok = read_chip(href, grid, Resampling.bilinear, ReadSettings(max_fetch_mb=10))
+    assert (ok == 1500).all()
+
+
+def test_hrefs_are_restricted_and_secrets_redacted() -> None:
+    from pipeline.errors import SourceError
+    from pipeline.sources.base import gdal_href, redact
+
+    assert gdal_href("s3://bucket/k.tif") == "/vsis3/bucket/k.tif"
+    for bad in ("ftp://h/x.tif", "gs://b/x.tif", "/vsizip//tmp/a.zip/x.tif", "javascript:x"):
+        with pytest.raises(SourceError, match="not allowed"):
+            gdal_href(bad)
+    text = redact("/vsicurl/https://me:hunter2@h.net/x.tif?se=2030&sig=SECRET failed")
+    assert "SECRET" not in text
+    assert "hunter2" not in text
+    assert text.startswith("/vsicurl/https://h.net/x.tif?")

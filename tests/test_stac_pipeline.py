@@ -633,7 +633,7 @@ def test_offline_runs_from_the_cache_only(
         return code, capsys.readouterr().err
 
     code, err = sitewatch("empty", "--offline")
-    assert code == 2, err
+    assert code == 3, err  # the environment (the cache), not an input, is at fault
     assert "offline" in err
     assert "no cached search" in err, err
     assert S2_SITE in err, err
@@ -650,7 +650,7 @@ def test_offline_runs_from_the_cache_only(
 
     shutil.rmtree(cache / "chips")
     code, err = sitewatch("no-chips", "--offline")
-    assert code == 2, err
+    assert code == 3, err
     assert "offline" in err, err
     assert "chip" in err, err
     assert "not in the cache" in err, err

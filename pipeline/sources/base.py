@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from pipeline.errors import SourceError
 from pipeline.sites import Site
 
 
@@ -121,14 +123,31 @@ class SearchFilter:
         return not self.platforms or platform in {p.lower() for p in self.platforms}
 
 
-# How GDAL opens remote asset hrefs.
-_VSI_PREFIXES = {"http": "/vsicurl/", "https": "/vsicurl/", "s3": "/vsis3/", "gs": "/vsigs/"}
+# How GDAL opens remote asset hrefs; no other URL scheme is read.
+_VSI_PREFIXES = {"http": "/vsicurl/", "https": "/vsicurl/", "s3": "/vsis3/"}
+_QUERY = re.compile(r"\?[^\s'\"]*")
+_USERINFO = re.compile(r"(//)[^/@\s'\"]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with URL query strings (signatures, tokens) and user:password@ removed, for
+    messages, logs and the manifest: credentials never leave the process."""
+    return _USERINFO.sub(r"\1", _QUERY.sub("?<redacted>", text))
 
 
 def gdal_href(href: str, base: Path | None = None) -> str:
-    """An asset href GDAL can open: remote URLs through ``/vsi*``, ``file://`` and relative
-    local paths (against ``base``, the item's folder) as absolute paths."""
+    """An asset href GDAL can open: http(s) and s3 URLs through ``/vsi*``, ``file://`` and
+    relative local paths (against ``base``, the item's folder) as absolute paths. Other schemes
+    and raw GDAL virtual paths (``/vsi...``) are refused with ``SourceError``: an item must not
+    make the reader open archives, pipes or other services."""
+    if href.startswith("/vsi"):
+        raise SourceError(f"asset href {redact(href)!r}: GDAL virtual paths are not allowed")
     parsed = urlparse(href)
+    if parsed.scheme and len(parsed.scheme) > 1 and parsed.scheme not in (*_VSI_PREFIXES, "file"):
+        raise SourceError(
+            f"asset href {redact(href)!r}: scheme {parsed.scheme!r} not allowed; "
+            "allowed: http, https, s3, file and local paths"
+        )
     if parsed.scheme in _VSI_PREFIXES:
         rest = href if parsed.scheme.startswith("http") else href.split("://", 1)[1]
         return _VSI_PREFIXES[parsed.scheme] + rest

@@ -196,7 +196,11 @@ def parse_item(
             raise SourceError(f"{path}: asset {key!r} has no href")
         if _SKIPPED_ROLES.intersection(asset.get("roles") or ()):
             continue
-        assets[key] = stac_asset(gdal_href(asset["href"], base), asset, props)
+        try:
+            href = gdal_href(asset["href"], base)
+        except SourceError as exc:
+            raise SourceError(f"{path}: asset {key!r}: {exc}") from None
+        assets[key] = stac_asset(href, asset, props)
     collection = str(doc.get("collection") or parent_collection)
     try:
         platform = str(props.get("platform") or props.get("eo:platform") or "")

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from pipeline.errors import SourceError
 from pipeline.export.atomic import atomic_write_bytes
+from pipeline.sources.base import redact
 
 if TYPE_CHECKING:
     from pipeline.grid import Grid
@@ -31,7 +32,7 @@ class ChipMissingError(SourceError):
     def __init__(self, key: str, href: str, more: int = 0) -> None:
         tail = f" and {more} more" if more else ""
         super().__init__(
-            f"offline: chip {key} of {href} is not in the cache{tail}; run once without "
+            f"offline: chip {key} of {redact(href)} is not in the cache{tail}; run once without "
             "--offline (with network) to fetch the missing chips"
         )
         self.key = key

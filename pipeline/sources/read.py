@@ -10,6 +10,7 @@ read from the network are kept in a ``ChipCache`` so that a rerun fetches nothin
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,10 +29,10 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 
 from pipeline.bands import BAND_INDEX, BANDS
-from pipeline.errors import SceneReadError, SourceError
+from pipeline.errors import LimitError, SceneReadError, SourceError
 from pipeline.grid import Grid
 from pipeline.masking import MaskReason, MaskRules, reasons_from_qa_pixel, reasons_from_scl
-from pipeline.sources.base import Scene
+from pipeline.sources.base import Scene, redact
 from pipeline.sources.chips import ChipCache, ChipMissingError
 from pipeline.sources.sensors import PROFILES, Radiometry, SensorProfile, verify_boa_offset
 
@@ -55,12 +56,15 @@ GDAL_ENV: Mapping[str, str] = {
 @dataclass(frozen=True)
 class ReadSettings:
     """How hard reads try: attempts per asset with exponential backoff, an HTTP timeout (a
-    stalled server counts as a failure), and ``offline`` (chips from the cache only)."""
+    stalled server counts as a failure), ``offline`` (chips from the cache only), and the most
+    one remote asset read may fetch (``max_fetch_mb``, uncompressed blocks: a striped or
+    untiled file would otherwise be downloaded whole)."""
 
     retries: int = 3
     backoff_s: float = 1.0
     timeout_s: float = 30.0
     offline: bool = False
+    max_fetch_mb: float = 512.0
 
     def gdal_env(self) -> dict[str, str]:
         env = dict(GDAL_ENV)
@@ -109,13 +113,43 @@ def _overview_level(src: Any, grid: Grid, band: int) -> int | None:
     return best
 
 
+def fetch_estimate(src: Any, grid: Grid, band: int = 1) -> int:
+    """Bytes (uncompressed) of the internal blocks of ``src`` that cover ``grid``: what reading
+    the grid's window fetches at most."""
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import from_bounds
+
+    left, bottom, right, top = transform_bounds(grid.crs, src.crs, *grid.bounds, densify_pts=21)
+    window = from_bounds(left, bottom, right, top, src.transform).intersection(
+        rasterio.windows.Window(0, 0, src.width, src.height)
+    )
+    block_h, block_w = src.block_shapes[band - 1]
+    rows = math.ceil((window.row_off + window.height) / block_h) - int(window.row_off // block_h)
+    cols = math.ceil((window.col_off + window.width) / block_w) - int(window.col_off // block_w)
+    item = np.dtype(src.dtypes[band - 1]).itemsize
+    return int(max(rows, 0) * max(cols, 0) * block_h * block_w * item)
+
+
 def read_asset(
-    href: str | Path, grid: Grid, resampling: Resampling, band: int = 1
+    href: str | Path,
+    grid: Grid,
+    resampling: Resampling,
+    band: int = 1,
+    max_fetch_bytes: int | None = None,
 ) -> NDArray[np.float64]:
     """One band of a raster on ``grid``; pixels outside the raster or at its nodata value become
-    NaN. Without a nodata value, GDAL's alpha band of the warp says where data exists."""
+    NaN. Without a nodata value, GDAL's alpha band of the warp says where data exists. With
+    ``max_fetch_bytes``, a read that would fetch more raises ``LimitError`` before fetching."""
     with rasterio.open(href) as probe:
         level = _overview_level(probe, grid, band)
+        if max_fetch_bytes is not None and level is None and probe.crs is not None:
+            need = fetch_estimate(probe, grid, band)
+            if need > max_fetch_bytes:
+                raise LimitError(
+                    f"{redact(str(href))}: reading the site would fetch {need / 1e6:.0f} MB "
+                    f"(blocks {probe.block_shapes[band - 1]}), over read.max_fetch_mb "
+                    f"{max_fetch_bytes / 1e6:.0f} MB; is it a tiled COG?"
+                )
     kwargs = {"overview_level": level} if level is not None else {}
     with rasterio.open(href, **kwargs) as src:
         nodata = src.nodatavals[band - 1]
@@ -158,19 +192,23 @@ def read_chip(
             return cached
         if settings.offline:
             raise ChipMissingError(key, href)
-    attempts = max(1, settings.retries)
+    attempts = max(1, settings.retries) if is_remote(href) else 1  # a local file will not heal
     for attempt in range(attempts):
         # After a failure GDAL's /vsicurl/ cache must not answer the retry from the failed state.
         extra = {"CPL_VSIL_CURL_NON_CACHED": href} if attempt and is_remote(href) else None
         try:
+            limit = round(settings.max_fetch_mb * 1e6) if is_remote(href) else None
             with _gdal(settings, extra):
-                data = read_asset(href, grid, resampling).astype(np.float32)
+                data = read_asset(href, grid, resampling, max_fetch_bytes=limit).astype(np.float32)
             break
         except (RasterioError, OSError) as exc:
             if attempt + 1 == attempts:
                 raise
             delay = settings.backoff_s * 2**attempt
-            logger.info("read of %s failed (%s); retry %d in %.1f s", href, exc, attempt + 1, delay)
+            logger.info(
+                "read of %s failed (%s); retry %d in %.1f s",
+                redact(href), redact(str(exc)), attempt + 1, delay,
+            )  # fmt: skip
             time.sleep(delay)
     if cache is not None and key is not None:
         cache.put(key, data)
@@ -209,22 +247,27 @@ def read_scene(
 
     def chip(asset_key: str, resampling: Resampling) -> NDArray[np.float32]:
         key = chips.key(scene, asset_key, grid, profile.version) if chips else None
-        return read_chip(scene.assets[asset_key].href, grid, resampling, settings, chips, key)
+        href = scene.assets[asset_key].href
+        try:
+            return read_chip(href, grid, resampling, settings, chips, key)
+        except SourceError:
+            raise
+        except LimitError as exc:
+            raise SceneReadError(scene.id, f"asset {asset_key}: {exc}") from None
+        except (RasterioError, OSError) as exc:
+            raise SceneReadError(
+                scene.id,
+                f"asset {asset_key} ({redact(href)}): read failed after {settings.retries} "
+                f"tries: {redact(str(exc))}",
+            ) from None
 
-    try:
-        dn = np.stack([chip(profile.assets[b], Resampling.bilinear) for b in BANDS])
-        mask = chip(profile.mask_asset, Resampling.nearest)
-        radsat = (
-            chip(profile.saturation_asset, Resampling.nearest)
-            if profile.saturation_asset and profile.saturation_asset in scene.assets
-            else None
-        )
-    except SourceError:
-        raise
-    except (RasterioError, OSError) as exc:
-        raise SceneReadError(
-            scene.id, f"read failed after {settings.retries} tries: {exc}"
-        ) from None
+    dn = np.stack([chip(profile.assets[b], Resampling.bilinear) for b in BANDS])
+    mask = chip(profile.mask_asset, Resampling.nearest)
+    radsat = (
+        chip(profile.saturation_asset, Resampling.nearest)
+        if profile.saturation_asset and profile.saturation_asset in scene.assets
+        else None
+    )
     if not np.isfinite(dn).any():
         raise SceneReadError(scene.id, "no data over the site grid")
     mask_int = np.where(np.isfinite(mask), mask, 0).astype(np.uint16)

@@ -67,7 +67,12 @@ class StacApiSourceConfig(SourceConfigBase):
     def _http_url(cls, v: str) -> str:
         parsed = urlparse(v)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"{v!r} is not an http(s) URL of a STAC API root")
+            raise ValueError(f"{v[:200]!r} is not an http(s) URL of a STAC API root")
+        if parsed.username or parsed.password or parsed.query:
+            raise ValueError(
+                "the URL carries credentials or a query string; give the API root only and put "
+                "credentials in the environment (they would be written to the manifest)"
+            )
         return v.rstrip("/")
 
     def hash_data(self) -> dict[str, Any]:
