@@ -110,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Writes change.tif, expansion.tif, change.geojson in --out; prints a JSON summary.",
     )
     cmp.add_argument("before", type=Path, help="multi-band raster or folder of B02.tif-style files")
-    cmp.add_argument("after", type=Path, help="as BEFORE; aligned onto BEFORE's finest grid")
+    cmp.add_argument(
+        "after",
+        type=Path,
+        help="as BEFORE; both are read onto BEFORE's finest grid (UTM when BEFORE is geographic)",
+    )
     cmp.add_argument("--out", type=Path, required=True, help="output folder")
     cmp.add_argument(
         "--bands",

@@ -99,11 +99,11 @@ def test_compare_identical_inputs_no_change(
 def test_compare_multiband_needs_band_order(tmp_path: Path) -> None:
     path = tmp_path / "stack.tif"
     profile = {
-        "driver": "GTiff", "width": 8, "height": 8, "count": 6, "dtype": "uint16",
-        "crs": CRS, "transform": Affine(10, 0, 0, 0, -10, 80),
+        "driver": "GTiff", "width": 16, "height": 16, "count": 6, "dtype": "uint16",
+        "crs": CRS, "transform": Affine(10, 0, 0, 0, -10, 160),
     }  # fmt: skip
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.full((6, 8, 8), 1000, np.uint16))
+    with rasterio.open(path, "w", **profile) as dst:  # 256 px: over compare's minimum of 100
+        dst.write(np.full((6, 16, 16), 1000, np.uint16))
     with pytest.raises(InputRasterError, match="needs --bands"):
         compare(path, path, tmp_path / "o")
     with pytest.raises(InputRasterError, match="lists 3 bands but the raster has 6"):
@@ -182,16 +182,21 @@ def test_real_taizhou_pair_scores(real_data: Path, tmp_path: Path) -> None:
     assert s.kappa > 0.8, s
 
 
-def test_compare_rejects_geographic_crs_and_duplicate_bands(tmp_path: Path) -> None:
+def test_compare_geographic_crs_goes_to_utm_and_duplicate_bands_refused(tmp_path: Path) -> None:
     path = tmp_path / "wgs84.tif"
     profile = {
-        "driver": "GTiff", "width": 8, "height": 8, "count": 6, "dtype": "uint16",
+        "driver": "GTiff", "width": 16, "height": 16, "count": 6, "dtype": "uint16",
         "crs": "EPSG:4326", "transform": Affine(0.001, 0, 125, 0, -0.001, 39),
     }  # fmt: skip
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.full((6, 8, 8), 1000, np.uint16))
-    with pytest.raises(InputRasterError, match="is geographic"):
-        compare(path, path, tmp_path / "o", bands=["B02", "B03", "B04", "B08", "B11", "B12"])
+        dst.write(np.full((6, 16, 16), 1000, np.uint16))
+    # Geographic input: read onto the UTM zone of its centre at its ground resolution
+    # (0.001 deg = 86.6 x 111.0 m at 38.99 N: 98 m), no longer refused.
+    summary = compare(path, path, tmp_path / "o", bands=["B02", "B03", "B04", "B08", "B11", "B12"])
+    assert summary["grid"]["crs"] == "EPSG:32651"
+    assert summary["grid"]["resolution_m"] == 98
+    assert summary["reprojected"] == {"before": True, "after": True}
+    assert summary["changed_pixels"] == 0
     folder = tmp_path / "dup"
     folder.mkdir()
     for name in ("B02.tif", "T51_B02.jp2", "B10.tif"):
