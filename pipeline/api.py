@@ -21,11 +21,13 @@ def demo(
     workers: int = 2,
     cache_dir: str | Path | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> RunResult:
-    """Run the whole pipeline on the built-in synthetic scenario (no network, no files needed)."""
+    """Run the whole pipeline on the built-in synthetic scenario (no network, no files needed);
+    ``force`` recomputes every site-year instead of resuming."""
     out = Path(out)
     config = demo_config(out, Path(cache_dir) if cache_dir is not None else None)
-    return run(config.updated(workers=workers), out, progress=progress)
+    return run(config.updated(workers=workers), out, progress=progress, force=force)
 
 
 def run_config(
@@ -37,14 +39,16 @@ def run_config(
     workers: int | None = None,
     offline: bool = False,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> RunResult:
-    """Load a YAML config and run it; ``offline`` searches and reads from the cache only."""
+    """Load a YAML config and run it; ``offline`` searches and reads from the cache only;
+    ``force`` recomputes every site-year instead of resuming an unfinished run."""
     config = load_config(config_path)
     if workers is not None:
         config = config.updated(workers=workers)
     if offline:
         config = config.updated(offline=True)
-    return run(config, out, progress=progress, sites=sites, years=years)
+    return run(config, out, progress=progress, sites=sites, years=years, force=force)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:

@@ -212,7 +212,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             result = api.run_config(
                 args.config, args.out, sites=args.sites, years=args.years,
-                workers=args.workers, offline=args.offline, progress=progress,
+                workers=args.workers, offline=args.offline, force=args.force, progress=progress,
             )  # fmt: skip
     sys.stdout.write(api.report(result))
     return 0

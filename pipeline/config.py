@@ -14,9 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, LimitError
 from pipeline.masking import (
     CLOUD_DILATION_M,
     QA_PIXEL_CLOUDS,
@@ -25,7 +32,12 @@ from pipeline.masking import (
     SCL_NOT_CLEAR,
     MaskRules,
 )
-from pipeline.model import FrozenModel, content_hash
+from pipeline.model import FrozenModel, content_hash, shorten, shorten_text
+from pipeline.sites import (
+    BYTES_PER_GRID_PIXEL,
+    DEFAULT_MAX_GRID_PIXELS,
+    DEFAULT_MAX_SITE_AREA_KM2,
+)
 from pipeline.sources.read import ReadSettings
 from pipeline.sources.registry import SOURCE_KINDS, SourceConfig, SyntheticSourceConfig
 
@@ -42,6 +54,9 @@ def _month_day(value: str) -> tuple[int, int]:
 
 
 MonthDay = Annotated[str, Field(pattern=r"^\d{2}-\d{2}$")]
+# YAML's looseness is refused: a number field takes an int or a float, never `true` or "0.3";
+# an int field never takes a bool or 2.0 (strict mode); booleans take only true/false.
+Real = Annotated[float, Field(strict=True)]
 
 
 class SeasonConfig(_Model):
@@ -52,7 +67,12 @@ class SeasonConfig(_Model):
     fallback_start: MonthDay = Field("08-15", description="widened window start (MM-DD)")
     fallback_end: MonthDay = Field("11-30", description="widened window end (MM-DD)")
     min_clear_observations: int = Field(
-        3, ge=1, description="widen the window (and flag the year) when the median pixel has fewer"
+        3,
+        ge=1,
+        le=100,
+        strict=True,
+        description="widen the window (and flag the year) when the median pixel has fewer "
+        "(at most 100: no season window holds more looks)",
     )
 
     @field_validator("start", "end", "fallback_start", "fallback_end")
@@ -81,8 +101,8 @@ class SeasonConfig(_Model):
 
 
 class GridConfig(_Model):
-    resolution_m: float = Field(10.0, gt=0, le=1000, description="pixel size of the site grid (m)")
-    buffer_m: float = Field(200.0, ge=0, le=50_000, description="buffer around each site (m)")
+    resolution_m: Real = Field(10.0, gt=0, le=1000, description="pixel size of the site grid (m)")
+    buffer_m: Real = Field(200.0, ge=0, le=50_000, description="buffer around each site (m)")
 
 
 class MaskingConfig(_Model):
@@ -90,18 +110,27 @@ class MaskingConfig(_Model):
     QA_PIXEL bit 4 (cloud shadow) stay unmasked on purpose: Sen2Cor and Fmask label coal piles
     as dark area or shadow, and masking them erases what is measured (DOMAIN.md)."""
 
-    scl_masked: tuple[int, ...] = Field(SCL_NOT_CLEAR, description="SCL classes not clear")
-    scl_dilated: tuple[int, ...] = Field(SCL_CLOUDS, description="SCL classes dilated (clouds)")
-    qa_pixel_masked_bits: tuple[int, ...] = Field(
+    scl_masked: tuple[StrictInt, ...] = Field(
+        SCL_NOT_CLEAR, max_length=64, description="SCL classes not clear"
+    )
+    scl_dilated: tuple[StrictInt, ...] = Field(
+        SCL_CLOUDS, max_length=64, description="SCL classes dilated (clouds)"
+    )
+    qa_pixel_masked_bits: tuple[StrictInt, ...] = Field(
         QA_PIXEL_NOT_CLEAR,
+        max_length=64,
         description="Landsat QA_PIXEL bits not clear (0 fill, 1 dilated cloud, 2 cirrus, 3 cloud, "
         "4 shadow, 5 snow, 7 water)",
     )
-    qa_pixel_dilated_bits: tuple[int, ...] = Field(
-        QA_PIXEL_CLOUDS, description="QA_PIXEL bits dilated like clouds (USGS dilates bit 1)"
+    qa_pixel_dilated_bits: tuple[StrictInt, ...] = Field(
+        QA_PIXEL_CLOUDS,
+        max_length=64,
+        description="QA_PIXEL bits dilated like clouds (USGS dilates bit 1)",
     )
-    qa_radsat: bool = Field(True, description="mask Landsat pixels saturated in any band")
-    cloud_dilation_m: float = Field(
+    qa_radsat: bool = Field(
+        True, strict=True, description="mask Landsat pixels saturated in any band"
+    )
+    cloud_dilation_m: Real = Field(
         CLOUD_DILATION_M, ge=0, le=2000, description="cloud dilation radius (m)"
     )
 
@@ -135,9 +164,11 @@ class MaskingConfig(_Model):
 class ReadConfig(_Model):
     """How reads behave over flaky networks (GDAL /vsicurl/, /vsis3/)."""
 
-    retries: int = Field(3, ge=1, le=10, description="attempts per asset before a scene is skipped")
-    backoff_s: float = Field(1.0, ge=0, le=60, description="first retry delay, doubled each time")
-    timeout_s: float = Field(30.0, gt=0, le=600, description="HTTP timeout per request (s)")
+    retries: int = Field(
+        3, ge=1, le=10, strict=True, description="attempts per asset before a scene is skipped"
+    )
+    backoff_s: Real = Field(1.0, ge=0, le=60, description="first retry delay, doubled each time")
+    timeout_s: Real = Field(30.0, gt=0, le=600, description="HTTP timeout per request (s)")
 
     def settings(self, offline: bool = False) -> ReadSettings:
         return ReadSettings(self.retries, self.backoff_s, self.timeout_s, offline)
@@ -156,8 +187,8 @@ class HarmonizeConfig(_Model):
 class FootprintRule(_Model):
     """Footprint (built, bare, spoil, coal) on the season composite."""
 
-    ndvi_max: float = Field(0.30, ge=-1, le=1, description="footprint needs NDVI below this")
-    green_ndvi_max: float = Field(
+    ndvi_max: Real = Field(0.30, ge=-1, le=1, description="footprint needs NDVI below this")
+    green_ndvi_max: Real = Field(
         0.50,
         ge=-1,
         le=1,
@@ -166,16 +197,18 @@ class FootprintRule(_Model):
     green_from: MonthDay = Field(
         "06-01", description="greenness counts clear observations from this day to season end"
     )
-    green_percentile: float = Field(
+    green_percentile: Real = Field(
         100.0, ge=50, le=100, description="percentile of NDVI over clear observations: greenness"
     )
-    mndwi_max: float = Field(0.0, ge=-1, le=1, description="and MNDWI below this (not water)")
-    swir16_min: float = Field(
+    mndwi_max: Real = Field(0.0, ge=-1, le=1, description="and MNDWI below this (not water)")
+    swir16_min: Real = Field(
         0.03, ge=0, le=1, description="and SWIR1 above this (not water/shadow)"
     )
-    opening_px: int = Field(1, ge=0, le=5, description="morphological opening radius (pixels)")
+    opening_px: int = Field(
+        1, ge=0, le=5, strict=True, description="morphological opening radius (pixels)"
+    )
 
-    edge_fraction: float = Field(
+    edge_fraction: Real = Field(
         0.5,
         gt=0,
         le=1,
@@ -192,26 +225,33 @@ class FootprintRule(_Model):
 class CoalRule(_Model):
     """Coal per clear observation, counted with the frequency rule of DOMAIN.md."""
 
-    brightness_max: float = Field(
+    brightness_max: Real = Field(
         0.075, gt=0, le=1, description="mean of the bands below this (dark)"
     )
-    reflectance_max: float = Field(0.12, gt=0, le=1, description="and every band below this")
-    ndvi_max: float = Field(0.2, ge=-1, le=1, description="NDVI below this")
-    swir16_min: float = Field(0.025, ge=0, le=1, description="SWIR1 above this (not water)")
-    swir22_min: float = Field(0.02, ge=0, le=1, description="SWIR2 above this (not water)")
-    mndwi_max: float = Field(0.1, ge=-1, le=1, description="MNDWI below this (not water)")
-    swir_minus_blue_min: float = Field(
+    reflectance_max: Real = Field(0.12, gt=0, le=1, description="and every band below this")
+    ndvi_max: Real = Field(0.2, ge=-1, le=1, description="NDVI below this")
+    swir16_min: Real = Field(0.025, ge=0, le=1, description="SWIR1 above this (not water)")
+    swir22_min: Real = Field(0.02, ge=0, le=1, description="SWIR2 above this (not water)")
+    mndwi_max: Real = Field(0.1, ge=-1, le=1, description="MNDWI below this (not water)")
+    swir_minus_blue_min: Real = Field(
         0.0, ge=-1, le=1, description="SWIR1 - blue at least (not shadow)"
     )
-    min_frequency: float = Field(0.5, gt=0, le=1, description="share of clear observations flagged")
-    min_observations: int = Field(3, ge=1, description="and at least this many flags")
+    min_frequency: Real = Field(0.5, gt=0, le=1, description="share of clear observations flagged")
+    min_observations: int = Field(
+        3,
+        ge=1,
+        le=100,
+        strict=True,
+        description="and at least this many flags (at most 100: no season holds more looks)",
+    )
     opening_px: int = Field(
         1,
         ge=0,
         le=5,
+        strict=True,
         description="coal regions thinner than 2 r + 1 pixels everywhere are dropped (ships, roads)",
     )
-    edge_fraction: float = Field(
+    edge_fraction: Real = Field(
         0.5, gt=0, le=1, description="rim pixels kept when at least this share is coal (unmixing)"
     )
 
@@ -226,22 +266,29 @@ class ChangeConfig(_Model):
         1,
         ge=0,
         le=5,
+        strict=True,
         description="opening radius on added/removed masks: drops 1-px misregistration slivers",
     )
 
 
 class BoundariesConfig(_Model):
-    min_mapping_unit_ha: float = Field(0.25, ge=0, le=100, description="smallest polygon kept (ha)")
+    min_mapping_unit_ha: Real = Field(0.25, ge=0, le=100, description="smallest polygon kept (ha)")
 
 
 class TrendsConfig(_Model):
-    min_years: int = Field(5, ge=3, description="fewer years than this: trend 'insufficient'")
-    alpha: float = Field(0.05, gt=0, lt=1, description="Mann-Kendall significance level")
+    min_years: int = Field(
+        5,
+        ge=3,
+        le=100,
+        strict=True,
+        description="fewer years than this: trend 'insufficient' (3..100: years run 1984..2100)",
+    )
+    alpha: Real = Field(0.05, gt=0, lt=1, description="Mann-Kendall significance level")
 
 
 class YearsConfig(_Model):
-    start: int = Field(ge=1984, le=2100, description="first year analysed")
-    end: int = Field(ge=1984, le=2100, description="last year analysed (inclusive)")
+    start: int = Field(ge=1984, le=2100, strict=True, description="first year analysed")
+    end: int = Field(ge=1984, le=2100, strict=True, description="last year analysed (inclusive)")
 
     @model_validator(mode="after")
     def _ordered(self) -> YearsConfig:
@@ -251,6 +298,30 @@ class YearsConfig(_Model):
 
     def all(self) -> list[int]:
         return list(range(self.start, self.end + 1))
+
+
+class LimitsConfig(_Model):
+    """Sizes refused before any search or read (``sites.check_site_limits``), so a site too big
+    for the machine fails at once with what to do instead of a MemoryError hours in. The
+    defaults are sized for 24 GB: one site-year needs ~4.5 KB per grid pixel (60 scenes of 6
+    float32 bands and a mask, plus the composite's temporaries), per worker."""
+
+    max_site_area_km2: Real = Field(
+        DEFAULT_MAX_SITE_AREA_KM2,
+        gt=0,
+        le=1_000_000,
+        description="refuse a site larger than this (km2, without buffer): what 24 GB holds at "
+        "20 m; split larger sites (at most 1,000,000 km2: a UTM zone is ~700 km wide)",
+    )
+    max_grid_pixels: int = Field(
+        DEFAULT_MAX_GRID_PIXELS,
+        ge=1,
+        le=1_000_000_000,
+        strict=True,
+        description=f"refuse a site grid (buffer included) with more pixels: "
+        f"~{BYTES_PER_GRID_PIXEL:,} bytes per pixel per worker, 4 Mpx = 18 GB; coarsen "
+        "grid.resolution_m instead (at most 1e9)",
+    )
 
 
 class RunConfig(_Model):
@@ -272,11 +343,36 @@ class RunConfig(_Model):
     trends: TrendsConfig = TrendsConfig()
     output_dir: Path = Field(Path("runs"), description="outputs go to output_dir/name unless --out")
     cache_dir: Path = Field(Path(".sitewatch-cache"), description="scenario and chip cache")
-    workers: int = Field(1, ge=1, le=64, description="parallel processes over (site, year)")
-    write_rasters: bool = Field(True, description="write per site-year COGs")
-    offline: bool = Field(
-        False, description="search and read from the cache only (set by --offline)"
+    limits: LimitsConfig = LimitsConfig()
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        strict=True,
+        description="parallel processes over (site, year); each holds one site-year in memory",
     )
+    write_rasters: bool = Field(True, strict=True, description="write per site-year COGs")
+    offline: bool = Field(
+        False, strict=True, description="search and read from the cache only (set by --offline)"
+    )
+
+    @field_validator("output_dir", "cache_dir")
+    @classmethod
+    def _folder_path(cls, v: Path) -> Path:
+        """A folder the run creates or writes into: refused at load when a file is in the way
+        (the path itself or one of its parents)."""
+        if "\x00" in str(v):
+            raise ValueError("a path cannot contain a NUL character")
+        for p in (v, *v.parents):
+            try:
+                if p.is_dir():
+                    break
+                if p.exists():
+                    what = "the path" if p == v else f"its parent {shorten(str(p))}"
+                    raise ValueError(f"{what} is a file, not a folder; give a folder path")
+            except OSError:  # unreadable parent, name too long: the run says so when it writes
+                break
+        return v
 
     def updated(self, **changes: Any) -> RunConfig:
         """A copy with top-level ``changes`` (e.g. ``workers=4``), validated like a loaded file."""
@@ -299,20 +395,163 @@ class RunConfig(_Model):
 
 _PATH_FIELDS = ("sites", "output_dir", "cache_dir")
 # Fields that change where or how fast a run happens, never its numbers: not in the config hash.
-OPERATIONAL_FIELDS = ("output_dir", "cache_dir", "workers", "write_rasters", "offline", "read")
+OPERATIONAL_FIELDS = (
+    "output_dir",
+    "cache_dir",
+    "workers",
+    "write_rasters",
+    "offline",
+    "read",
+    "limits",
+)
+
+
+# A run config is a page of keys; anything larger is not one (and would be parsed in memory).
+MAX_CONFIG_BYTES = 1_000_000
+# YAML anchors and aliases are allowed (``<<: *defaults``), but every alias counts as a copy of
+# what it names: past this many nodes in all, the file is refused (a "billion laughs" document
+# of 9 levels of 10 aliases expands to 10^9 nodes from a few hundred bytes).
+MAX_ALIAS_NODES = 10_000
+# Deeper nesting than this is no config (the deepest key is 4 levels down).
+MAX_YAML_DEPTH = 50
+# Problems listed per validation error message; the count says how many there were.
+MAX_PROBLEMS_SHOWN = 20
+
+
+class _YamlRefused(Exception):
+    """Raised inside the loader; ``load_config`` turns it into a ConfigError or LimitError."""
+
+    def __init__(self, line: int, message: str, limit: bool = False) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+        self.limit = limit
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (plain data only: no Python objects) that also refuses duplicate
+    keys, nesting deeper than ``MAX_YAML_DEPTH`` and aliases expanding past
+    ``MAX_ALIAS_NODES`` nodes, before anything is constructed from them."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}
+        self._expanded = 0
+        self._depth = 0
+        self._open: set[str] = set()
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            anchor = str(event.anchor)
+            if anchor in self._open:
+                raise _YamlRefused(
+                    line,
+                    f"alias *{shorten_text(anchor, 60)} refers to itself; aliases may only repeat "
+                    "a value defined before them",
+                )
+            node = self.anchors.get(anchor)
+            if node is not None:
+                self._expanded += self._size(node)
+                if self._expanded > MAX_ALIAS_NODES:
+                    raise _YamlRefused(
+                        line,
+                        f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} nodes; anchors "
+                        f"and aliases are allowed up to {MAX_ALIAS_NODES:,} expanded nodes in "
+                        "all: write the values out",
+                        limit=True,
+                    )
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise _YamlRefused(
+                line, f"nested deeper than {MAX_YAML_DEPTH} levels; a run config is at most 4"
+            )
+        opened: str | None = getattr(event, "anchor", None)
+        if opened is not None:
+            self._open.add(opened)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            if opened is not None:
+                self._open.discard(opened)
+
+    def _size(self, node: yaml.Node) -> int:
+        """Nodes in ``node`` with every alias expanded (memoised: linear in the file)."""
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return known
+        if isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(self._size(n) for n in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size = 1 + sum(self._size(k) + self._size(v) for k, v in node.value)
+        else:
+            size = 1
+        self._sizes[id(node)] = size
+        return size
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults`: later keys override merged ones, as YAML says
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)  # 1, 1.0 and true are one key in the dict built
+            except TypeError:
+                continue  # an unhashable key: SafeLoader refuses it below
+            if first is None:
+                seen[key] = line
+            else:
+                raise _YamlRefused(
+                    line,
+                    f"duplicate key {shorten(key)} (first at line {first}); each key may "
+                    "appear once in a mapping: remove one",
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, origin: str = "<config>") -> Any:
+    """Parse config YAML safely (see ``_ConfigLoader``); errors name ``origin`` and the line."""
+    loader: _ConfigLoader | None = None
+    try:
+        loader = _ConfigLoader(text)  # the reader checks every character here
+        return loader.get_single_data()
+    except _YamlRefused as exc:
+        error = LimitError if exc.limit else ConfigError
+        raise error(f"{origin}: line {exc.line}: {exc.message}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {shorten_text(str(exc))}") from None
+    except RecursionError:
+        raise ConfigError(f"{origin}: not valid YAML: nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a YAML run config; relative paths resolve against its folder."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({shorten_text(str(exc))})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise LimitError(
+            f"{path}: config file larger than {MAX_CONFIG_BYTES:,} bytes; a run config is a "
+            "page of keys: is this the right file?"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read config, not UTF-8 text ({exc})") from None
+    raw = parse_yaml(text, origin=str(path))
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(raw).__name__}")
     return config_from_mapping(raw, base_dir=path.parent, origin=str(path))
@@ -322,15 +561,20 @@ def config_from_mapping(
     raw: dict[str, Any], base_dir: Path = Path("."), origin: str = "<config>"
 ) -> RunConfig:
     """Validate a config mapping (as parsed from YAML); ``origin`` names it in errors."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{origin}: top level must be a mapping of keys, got {type(raw).__name__}"
+        )
     data = dict(raw)
     for key in _PATH_FIELDS:
         if isinstance(data.get(key), str):
-            data[key] = str(_resolve(base_dir, data[key]))
+            data[key] = str(_resolve(base_dir, data[key], key, origin))
     source = data.get("source")
-    kind = SOURCE_KINDS.get(source.get("kind", "synthetic")) if isinstance(source, dict) else None
+    name = source.get("kind", "synthetic") if isinstance(source, dict) else None
+    kind = SOURCE_KINDS.get(name) if isinstance(name, str) else None
     if isinstance(source, dict) and kind is not None:
         resolved = {
-            name: str(_resolve(base_dir, source[name]))
+            name: str(_resolve(base_dir, source[name], f"source.{name}", origin))
             for name in kind.config.path_fields
             if isinstance(source.get(name), str)
         }
@@ -339,22 +583,39 @@ def config_from_mapping(
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(origin, exc)) from None
+    except RecursionError:
+        raise ConfigError(f"{origin}: the run config is nested too deeply") from None
 
 
-def _resolve(base: Path, value: str) -> Path:
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else (base / p).resolve()
+def _resolve(base: Path, value: str, key: str = "path", origin: str = "<config>") -> Path:
+    try:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+    except (RuntimeError, ValueError, OSError) as exc:  # ~nobody/, a NUL byte, a link loop
+        raise ConfigError(
+            f"{origin}: {key}: {shorten(value)} is not a usable path ({shorten_text(str(exc))})"
+        ) from None
 
 
 def format_validation_error(origin: str, exc: ValidationError) -> str:
-    lines = [f"{origin}: {exc.error_count()} problem(s) in the run config:"]
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    """One line per problem: the key path, what is wrong and the value given, every value cut
+    to ``MESSAGE_VALUE_CHARS`` (never the whole input) and at most ``MAX_PROBLEMS_SHOWN``."""
+    errors = exc.errors(include_url=False)
+    lines = [f"{origin}: {len(errors)} problem(s) in the run config:"]
+    listed: set[str] = set()
+    for err in errors[:MAX_PROBLEMS_SHOWN]:
+        key = shorten_text(".".join(str(p) for p in err["loc"]), 200) or "(top level)"
         if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(err["loc"][:-1])
-            lines.append(f"  {key}: unknown key; allowed here: {', '.join(allowed)}")
+            allowed = ", ".join(_allowed_keys(err["loc"][:-1]))
+            if allowed in listed:
+                lines.append(f"  {key}: unknown key; allowed keys as listed above")
+            else:
+                listed.add(allowed)
+                lines.append(f"  {key}: unknown key; allowed here: {allowed}")
             continue
-        lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+        lines.append(f"  {key}: {shorten_text(err['msg'])} (got {shorten(err.get('input'))})")
+    if len(errors) > MAX_PROBLEMS_SHOWN:
+        lines.append(f"  ... and {len(errors) - MAX_PROBLEMS_SHOWN} more")
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,73 @@ class SiteYear:
     @property
     def n_skipped(self) -> int:
         return sum(1 for s in self.scenes if s.skipped is not None)
+
+
+#: Arrays of a stored ``SiteYear`` (``site_year_arrays``), by npz name.
+_COMPOSITE_ARRAYS = ("composite_reflectance", "composite_clear_count", "composite_mad")
+_COAL_ARRAYS = ("coal_frequency", "coal_flagged", "coal_clear")
+
+
+def site_year_arrays(sy: SiteYear) -> dict[str, NDArray[Any]]:
+    """The arrays of ``sy`` by name, for an ``npz`` file (no object arrays: loads without
+    pickle). ``site_year_record`` holds everything else."""
+    arrays: dict[str, NDArray[Any]] = {
+        "footprint": sy.footprint,
+        "coal_mask": sy.coal_mask,
+        "valid": sy.valid,
+    }
+    if sy.composite is not None:
+        arrays["composite_reflectance"] = sy.composite.reflectance
+        arrays["composite_clear_count"] = sy.composite.clear_count
+        arrays["composite_mad"] = sy.composite.mad
+    if sy.coal is not None:
+        arrays["coal_frequency"] = sy.coal.frequency
+        arrays["coal_flagged"] = sy.coal.flagged
+        arrays["coal_clear"] = sy.coal.clear
+    return arrays
+
+
+def site_year_record(sy: SiteYear) -> dict[str, Any]:
+    """Everything of ``sy`` but its arrays, as JSON-ready values."""
+    return {
+        "site_id": sy.site_id,
+        "year": sy.year,
+        "window": list(sy.window),
+        "widened": sy.widened,
+        "scenes": [asdict(s) for s in sy.scenes],
+        "median_clear": sy.median_clear,
+        "coverage": sy.coverage,
+        "has_composite": sy.composite is not None,
+        "has_coal": sy.coal is not None,
+    }
+
+
+def site_year_from_stored(record: dict[str, Any], arrays: Any) -> SiteYear:
+    """The ``SiteYear`` of a ``site_year_record`` and its arrays (a mapping or an ``NpzFile``);
+    ``KeyError``/``TypeError``/``ValueError`` when they do not fit together."""
+
+    def arr(name: str) -> NDArray[Any]:
+        return np.asarray(arrays[name])
+
+    composite = Composite(*(arr(n) for n in _COMPOSITE_ARRAYS)) if record["has_composite"] else None
+    coal = CoalFrequency(*(arr(n) for n in _COAL_ARRAYS)) if record["has_coal"] else None
+    window = record["window"]
+    if len(window) != 2:
+        raise ValueError(f"window {window!r} is not a (start, end) pair")
+    return SiteYear(
+        site_id=str(record["site_id"]),
+        year=int(record["year"]),
+        window=(str(window[0]), str(window[1])),
+        widened=bool(record["widened"]),
+        scenes=tuple(SceneRecord(**s) for s in record["scenes"]),
+        composite=composite,
+        coal=coal,
+        footprint=arr("footprint"),
+        coal_mask=arr("coal_mask"),
+        valid=arr("valid"),
+        median_clear=float(record["median_clear"]),
+        coverage=float(record["coverage"]),
+    )
 
 
 @dataclass(frozen=True)

@@ -1,45 +1,92 @@
 """Orchestration: wires the stages for a whole run. The only module that reads the run config.
 
-A run is plan -> (site, year) tasks -> per-site analysis -> export:
+A run is plan -> (site, year) tasks -> per-site analysis -> export, as one transaction on its
+output folder ``<out>`` (``export.transaction``):
 
+* lock: ``<out>.lock`` (created with ``O_EXCL``, holding the PID) refuses a second run into the
+  same folder (``RunLockedError`` naming the PID); the lock of a dead run is taken over. Under
+  the lock, a swap interrupted by a kill is undone, staging folders of dead runs are removed and
+  unfinished temporaries (``atomic.TEMP_GLOB``) in ``<out>`` and the work folder are swept.
 * plan: per site, search every year's window (progress "searching"), then fix the site's grid
   on the data's own pixel lattice (``proj:transform`` of the scenes found).
 * tasks: read a site-year's scenes onto the grid (``sources.read.read_scenes``: a bad scene is
   skipped and recorded) and run the recipe (``recipe.site_year``). Each finished site-year is
-  kept in ``<out>/.work`` under a key of its real inputs (code version, config hash, grid, the
-  scenes), so a killed run resumes where it stopped and changed inputs are recomputed.
-* ``analysis.analyse_site`` per site, then ``export_run``.
+  kept in the work folder ``<out>.work/`` (beside ``<out>``, never inside the published tree) as
+  ``<site>-<year>-<key>.npz`` (its arrays, loaded without pickle) and ``.json`` (everything
+  else; written last, it marks the pair complete), so a killed run resumes where it stopped.
+  The key covers what decides the site-year: ``RECIPE_VERSION``, the code version, the config
+  hash, site, year, grid and, per scene, its id, collection and every asset's unsigned href with
+  a content identity (local files: size and mtime in ns; remote assets: their chip-cache key,
+  the chip cache making remote reads immutable). A changed input or rule gets a new key. A
+  site-year whose record lists skipped scenes is always recomputed on resume: skips may be
+  transient (a repaired file, a network back). ``force=True`` ignores and clears the work folder.
+* ``analysis.analyse_site`` per site, then ``export_run`` into ``<out>.staging-<pid>/``; the
+  manifest is verified against the staged files (every file listed with its SHA-256, nothing
+  else), then the staging folder is swapped in as ``<out>`` (an atomic exchange where Linux
+  offers it, else two renames via ``<out>.old-<pid>``) and the previous run deleted. So ``<out>``
+  always holds one complete, manifest-consistent run. After success the work folder is pruned.
 
 With ``workers > 1`` tasks run in a process pool; results are gathered in (site, year) order, so
-outputs do not depend on scheduling.
+outputs do not depend on scheduling. Workers ignore SIGINT and die with the driver (Linux
+``PR_SET_PDEATHSIG``, elsewhere a watchdog thread); Ctrl-C in the driver cancels pending tasks,
+terminates the workers and re-raises ``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
+import io
 import json
 import logging
-import pickle
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from rasterio.errors import RasterioError
+
 from pipeline import __version__
 from pipeline.analysis import analyse_site, analysis_area, score_against_truth
 from pipeline.config import RunConfig
-from pipeline.errors import SitewatchError
-from pipeline.export.atomic import atomic_write_bytes
+from pipeline.errors import OutputError, SitewatchError
+from pipeline.export.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.export.run_outputs import export_run
+from pipeline.export.transaction import (
+    check_output_folder,
+    output_error,
+    publish,
+    recover,
+    run_lock,
+    staging_path,
+    sweep_temporaries,
+    verify_run_folder,
+)
 from pipeline.grid import Grid
 from pipeline.masking import MaskRules
 from pipeline.recipe import Look, RecipeParams, look_record, site_year
-from pipeline.results import RunResult, SceneRecord, SiteYear
-from pipeline.sites import Site, load_sites
+from pipeline.results import (
+    RunResult,
+    SceneRecord,
+    SiteYear,
+    site_year_arrays,
+    site_year_from_stored,
+    site_year_record,
+)
+from pipeline.sites import Site, check_site_limits, load_sites
 from pipeline.sources.base import Scene, SceneSource
 from pipeline.sources.chips import ChipCache
-from pipeline.sources.read import ReadSettings, read_scenes
+from pipeline.sources.read import ReadSettings, is_remote, read_scenes
 from pipeline.sources.registry import OpenedSource, SourceContext, TruthLookup, open_source
 from pipeline.sources.sensors import PROFILES, lattice_origin, snap_for
 
@@ -48,8 +95,18 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 """Progress callback: (task description, done, total)."""
 
-WORK_DIR = ".work"
+WORK_SUFFIX = ".work"
 CHIP_DIR = "chips"
+#: Bump when the recipe's numbers change for the same inputs and config (a rule, a default
+#: inside a stage): every stored site-year is then recomputed.
+RECIPE_VERSION = "2"
+#: Layout of the resume files (``<site>-<year>-<key>.npz`` and ``.json``).
+RESUME_FORMAT = 1
+
+
+def work_dir(out: Path) -> Path:
+    """The resume folder of the run into ``out``: ``<out>.work`` beside it."""
+    return out.with_name(out.name + WORK_SUFFIX)
 
 
 def _no_progress(_task: str, _done: int, _total: int) -> None:
@@ -112,14 +169,33 @@ class SiteYearTask:
     chip_root: Path | None
 
     def key(self, config_hash: str) -> str:
+        """The resume key: every input that decides this site-year, with a cheap content
+        identity per asset (``asset_identity``)."""
         inputs = [
-            __version__, config_hash, self.site.id, self.year, self.grid.crs,
+            RECIPE_VERSION, __version__, config_hash, self.site.id, self.year, self.grid.crs,
             list(self.grid.transform)[:6], self.grid.shape,
-            [(s.id, s.collection, sorted((k, a.href.split("?")[0]) for k, a in s.assets.items()))
+            [(s.id, s.collection, s.profile,
+              sorted((k, a.href.split("?")[0], asset_identity(s, k, self.grid))
+                     for k, a in s.assets.items()))
              for s in self.scenes],
         ]  # fmt: skip
         text = json.dumps(inputs, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def asset_identity(scene: Scene, asset_key: str, grid: Grid) -> list[Any]:
+    """What identifies the content of one asset cheaply: a local file's size and mtime (ns), a
+    remote asset's chip-cache key (chips are immutable once read), or ``missing``."""
+    href = scene.assets[asset_key].href
+    if is_remote(href):
+        profile = PROFILES.get(scene.profile)
+        version = profile.version if profile is not None else "none"
+        return ["chip", ChipCache.key(scene, asset_key, grid, version)]
+    try:
+        st = os.stat(href)
+    except (OSError, ValueError):
+        return ["missing"]
+    return ["file", st.st_size, st.st_mtime_ns]
 
 
 def observe(task: SiteYearTask) -> SiteYear:
@@ -167,17 +243,55 @@ def observe(task: SiteYearTask) -> SiteYear:
     )
 
 
+def _resume_stem(work: Path, key: str, task: SiteYearTask) -> Path:
+    return work / f"{task.site.id}-{task.year}-{key}"
+
+
+def load_resumed(work: Path, key: str, task: SiteYearTask) -> SiteYear | None:
+    """The stored site-year of ``key``, or None when there is none, it is unreadable, or it
+    skipped scenes (skips may be transient: it is recomputed)."""
+    stem = _resume_stem(work, key, task)
+    record_path, arrays_path = stem.with_suffix(".json"), stem.with_suffix(".npz")
+    if not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        if record.get("format") != RESUME_FORMAT or record.get("key") != key:
+            return None
+        # Our own handle: np.load leaks its file when the archive is damaged.
+        with arrays_path.open("rb") as fh, np.load(fh, allow_pickle=False) as arrays:
+            result = site_year_from_stored(record["site_year"], arrays)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
+        logger.warning("ignoring unreadable resume file %s (%s); recomputing", record_path, exc)
+        return None
+    if result.n_skipped:
+        logger.info(
+            "%s %d: %d scene(s) were skipped last time; reading again",
+            task.site.id, task.year, result.n_skipped,
+        )  # fmt: skip
+        return None
+    return result
+
+
+def store_resumed(work: Path, key: str, task: SiteYearTask, result: SiteYear) -> None:
+    """Store ``result`` as ``.npz`` then ``.json`` (the commit marker), each atomically."""
+    stem = _resume_stem(work, key, task)
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **site_year_arrays(result))
+    record = {"format": RESUME_FORMAT, "key": key, "site_year": site_year_record(result)}
+    try:
+        atomic_write_bytes(stem.with_suffix(".npz"), buffer.getvalue())
+        atomic_write_text(stem.with_suffix(".json"), json.dumps(record, separators=(",", ":")))
+    except OSError as exc:
+        raise output_error(work, "writing resume files to", exc) from None
+
+
 def _observe_cached(work: Path, key: str, task: SiteYearTask) -> SiteYear:
-    path = work / f"{task.site.id}-{task.year}-{key}.pkl"
-    if path.exists():
-        try:
-            with path.open("rb") as fh:
-                cached: SiteYear = pickle.load(fh)
-            return cached
-        except Exception:  # a truncated or stale pickle must never sink a run: recompute
-            logger.warning("ignoring unreadable resume file %s", path)
+    cached = load_resumed(work, key, task)
+    if cached is not None:
+        return cached
     result = observe(task)
-    atomic_write_bytes(path, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    store_resumed(work, key, task, result)
     return result
 
 
@@ -250,8 +364,16 @@ def run(
     progress: Progress | None = None,
     sites: Sequence[str] | None = None,
     years: Sequence[int] | None = None,
+    *,
+    force: bool = False,
 ) -> RunResult:
-    """Run the whole pipeline for ``config``; outputs go to ``out_dir`` (default from config)."""
+    """Run the whole pipeline for ``config``; outputs go to ``out_dir`` (default from config).
+
+    The run is a transaction on ``out_dir`` (see the module docstring): the folder holds the
+    previous complete run until the new one is complete and verified. ``force`` recomputes every
+    site-year, ignoring resume files. Raises ``RunLockedError`` when another run holds the
+    folder, ``OutputError`` when the folder cannot be written.
+    """
     report = progress or _no_progress
     out = (Path(out_dir) if out_dir is not None else config.output_dir / config.name).resolve()
     site_list = load_sites(config.sites, only=sites if sites is not None else config.site_ids)
@@ -261,10 +383,52 @@ def run(
         raise SitewatchError(
             f"years {bad_years} outside the config's years {config.years.start}..{config.years.end}"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    work = out / WORK_DIR
+    # Sizes and UTM range before any search or read (the final grid snaps to the data's lattice,
+    # at most one snap step larger).
+    check_site_limits(
+        site_list,
+        {s.id: s.grid(config.grid.resolution_m, config.grid.buffer_m) for s in site_list},
+        config.limits,
+    )
+    # An input inside the output folder (the demo writes its sites file there) is carried into
+    # each new run, so that the swap does not delete it.
+    sites_file = config.sites.resolve()
+    carried = [sites_file] if out in sites_file.parents else []
+    allowed = {p.relative_to(out).parts[0] for p in carried}
+    check_output_folder(out, allowed)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(out, "creating the parent folder of", exc) from None
+    with run_lock(out):
+        return _run_locked(config, out, report, site_list, year_list, force, carried)
+
+
+def _run_locked(
+    config: RunConfig,
+    out: Path,
+    report: Progress,
+    site_list: Sequence[Site],
+    year_list: Sequence[int],
+    force: bool,
+    carried: Sequence[Path],
+) -> RunResult:
+    work = work_dir(out)
+    try:
+        recover(out)
+        check_output_folder(out, {p.relative_to(out).parts[0] for p in carried})
+        if force and work.exists():
+            shutil.rmtree(work)
+        sweep_temporaries(out)
+        sweep_temporaries(work)
+        work.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise output_error(work, "preparing", exc) from None
 
     source, truth_of = make_source(config, report)
+    if truth_of is not None:
+        for site in site_list:  # a site the source has no truth for fails now, not after reads
+            truth_of(site.id)
     tasks = plan(config, site_list, year_list, source, report)
     grids = {t.site.id: t.grid for t in tasks}
     observed: dict[tuple[str, int], SiteYear] = {}
@@ -300,7 +464,32 @@ def run(
         results.sites.append(analysis)
         report("analysing sites", i, len(site_list))
     results.accuracy = scores or None
-    export_run(results, source, progress=report)
+
+    staging = staging_path(out)
+    try:
+        staging.mkdir()
+        kept = []
+        for path in carried:
+            target = staging / path.relative_to(out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            kept.append(target)
+        export_run(results, source, progress=report, folder=staging, carried=kept)
+        verify_run_folder(staging)
+        publish(staging, out)
+    except SitewatchError:
+        raise
+    except OSError as exc:
+        raise output_error(out, "writing the run to", exc) from None
+    except RasterioError as exc:
+        raise OutputError(
+            f"writing the run to {out} failed: {exc}; check that {out.parent} is writable and "
+            f"has free space (the previous run in {out} is untouched)"
+        ) from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)  # resume files are only for an unfinished run
     return results
 
 
@@ -324,11 +513,92 @@ def _map_tasks(
             yield task, _observe_cached(work, key, task)
         return
     # The platform's default start method: spawn would force every analyst's script to guard
-    # its entry point with `if __name__ == "__main__"`. Workers open their own datasets.
-    with ProcessPoolExecutor(max_workers=config.workers) as pool:
-        futures: list[Future[SiteYear]] = [
-            pool.submit(_observe_cached, work, key, task)
-            for task, key in zip(tasks, keys, strict=True)
-        ]
+    # its entry point with `if __name__ == "__main__"`. Workers open their own datasets. With
+    # fork, the pool forks every worker on the first submit: SIGINT stays blocked meanwhile so
+    # that no worker can take a Ctrl-C before its initializer ignores it.
+    pool = ProcessPoolExecutor(
+        max_workers=config.workers, initializer=_worker_init, initargs=(os.getpid(),)
+    )
+    futures: list[Future[SiteYear]] = []
+    try:
+        with _sigint_blocked():
+            futures = [
+                pool.submit(_observe_cached, work, key, task)
+                for task, key in zip(tasks, keys, strict=True)
+            ]
         for task, fut in zip(tasks, futures, strict=True):
             yield task, fut.result()
+    except BaseException:
+        # Ctrl-C, a failed task, or the consumer stopping: no pending task starts, and no
+        # worker outlives the run (terminated, not waited for).
+        for fut in futures:
+            fut.cancel()
+        _stop_pool(pool)
+        raise
+    else:
+        pool.shutdown(wait=True)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's workers without waiting for their tasks.
+
+    A worker terminated while sending its result leaves a partial message in the result pipe,
+    and the executor's manager thread (which the interpreter joins at exit) would wait for the
+    rest forever. Closing the driver's own copies of the pipe ends the workers held (the result
+    writer, the call reader) gives that thread end-of-file, which it handles as a broken pool.
+    """
+    processes = list(pool._processes.values())
+    result_queue, call_queue = pool._result_queue, getattr(pool, "_call_queue", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(timeout=5)
+    for queue, end in ((result_queue, "_writer"), (call_queue, "_reader")):
+        with contextlib.suppress(Exception):
+            getattr(queue, end).close()
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    can = threading.current_thread() is threading.main_thread() and hasattr(
+        signal, "pthread_sigmask"
+    )
+    if can:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if can:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _worker_init(parent: int) -> None:
+    """Pool initializer: ignore Ctrl-C (the driver handles it and terminates the pool) and die
+    with the driver, so a killed run leaves no worker behind."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+        if armed:
+            if os.getppid() != parent:  # the driver died before the prctl
+                os._exit(1)
+            return
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)
+        time.sleep(0.5)

@@ -68,12 +68,31 @@ def first(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> tuple[RunCon
     return config, out
 
 
+class Killed(Exception):
+    """Stands for a kill once every site-year is done (what the work folder then holds)."""
+
+
+def interrupted_run(config: RunConfig, out: Path, **kwargs: Any) -> None:
+    """A run stopped during export: its site-years stay in the work folder, ``out`` untouched."""
+
+    def killed(*_args: Any, **_kwargs: Any) -> None:
+        raise Killed
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run_module, "export_run", killed)
+        with pytest.raises(Killed):
+            run_module.run(config, out, **kwargs)
+
+
 def test_killed_run_resumes_without_recomputing(
     first: tuple[RunConfig, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config, out = first
+    assert not run_module.work_dir(out).exists()  # pruned after success
     resumed = tmp_path / "out"
-    shutil.copytree(out / run_module.WORK_DIR, resumed / run_module.WORK_DIR)  # what a kill leaves
+    interrupted_run(config, resumed)
+    assert not resumed.exists()
+    assert list(run_module.work_dir(resumed).glob("*.json"))
 
     def must_not_run(*_args: Any) -> None:
         raise AssertionError("a finished site-year was computed again")
@@ -82,11 +101,12 @@ def test_killed_run_resumes_without_recomputing(
     run_module.run(config, resumed)
     for name in TABLES:
         assert (resumed / name).read_bytes() == (out / name).read_bytes(), name
+    assert not run_module.work_dir(resumed).exists()
 
 
 def test_changed_config_does_not_reuse_work(first: tuple[RunConfig, Path], tmp_path: Path) -> None:
-    config, out = first
-    shutil.copytree(out / run_module.WORK_DIR, tmp_path / "out" / run_module.WORK_DIR)
+    config, _out = first
+    interrupted_run(config, tmp_path / "out")
     changed = config.model_copy(
         update={"boundaries": config.boundaries.model_copy(update={"min_mapping_unit_ha": 1.0})}
     )

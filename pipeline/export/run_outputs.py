@@ -142,10 +142,15 @@ def export_run(
     result: RunResult,
     source: SceneSource,
     progress: Callable[[str, int, int], None],
+    folder: Path | None = None,
+    carried: Sequence[Path] = (),
 ) -> None:
-    """Write every output of ``result`` into ``result.out_dir``, then the manifest."""
+    """Write every output of ``result`` into ``folder`` (default ``result.out_dir``; ``run``
+    gives its staging folder), then the manifest, which lists paths relative to ``folder``.
+    ``carried``: files already in ``folder`` that the manifest lists too (inputs kept with the
+    run, such as the demo's sites file)."""
     cfg = result.config
-    out = result.out_dir
+    out = result.out_dir if folder is None else folder
     footprints: list[tuple[Any, dict[str, Any]]] = []
     expansion: list[tuple[Any, dict[str, Any]]] = []
     stockpiles: list[tuple[Any, dict[str, Any]]] = []
@@ -250,7 +255,10 @@ def export_run(
         path = out / "accuracy.json"
         atomic_write_text(path, canonical_json(result.accuracy))
         written.append(path)
-    write_manifest(out / "manifest.json", build_manifest(result, source, [*written, *rasters]))
+    write_manifest(
+        out / "manifest.json",
+        build_manifest(result, source, [*written, *rasters, *carried], root=out),
+    )
 
 
 def write_site_rasters(out: Path, a: SiteAnalysis) -> list[Path]:
@@ -291,9 +299,11 @@ def write_site_rasters(out: Path, a: SiteAnalysis) -> list[Path]:
 
 
 def build_manifest(
-    result: RunResult, source: SceneSource, outputs: Sequence[Path]
+    result: RunResult, source: SceneSource, outputs: Sequence[Path], root: Path | None = None
 ) -> dict[str, Any]:
+    """The manifest of a run; output paths relative to ``root`` (default ``result.out_dir``)."""
     cfg = result.config
+    base = result.out_dir if root is None else root
     sites = []
     for a in result.sites:
         sites.append(
@@ -341,6 +351,6 @@ def build_manifest(
         "versions": software_versions(),
         "sites": sites,
         "outputs": [
-            {"path": str(p.relative_to(result.out_dir)), "sha256": sha256_file(p)} for p in outputs
+            {"path": p.relative_to(base).as_posix(), "sha256": sha256_file(p)} for p in outputs
         ],
     }

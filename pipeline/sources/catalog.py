@@ -43,7 +43,11 @@ class StaticCatalogSourceConfig(SourceConfigBase):
     kind: Literal["stac-static"] = Field("stac-static", description="a static STAC catalog")
     catalog: Path = Field(description="path of a static STAC catalog.json")
     max_cloud_cover: float | None = Field(
-        None, ge=0, le=100, description="items with eo:cloud_cover above this (%) are not read"
+        None,
+        ge=0,
+        le=100,
+        strict=True,
+        description="items with eo:cloud_cover above this (%) are not read",
     )
     platforms: tuple[str, ...] = Field((), description="only these platforms; all when empty")
 

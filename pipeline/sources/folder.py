@@ -168,7 +168,11 @@ class FolderSourceConfig(SourceConfigBase):
         "from the pixels",
     )
     max_cloud_cover: float | None = Field(
-        None, ge=0, le=100, description="scenes with eo:cloud_cover above this (%) are not read"
+        None,
+        ge=0,
+        le=100,
+        strict=True,
+        description="scenes with eo:cloud_cover above this (%) are not read",
     )
     platforms: tuple[str, ...] = Field(
         (), description="only these platforms (e.g. sentinel-2a, landsat-8); all when empty"

@@ -50,7 +50,11 @@ class StacApiSourceConfig(SourceConfigBase):
         description="collections searched (sentinel-2-l2a, sentinel-2-c1-l2a, landsat-c2-l2)",
     )
     max_cloud_cover: float | None = Field(
-        80.0, ge=0, le=100, description="items with eo:cloud_cover above this (%) are not read"
+        80.0,
+        ge=0,
+        le=100,
+        strict=True,
+        description="items with eo:cloud_cover above this (%) are not read",
     )
     platforms: tuple[str, ...] = Field(
         (), description="only these platforms (e.g. sentinel-2a, landsat-8); all when empty"
@@ -59,7 +63,11 @@ class StacApiSourceConfig(SourceConfigBase):
         "auto", description="sign hrefs; auto signs for the Planetary Computer host"
     )
     max_items: int = Field(
-        5000, ge=1, le=100_000, description="a search returning more items than this fails"
+        5000,
+        ge=1,
+        le=100_000,
+        strict=True,
+        description="a search returning more items than this fails",
     )
 
     @field_validator("url")
