@@ -168,11 +168,14 @@ class SiteYearTask:
     buffer_m: float
     chip_root: Path | None
 
-    def key(self, config_hash: str) -> str:
-        """The resume key: every input that decides this site-year, with a cheap content
-        identity per asset (``asset_identity``)."""
+    def key(self) -> str:
+        """The resume key: every input that decides this site-year and nothing else: the
+        recipe's parameters and mask rules (not the whole config: a change to trends, change
+        detection or export reuses every finished site-year), the site's geometry, the grid,
+        and per asset a cheap content identity (``asset_identity``)."""
         inputs = [
-            RECIPE_VERSION, __version__, config_hash, self.site.id, self.year, self.grid.crs,
+            RECIPE_VERSION, __version__, repr(self.params), repr(self.rules), self.buffer_m,
+            self.site.id, self.site.geometry.wkb_hex, self.year, self.grid.crs,
             list(self.grid.transform)[:6], self.grid.shape,
             [(s.id, s.collection, s.profile,
               sorted((k, a.href.split("?")[0], asset_identity(s, k, self.grid))
@@ -506,8 +509,7 @@ def _pixel_mb(task: SiteYearTask) -> int:
 def _map_tasks(
     tasks: Sequence[SiteYearTask], config: RunConfig, work: Path
 ) -> Iterator[tuple[SiteYearTask, SiteYear]]:
-    config_hash = config.hash()
-    keys = [t.key(config_hash) for t in tasks]
+    keys = [t.key() for t in tasks]
     if config.workers <= 1:
         for task, key in zip(tasks, keys, strict=True):
             yield task, _observe_cached(work, key, task)

@@ -123,6 +123,28 @@ def test_changed_config_does_not_reuse_work(first: tuple[RunConfig, Path], tmp_p
     assert len(calls) == 2
 
 
+def test_trend_only_change_reuses_every_site_year(
+    first: tuple[RunConfig, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resume key holds what a site-year is made of, not the whole config: a change to the
+    trend statistics or the change-detection opening reads and composites nothing again."""
+    config, _out = first
+    interrupted_run(config, tmp_path / "out")
+    changed = config.model_copy(
+        update={
+            "trends": config.trends.model_copy(update={"min_years": 3, "alpha": 0.1}),
+            "change": config.change.model_copy(update={"opening_px": 0}),
+        }
+    )
+
+    def must_not_run(*_args: Any) -> None:
+        raise AssertionError("a site-year was recomputed for a trend-only change")
+
+    monkeypatch.setattr(run_module, "observe", must_not_run)
+    run_module.run(changed, tmp_path / "out")
+    assert (tmp_path / "out" / "trend_summary.csv").is_file()
+
+
 def test_bad_scene_is_skipped_and_recorded(tmp_path: Path, cache: Path) -> None:
     own_cache = tmp_path / "cache"
     shutil.copytree(cache, own_cache)
