@@ -169,9 +169,18 @@ class ReadConfig(_Model):
     )
     backoff_s: Real = Field(1.0, ge=0, le=60, description="first retry delay, doubled each time")
     timeout_s: Real = Field(30.0, gt=0, le=600, description="HTTP timeout per request (s)")
+    max_fetch_mb: Real = Field(
+        512.0,
+        gt=0,
+        le=100_000,
+        description="most one remote asset read may fetch (uncompressed blocks); an untiled file "
+        "that would be downloaded whole skips its scene",
+    )
 
     def settings(self, offline: bool = False) -> ReadSettings:
-        return ReadSettings(self.retries, self.backoff_s, self.timeout_s, offline)
+        return ReadSettings(
+            self.retries, self.backoff_s, self.timeout_s, offline, self.max_fetch_mb
+        )
 
 
 class HarmonizeConfig(_Model):
