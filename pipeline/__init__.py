@@ -24,6 +24,8 @@ _EXPORTS = {
     "SyntheticSource": "pipeline.sources.synthetic",
     "ScenarioParams": "pipeline.sources.synthetic",
     "StaticCatalogSource": "pipeline.sources.catalog",
+    "StacApiSource": "pipeline.sources.stac_api",
+    "FolderSource": "pipeline.sources.folder",
     "SitewatchError": "pipeline.errors",
 }
 

@@ -25,7 +25,7 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioError
+from rasterio.errors import RasterioError, WindowError
 from rasterio.vrt import WarpedVRT
 
 from pipeline.bands import BAND_INDEX, BANDS
@@ -120,9 +120,12 @@ def fetch_estimate(src: Any, grid: Grid, band: int = 1) -> int:
     from rasterio.windows import from_bounds
 
     left, bottom, right, top = transform_bounds(grid.crs, src.crs, *grid.bounds, densify_pts=21)
-    window = from_bounds(left, bottom, right, top, src.transform).intersection(
-        rasterio.windows.Window(0, 0, src.width, src.height)
-    )
+    try:
+        window = from_bounds(left, bottom, right, top, src.transform).intersection(
+            rasterio.windows.Window(0, 0, src.width, src.height)
+        )
+    except WindowError:  # the grid lies outside the raster: nothing to fetch
+        return 0
     block_h, block_w = src.block_shapes[band - 1]
     rows = math.ceil((window.row_off + window.height) / block_h) - int(window.row_off // block_h)
     cols = math.ceil((window.col_off + window.width) / block_w) - int(window.col_off // block_w)
