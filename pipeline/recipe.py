@@ -29,7 +29,7 @@ from pipeline.classify import (
     grow_mixed_edges,
 )
 from pipeline.composite import median_composite
-from pipeline.masking import reason_shares
+from pipeline.masking import MaskReason, reason_shares
 from pipeline.radiometry import S2_BOA_OFFSET_DN, S2_SCALE, offset_outliers
 from pipeline.results import SceneRecord, SiteYear
 
@@ -98,7 +98,7 @@ def look_record(
     reprojected_from: str | None = None,
 ) -> SceneRecord:
     """The provenance record of one observation read for a site-year."""
-    clear = None if reasons is None else round(float((reasons == 0).mean()), 4)
+    clear = None if reasons is None else round(float((reasons == MaskReason.CLEAR).mean()), 4)
     return SceneRecord(
         scene_id,
         when,
