@@ -154,10 +154,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def describe_failure(exc: BaseException) -> tuple[str, int]:
     """One line for a failure, and its exit code."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from rasterio._err import CPLE_BaseError
     from rasterio.errors import RasterioError
 
     if isinstance(exc, SitewatchError):
         return str(exc), EXIT_ENVIRONMENT if isinstance(exc, OSError) else EXIT_INPUT
+    if isinstance(exc, BrokenProcessPool):  # a worker killed (the OOM killer, kill -9)
+        return (
+            "a worker process died abruptly (killed by the system, often for lack of memory): "
+            "use fewer --workers or a coarser grid (grid.resolution_m) and rerun; the rerun "
+            "resumes where this one stopped",
+            EXIT_ENVIRONMENT,
+        )
     if isinstance(exc, MemoryError):
         return (
             "out of memory: use fewer --workers, a coarser grid (grid.resolution_m) or smaller "
@@ -175,7 +185,7 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
             errno.EEXIST: "a file stands where a folder is needed: move it or choose another path",
         }.get(exc.errno or 0, "check the path and rerun; a rerun resumes where this one stopped")
         return f"{where}: {what}; {hint}", EXIT_ENVIRONMENT
-    if isinstance(exc, RasterioError):
+    if isinstance(exc, RasterioError | CPLE_BaseError):  # GDAL's own errors are no RasterioError
         return f"GDAL/rasterio: {exc}; check the raster named above and rerun", EXIT_ENVIRONMENT
     return (
         f"internal error ({type(exc).__name__}: {exc}); rerun with --debug for the traceback "

@@ -38,6 +38,7 @@ from pipeline.sites import (
     DEFAULT_MAX_GRID_PIXELS,
     DEFAULT_MAX_SITE_AREA_KM2,
 )
+from pipeline.sources.base import redact
 from pipeline.sources.read import ReadSettings
 from pipeline.sources.registry import SOURCE_KINDS, SourceConfig, SyntheticSourceConfig
 
@@ -622,7 +623,9 @@ def format_validation_error(origin: str, exc: ValidationError) -> str:
                 listed.add(allowed)
                 lines.append(f"  {key}: unknown key; allowed here: {allowed}")
             continue
-        lines.append(f"  {key}: {shorten_text(err['msg'])} (got {shorten(err.get('input'))})")
+        # redact: a URL given with user:password@ or a signed query must not reach the terminal
+        problem = f"{shorten_text(err['msg'])} (got {shorten(err.get('input'))})"
+        lines.append(f"  {key}: {redact(problem)}")
     if len(errors) > MAX_PROBLEMS_SHOWN:
         lines.append(f"  ... and {len(errors) - MAX_PROBLEMS_SHOWN} more")
     return "\n".join(lines)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,10 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 import rasterio.shutil
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.dtypes import dtype_ranges
-from rasterio.errors import CRSError
+from rasterio.errors import CRSError, RasterioError
 
 from pipeline.export.atomic import atomic_path
 from pipeline.grid import Grid
@@ -117,8 +120,31 @@ def write_cog(
         if colormap is not None:
             mem.write_colormap(1, {int(k): tuple(v) for k, v in sorted(colormap.items())})
         with atomic_path(path) as temp:
-            rasterio.shutil.copy(mem, str(temp), driver="COG", **creation)
+            try:
+                rasterio.shutil.copy(mem, str(temp), driver="COG", **creation)
+            except GDAL_WRITE_ERRORS as exc:
+                raise gdal_write_error(exc, Path(path), array.nbytes) from None
     return Path(path)
+
+
+#: What a GDAL write raises: rasterio's errors, and GDAL's own (``CPLE_*``, not RasterioErrors).
+GDAL_WRITE_ERRORS = (RasterioError, CPLE_BaseError)
+
+
+def gdal_write_error(exc: Exception, path: Path, nbytes: int) -> Exception:
+    """GDAL reports a full disk writing ``path`` as a generic error (a ``CPLE_*`` error that is
+    no RasterioError): the error to raise instead, so that callers report an output fault, not
+    a bug. An ``OSError`` ENOSPC naming the file when less than ``nbytes`` (the size of the
+    data) is free; else a RasterioError as it is, and GDAL's own errors as an ``OSError``."""
+    try:
+        full = shutil.disk_usage(path.parent).free < nbytes
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    if isinstance(exc, RasterioError):
+        return exc  # type: ignore[no-any-return]  # rasterio is untyped
+    return OSError(errno.EIO, f"GDAL could not write it ({exc})", str(path))
 
 
 def _as_band_array(data: npt.ArrayLike, grid: Grid, nodata: float | None) -> np.ndarray[Any, Any]:

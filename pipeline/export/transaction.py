@@ -222,6 +222,12 @@ def check_output_folder(out: Path, allowed: Collection[str] = ()) -> None:
             f"output folder {out} is a file; remove it or choose another --out (a new or empty "
             "folder, or the folder of an earlier run)"
         )
+    if out.is_dir() and os.path.ismount(out):
+        raise OutputError(
+            f"output folder {out} is a mount point: a run writes a new folder beside its output "
+            f"folder and swaps it in, which a mount point cannot take; give a folder inside it "
+            f"(e.g. --out {out / 'run'})"
+        )
     if out.is_dir() and not (out / MANIFEST).is_file():
         visible = [
             p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in allowed

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 
 from pipeline.errors import SourceError
+from pipeline.export.rasters import GDAL_WRITE_ERRORS, gdal_write_error
 from pipeline.sources.synthetic.params import GENERATOR_VERSION, ScenarioParams
 from pipeline.sources.synthetic.render import asset_grid, render_scenes
 from pipeline.sources.synthetic.schedule import acquisition_dates
@@ -37,6 +38,13 @@ Progress = Callable[[int, int], None]
 
 
 def _write_cog(path: Path, array: NDArray[Any], transform: Affine, crs: CRS) -> None:
+    try:
+        _write_cog_file(path, array, transform, crs)
+    except GDAL_WRITE_ERRORS as exc:  # a full or failing cache disk: an OSError naming the file
+        raise gdal_write_error(exc, path, array.nbytes) from None
+
+
+def _write_cog_file(path: Path, array: NDArray[Any], transform: Affine, crs: CRS) -> None:
     h, w = array.shape
     with rasterio.open(
         path,
