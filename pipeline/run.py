@@ -14,8 +14,9 @@ output folder ``<out>`` (``export.transaction``):
   kept in the work folder ``<out>.work/`` (beside ``<out>``, never inside the published tree) as
   ``<site>-<year>-<key>.npz`` (its arrays, loaded without pickle) and ``.json`` (everything
   else; written last, it marks the pair complete), so a killed run resumes where it stopped.
-  The key covers what decides the site-year: ``RECIPE_VERSION``, the code version, the config
-  hash, site, year, grid and, per scene, its id, collection and every asset's unsigned href with
+  The key covers what decides the site-year: ``RECIPE_VERSION``, the code version, the recipe
+  parameters and mask rules (not the whole config: a trend-only change reuses every site-year),
+  the site geometry, year, grid and, per scene, its id, collection and every asset's unsigned href with
   a content identity (local files: size and mtime in ns; remote assets: their chip-cache key,
   the chip cache making remote reads immutable). A changed input or rule gets a new key. A
   site-year whose record lists skipped scenes is always recomputed on resume: skips may be
