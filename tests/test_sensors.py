@@ -231,7 +231,7 @@ def test_chip_cache_round_trip_ignores_signatures_and_damage(tmp_path: Path) -> 
 
 def test_search_filter() -> None:
     keep = SearchFilter(max_cloud_cover=30, platforms=("sentinel-2a",))
-    assert keep.accepts("c", {"eo:cloud_cover": 29.9, "platform": "Sentinel-2A"})
-    assert not keep.accepts("c", {"eo:cloud_cover": 31, "platform": "sentinel-2a"})
-    assert not keep.accepts("c", {"eo:cloud_cover": 1, "platform": "sentinel-2b"})
-    assert SearchFilter().accepts("c", {})
+    assert keep.accepts({"eo:cloud_cover": 29.9, "platform": "Sentinel-2A"})
+    assert not keep.accepts({"eo:cloud_cover": 31, "platform": "sentinel-2a"})
+    assert not keep.accepts({"eo:cloud_cover": 1, "platform": "sentinel-2b"})
+    assert SearchFilter().accepts({})

@@ -110,8 +110,7 @@ class SearchFilter:
     max_cloud_cover: float | None = None
     platforms: tuple[str, ...] = ()
 
-    def accepts(self, collection: str, properties: Mapping[str, Any]) -> bool:
-        del collection  # part of the signature so sources can filter per collection later
+    def accepts(self, properties: Mapping[str, Any]) -> bool:
         cover = properties.get("eo:cloud_cover")
         if (
             self.max_cloud_cover is not None

@@ -110,7 +110,7 @@ class StaticCatalogSource:
         return [
             e.scene()
             for e in self._entries[lo:hi]
-            if e.geometry.intersects(target) and self.filter.accepts(e.collection, e.properties)
+            if e.geometry.intersects(target) and self.filter.accepts(e.properties)
         ]
 
 

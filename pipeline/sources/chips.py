@@ -50,9 +50,6 @@ class ChipCache:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.hits = 0
-        self.misses = 0
-        self.bytes_written = 0
 
     @staticmethod
     def key(scene: Scene, asset_key: str, grid: Grid, profile_version: str) -> str:
@@ -69,20 +66,13 @@ class ChipCache:
         return self.root / key[:2] / f"{key}.npy"
 
     def get(self, key: str) -> NDArray[np.float32] | None:
-        path = self._path(key)
         try:
-            data = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            self.misses += 1
+            data = np.load(self._path(key), allow_pickle=False)
+        except (OSError, ValueError):  # missing, or damaged: read again, never trusted
             return None
-        except (OSError, ValueError):  # a damaged chip is read again, never trusted
-            self.misses += 1
-            return None
-        self.hits += 1
         return np.asarray(data, dtype=np.float32)
 
     def put(self, key: str, data: NDArray[np.float32]) -> None:
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(data, dtype=np.float32), allow_pickle=False)
         atomic_write_bytes(self._path(key), buffer.getvalue())
-        self.bytes_written += int(data.nbytes)

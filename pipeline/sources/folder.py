@@ -419,7 +419,7 @@ class FolderSource:
                 continue
             if not e.footprint.intersects(site.geometry):
                 continue
-            if not self.search_filter.accepts(e.scene.collection, e.scene.properties):
+            if not self.search_filter.accepts(e.scene.properties):
                 continue
             found.append(e.scene)
         return found

@@ -1,4 +1,5 @@
-"""How each registered source kind opens (``registry.SOURCE_KINDS``); imported on first use."""
+"""How each registered source kind opens (``registry.SOURCE_KINDS``); heavy parts imported on
+first use."""
 
 from __future__ import annotations
 

@@ -32,9 +32,10 @@ from pipeline.bands import BAND_INDEX, BANDS
 from pipeline.errors import LimitError, SceneReadError, SourceError
 from pipeline.grid import Grid
 from pipeline.masking import MaskReason, MaskRules, reasons_from_qa_pixel, reasons_from_scl
+from pipeline.radiometry import Radiometry, verify_boa_offset
 from pipeline.sources.base import Scene, redact
 from pipeline.sources.chips import ChipCache, ChipMissingError
-from pipeline.sources.sensors import PROFILES, Radiometry, SensorProfile, verify_boa_offset
+from pipeline.sources.sensors import PROFILES, SensorProfile
 
 logger = logging.getLogger(__name__)
 
@@ -143,32 +144,37 @@ def read_asset(
     """One band of a raster on ``grid``; pixels outside the raster or at its nodata value become
     NaN. Without a nodata value, GDAL's alpha band of the warp says where data exists. With
     ``max_fetch_bytes``, a read that would fetch more raises ``LimitError`` before fetching."""
-    with rasterio.open(href) as probe:
-        level = _overview_level(probe, grid, band)
-        if max_fetch_bytes is not None and level is None and probe.crs is not None:
-            need = fetch_estimate(probe, grid, band)
-            if need > max_fetch_bytes:
-                raise LimitError(
-                    f"{redact(str(href))}: reading the site would fetch {need / 1e6:.0f} MB "
-                    f"(blocks {probe.block_shapes[band - 1]}), over read.max_fetch_mb "
-                    f"{max_fetch_bytes / 1e6:.0f} MB; is it a tiled COG?"
-                )
-    kwargs = {"overview_level": level} if level is not None else {}
-    with rasterio.open(href, **kwargs) as src:
-        nodata = src.nodatavals[band - 1]
-        with WarpedVRT(
-            src,
-            crs=grid.crs,
-            transform=grid.transform,
-            width=grid.width,
-            height=grid.height,
-            resampling=resampling,
-            src_nodata=nodata,
-            nodata=nodata,
-            add_alpha=nodata is None,
-        ) as vrt:
-            data = vrt.read(band).astype(np.float64)
-            ok = vrt.read(vrt.count) > 0 if nodata is None else data != nodata
+    with rasterio.open(href) as src:
+        level = _overview_level(src, grid, band)
+        if level is None:
+            if max_fetch_bytes is not None and src.crs is not None:
+                need = fetch_estimate(src, grid, band)
+                if need > max_fetch_bytes:
+                    raise LimitError(
+                        f"{redact(str(href))}: reading the site would fetch {need / 1e6:.0f} MB "
+                        f"(blocks {src.block_shapes[band - 1]}), over read.max_fetch_mb "
+                        f"{max_fetch_bytes / 1e6:.0f} MB; is it a tiled COG?"
+                    )
+            return _read_onto(src, grid, resampling, band)
+    with rasterio.open(href, overview_level=level) as overview:
+        return _read_onto(overview, grid, resampling, band)
+
+
+def _read_onto(src: Any, grid: Grid, resampling: Resampling, band: int) -> NDArray[np.float64]:
+    nodata = src.nodatavals[band - 1]
+    with WarpedVRT(
+        src,
+        crs=grid.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        resampling=resampling,
+        src_nodata=nodata,
+        nodata=nodata,
+        add_alpha=nodata is None,
+    ) as vrt:
+        data = vrt.read(band).astype(np.float64)
+        ok = vrt.read(vrt.count) > 0 if nodata is None else data != nodata
     return np.where(ok, data, np.nan)
 
 

@@ -1,13 +1,13 @@
 """The source registry: each kind of scene source brings its config model and how it opens.
 
 The run config's ``source`` union, its reference docs and ``open_source`` are all built from
-``SOURCE_KINDS``; adding a source is one entry here. Openers are named as ``module:function`` and
-imported on first use, so loading a config never loads a source's heavy dependencies.
+``SOURCE_KINDS``; adding a source is one entry here. The openers (``sources.openers``) import a
+source's heavy parts (the synthetic generator, pystac-client) only when called, so loading a
+config never loads them.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from pydantic import Field
 
 from pipeline.model import SourceConfigBase
-from pipeline.sites import Site
+from pipeline.sources import openers
 from pipeline.sources.base import SceneSource
 from pipeline.sources.catalog import StaticCatalogSourceConfig
 from pipeline.sources.folder import FolderSourceConfig
@@ -39,7 +39,6 @@ class SourceContext:
     workers: int = 1
     offline: bool = False
     progress: Callable[[int, int], None] | None = None
-    sites: tuple[Site, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,23 +52,14 @@ class OpenedSource:
 @dataclass(frozen=True)
 class SourceKind:
     config: type[SourceConfigBase]
-    opener: str  # "module:function" taking (config, SourceContext) -> OpenedSource
-
-    def open(self, config: SourceConfigBase, context: SourceContext) -> OpenedSource:
-        module, function = self.opener.split(":")
-        opener: Callable[[SourceConfigBase, SourceContext], OpenedSource] = getattr(
-            importlib.import_module(module), function
-        )
-        return opener(config, context)
+    open: Callable[[SourceConfigBase, SourceContext], OpenedSource]
 
 
 SOURCE_KINDS: Mapping[str, SourceKind] = {
-    "synthetic": SourceKind(SyntheticSourceConfig, "pipeline.sources.openers:open_synthetic"),
-    "stac-static": SourceKind(
-        StaticCatalogSourceConfig, "pipeline.sources.openers:open_static_catalog"
-    ),
-    "stac-api": SourceKind(StacApiSourceConfig, "pipeline.sources.openers:open_stac_api"),
-    "folder": SourceKind(FolderSourceConfig, "pipeline.sources.openers:open_folder"),
+    "synthetic": SourceKind(SyntheticSourceConfig, openers.open_synthetic),
+    "stac-static": SourceKind(StaticCatalogSourceConfig, openers.open_static_catalog),
+    "stac-api": SourceKind(StacApiSourceConfig, openers.open_stac_api),
+    "folder": SourceKind(FolderSourceConfig, openers.open_folder),
 }
 
 if TYPE_CHECKING:
@@ -79,10 +69,6 @@ else:  # the discriminated union of every registered kind, built from the regist
         Union[tuple(k.config for k in SOURCE_KINDS.values())],  # noqa: UP007
         Field(discriminator="kind"),
     ]
-
-
-def source_models() -> tuple[type[SourceConfigBase], ...]:
-    return tuple(k.config for k in SOURCE_KINDS.values())
 
 
 def open_source(config: SourceConfigBase, context: SourceContext) -> OpenedSource:

@@ -7,7 +7,7 @@ Every stage after ``read`` sees reflectance and a clear mask only, never a senso
 
 The rules follow DOMAIN.md "Radiometry": Sentinel-2 L2A reflectance = (DN + BOA_ADD_OFFSET) /
 10000 with the offset -1000 from processing baseline 04.00 on, decided from the baseline and the
-provider's flag, then verified from the pixels (``verify_boa_offset``); Landsat C2 L2 reflectance
+provider's flag, then verified from the pixels (``radiometry.verify_boa_offset``); Landsat C2 L2 reflectance
 = DN * 0.0000275 - 0.2.
 """
 
@@ -22,7 +22,7 @@ from rasterio.crs import CRS
 
 from pipeline.bands import BAND_INDEX, BANDS
 from pipeline.grid import DEFAULT_SNAP_M
-from pipeline.radiometry import S2_BOA_OFFSET_DN, S2_SCALE, Radiometry, verify_boa_offset
+from pipeline.radiometry import S2_BOA_OFFSET_DN, S2_SCALE, Radiometry
 from pipeline.sources.base import Scene
 
 __all__ = [
@@ -32,9 +32,7 @@ __all__ = [
     "Radiometry",
     "SensorProfile",
     "detect_profile",
-    "radiometry_for",
     "s2_radiometry",
-    "verify_boa_offset",
 ]
 
 # Sentinel-2 band ids <-> canonical names (Earth Search v1 keys).
@@ -233,11 +231,6 @@ def detect_profile(collection: str, asset_keys: Sequence[str], platform: str = "
         f"collection {collection!r} has no sensor profile; supported: Sentinel-2 L2A "
         "(sentinel-2-l2a, sentinel-2-c1-l2a) and Landsat Collection 2 Level-2 (landsat-c2-l2)"
     )
-
-
-def radiometry_for(collection: str, properties: Mapping[str, Any]) -> Radiometry:
-    """The DN -> reflectance rule for an item of ``collection`` (Earth Search asset keys)."""
-    return detect_profile(collection, ()).radiometry(properties)
 
 
 def lattice_origin(scenes: Sequence[Scene], crs: str, snap: float) -> tuple[float, float]:

@@ -155,7 +155,7 @@ class StacApiSource:
             entry = parse_item(doc, f"{self.config.url} item {doc.get('id')!r}")
             if entry is None or not entry.geometry.intersects(site.geometry):
                 continue
-            if not self.filter.accepts(entry.collection, entry.properties):
+            if not self.filter.accepts(entry.properties):
                 continue
             if not start <= entry.datetime.date() <= end:
                 continue
@@ -211,9 +211,9 @@ class StacApiSource:
     def _cached(self, request: dict[str, Any]) -> list[dict[str, Any]] | None:
         if self.cache is None:
             return None
-        path = self.cache / f"{self._key(request)}.json"
         if not self.offline:
             return None  # online: always ask the API (new items appear), keep the answer
+        path = self.cache / f"{self._key(request)}.json"
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
