@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.compare import compare
 from pipeline.config import load_config
 from pipeline.demo import demo_config
+from pipeline.errors import SiteError
 from pipeline.export.run_outputs import summary_rows, trend_rows
 from pipeline.results import RunResult
 from pipeline.run import Progress, run
+from pipeline.sites import Site, SiteFileCheck, load_sites, validate_site_files
 
-__all__ = ["compare", "demo", "report", "run_config"]
+__all__ = [
+    "compare",
+    "demo",
+    "describe_site",
+    "format_site_list",
+    "library_files",
+    "list_sites",
+    "report",
+    "run_config",
+    "validate_sites",
+]
+
+#: The site library shipped with sitewatch (``aoi/`` of the project).
+LIBRARY_DIR = Path(__file__).resolve().parents[1] / "aoi"
 
 
 def demo(
@@ -107,3 +123,86 @@ def report(result: RunResult) -> str:
 
 def _pct(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{100 * value:.{digits}f}%"
+
+
+# -- the site library -------------------------------------------------------------------------
+
+
+def library_files(paths: Sequence[str | Path] = ()) -> list[Path]:
+    """The site files ``paths`` names (a folder stands for its ``*.geojson``), or else the
+    shipped library: ``aoi/*.geojson`` of the project."""
+    given = [Path(p) for p in paths] or [LIBRARY_DIR]
+    files: list[Path] = []
+    for path in given:
+        if path.is_dir():
+            found = sorted(path.glob("*.geojson"))
+            if not found:
+                raise SiteError(f"{path}: no *.geojson site files in this folder")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def list_sites(
+    paths: Sequence[str | Path] = (), kinds: Sequence[str] | None = None
+) -> list[tuple[Path, Site]]:
+    """Every site of the files (see :func:`library_files`), optionally of ``kinds`` only."""
+    out: list[tuple[Path, Site]] = []
+    for path in library_files(paths):
+        out.extend((path, s) for s in load_sites(path) if kinds is None or s.kind in kinds)
+    return out
+
+
+def format_site_list(sites: Sequence[tuple[Path, Site]]) -> str:
+    """One line per site (id, kind, confidence, area, name), its sources indented below."""
+    if not sites:
+        return "no sites\n"
+    width = max(len(s.id) for _p, s in sites)
+    kind_width = max(len(s.kind) for _p, s in sites)
+    lines = [
+        f"{'id':<{width}}  {'kind':<{kind_width}}  confidence  {'area km2':>9}  name",
+    ]
+    for _path, site in sites:
+        lines.append(
+            f"{site.id:<{width}}  {site.kind:<{kind_width}}  {site.confidence or '-':<10}  "
+            f"{site.area_km2:>9,.2f}  {site.name}"
+        )
+        lines.extend(f"{'':<{width}}    source: {src}" for src in site.sources)
+    return "\n".join(lines) + "\n"
+
+
+def describe_site(site_id: str, paths: Sequence[str | Path] = ()) -> str:
+    """Everything the site file says about ``site_id``, with its area, UTM zone and grid."""
+    found = [(p, s) for p, s in list_sites(paths) if s.id == site_id]
+    if not found:
+        known = sorted(s.id for _p, s in list_sites(paths))
+        raise SiteError(f"site id {site_id!r} not found; available: {', '.join(known)}")
+    path, site = found[0]
+    grid = site.grid(10.0, 200.0)
+    detail = {
+        "id": site.id,
+        "name": site.name,
+        "kind": site.kind,
+        "file": str(path),
+        "area_km2": round(site.area_km2, 3),
+        "bounds_lonlat": [round(v, 6) for v in site.geometry.bounds],
+        "utm_crs": site.utm_crs,
+        "grid_10m": f"{grid.width} x {grid.height} px (200 m buffer)",
+        "source": site.source,
+        **site.properties,
+    }
+    return json.dumps(detail, indent=2, ensure_ascii=False) + "\n"
+
+
+def validate_sites(paths: Sequence[str | Path] = ()) -> tuple[list[SiteFileCheck], str]:
+    """Check the files against the site library's rules; the checks and a text report."""
+    checks = validate_site_files(library_files(paths))
+    lines = []
+    for check in checks:
+        if check.problems:
+            lines.append(f"FAILED {check.path}: {len(check.problems)} problem(s)")
+            lines.extend(f"  {p}" for p in check.problems)
+        else:
+            lines.append(f"ok {check.path}: {len(check.sites)} sites")
+    return checks, "\n".join(lines) + "\n"

@@ -25,6 +25,7 @@ from rich.text import Text
 
 from pipeline import __version__
 from pipeline.errors import SitewatchError
+from pipeline.sites import SITE_KINDS
 
 console = Console(stderr=True)
 
@@ -103,6 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
     show = cfg_sub.add_parser("show", help="print the resolved config with every default")
     show.add_argument("config", type=Path)
     cfg_sub.add_parser("reference", help="print every config key with its default (Markdown)")
+
+    sites = sub.add_parser("sites", help="the site library: list, show, validate")
+    sites_sub = sites.add_subparsers(dest="sites_command", required=True, metavar="ACTION")
+    files_help = "site GeoJSON files or folders (default: the shipped library, aoi/)"
+    ls = sites_sub.add_parser("list", help="every site with kind, confidence, area and sources")
+    ls.add_argument("files", nargs="*", type=Path, metavar="FILE", help=files_help)
+    ls.add_argument("--kind", nargs="+", choices=SITE_KINDS, help="only these kinds")
+    ls.add_argument("--json", action="store_true", help="as JSON (id, kind, confidence, sources)")
+    one = sites_sub.add_parser("show", help="everything known about one site")
+    one.add_argument("id", metavar="ID")
+    one.add_argument("files", nargs="*", type=Path, metavar="FILE", help=files_help)
+    check = sites_sub.add_parser(
+        "validate", help="check site files: geometry, winding, WGS84, ids, sources, size"
+    )
+    check.add_argument("files", nargs="*", type=Path, metavar="FILE", help=files_help)
 
     cmp = sub.add_parser(
         "compare",
@@ -203,6 +219,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(config_to_yaml(load_config(args.config)))
         return 0
+    if args.command == "sites":
+        return _sites(args)
     if args.command == "compare":
         from pipeline.compare import compare
 
@@ -226,6 +244,30 @@ def _dispatch(args: argparse.Namespace) -> int:
             )  # fmt: skip
     sys.stdout.write(api.report(result))
     return 0
+
+
+def _sites(args: argparse.Namespace) -> int:
+    from pipeline import api
+
+    if args.sites_command == "list":
+        sites = api.list_sites(args.files, args.kind)
+        if args.json:
+            rows = [
+                {"id": s.id, "kind": s.kind, "confidence": s.confidence, "name": s.name,
+                 "area_km2": round(s.area_km2, 3), "parent": s.parent, "file": str(p),
+                 "sources": list(s.sources)}
+                for p, s in sites
+            ]  # fmt: skip
+            sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(api.format_site_list(sites))
+        return 0
+    if args.sites_command == "show":
+        sys.stdout.write(api.describe_site(args.id, args.files))
+        return 0
+    checks, text = api.validate_sites(args.files)
+    sys.stdout.write(text)
+    return EXIT_INPUT if any(c.problems for c in checks) else 0
 
 
 if __name__ == "__main__":

@@ -35,8 +35,10 @@ from pipeline.masking import (
 from pipeline.model import FrozenModel, content_hash, shorten, shorten_text
 from pipeline.sites import (
     BYTES_PER_GRID_PIXEL,
+    CAMP_KINDS,
     DEFAULT_MAX_GRID_PIXELS,
     DEFAULT_MAX_SITE_AREA_KM2,
+    SITE_KINDS,
 )
 from pipeline.sources.base import redact
 from pipeline.sources.read import ReadSettings
@@ -285,6 +287,46 @@ class BoundariesConfig(_Model):
     min_mapping_unit_ha: Real = Field(0.25, ge=0, le=100, description="smallest polygon kept (ha)")
 
 
+SiteKind = Literal[SITE_KINDS]  # type: ignore[valid-type]
+
+
+class AdjacentZonesConfig(_Model):
+    """The zones beside the camps (where released prisoners and their families live), each
+    tracked as its own site ``<id>-adjacent`` (``sites.adjacent_zones``)."""
+
+    width_m: Real = Field(
+        0.0,
+        ge=0,
+        le=20_000,
+        description="ring width outside each whole site of `kinds` (m); 0: no adjacent zones",
+    )
+    kinds: tuple[SiteKind, ...] = Field(
+        CAMP_KINDS, description="site kinds that get a ring (whole sites only, not focus areas)"
+    )
+
+
+class PerimetersConfig(_Model):
+    """Analyst-drawn perimeters, one polygon per site and year or date (``pipeline.perimeters``)."""
+
+    path: Path = Field(description="GeoJSON, GeoPackage or KML, relative to the config file")
+    layer: str | None = Field(None, description="GeoPackage layer (needed when it has several)")
+    site_field: str = Field("site_id", description="field holding the site id")
+    year_field: str = Field("year", description="field holding the year")
+    date_field: str = Field("date", description="field holding an ISO date (if no year)")
+
+
+class ExpansionConfig(_Model):
+    """Boundary expansion between years (``pipeline.expansion``), from the footprints and from
+    analyst-drawn perimeters."""
+
+    sectors: int = Field(
+        16, ge=4, le=72, strict=True, description="direction sectors for outward displacement"
+    )
+    perimeters: PerimetersConfig | None = Field(
+        None, description="analyst-drawn perimeters to measure as well (or --perimeters)"
+    )
+
+
 class TrendsConfig(_Model):
     min_years: int = Field(
         5,
@@ -350,6 +392,8 @@ class RunConfig(_Model):
     classify: ClassifyConfig = ClassifyConfig()
     change: ChangeConfig = ChangeConfig()
     boundaries: BoundariesConfig = BoundariesConfig()
+    adjacent_zones: AdjacentZonesConfig = AdjacentZonesConfig()
+    expansion: ExpansionConfig = ExpansionConfig()
     trends: TrendsConfig = TrendsConfig()
     output_dir: Path = Field(Path("runs"), description="outputs go to output_dir/name unless --out")
     cache_dir: Path = Field(Path(".sitewatch-cache"), description="scenario and chip cache")
@@ -399,6 +443,8 @@ class RunConfig(_Model):
         # Files by content, so a moved catalog gives the same hash and an edited one a new
         # hash (a static catalog's items edited without touching catalog.json are not seen).
         data["source"] = self.source.hash_data()
+        if self.expansion.perimeters is not None:
+            data["expansion"]["perimeters"]["path"] = content_hash(self.expansion.perimeters.path)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -589,6 +635,16 @@ def config_from_mapping(
             if isinstance(source.get(name), str)
         }
         data["source"] = {**source, **resolved}
+    expansion = data.get("expansion")
+    perimeters = expansion.get("perimeters") if isinstance(expansion, dict) else None
+    if (
+        isinstance(expansion, dict)
+        and isinstance(perimeters, dict)
+        and isinstance(perimeters.get("path"), str)
+    ):
+        where = "expansion.perimeters.path"
+        path = str(_resolve(base_dir, perimeters["path"], where, origin))
+        data["expansion"] = {**expansion, "perimeters": {**perimeters, "path": path}}
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:

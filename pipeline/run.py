@@ -60,7 +60,7 @@ from rasterio.errors import RasterioError
 from pipeline import __version__
 from pipeline.analysis import analyse_site, analysis_area, score_against_truth
 from pipeline.config import RunConfig
-from pipeline.errors import OutputError, SitewatchError
+from pipeline.errors import OutputError, SiteError, SitewatchError
 from pipeline.export.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.export.run_outputs import export_run
 from pipeline.export.transaction import (
@@ -75,6 +75,7 @@ from pipeline.export.transaction import (
 )
 from pipeline.grid import Grid
 from pipeline.masking import MaskRules
+from pipeline.model import shorten
 from pipeline.recipe import Look, RecipeParams, look_record, site_year
 from pipeline.results import (
     RunResult,
@@ -84,7 +85,14 @@ from pipeline.results import (
     site_year_from_stored,
     site_year_record,
 )
-from pipeline.sites import Site, check_site_limits, load_sites
+from pipeline.sites import (
+    ADJACENT_SUFFIX,
+    Site,
+    adjacent_zones,
+    check_site_limits,
+    load_sites,
+    select_sites,
+)
 from pipeline.sources.base import Scene, SceneSource
 from pipeline.sources.chips import ChipCache
 from pipeline.sources.read import ReadSettings, is_remote, read_scenes
@@ -303,6 +311,22 @@ def _observe_cached(work: Path, key: str, task: SiteYearTask) -> SiteYear:
 # Whole run
 
 
+def resolve_sites(config: RunConfig, only: Sequence[str] | None = None) -> list[Site]:
+    """The config's sites with their adjacent zones (each right after its parent), or the ones
+    ``only`` names."""
+    sites = load_sites(config.sites)
+    zones = config.adjacent_zones
+    if zones.width_m > 0:
+        ring_of = {z.parent: z for z in adjacent_zones(sites, zones.width_m, zones.kinds)}
+        sites = [x for s in sites for x in (s, ring_of.get(s.id)) if x is not None]
+    elif only is not None and any(w.endswith(ADJACENT_SUFFIX) for w in only):
+        raise SiteError(
+            f"{config.sites}: {shorten([w for w in only if w.endswith(ADJACENT_SUFFIX)])}: "
+            "adjacent zones are off in this config; set adjacent_zones.width_m (e.g. 1000)"
+        )
+    return sites if only is None else select_sites(sites, only, where=str(config.sites))
+
+
 def make_source(
     config: RunConfig, progress: Progress = _no_progress
 ) -> tuple[SceneSource, TruthLookup | None]:
@@ -380,7 +404,7 @@ def run(
     """
     report = progress or _no_progress
     out = (Path(out_dir) if out_dir is not None else config.output_dir / config.name).resolve()
-    site_list = load_sites(config.sites, only=sites if sites is not None else config.site_ids)
+    site_list = resolve_sites(config, sites if sites is not None else config.site_ids)
     year_list = sorted(set(years)) if years is not None else config.years.all()
     bad_years = [y for y in year_list if y not in config.years.all()]
     if bad_years:

@@ -158,7 +158,7 @@ def assert_manifest_consistent(out: Path) -> None:
 
 def feature(**overrides: Any) -> dict[str, Any]:
     ring = [[125.0, 39.0], [125.01, 39.0], [125.01, 39.01], [125.0, 39.01], [125.0, 39.0]]
-    props = {"id": "camp-1", "name": "Camp 1", "kind": "camp", "source": "test"}
+    props = {"id": "camp-1", "name": "Camp 1", "kind": "kwanliso", "source": "test"}
     geometry = overrides.pop("geometry", {"type": "Polygon", "coordinates": [ring]})
     props.update(overrides)
     return {"type": "Feature", "properties": props, "geometry": geometry}

@@ -128,7 +128,7 @@ properties = st.one_of(
         {
             "id": st.one_of(st.sampled_from(["camp-1", "x", "../a", "A"]), scalars),
             "name": st.one_of(st.just("Camp"), scalars),
-            "kind": st.one_of(st.sampled_from(["camp", "mine", "port"]), scalars),
+            "kind": st.one_of(st.sampled_from(["kwanliso", "coal_mine", "coal_port"]), scalars),
             "source": st.one_of(st.just("test"), scalars),
         },
         optional={"extra": values},

@@ -88,8 +88,8 @@ def test_demo_geojson_file_is_the_constant_and_loads() -> None:
     assert json.loads(path.read_text(encoding="utf-8")) == DEMO_SITES_GEOJSON
     sites = load_sites(path)
     assert [(s.id, s.kind) for s in sites] == [
-        ("demo-camp", "camp-mine"),
-        ("demo-port", "port"),
+        ("demo-camp", "kwanliso"),
+        ("demo-port", "coal_port"),
         ("demo-control", "control"),
     ]
     assert [s.utm_crs for s in sites] == ["EPSG:32651", "EPSG:32651", "EPSG:32652"]

@@ -16,16 +16,32 @@ _SYNTHETIC_SOURCE_NOTE = (
 
 
 def _site_feature(
-    site_id: str, name: str, kind: str, ring: list[list[float]], confidence: str
+    site_id: str, name: str, kind: str, ring: list[list[float]], **extra: Any
 ) -> dict[str, Any]:
+    """A demo site with every property the site library asks for (``sitewatch sites
+    validate`` passes on ``aoi/demo.geojson``)."""
     return {
         "type": "Feature",
         "properties": {
             "id": site_id,
             "name": name,
             "kind": kind,
+            "aliases": [],
+            "scope": "whole-site",
+            "status": {
+                "summary": "fictional: exists only in the synthetic scenario",
+                "disputed": False,
+                "claims": [],
+            },
             "source": _SYNTHETIC_SOURCE_NOTE,
-            "confidence": confidence,
+            "sources": ["pipeline/sources/synthetic (sitewatch's built-in demo scenario)"],
+            "location_confidence": {
+                "level": "high",
+                "reason": "exact by construction: synthetic truth of a fictional site",
+            },
+            "extent_note": "the scenario's own rectangle; its truth masks are exact",
+            "geometry_basis": "a rectangle in UTM drawn in lon/lat at 6 decimals",
+            **extra,
         },
         "geometry": {"type": "Polygon", "coordinates": [ring]},
     }
@@ -38,7 +54,7 @@ DEMO_SITES_GEOJSON: dict[str, Any] = {
         _site_feature(
             "demo-camp",
             "Demo camp with adjacent coal mine (synthetic)",
-            "camp-mine",
+            "kwanliso",
             [
                 [125.785725, 39.541349],
                 [125.813622, 39.540676],
@@ -46,12 +62,11 @@ DEMO_SITES_GEOJSON: dict[str, Any] = {
                 [125.786446, 39.559348],
                 [125.785725, 39.541349],
             ],
-            "exact by construction: synthetic truth of a fictional site",
         ),
         _site_feature(
             "demo-port",
             "Demo coal-export quay (synthetic)",
-            "port",
+            "coal_port",
             [
                 [125.19063, 38.714744],
                 [125.20902, 38.714397],
@@ -59,7 +74,6 @@ DEMO_SITES_GEOJSON: dict[str, Any] = {
                 [125.19096, 38.72555],
                 [125.19063, 38.714744],
             ],
-            "exact by construction: synthetic truth of a fictional site",
         ),
         _site_feature(
             "demo-control",
@@ -72,7 +86,8 @@ DEMO_SITES_GEOJSON: dict[str, Any] = {
                 [126.292819, 39.105196],
                 [126.293233, 39.094394],
             ],
-            "exact by construction: synthetic truth of a fictional site",
+            control_for=["demo-camp", "demo-port"],
+            control_check="synthetic: its truth holds no change in any year",
         ),
     ],
 }
