@@ -11,10 +11,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import shapely
 from numpy.typing import NDArray
+from shapely.geometry import MultiPolygon, Polygon
 
 from pipeline import accuracy, boundaries, trends
 from pipeline.change import mask_change
+from pipeline.expansion import BoundaryChange, boundary_change, boundary_changes
 from pipeline.grid import Grid, reproject_geometry
 from pipeline.results import ChangeMetrics, SiteAnalysis, SiteYear, YearMetrics
 from pipeline.sites import Site
@@ -36,8 +39,10 @@ def analyse_site(
     buffer_m: float,
     min_mapping_unit_ha: float,
     change_opening_px: int,
+    sectors: int = 16,
 ) -> SiteAnalysis:
-    """Areas, polygons and year-to-year change for one site."""
+    """Areas, polygons and year-to-year change for one site, with the boundary's movement
+    in ``sectors`` directions."""
     px = grid.pixel_area_ha
     min_px = boundaries.min_pixels_for_area(min_mapping_unit_ha, px)
     metrics = []
@@ -66,6 +71,8 @@ def analyse_site(
         added = boundaries.remove_small_regions(fp.added, min_px)
         removed = boundaries.remove_small_regions(fp.removed, min_px)
         ma, mb = metrics[i], metrics[j]
+        added_polygons = tuple(boundaries.vectorize(added, grid.transform, min_px))
+        removed_polygons = tuple(boundaries.vectorize(removed, grid.transform, min_px))
         changes.append(
             ChangeMetrics(
                 a.year,
@@ -80,14 +87,57 @@ def analyse_site(
                     mb.footprint_ha,
                     trends.se_from_half_width(mb.footprint_pm_ha),
                 ),
-                tuple(boundaries.vectorize(added, grid.transform, min_px)),
-                tuple(boundaries.vectorize(removed, grid.transform, min_px)),
+                added_polygons,
+                removed_polygons,
+                footprint_boundary(
+                    ma.footprint_polygons,
+                    added_polygons,
+                    removed_polygons,
+                    a.year,
+                    b.year,
+                    sectors=sectors,
+                ),
             )
         )
     area = analysis_area(site, grid, buffer_m)
     return SiteAnalysis(
         site, grid, float(area.sum()) * px, tuple(years), tuple(metrics), tuple(changes)
     )
+
+
+def _multipolygon(polygons: Iterable[Polygon]) -> MultiPolygon:
+    return MultiPolygon(list(polygons))
+
+
+def footprint_boundary(
+    before: Sequence[Polygon],
+    added: Sequence[Polygon],
+    removed: Sequence[Polygon],
+    year_from: int,
+    year_to: int,
+    *,
+    sectors: int,
+) -> BoundaryChange:
+    """The boundary change between the earlier footprint and the same with ``added`` and
+    without ``removed`` (the change stage's rings), so that displacement and rings agree."""
+    earlier = _multipolygon(before)
+    later = shapely.difference(
+        shapely.union_all([earlier, *added]), shapely.union_all(list(removed))
+    )
+    return boundary_change(earlier, later, year_from, year_to, sectors=sectors)
+
+
+def perimeter_changes(
+    by_year: dict[int, Polygon | MultiPolygon], crs: str, *, sectors: int
+) -> tuple[tuple[str, BoundaryChange], ...]:
+    """Boundary change between analyst-drawn perimeters (WGS84, a geometry per year), measured
+    in ``crs`` (the site's UTM zone)."""
+    projected: dict[int, Polygon | MultiPolygon | None] = {}
+    for year, geom in by_year.items():
+        moved = reproject_geometry(geom, "EPSG:4326", crs)
+        assert isinstance(moved, Polygon | MultiPolygon)
+        projected[year] = moved
+    return tuple(boundary_changes(projected, sectors=sectors))
 
 
 def score_against_truth(

@@ -10,6 +10,7 @@ from pipeline.compare import compare
 from pipeline.config import load_config
 from pipeline.demo import demo_config
 from pipeline.errors import SiteError
+from pipeline.export.expansion import ExpansionRecord, analysis_records
 from pipeline.export.run_outputs import summary_rows, trend_rows
 from pipeline.results import RunResult
 from pipeline.run import Progress, run
@@ -89,12 +90,7 @@ def report(result: RunResult) -> str:
                 f"   {row['coal_ha']:6.2f} ({row['coal_pm_ha']:4.2f})"
                 f"   {row['median_clear_obs']:5.1f}      {row['flags']}"
             )
-        if a.changes:
-            first_last = a.changes[-1]
-            lines.append(
-                f"  expansion {first_last.year_from}->{first_last.year_to}: "
-                f"+{first_last.added_ha:.2f} ha added, -{first_last.removed_ha:.2f} ha removed"
-            )
+        lines.extend(expansion_lines(analysis_records(a)))
         summary = summary_rows(a, rows, cfg.trends.min_years, cfg.trends.alpha)
         coal = next(s for s in summary if s["metric"] == "coal_ha")
         lines.append(
@@ -119,6 +115,27 @@ def report(result: RunResult) -> str:
                 )
         lines.append("")
     return "\n".join(lines)
+
+
+def expansion_lines(records: Sequence[ExpansionRecord]) -> list[str]:
+    """The report's expansion lines: each pair's summary, and for the first-last change (or
+    the only one) the outward displacement per sector."""
+    lines = []
+    for r in records:
+        c = r.change
+        pm = f" (+/- {r.displacement_pm_m:g} m)" if r.displacement_pm_m and c.sectors else ""
+        lines.append(f"  expansion {c.year_from}->{c.year_to} ({r.source}): {c.summary}{pm}")
+    for source in ("footprint", "perimeter"):
+        mine = [r for r in records if r.source == source]
+        if not mine or not mine[-1].change.sectors:
+            continue
+        last = mine[-1].change
+        cells = [f"{s.sector} {_fmt(s.median_m, 0)}/{_fmt(s.max_m, 0)}" for s in last.sectors]
+        lines.append(
+            f"    outward m by sector {last.year_from}->{last.year_to} ({source}, median/max): "
+            + ", ".join(cells)
+        )
+    return lines
 
 
 def _pct(value: float | None, digits: int = 1) -> str:

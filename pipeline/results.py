@@ -13,6 +13,7 @@ from shapely.geometry import Polygon
 from pipeline.classify import CoalFrequency
 from pipeline.composite import Composite
 from pipeline.config import RunConfig
+from pipeline.expansion import BoundaryChange
 from pipeline.grid import Grid
 from pipeline.sites import Site
 
@@ -153,6 +154,10 @@ class ChangeMetrics:
     significant: bool
     added_polygons: tuple[Polygon, ...]
     removed_polygons: tuple[Polygon, ...]
+    # How the footprint's boundary moved: the earlier footprint against the same plus the added
+    # and minus the removed polygons, so it agrees with the rings above (no misregistration
+    # slivers, no unseen pixels).
+    boundary: BoundaryChange
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,9 @@ class SiteAnalysis:
     metrics: tuple[YearMetrics, ...]
     changes: tuple[ChangeMetrics, ...]
     accuracy: dict[str, Any] | None = None
+    # Boundary change of analyst-drawn perimeters ("consecutive" or "first-last", change), in
+    # the grid's CRS.
+    perimeter_changes: tuple[tuple[str, BoundaryChange], ...] = ()
 
 
 @dataclass

@@ -48,7 +48,7 @@ import sys
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,9 +56,10 @@ from typing import Any
 
 import numpy as np
 from rasterio.errors import RasterioError
+from shapely.geometry import MultiPolygon, Polygon
 
 from pipeline import __version__
-from pipeline.analysis import analyse_site, analysis_area, score_against_truth
+from pipeline.analysis import analyse_site, analysis_area, perimeter_changes, score_against_truth
 from pipeline.config import RunConfig
 from pipeline.errors import OutputError, SiteError, SitewatchError
 from pipeline.export.atomic import atomic_write_bytes, atomic_write_text
@@ -76,6 +77,7 @@ from pipeline.export.transaction import (
 from pipeline.grid import Grid
 from pipeline.masking import MaskRules
 from pipeline.model import shorten
+from pipeline.perimeters import load_perimeters, perimeters_by_site
 from pipeline.recipe import Look, RecipeParams, look_record, site_year
 from pipeline.results import (
     RunResult,
@@ -327,6 +329,35 @@ def resolve_sites(config: RunConfig, only: Sequence[str] | None = None) -> list[
     return sites if only is None else select_sites(sites, only, where=str(config.sites))
 
 
+def load_config_perimeters(
+    config: RunConfig, sites: Sequence[Site]
+) -> dict[str, dict[int, Polygon | MultiPolygon]]:
+    """The analyst-drawn perimeters of the run's sites (``expansion.perimeters``), by site and
+    year; a perimeter of a site the site file does not have is an error, one of a site not
+    selected for this run is left out."""
+    spec = config.expansion.perimeters
+    if spec is None:
+        return {}
+    drawn = perimeters_by_site(
+        load_perimeters(
+            spec.path,
+            layer=spec.layer,
+            site_field=spec.site_field,
+            year_field=spec.year_field,
+            date_field=spec.date_field,
+        )
+    )
+    known = {s.id for s in resolve_sites(config)}
+    unknown = sorted(set(drawn) - known)
+    if unknown:
+        raise SiteError(
+            f"{spec.path}: perimeters of site id(s) {shorten(unknown)} that {config.sites} does "
+            f"not have; allowed: {shorten(sorted(known), 1000)}"
+        )
+    selected = {s.id for s in sites}
+    return {k: v for k, v in drawn.items() if k in selected}
+
+
 def make_source(
     config: RunConfig, progress: Progress = _no_progress
 ) -> tuple[SceneSource, TruthLookup | None]:
@@ -405,6 +436,7 @@ def run(
     report = progress or _no_progress
     out = (Path(out_dir) if out_dir is not None else config.output_dir / config.name).resolve()
     site_list = resolve_sites(config, sites if sites is not None else config.site_ids)
+    perimeters = load_config_perimeters(config, site_list)
     year_list = sorted(set(years)) if years is not None else config.years.all()
     bad_years = [y for y in year_list if y not in config.years.all()]
     if bad_years:
@@ -429,7 +461,7 @@ def run(
     except OSError as exc:
         raise output_error(out, "creating the parent folder of", exc) from None
     with run_lock(out):
-        return _run_locked(config, out, report, site_list, year_list, force, carried)
+        return _run_locked(config, out, report, site_list, year_list, force, carried, perimeters)
 
 
 def _run_locked(
@@ -440,6 +472,7 @@ def _run_locked(
     year_list: Sequence[int],
     force: bool,
     carried: Sequence[Path],
+    perimeters: Mapping[str, dict[int, Polygon | MultiPolygon]],
 ) -> RunResult:
     work = work_dir(out)
     try:
@@ -482,7 +515,13 @@ def _run_locked(
             buffer_m=config.grid.buffer_m,
             min_mapping_unit_ha=config.boundaries.min_mapping_unit_ha,
             change_opening_px=config.change.opening_px,
+            sectors=config.expansion.sectors,
         )
+        if site.id in perimeters:
+            drawn = perimeter_changes(
+                perimeters[site.id], grids[site.id].crs, sectors=config.expansion.sectors
+            )
+            analysis = replace(analysis, perimeter_changes=drawn)
         if truth_of is not None:
             acc = score_against_truth(
                 analysis, truth_of(site.id), config.season.min_clear_observations

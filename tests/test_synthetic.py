@@ -96,7 +96,7 @@ def test_demo_geojson_file_is_the_constant_and_loads() -> None:
     for s, d in zip(sites, demo_sites(), strict=True):
         assert "synthetic" in s.source
         assert "not a real place" in s.source
-        assert s.properties["confidence"]
+        assert s.confidence == "high"
         assert s.geometry.equals(d.geometry)
     sizes = {s.id: s.geometry_in(s.utm_crs).bounds for s in sites}
     width, height = (

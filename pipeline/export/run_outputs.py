@@ -16,7 +16,9 @@ import numpy as np
 from shapely.geometry import MultiPolygon, Polygon
 
 from pipeline.bands import BANDS
+from pipeline.expansion import outline
 from pipeline.export.atomic import atomic_write_text
+from pipeline.export.expansion import ExpansionRecord, analysis_records, write_expansion
 from pipeline.export.geojson import write_feature_collection
 from pipeline.export.manifest import canonical_json, sha256_file, software_versions, write_manifest
 from pipeline.export.rasters import write_cog
@@ -29,7 +31,8 @@ from pipeline.trends import summarise
 WGS84 = "EPSG:4326"
 
 TREND_COLUMNS = (
-    "site_id", "year", "footprint_ha", "footprint_pm_ha", "coal_ha", "coal_pm_ha",
+    "site_id", "year", "footprint_ha", "footprint_pm_ha", "footprint_perimeter_m", "coal_ha",
+    "coal_pm_ha",
     "compared_to_year", "added_ha", "removed_ha", "coal_added_ha", "coal_removed_ha",
     "net_change_significant",
     "n_scenes", "n_skipped", "coverage", "median_clear_obs", "window_start", "window_end", "flags",
@@ -87,6 +90,9 @@ def trend_rows(analysis: SiteAnalysis, min_clear: int) -> list[dict[str, Any]]:
                 "year": sy.year,
                 "footprint_ha": m.footprint_ha if seen else None,
                 "footprint_pm_ha": m.footprint_pm_ha if seen else None,
+                "footprint_perimeter_m": (
+                    outline(MultiPolygon(list(m.footprint_polygons))).perimeter_m if seen else None
+                ),
                 "coal_ha": m.coal_ha if seen else None,
                 "coal_pm_ha": m.coal_pm_ha if seen else None,
                 "compared_to_year": change.year_from if change else None,
@@ -152,7 +158,7 @@ def export_run(
     cfg = result.config
     out = result.out_dir if folder is None else folder
     footprints: list[tuple[Any, dict[str, Any]]] = []
-    expansion: list[tuple[Any, dict[str, Any]]] = []
+    expansion: list[ExpansionRecord] = []
     stockpiles: list[tuple[Any, dict[str, Any]]] = []
     trends: list[dict[str, Any]] = []
     summaries: list[dict[str, Any]] = []
@@ -200,29 +206,7 @@ def export_run(
                     },
                 )
             )
-        first_last = (
-            (a.changes[-1].year_from, a.changes[-1].year_to) if len(a.changes) > 1 else None
-        )
-        for c in a.changes:
-            pair = "first-last" if (c.year_from, c.year_to) == first_last else "consecutive"
-            for kind, polys, area in (
-                ("added", c.added_polygons, c.added_ha),
-                ("removed", c.removed_polygons, c.removed_ha),
-            ):
-                expansion.append(
-                    (
-                        _multipolygon(polys, crs),
-                        {
-                            **base,
-                            "year_from": c.year_from,
-                            "year_to": c.year_to,
-                            "pair": pair,
-                            "change": kind,
-                            "area_ha": area,
-                            "net_change_significant": c.significant,
-                        },
-                    )
-                )
+        expansion.extend(analysis_records(a))
         trends.extend(rows)
         summaries.extend(summary_rows(a, rows, cfg.trends.min_years, cfg.trends.alpha))
         if cfg.write_rasters:
@@ -233,23 +217,15 @@ def export_run(
     write_feature_collection(
         out / "footprints.geojson", footprints, WGS84, name="footprints", metadata=meta
     )
-    write_feature_collection(
-        out / "expansion.geojson", expansion, WGS84, name="expansion", metadata=meta
-    )
+    written = write_expansion(out, expansion, meta)
     write_feature_collection(
         out / "stockpiles.geojson", stockpiles, WGS84, name="stockpiles", metadata=meta
     )
     write_csv(out / "trends.csv", trends, TREND_COLUMNS)
     write_csv(out / "trend_summary.csv", summaries, SUMMARY_COLUMNS)
-    written = [
+    written += [
         out / n
-        for n in (
-            "footprints.geojson",
-            "expansion.geojson",
-            "stockpiles.geojson",
-            "trends.csv",
-            "trend_summary.csv",
-        )
+        for n in ("footprints.geojson", "stockpiles.geojson", "trends.csv", "trend_summary.csv")
     ]
     if result.accuracy is not None:
         path = out / "accuracy.json"
