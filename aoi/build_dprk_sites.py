@@ -328,42 +328,42 @@ EXISTING_KWANLISO: list[dict[str, Any]] = [
                     "date": "2015-11-30",
                     "claim": "operating; prisoner population estimated ~15,000 (imagery Dec "
                     "2002 - Dec 2014)",
-                    "source": "hrnk.org/events/announcements-view.php?id=27",
+                    "source": HRNK14,
                 },
                 {
                     "date": "2016-03-30",
                     "claim": "facility upgrades (new and renovated firing ranges, renovated "
                     "fish farms); 'will probably not be closed for the foreseeable "
                     "future'",
-                    "source": "https://www.nkeconwatch.com/2016/09/29/camp-14-updates-2016-3-30/",
+                    "source": NKEW14,
                 },
             ],
         },
         "sources": [
-            "hrnk.org/events/announcements-view.php?id=27",
-            "https://hessslslslsls.azureedge.net/wiki/Kaechon_internment_camp",
-            "https://talk.dob.jp/enwiki/w/index.php?oldid=829040852&title=Kaechon_internment_camp",
-            "https://www.nkeconwatch.com/2016/09/29/camp-14-updates-2016-3-30/",
+            HRNK14,
+            WIKI14_MIRROR,
+            WIKI14,
+            NKEW14,
         ],
         "points": [
             {
                 "lat": 39.571086,
                 "lon": 126.055466,
                 "meaning": "Wikipedia infobox point; centre of this box",
-                "source": "https://talk.dob.jp/enwiki/w/index.php?oldid=829040852&title=Kaechon_internment_camp",
+                "source": WIKI14,
             },
             {
                 "lat": 39.574979,
                 "lon": 126.04786,
                 "meaning": "firing range near the camp headquarters (imagery 2016-03-30)",
-                "source": "https://www.nkeconwatch.com/2016/09/29/camp-14-updates-2016-3-30/",
+                "source": NKEW14,
             },
             {
                 "lat": 39.5593,
                 "lon": 126.013005,
                 "meaning": "firing range near the camp entrance, western perimeter (imagery "
                 "2016-03-30)",
-                "source": "https://www.nkeconwatch.com/2016/09/29/camp-14-updates-2016-3-30/",
+                "source": NKEW14,
             },
         ],
         "location_confidence": {
@@ -377,7 +377,7 @@ EXISTING_KWANLISO: list[dict[str, Any]] = [
         "published_area_km2": {
             "min": 155,
             "max": 155,
-            "values": [{"km2": 155, "source": "Wikipedia (via the CSV mirrors)"}],
+            "values": [{"km2": 155, "source": WIKI14}],
         },
         "extent_note": "Sources disagree on size: HRNK 2015 says the camp 'occupies an irregularly "
         "shaped area that measures approximately 14 by 21 kilometers' (294 km2 if read "
@@ -429,17 +429,17 @@ EXISTING_KWANLISO: list[dict[str, Any]] = [
                 {
                     "date": "2016-03-30",
                     "claim": "new firing range near the camp headquarters",
-                    "source": "https://www.nkeconwatch.com/2016/09/29/camp-14-updates-2016-3-30/",
+                    "source": NKEW14,
                 }
             ],
         },
-        "sources": ["https://www.nkeconwatch.com/2016/09/29/camp-14-updates-2016-3-30/"],
+        "sources": [NKEW14],
         "points": [
             {
                 "lat": 39.574979,
                 "lon": 126.04786,
                 "meaning": "firing range near the camp headquarters; centre of this box",
-                "source": "https://www.nkeconwatch.com/2016/09/29/camp-14-updates-2016-3-30/",
+                "source": NKEW14,
             }
         ],
         "location_confidence": {
@@ -488,21 +488,19 @@ EXISTING_KWANLISO: list[dict[str, Any]] = [
                 {
                     "date": "2014",
                     "claim": "closed",
-                    "source": "Wikipedia, Yodok camp article (378 km2; 'closed 2014'): "
-                    "cited as '(Wikipedia)' in VERIFICATION.md, no URL or "
-                    "revision recorded",
+                    "source": WIKI15,
                 },
                 {
                     "date": "2014-10",
                     "claim": "'Revolutionizing Zone' torn down as of October 2014 "
                     "(HRNK/Bermudez, September 2015, as reported by NKEW)",
-                    "source": "nkeconwatch.com/2017/04/",
+                    "source": NKEW15_2017,
                 },
                 {
                     "date": "2017-02-19",
                     "claim": "38 housing units in the Total Control Zone razed between "
                     "2016-06-02 and 2017-02-19; seven buildings remain",
-                    "source": "nkeconwatch.com/2017/04/",
+                    "source": NKEW15_2017,
                 },
                 {
                     "date": "2017-09-19",
@@ -510,16 +508,15 @@ EXISTING_KWANLISO: list[dict[str, Any]] = [
                     "uninhabited; only minor changes to security and "
                     "administrative infrastructure; 'too soon to say the camp is "
                     "closed'",
-                    "source": "nkeconwatch.com/2017/04/",
+                    "source": NKEW15_2017,
                 },
             ],
         },
         "sources": [
-            "https://www.nkeconwatch.com/page/49/",
-            "http://freekorea.us/category/google-earth/page/3/",
-            "nkeconwatch.com/2017/04/",
-            "Wikipedia, Yodok camp article (378 km2; 'closed 2014'): cited as '(Wikipedia)' in "
-            "VERIFICATION.md, no URL or revision recorded",
+            NKEW15_2014,
+            FREEKOREA15,
+            NKEW15_2017,
+            WIKI15,
             YODOK_COUNTY,
         ],
         "points": [
@@ -528,13 +525,13 @@ EXISTING_KWANLISO: list[dict[str, Any]] = [
                 "lon": 126.849473,
                 "meaning": "housing in the 'Total Control Zone' (imagery 2016-06-02 / 2017-02-19); "
                 "centre of this box",
-                "source": "nkeconwatch.com/2017/04/",
+                "source": NKEW15_2017,
             },
             {
                 "lat": 39.713,
                 "lon": 126.895,
                 "meaning": "one district of the camp (Pyongchang-ri section), not the camp centre",
-                "source": "http://freekorea.us/category/google-earth/page/3/",
+                "source": FREEKOREA15,
             },
         ],
         "location_confidence": {
@@ -552,9 +549,7 @@ EXISTING_KWANLISO: list[dict[str, Any]] = [
             "values": [
                 {
                     "km2": 378,
-                    "source": "Wikipedia, Yodok camp article (378 km2; 'closed "
-                    "2014'): cited as '(Wikipedia)' in "
-                    "VERIFICATION.md, no URL or revision recorded",
+                    "source": WIKI15,
                 }
             ],
         },
@@ -601,24 +596,22 @@ EXISTING_KWANLISO: list[dict[str, Any]] = [
                     "date": "2017-02-19",
                     "claim": "38 housing units razed between 2016-06-02 and 2017-02-19; "
                     "seven buildings remain",
-                    "source": "nkeconwatch.com/2017/04/",
+                    "source": NKEW15_2017,
                 },
                 {
                     "date": "2014",
                     "claim": "camp closed",
-                    "source": "Wikipedia, Yodok camp article (378 km2; 'closed 2014'): "
-                    "cited as '(Wikipedia)' in VERIFICATION.md, no URL or "
-                    "revision recorded",
+                    "source": WIKI15,
                 },
             ],
         },
-        "sources": ["nkeconwatch.com/2017/04/"],
+        "sources": [NKEW15_2017, WIKI15],
         "points": [
             {
                 "lat": 39.699346,
                 "lon": 126.849473,
                 "meaning": "housing in the 'Total Control Zone'; centre of this box",
-                "source": "nkeconwatch.com/2017/04/",
+                "source": NKEW15_2017,
             }
         ],
         "location_confidence": {
@@ -667,43 +660,42 @@ EXISTING_KWANLISO: list[dict[str, Any]] = [
                     "date": "2013-02-12",
                     "claim": "housing in Area 1 grew from 43 to 51 units between 2011-06-19 "
                     "and 2013-02-12",
-                    "source": "https://www.nkeconwatch.com/2013/07/19/kwanliso-no-16-imagery-update/",
+                    "source": NKEW16,
                 },
                 {
                     "date": "2013-03-21",
                     "claim": "new non-residential construction (purpose unknown; suspected "
                     "fishery/agriculture) started between 2010-08-14 and "
                     "2013-03-21",
-                    "source": "https://www.nkeconwatch.com/2013/07/19/kwanliso-no-16-imagery-update/",
+                    "source": NKEW16,
                 },
             ],
         },
         "sources": [
-            "https://www.hrnk.org/events/announcements-view.php?id=28",
-            "https://en.wikipedia.org/wiki/Hwasong_concentration_camp?oldid=752937374",
-            "https://www.nkeconwatch.com/2013/07/19/kwanliso-no-16-imagery-update/",
-            "NK Economic Watch (548 km2, 115 km perimeter): cited as '(NKEW)' in "
-            "VERIFICATION.md, page not recorded",
+            HRNK16,
+            WIKI16,
+            NKEW16,
+            NKEW16_AREA,
         ],
         "points": [
             {
                 "lat": 41.268505,
                 "lon": 129.391211,
                 "meaning": "Wikipedia point; centre of this box",
-                "source": "https://en.wikipedia.org/wiki/Hwasong_concentration_camp?oldid=752937374",
+                "source": WIKI16,
             },
             {
                 "lat": 41.305616,
                 "lon": 129.420913,
                 "meaning": "interior: new non-residential construction, NKEW 'New Facilities' Area "
                 "1",
-                "source": "https://www.nkeconwatch.com/2013/07/19/kwanliso-no-16-imagery-update/",
+                "source": NKEW16,
             },
             {
                 "lat": 41.317569,
                 "lon": 129.336758,
                 "meaning": "interior: housing, NKEW Area 1",
-                "source": "https://www.nkeconwatch.com/2013/07/19/kwanliso-no-16-imagery-update/",
+                "source": NKEW16,
             },
         ],
         "location_confidence": {
@@ -721,18 +713,16 @@ EXISTING_KWANLISO: list[dict[str, Any]] = [
                 {
                     "km2": 539,
                     "perimeter_km": 119,
-                    "source": "https://www.hrnk.org/events/announcements-view.php?id=28",
+                    "source": HRNK16,
                 },
                 {
                     "km2": 548,
                     "perimeter_km": 115,
-                    "source": "NK Economic Watch (548 km2, 115 km perimeter): "
-                    "cited as '(NKEW)' in VERIFICATION.md, page not "
-                    "recorded",
+                    "source": NKEW16_AREA,
                 },
                 {
                     "km2": 549,
-                    "source": "https://en.wikipedia.org/wiki/Hwasong_concentration_camp?oldid=752937374",
+                    "source": WIKI16,
                 },
             ],
         },
@@ -779,29 +769,29 @@ EXISTING_KWANLISO: list[dict[str, Any]] = [
                     "date": "2013-02-12",
                     "claim": "housing units increased 18% from 43 to 51 between 2011-06-19 "
                     "and 2013-02-12",
-                    "source": "https://www.nkeconwatch.com/2013/07/19/kwanliso-no-16-imagery-update/",
+                    "source": NKEW16,
                 },
                 {
                     "date": "2010-06-12",
                     "claim": "nearby Area 2 (41.313945, 129.345299): 14 units replaced by "
                     "11 between 2008-06-10 and 2010-06-12; six added by 2011-06-19",
-                    "source": "https://www.nkeconwatch.com/2013/07/19/kwanliso-no-16-imagery-update/",
+                    "source": NKEW16,
                 },
             ],
         },
-        "sources": ["https://www.nkeconwatch.com/2013/07/19/kwanliso-no-16-imagery-update/"],
+        "sources": [NKEW16],
         "points": [
             {
                 "lat": 41.317569,
                 "lon": 129.336758,
                 "meaning": "housing, NKEW Area 1; centre of this box",
-                "source": "https://www.nkeconwatch.com/2013/07/19/kwanliso-no-16-imagery-update/",
+                "source": NKEW16,
             },
             {
                 "lat": 41.313945,
                 "lon": 129.345299,
                 "meaning": "housing, NKEW Area 2 (0.8 km ESE, inside this box)",
-                "source": "https://www.nkeconwatch.com/2013/07/19/kwanliso-no-16-imagery-update/",
+                "source": NKEW16,
             },
         ],
         "location_confidence": {
@@ -844,17 +834,17 @@ EXISTING_KWANLISO: list[dict[str, Any]] = [
                     "date": "2013-03-21",
                     "claim": "new non-residential construction inside the perimeter; "
                     "purpose unknown, suspected fishery and agricultural site",
-                    "source": "https://www.nkeconwatch.com/2013/07/19/kwanliso-no-16-imagery-update/",
+                    "source": NKEW16,
                 }
             ],
         },
-        "sources": ["https://www.nkeconwatch.com/2013/07/19/kwanliso-no-16-imagery-update/"],
+        "sources": [NKEW16],
         "points": [
             {
                 "lat": 41.305616,
                 "lon": 129.420913,
                 "meaning": "new non-residential construction; centre of this box",
-                "source": "https://www.nkeconwatch.com/2013/07/19/kwanliso-no-16-imagery-update/",
+                "source": NKEW16,
             }
         ],
         "location_confidence": {
@@ -877,6 +867,50 @@ EXISTING_KWANLISO: list[dict[str, Any]] = [
         ),
     },
 ]
+
+# README table cells (short; the full reasons are in the properties) for the first seven sites.
+for _spec, _readme in zip(
+    EXISTING_KWANLISO,
+    [
+        {
+            "extent": "~14 x 21 km (HRNK 2015) vs ~155 km2 (Wikipedia)",
+            "conf": "Wikipedia point 0.78 km from NKEW's HQ point; fits HRNK's '19 km SE of Kaechon'",
+            "basis": "box: equal-area square of the HRNK envelope",
+        },
+        {
+            "extent": "none published",
+            "conf": "read off dated imagery (2016-03-30), 0.78 km from the camp point",
+            "basis": "2 x 2 km around the point (judgement)",
+        },
+        {
+            "extent": ">22 x >20 km (NKEW 2014) vs 378 km2 (Wikipedia)",
+            "conf": "both points mark sections, not the centre",
+            "basis": "box: 22 x 20 km on the housing point",
+        },
+        {
+            "extent": "none published",
+            "conf": "one analyst, dated imagery (2016-2017)",
+            "basis": "2 x 2 km around the point (judgement)",
+        },
+        {
+            "extent": "539/548/549 km2, 115-119 km perimeter, ~30 x 35 km (HRNK, NKEW, Wikipedia)",
+            "conf": "Wikipedia point of unknown origin; NKEW points 4.8/7.1 km away fit",
+            "basis": "box: equal-area square of the HRNK envelope",
+        },
+        {
+            "extent": "none published",
+            "conf": "one analyst, imagery 2011-2013",
+            "basis": "2 x 2 km around the point (judgement)",
+        },
+        {
+            "extent": "none published",
+            "conf": "one analyst, imagery 2010-2013; purpose unknown",
+            "basis": "2 x 2 km around the point (judgement)",
+        },
+    ],
+    strict=True,
+):
+    _spec["readme"] = _readme
 
 NEW_KWANLISO: list[dict[str, Any]] = [
     {
@@ -2181,13 +2215,19 @@ def _as_shipped(ring: list[list[float]]) -> dict[str, Any]:
             round(math.dist((x0, y0), (x1, y1)) / 1000, 2),
             round(math.dist((x1, y1), (x2, y2)) / 1000, 2),
         ],
-        "area_km2": round(projected.area / 1e6, 2),
+        "area_km2": round(projected.area / 1e6, 3),
         "crs": f"EPSG:{epsg}",
     }
 
 
 def _feature(spec: dict[str, Any]) -> dict[str, Any]:
-    props = {k: v for k, v in spec.items() if k != "readme"}
+    """A site's Feature: its box built from ``box`` around its first point or, for a site an
+    analyst has digitised, its ``geometry`` (a GeoJSON Polygon, lon/lat) as given."""
+    props = {k: v for k, v in spec.items() if k not in ("readme", "geometry")}
+    if "geometry" in spec:
+        if "box" in spec:
+            raise ValueError(f"{spec['id']}: a digitised site has a geometry and no box")
+        return {"type": "Feature", "properties": props, "geometry": spec["geometry"]}
     centre = props["points"][0]
     raw = props["box"]
     size = raw["size_km"]
@@ -2210,9 +2250,19 @@ def _feature(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _polygon(feature: dict[str, Any]) -> Polygon:
+    rings = feature["geometry"]["coordinates"]
+    return Polygon(rings[0], rings[1:])
+
+
+def utm_area_km2(feature: dict[str, Any]) -> float:
+    poly = _polygon(feature)
+    return float(to_utm(poly, utm_epsg(poly.centroid.x, poly.centroid.y)).area) / 1e6
+
+
 def _centre(feature: dict[str, Any]) -> tuple[float, float]:
-    (w, s), _, (e, n), *_ = feature["geometry"]["coordinates"][0]
-    return (w + e) / 2, (s + n) / 2
+    c = _polygon(feature).centroid
+    return c.x, c.y
 
 
 def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -2222,23 +2272,22 @@ def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
 def boundary_gap_km(a: dict[str, Any], b: dict[str, Any]) -> float:
     """Distance between two features' polygons, in the UTM zone of the first's centre."""
     epsg = utm_epsg(*_centre(a))
-    return (
-        to_utm(Polygon(a["geometry"]["coordinates"][0]), epsg).distance(
-            to_utm(Polygon(b["geometry"]["coordinates"][0]), epsg)
-        )
-        / 1000
-    )
+    return to_utm(_polygon(a), epsg).distance(to_utm(_polygon(b), epsg)) / 1000
 
 
 def _assign_controls(features: list[dict[str, Any]]) -> None:
-    """Each watched site is served by its nearest control (box centre to box centre); each
-    control lists them in ``control_for`` and its extent_note says how far they are."""
+    """Each watched site is served by its nearest control (box centre to box centre; a focus
+    area by its parent's); each control lists them in ``control_for`` and its extent_note says
+    how far they are."""
     controls = [f for f in features if f["properties"]["kind"] == "control"]
     watched = [f for f in features if f["properties"]["kind"] != "control"]
     served: dict[str, list[tuple[str, float]]] = {c["properties"]["id"]: [] for c in controls}
-    for site in watched:
+    chosen: dict[str, str] = {}
+    for site in watched:  # parents come before their focus areas
         dist = {c["properties"]["id"]: _km(_centre(site), _centre(c)) for c in controls}
-        best = min(dist, key=lambda cid: (dist[cid], cid))
+        parent = site["properties"].get("parent")
+        best = chosen[parent] if parent else min(dist, key=lambda cid: (dist[cid], cid))
+        chosen[site["properties"]["id"]] = best
         served[best].append((site["properties"]["id"], dist[best]))
     for c in controls:
         props = c["properties"]
@@ -2266,14 +2315,14 @@ def build() -> dict[str, Any]:
         raise ValueError(f"duplicate ids: {sorted({i for i in ids if ids.count(i) > 1})}")
     for f in features:
         props = f["properties"]
-        poly = Polygon(f["geometry"]["coordinates"][0])
+        poly = _polygon(f)
         if len(props["id"]) > 54:
             raise ValueError(f"{props['id']}: id longer than 54 characters")
-        if props["box"]["as_shipped"]["area_km2"] >= 1500:
+        if utm_area_km2(f) >= 1500:
             raise ValueError(f"{props['id']}: area over 1,500 km2")
         for p in props["points"]:
             if not poly.contains(shapely.Point(p["lon"], p["lat"])):
-                raise ValueError(f"{props['id']}: point {p['lat']}, {p['lon']} outside its box")
+                raise ValueError(f"{props['id']}: point {p['lat']}, {p['lon']} outside it")
     _assign_controls(features)
     return {"type": "FeatureCollection", "features": features}
 
@@ -2299,17 +2348,21 @@ def site_table(collection: dict[str, Any]) -> str:
     ]
     for f in collection["features"]:
         p = f["properties"]
-        (w, s), _, (e, n), *_ = f["geometry"]["coordinates"][0]
+        w, s, e, n = _polygon(f).bounds
         first = p["points"][0]
         more = f" (+{len(p['points']) - 1} more)" if len(p["points"]) > 1 else ""
-        shipped = p["box"]["as_shipped"]
         note = readme[p["id"]]
+        if "box" in p:
+            shipped = p["box"]["as_shipped"]
+            sizes = f"{shipped['size_km'][0]:.1f} x {shipped['size_km'][1]:.1f} km, "
+            grid = f", {p['box']['corner_rounding_deg']:g} deg grid"
+        else:
+            sizes, grid = "digitised; ", ""
         rows.append(
             f"| `{p['id']}` | {p['name']} | {p['kind']} | {first['lat']}, {first['lon']} "
-            f"({_label(first['source'])}){more} | {note['extent']} | {w}-{e} E, {s}-{n} N; "
-            f"{shipped['size_km'][0]:.1f} x {shipped['size_km'][1]:.1f} km, "
-            f"{shipped['area_km2']:,.1f} km2 | **{p['location_confidence']['level']}**: "
-            f"{note['conf']} | {note['basis']}, {p['box']['corner_rounding_deg']:g} deg grid |"
+            f"({_label(first['source'])}){more} | {note['extent']} | {w:g}-{e:g} E, "
+            f"{s:g}-{n:g} N; {sizes}{utm_area_km2(f):,.1f} km2 | "
+            f"**{p['location_confidence']['level']}**: {note['conf']} | {note['basis']}{grid} |"
         )
     return "\n".join(rows)
 
@@ -2341,12 +2394,17 @@ def control_table(collection: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def added_sources_list() -> str:
+    return "\n".join(f"- {url}: {entry['what']}" for url, entry in ADDED_SOURCES.items())
+
+
 def readme_text(collection: dict[str, Any], current: str) -> str:
     """``current`` with the generated blocks replaced."""
     text = current
     for name, body in (
         ("site-table", site_table(collection)),
         ("control-table", control_table(collection)),
+        ("added-sources", added_sources_list()),
     ):
         start = f"<!-- {name}:start (generated by aoi/build_dprk_sites.py; do not edit) -->"
         end = f"<!-- {name}:end -->"

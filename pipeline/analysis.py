@@ -184,7 +184,17 @@ def score_against_truth(
             and np.array_equal(truth_masks[c.year_from][0], truth_masks[c.year_to][0])
         ):
             false_expansion[f"{c.year_from}-{c.year_to}"] = round(c.added_ha / analysis.area_ha, 5)
+    expansion = {
+        f"{c.year_from}-{c.year_to}": _score_boundary(c.boundary, truth, grid.crs)
+        for c in analysis.changes
+        if c.year_from in truth_masks and c.year_to in truth_masks
+    }
     sufficient = [y for y in per_year.values() if y["sufficient_data"]]
+    first_last = (
+        expansion.get(f"{analysis.changes[-1].year_from}-{analysis.changes[-1].year_to}")
+        if analysis.changes
+        else None
+    )
     summary = {
         "years_scored": len(sufficient),
         "years_with_too_few_clear_observations": [
@@ -194,8 +204,48 @@ def score_against_truth(
         "max_abs_footprint_area_error": _max_abs(y["footprint_area_error"] for y in sufficient),
         "max_abs_coal_area_error": _max_abs(y["coal_area_error"] for y in sufficient),
         "max_false_expansion_share": max(false_expansion.values(), default=None),
+        "first_last_expansion": first_last,
     }
-    return {"summary": summary, "years": per_year, "false_expansion_share": false_expansion}
+    return {
+        "summary": summary,
+        "years": per_year,
+        "false_expansion_share": false_expansion,
+        "expansion": expansion,
+    }
+
+
+def _score_boundary(found: BoundaryChange, truth: dict[int, Any], crs: str) -> dict[str, Any]:
+    """The boundary change found against the one between the true footprints: added area,
+    reach, main direction, and the per-sector error of the maximum outward displacement."""
+    before, after = (
+        reproject_geometry(truth[y].footprint, "EPSG:4326", crs)
+        for y in (found.year_from, found.year_to)
+    )
+    assert isinstance(before, Polygon | MultiPolygon)
+    assert isinstance(after, Polygon | MultiPolygon)
+    true = boundary_change(
+        before,
+        after,
+        found.year_from,
+        found.year_to,
+        sectors=len(found.sectors) or 16,
+    )
+    errors = [
+        abs(a.max_m - b.max_m)
+        for a, b in zip(found.sectors, true.sectors, strict=False)
+        if a.max_m is not None and b.max_m is not None
+    ]
+    return {
+        "added_ha": round(found.added_ha, 4),
+        "true_added_ha": round(true.added_ha, 4),
+        "max_outward_m": _round(found.max_outward_m or 0.0, 1),
+        "true_max_outward_m": _round(true.max_outward_m or 0.0, 1),
+        "main_direction": found.main_direction,
+        "true_main_direction": true.main_direction,
+        "median_sector_max_error_m": _round(float(np.median(errors)), 1) if errors else None,
+        "summary": found.summary,
+        "true_summary": true.summary,
+    }
 
 
 def _max_abs(values: Iterable[float | None]) -> float | None:

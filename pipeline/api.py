@@ -6,12 +6,24 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import shapely
+
+from pipeline.analysis import perimeter_changes
 from pipeline.compare import compare
 from pipeline.config import load_config
 from pipeline.demo import demo_config
 from pipeline.errors import SiteError
-from pipeline.export.expansion import ExpansionRecord, analysis_records
+from pipeline.export.atomic import atomic_write_text
+from pipeline.export.expansion import (
+    ExpansionRecord,
+    analysis_records,
+    perimeter_records,
+    write_expansion,
+)
+from pipeline.export.manifest import canonical_json, sha256_file, software_versions
 from pipeline.export.run_outputs import summary_rows, trend_rows
+from pipeline.grid import utm_crs_for
+from pipeline.perimeters import load_perimeters, perimeters_by_site
 from pipeline.results import RunResult
 from pipeline.run import Progress, run
 from pipeline.sites import Site, SiteFileCheck, load_sites, validate_site_files
@@ -20,6 +32,7 @@ __all__ = [
     "compare",
     "demo",
     "describe_site",
+    "expansion_from_perimeters",
     "format_site_list",
     "library_files",
     "list_sites",
@@ -57,10 +70,20 @@ def run_config(
     offline: bool = False,
     progress: Progress | None = None,
     force: bool = False,
+    perimeters: str | Path | None = None,
 ) -> RunResult:
     """Load a YAML config and run it; ``offline`` searches and reads from the cache only;
-    ``force`` recomputes every site-year instead of resuming an unfinished run."""
+    ``force`` recomputes every site-year instead of resuming an unfinished run; ``perimeters``
+    (a file of analyst-drawn perimeters) replaces the config's ``expansion.perimeters`` path."""
     config = load_config(config_path)
+    if perimeters is not None:
+        drawn = config.expansion.perimeters
+        fields = drawn.model_dump() if drawn is not None else {}
+        expansion = {
+            **config.expansion.model_dump(),
+            "perimeters": {**fields, "path": Path(perimeters).resolve()},
+        }
+        config = config.updated(expansion=expansion)
     if workers is not None:
         config = config.updated(workers=workers)
     if offline:
@@ -108,6 +131,15 @@ def report(result: RunResult) -> str:
                 f"coal area error max {_pct(acc['max_abs_coal_area_error'])}"
                 + (f", false expansion max {_pct(fe, 2)} of area" if fe is not None else "")
             )
+            exp = acc["first_last_expansion"]
+            if exp is not None and exp["true_added_ha"] > 0:
+                lines.append(
+                    f"  expansion vs truth, first-last: {exp['added_ha']:.1f} ha added (truth "
+                    f"{exp['true_added_ha']:.1f}), mostly {exp['main_direction'] or '-'} (truth "
+                    f"{exp['true_main_direction'] or '-'}), up to {exp['max_outward_m']:.0f} m "
+                    f"(truth {exp['true_max_outward_m']:.0f}); per-sector reach error median "
+                    f"{_fmt(exp['median_sector_max_error_m'], 0)} m"
+                )
             if acc["years_with_too_few_clear_observations"]:
                 lines.append(
                     "  not scored (too few clear observations): "
@@ -130,12 +162,16 @@ def expansion_lines(records: Sequence[ExpansionRecord]) -> list[str]:
         if not mine or not mine[-1].change.sectors:
             continue
         last = mine[-1].change
-        cells = [f"{s.sector} {_fmt(s.median_m, 0)}/{_fmt(s.max_m, 0)}" for s in last.sectors]
+        cells = [f"{s.sector} {_metres(s.median_m)}/{_metres(s.max_m)}" for s in last.sectors]
         lines.append(
             f"    outward m by sector {last.year_from}->{last.year_to} ({source}, median/max): "
             + ", ".join(cells)
         )
     return lines
+
+
+def _metres(value: float | None) -> str:
+    return "-" if value is None else f"{round(value) + 0:d}"
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -223,3 +259,85 @@ def validate_sites(paths: Sequence[str | Path] = ()) -> tuple[list[SiteFileCheck
         else:
             lines.append(f"ok {check.path}: {len(check.sites)} sites")
     return checks, "\n".join(lines) + "\n"
+
+
+# -- expansion of analyst-drawn perimeters alone ---------------------------------------------
+
+
+def expansion_from_perimeters(
+    perimeters: str | Path,
+    out: str | Path,
+    *,
+    layer: str | None = None,
+    site_field: str = "site_id",
+    year_field: str = "year",
+    date_field: str = "date",
+    default_site: str | None = None,
+    sectors: int = 16,
+    sites_file: str | Path | None = None,
+) -> tuple[list[ExpansionRecord], str]:
+    """Boundary expansion between the years of analyst-drawn perimeters, no imagery needed.
+
+    Each site is measured in one UTM zone: its site's (``sites_file``), as in a run, or else the
+    zone of the centroid of all its perimeters. Writes ``expansion.geojson``, ``expansion.csv``,
+    ``expansion_sectors.csv`` and ``manifest.json`` into ``out``; returns the records and the
+    report text."""
+    source = Path(perimeters)
+    drawn = perimeters_by_site(
+        load_perimeters(
+            source, layer=layer, site_field=site_field, year_field=year_field,
+            date_field=date_field, default_site=default_site,
+        )
+    )  # fmt: skip
+    known = {s.id: s for s in load_sites(sites_file)} if sites_file is not None else {}
+    if known:
+        unknown = sorted(set(drawn) - set(known))
+        if unknown:
+            raise SiteError(
+                f"{source}: perimeters of site id(s) {', '.join(unknown)} that {sites_file} does "
+                f"not have; allowed: {', '.join(sorted(known))}"
+            )
+    records: list[ExpansionRecord] = []
+    crs_of: dict[str, str] = {}
+    for site_id, by_year in drawn.items():
+        site = known.get(site_id)
+        if site is not None:
+            crs, name = site.utm_crs, site.name
+        else:
+            centre = shapely.union_all(list(by_year.values())).centroid
+            crs, name = utm_crs_for(centre.x, centre.y), site_id
+        crs_of[site_id] = crs
+        changes = perimeter_changes(by_year, crs, sectors=sectors)
+        records.extend(perimeter_records(site_id, name, crs, changes))
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    provenance = {
+        "perimeters": {"path": str(source.resolve()), "sha256": sha256_file(source)},
+        "sectors": sectors,
+    }
+    written = write_expansion(folder, records, provenance)
+    manifest = {
+        "sitewatch_manifest": 1,
+        "command": "expansion",
+        **provenance,
+        "sites_file": (
+            {"path": str(Path(sites_file).resolve()), "sha256": sha256_file(Path(sites_file))}
+            if sites_file is not None
+            else None
+        ),
+        "fields": {"site": site_field, "year": year_field, "date": date_field, "layer": layer},
+        "sites": {
+            site_id: {"years": sorted(by_year), "crs": crs_of[site_id]}
+            for site_id, by_year in drawn.items()
+        },
+        "versions": software_versions(),
+        "outputs": [{"path": p.name, "sha256": sha256_file(p)} for p in written],
+    }
+    atomic_write_text(folder / "manifest.json", canonical_json(manifest))
+    lines = [f"outputs: {folder}", ""]
+    for site_id in drawn:
+        mine = [r for r in records if r.site_id == site_id]
+        lines.append(f"{site_id}: perimeters of {', '.join(map(str, sorted(drawn[site_id])))}")
+        lines.extend(expansion_lines(mine))
+        lines.append("")
+    return records, "\n".join(lines)

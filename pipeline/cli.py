@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.text import Text
 
 from pipeline import __version__
-from pipeline.errors import SitewatchError
+from pipeline.errors import ConfigError, SitewatchError
 from pipeline.sites import SITE_KINDS
 
 console = Console(stderr=True)
@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sites", nargs="+", metavar="ID", help="only these site ids")
     run.add_argument("--years", nargs="+", type=int, metavar="YEAR", help="only these years")
     run.add_argument(
+        "--perimeters",
+        type=Path,
+        metavar="FILE",
+        help="analyst-drawn perimeters (GeoJSON, GeoPackage or KML; fields site_id and year or "
+        "date) to measure expansion from as well (overrides expansion.perimeters)",
+    )
+    run.add_argument(
         "--force", action="store_true", help="recompute everything; ignore finished site-years"
     )
     run.add_argument(
@@ -119,6 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="check site files: geometry, winding, WGS84, ids, sources, size"
     )
     check.add_argument("files", nargs="*", type=Path, metavar="FILE", help=files_help)
+
+    exp = sub.add_parser(
+        "expansion",
+        help="boundary expansion between the years of analyst-drawn perimeters (no imagery)",
+        description="Writes expansion.geojson, expansion.csv, expansion_sectors.csv and "
+        "manifest.json in --out; prints a summary per site.",
+    )
+    exp.add_argument("perimeters", type=Path, help="GeoJSON, GeoPackage or KML of perimeters")
+    exp.add_argument("--out", type=Path, required=True, help="output folder")
+    exp.add_argument("--layer", help="GeoPackage layer or KML folder")
+    exp.add_argument("--site", help="site id for every perimeter (when the file has no site_id)")
+    exp.add_argument("--site-field", default="site_id", help="field with the site id")
+    exp.add_argument("--year-field", default="year", help="field with the year")
+    exp.add_argument("--date-field", default="date", help="field with an ISO date (if no year)")
+    exp.add_argument("--sectors", type=int, default=16, help="direction sectors (default 16)")
+    exp.add_argument(
+        "--sites-file", type=Path, help="site GeoJSON: measure each site in its own UTM zone"
+    )
 
     cmp = sub.add_parser(
         "compare",
@@ -221,6 +246,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "sites":
         return _sites(args)
+    if args.command == "expansion":
+        from pipeline.api import expansion_from_perimeters
+
+        if not 1 <= args.sectors <= 360:
+            raise ConfigError(f"--sectors {args.sectors}: allowed 1..360")
+        _records, text = expansion_from_perimeters(
+            args.perimeters, args.out, layer=args.layer, site_field=args.site_field,
+            year_field=args.year_field, date_field=args.date_field, default_site=args.site,
+            sectors=args.sectors, sites_file=args.sites_file,
+        )  # fmt: skip
+        sys.stdout.write(text)
+        return 0
     if args.command == "compare":
         from pipeline.compare import compare
 
@@ -241,6 +278,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             result = api.run_config(
                 args.config, args.out, sites=args.sites, years=args.years,
                 workers=args.workers, offline=args.offline, force=args.force, progress=progress,
+                perimeters=args.perimeters,
             )  # fmt: skip
     sys.stdout.write(api.report(result))
     return 0

@@ -44,9 +44,10 @@ Conventions:
   intersected with wedge polygons around the reference point that reach beyond the farthest vertex,
   so the sectors' areas add up to the totals.
 - *Main direction*: the sector holding the mean bearing of the added area (per-sector added areas
-  as vectors towards the sector centres, summed). It is ``None`` when nothing was added, or when
-  growth has no main direction: the vectors' resultant is under a quarter of the added area
-  (growth all round the site, or balanced on opposite sides). The sector with the MOST added area
+  as vectors towards the sector centres, summed). It is ``None`` when less than 0.05 ha was added
+  (the summary's threshold; overlay slivers have no meaningful direction), or when growth has no
+  main direction: the vectors' resultant is under a quarter of the added area (growth all round
+  the site, or balanced on opposite sides). The sector with the MOST added area
   would be biased: a straight strip added along the east edge fills more of ENE and ESE (wider
   wedges across the strip) than of E.
 - *Summary*, one line; ha to one decimal with sign, metres rounded to whole metres:
@@ -367,7 +368,7 @@ def _areas_by_sector(geom: _Polygonal, wedges: NDArray[np.object_] | None, n: in
 def _main_sector(areas: Sequence[float], n: int) -> int | None:
     """The sector of the area-weighted mean bearing; None without a main direction."""
     total = math.fsum(areas)
-    if total <= 0:
+    if total < _NOTABLE_HA:  # also keeps overlay slivers from having a "direction"
         return None
     centres = np.radians(np.arange(n) * (360.0 / n))
     east = math.fsum(a * math.sin(c) for a, c in zip(areas, centres, strict=True))

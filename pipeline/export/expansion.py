@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import shapely
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
@@ -143,19 +144,42 @@ def _length(polygons: Sequence[Polygon]) -> float:
     return outline(MultiPolygon(list(polygons))).perimeter_m
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits) + 0.0  # no -0.0
+
+
 def _sectors(c: BoundaryChange) -> list[dict[str, Any]]:
     return [
         {
             "sector": s.sector,
             "bearing_deg": s.bearing_deg,
-            "median_m": s.median_m,
-            "max_m": s.max_m,
-            "max_retreat_m": s.max_retreat_m,
-            "added_ha": s.added_ha,
-            "removed_ha": s.removed_ha,
+            "median_m": _round(s.median_m, 1),
+            "max_m": _round(s.max_m, 1),
+            "max_retreat_m": _round(s.max_retreat_m, 1),
+            "added_ha": _round(s.added_ha, 4),
+            "removed_ha": _round(s.removed_ha, 4),
         }
         for s in c.sectors
     ]
+
+
+#: Parts of a drawn ring thinner than this are where two years' lines run along each other
+#: (digitising and coordinate rounding): left out of the written rings, not of the areas.
+SLIVER_M = 0.05
+
+
+def _without_slivers(geom: BaseGeometry) -> BaseGeometry:
+    """``geom`` opened by ``SLIVER_M`` (buffered in, then out, mitred corners, intersected
+    back with ``geom``): slivers and spikes thinner than twice that go, the rest keeps its shape
+    to within 0.1 m."""
+    if geom.is_empty:
+        return geom
+    core = geom.buffer(-SLIVER_M, join_style="mitre").buffer(SLIVER_M, join_style="mitre")
+    # Vertices closer than the written precision (6 decimals: ~0.1 m) would fold over when
+    # rounded: simplified away at that tolerance first.
+    opened = shapely.simplify(shapely.intersection(core, geom), 0.1, preserve_topology=True)
+    kept = shapely.get_parts(shapely.make_valid(opened))
+    return MultiPolygon([p for p in kept if isinstance(p, Polygon) and not p.is_empty])
 
 
 def _pair_properties(r: ExpansionRecord) -> dict[str, Any]:
@@ -191,6 +215,8 @@ def expansion_features(records: Iterable[ExpansionRecord]) -> list[Feature]:
             ("added", r.added, r.added_ha),
             ("removed", r.removed, r.removed_ha),
         ):
+            if r.source == "perimeter":
+                geom = _without_slivers(geom)
             features.append(
                 (
                     reproject_geometry(geom, r.crs, WGS84),
