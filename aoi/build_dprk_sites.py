@@ -2195,13 +2195,7 @@ def utm_epsg(lon: float, lat: float) -> int:
 
 def to_utm(geom: Any, epsg: int) -> Any:
     fwd = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
-    return shapely.transform(geom, lambda xy: _stack(fwd.transform(xy[:, 0], xy[:, 1])))
-
-
-def _stack(xy: tuple[Any, Any]) -> Any:
-    import numpy as np  # shapely's own dependency
-
-    return np.column_stack(xy)
+    return shapely.transform(geom, fwd.transform, interleaved=False)
 
 
 def _as_shipped(ring: list[list[float]]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -206,12 +207,15 @@ def select_sites(sites: Sequence[Site], only: Iterable[str], where: str) -> list
     """The sites whose ids are in ``only``, in their order; ``SiteError`` naming ``where`` and
     the ids available when one is unknown."""
     wanted = set(only)
-    known = {s.id for s in sites}
-    missing = sorted(wanted - known)
+    known = sorted({s.id for s in sites})
+    missing = sorted(wanted - set(known))
     if missing:
+        close = {m: difflib.get_close_matches(m, known, n=3, cutoff=0.6) for m in missing}
+        hints = "; ".join(f"for {m!r} did you mean {', '.join(c)}?" for m, c in close.items() if c)
         raise SiteError(
-            f"{where}: site id(s) {shorten(missing)} not found; available: "
-            f"{shorten(sorted(known), 1000)}"
+            f"{where}: site id(s) {shorten(missing)} not found"
+            + (f"; {hints}" if hints else "")
+            + f"; available ({len(known)}): {', '.join(known)}"
         )
     return [s for s in sites if s.id in wanted]
 

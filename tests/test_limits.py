@@ -56,7 +56,7 @@ def site_file(tmp_path: Path, lon0: float, lat0: float, lon1: float, lat1: float
     ring = [[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1], [lon0, lat0]]
     feature = {
         "type": "Feature",
-        "properties": {"id": "big", "name": "Big", "kind": "camp", "source": "test"},
+        "properties": {"id": "big", "name": "Big", "kind": "kwanliso", "source": "test"},
         "geometry": {"type": "Polygon", "coordinates": [ring]},
     }
     path = tmp_path / "sites.geojson"
