@@ -96,6 +96,7 @@ def analyse_site(
                     a.year,
                     b.year,
                     sectors=sectors,
+                    sample_step_m=grid.resolution,
                 ),
             )
         )
@@ -117,14 +118,18 @@ def footprint_boundary(
     year_to: int,
     *,
     sectors: int,
+    sample_step_m: float,
 ) -> BoundaryChange:
     """The boundary change between the earlier footprint and the same with ``added`` and
-    without ``removed`` (the change stage's rings), so that displacement and rings agree."""
+    without ``removed`` (the change stage's rings), so that displacement and rings agree;
+    boundaries sampled every ``sample_step_m`` (a pixel: distances exact to half a pixel)."""
     earlier = _multipolygon(before)
     later = shapely.difference(
         shapely.union_all([earlier, *added]), shapely.union_all(list(removed))
     )
-    return boundary_change(earlier, later, year_from, year_to, sectors=sectors)
+    return boundary_change(
+        earlier, later, year_from, year_to, sectors=sectors, sample_step_m=sample_step_m
+    )
 
 
 def perimeter_changes(

@@ -50,16 +50,22 @@ Conventions:
   the site, or balanced on opposite sides). The sector with the MOST added area
   would be biased: a straight strip added along the east edge fills more of ENE and ESE (wider
   wedges across the strip) than of E.
-- *Summary*, one line; ha to one decimal with sign, metres rounded to whole metres:
-  "+12.4 ha, mostly north-east, up to 310 m" (growth); "+12.4 ha net (added 14.0 ha, removed
-  1.6 ha), mostly north-east, up to 310 m" (both, from 0.05 ha; worded as a retreat when more was
-  removed than added); "-3.2 ha, retreat up to 120 m, mostly south" (removal); "+4.0 ha, no main
-  direction, inside the old outline" (a hole filled in: the boundary did not move out by half a
-  step); "no change" (added and removed under 0.05 ha and Hausdorff under half a step);
-  "+0.0 ha, boundary moved up to 3 m" (small areas, but the boundary moved);
-  "+X ha, new (no outline in YEAR)" and "-X ha, gone (no outline in YEAR)" (an empty outline).
-  Directions are in words ("north-east", "east-north-east") with compass sectors, "bearing
-  015-045" otherwise, and left out with one sector.
+- *Summary*, one line: hectares with sign and one decimal, metres rounded to whole metres
+  (half up), directions in words from compass sector names ("north-east", "east-north-east"),
+  "bearing 015-045" for other sector counts, left out with one sector. A change counts from
+  0.05 ha.
+
+  - growth: "+12.4 ha, mostly north-east, up to 310 m" (``max_outward_m``);
+  - growth and removal: "+12.4 ha net (added 14.0 ha, removed 1.6 ha), mostly north-east, up to
+    310 m", worded as a retreat (below) when more was removed than added;
+  - removal: "-3.2 ha, retreat up to 120 m, mostly south" (largest retreat, removed area's
+    direction);
+  - "inside the old outline" instead of "up to ..." when no later-boundary sample lies outside
+    the earlier outline (a hole filled in), or for removal when no earlier-boundary sample lies
+    outside the later one (a new hole): "+4.0 ha, no main direction, inside the old outline";
+  - "no change": added and removed under 0.05 ha and Hausdorff under half a step; with small
+    areas but a larger Hausdorff distance, "+0.0 ha, boundary moved up to 3 m";
+  - an empty outline: "+X ha, new (no outline in YEAR)", "-X ha, gone (no outline in YEAR)".
 - Everything is deterministic: the same input gives the same output, exactly.
 """
 
@@ -299,13 +305,18 @@ class _Boundary:
         index, dist = self.tree.query_nearest(
             shapely.points(xy), return_distance=True, all_matches=False
         )
-        out = np.empty(len(xy), dtype=np.float64)
+        out = np.full(len(xy), np.inf)  # stays infinite only against an empty boundary
         out[index[0]] = dist
         out[out < _ON_BOUNDARY_M] = 0.0
         return out
 
-    def contains(self, xy: _Coords) -> NDArray[np.bool_]:
-        return np.asarray(shapely.contains_xy(self.geom, xy[:, 0], xy[:, 1]), dtype=bool)
+    def inside(self, xy: _Coords, distance: _Coords) -> NDArray[np.bool_]:
+        """Whether each point lies inside the outline; points on its boundary (``distance`` 0,
+        common where two years' outlines share edges) are not tested."""
+        off = distance > 0
+        result = np.zeros(len(xy), dtype=bool)
+        result[off] = shapely.contains_xy(self.geom, xy[off, 0], xy[off, 1])
+        return result
 
 
 # ---- sectors ---------------------------------------------------------------------------------
@@ -403,13 +414,13 @@ def _movement(
     earlier = _samples(before.geom, step)
     later = _samples(after.geom, step) if not after.geom.is_empty else np.empty((0, 2))
     outward = before.distance(later)
-    outward = np.where(before.contains(later), -outward, outward) + 0.0  # -0.0 -> 0.0
+    outward = np.where(before.inside(later, outward), -outward, outward)
     if after.geom.is_empty:
         back = np.empty(0, dtype=np.float64)
         retreat = np.zeros(len(earlier), dtype=np.float64)  # placeholder: reported as None
     else:
         back = after.distance(earlier)
-        retreat = np.where(after.contains(earlier), 0.0, back)
+        retreat = np.where(after.inside(earlier, back), 0.0, back)
     later_by_sector = _per_sector(_sector_of(later, ref, n), outward, n)
     earlier_by_sector = _per_sector(_sector_of(earlier, ref, n), retreat, n)
 
@@ -502,14 +513,14 @@ def _summary(
         direction = _direction(change.main, n)
         reach = (
             f"up to {_metres(change.max_outward_m)} m"
-            if change.max_outward_m >= step / 2
+            if change.max_outward_m > 0
             else "inside the old outline"
         )
         parts = [head, direction, reach]
     else:
         reach = (
             f"retreat up to {_metres(change.max_retreat_m)} m"
-            if change.max_retreat_m >= step / 2
+            if change.max_retreat_m > 0
             else "inside the old outline"
         )
         parts = [head, reach, _direction(change.main_removed, n)]

@@ -142,6 +142,16 @@ def test_off_centre_hole_fills_in_towards_its_side() -> None:
     assert change.summary == "+4.0 ha, mostly north-east, inside the old outline"
 
 
+def test_new_hole_is_removal_inside_the_outline() -> None:
+    after = square(0, 0, 1000, 1000).difference(square(700, 700, 900, 900))
+    change = boundary_change(square(0, 0, 1000, 1000), after, 2019, 2023)
+    assert change.removed_ha == pytest.approx(4.0)
+    assert all(s.max_retreat_m == 0.0 for s in change.sectors)
+    assert change.max_outward_m == 0.0  # the old exterior is still there
+    assert change.hausdorff_m == pytest.approx(300.0, abs=0.01)  # the hole's corner at (700, 700)
+    assert change.summary == "-4.0 ha, inside the old outline, mostly north-east"
+
+
 def test_new_detached_patch_300_m_north() -> None:
     camp = square(0, 0, 1000, 1000)
     patch = square(400, 1300, 600, 1400)
