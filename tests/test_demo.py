@@ -19,11 +19,13 @@ pytestmark = pytest.mark.slow
 
 OUTPUTS = (
     "manifest.json", "footprints.geojson", "expansion.geojson", "stockpiles.geojson",
-    "trends.csv", "trend_summary.csv", "accuracy.json",
+    "trends.csv", "trend_summary.csv", "accuracy.json", "expansion.csv", "expansion_sectors.csv",
 )  # fmt: skip
 DETERMINISTIC = (
     "footprints.geojson",
     "expansion.geojson",
+    "expansion.csv",
+    "expansion_sectors.csv",
     "stockpiles.geojson",
     "trends.csv",
     "trend_summary.csv",
@@ -120,6 +122,45 @@ def test_trend_tables(first_run: RunResult) -> None:
     camp = next(r for r in summary if r["site_id"] == "demo-camp" and r["metric"] == "footprint_ha")
     assert float(camp["slope_per_year"]) > 0
     assert camp["trend"] == "increasing"
+
+
+def test_expansion_rings_and_sectors_for_the_camp(first_run: RunResult) -> None:
+    out = first_run.out_dir
+    with (out / "expansion.csv").open() as fh:
+        pairs = [r for r in csv.DictReader(fh) if r["site_id"] == "demo-camp"]
+    assert [r["pair"] for r in pairs] == ["consecutive"] * 9 + ["first-last"]
+    assert {r["source"] for r in pairs} == {"footprint"}
+    last = pairs[-1]
+    assert float(last["added_ha"]) > 20
+    assert float(last["max_outward_m"]) > 100
+    assert last["summary"].startswith("+")
+    assert "mostly" in last["summary"]
+    with (out / "expansion_sectors.csv").open() as fh:
+        sectors = [r for r in csv.DictReader(fh) if r["site_id"] == "demo-camp"]
+    assert len(sectors) == 16 * 10
+    # The sectors' added areas add up to the pair's rings (same rings, cut by direction).
+    last_sectors = [r for r in sectors if (r["year_from"], r["year_to"]) == ("2016", "2025")]
+    assert sum(float(r["added_ha"]) for r in last_sectors) == pytest.approx(
+        float(last["added_ha"]), abs=0.01 + 16 * 0.00005
+    )
+    features = json.loads((out / "expansion.geojson").read_text())["features"]
+    ring = next(
+        f for f in features
+        if f["properties"]["site_id"] == "demo-camp" and f["properties"]["pair"] == "first-last"
+        and f["properties"]["change"] == "added"
+    )  # fmt: skip
+    assert len(ring["properties"]["sectors"]) == 16
+    assert ring["properties"]["summary"] == last["summary"]
+    # Against the synthetic truth: the direction and the reach of the camp's growth.
+    found = json.loads((out / "accuracy.json").read_text())["demo-camp"]["summary"]
+    fl = found["first_last_expansion"]
+    assert fl["main_direction"] == fl["true_main_direction"]
+    assert abs(fl["max_outward_m"] - fl["true_max_outward_m"]) <= 20  # two 10 m pixels
+    assert fl["median_sector_max_error_m"] <= 10
+    # The control: nothing moved.
+    with (out / "expansion.csv").open() as fh:
+        control = [r for r in csv.DictReader(fh) if r["site_id"] == "demo-control"]
+    assert all(float(r["added_ha"]) <= 0.01 * 252 for r in control)
 
 
 def test_manifest_traces_scenes_and_offsets(first_run: RunResult) -> None:
