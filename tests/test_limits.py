@@ -4,7 +4,6 @@ message that names the input, the limit and what to do, and never echoes unbound
 from __future__ import annotations
 
 import json
-import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -101,16 +100,15 @@ def test_alias_bomb_fails_fast_in_bounded_memory_with_a_short_message(tmp_path: 
     # 9 levels of 10 aliases: 10^9 strings when expanded, from ~500 bytes. Before the fix the
     # error message alone was 312 MB and loading used 2 GB.
     path = write_text(tmp_path, "name: t\n" + billion_laughs(9))
+    # Bounded memory is what shows the expansion stopped early (timing is not asserted: it
+    # depends on the machine's load).
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(LimitError, match=r"run\.yaml: line \d+: YAML aliases expand to more"):
             load_config(path)
     finally:
-        elapsed = time.perf_counter() - started
         _current, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    assert elapsed < 2.0
     assert peak < 20_000_000
     with pytest.raises(LimitError) as err:
         load_config(path)

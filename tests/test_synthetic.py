@@ -538,16 +538,14 @@ def test_a_foreign_folder_in_place_of_the_cache_is_an_error(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_default_scenario_builds_fast_and_keeps_autumn_usable(tmp_path: Path) -> None:
+def test_default_scenario_builds_and_keeps_autumn_usable(tmp_path: Path) -> None:
+    # Build time is a benchmark (benchmarks/demo_timing.py), not an assert here.
     params = ScenarioParams()
     progress: list[tuple[int, int]] = []
-    start = time.perf_counter()
     source = SyntheticSource(params, tmp_path, progress=lambda d, t: progress.append((d, t)))
     root = source.root
-    elapsed = time.perf_counter() - start
     total = sum(len(acquisition_dates(params, s, y)) for s in DEMO_SITE_IDS for y in params.years)
     assert progress[-1] == (total, total)
-    assert elapsed < 180, f"default scenario took {elapsed:.0f} s (target: well under 60 s)"
     medians = []
     for site in source.sites():
         for year in params.years:
