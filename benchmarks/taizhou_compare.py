@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import warnings
 from pathlib import Path
 
 import rasterio
+import rasterio.errors
 
 from pipeline.accuracy import binary_scores
 from pipeline.compare import compare
@@ -29,10 +31,12 @@ def score(out: Path) -> dict[str, object]:
     summary = compare(DATA / "2000TM", DATA / "2003TM", out, bands=BANDS)
     with rasterio.open(out / "change.tif") as src:
         pred = src.read(1) == 1
-    with rasterio.open(DATA / "change.bmp") as src:
-        changed = src.read(1) == 255
-    with rasterio.open(DATA / "unchanged.bmp") as src:
-        unchanged = src.read(1) == 255
+    with warnings.catch_warnings():  # the label bitmaps have no georeference, by design
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(DATA / "change.bmp") as src:
+            changed = src.read(1) == 255
+        with rasterio.open(DATA / "unchanged.bmp") as src:
+            unchanged = src.read(1) == 255
     s = binary_scores(pred, changed, changed | unchanged)
     return {
         "labelled_pixels": int((changed | unchanged).sum()),

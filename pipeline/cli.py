@@ -150,7 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="change between two dates of one place (rasters or folders of band files)",
         description="Writes change.tif, expansion.tif, change.geojson in --out; prints a JSON summary.",
     )
-    cmp.add_argument("before", type=Path, help="multi-band raster or folder of B02.tif-style files")
+    cmp.add_argument(
+        "before",
+        type=Path,
+        help="multi-band raster, or folder of band files: Sentinel-2 L1C/L2A (B02.tif, "
+        "T51SUH_..._B02_10m.jp2, a .SAFE) or Landsat C2 L2 (..._SR_B2.TIF as USGS names them)",
+    )
     cmp.add_argument(
         "after",
         type=Path,
@@ -159,11 +164,30 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", type=Path, required=True, help="output folder")
     cmp.add_argument(
         "--bands",
-        help="band order of multi-band inputs, comma-separated (e.g. B02,B03,B04,B08,B11,B12 or "
-        "blue,green,red,nir,swir16,swir22)",
+        help="band order of multi-band inputs, comma-separated (e.g. B02,B03,B04,B08,B11,B12, "
+        "blue,green,red,nir,swir16,swir22, or SR_B2,...,SR_B7 for a Landsat file named by its "
+        "USGS product id)",
     )
-    cmp.add_argument("--scale", type=float, default=None, help="DN scale to reflectance")
-    cmp.add_argument("--offset", type=float, default=0.0, help="added after scaling")
+    cmp.add_argument(
+        "--baseline",
+        metavar="BEFORE[,AFTER]",
+        help="Sentinel-2 processing baseline per date, NN.NN (e.g. 02.09,04.00; one value for "
+        "both; ,04.00 leaves BEFORE's to its metadata); wins over the metadata, with a warning "
+        "when they disagree. Default: from a STAC item, MTD_MSIL2A.xml/MTD_MSIL1C.xml or the "
+        "product name, else checked from the pixels",
+    )
+    cmp.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="DN scale to reflectance for both dates (overrides each date's own rule)",
+    )
+    cmp.add_argument(
+        "--offset",
+        type=float,
+        default=None,
+        help="added after scaling, for both dates (overrides each date's own rule; default 0)",
+    )
     return parser
 
 
@@ -263,8 +287,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         bands = args.bands.split(",") if args.bands else None
         summary = compare(
-            args.before, args.after, args.out, bands=bands, scale=args.scale, offset=args.offset
-        )
+            args.before, args.after, args.out, bands=bands, scale=args.scale,
+            offset=args.offset, baseline=args.baseline,
+        )  # fmt: skip
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return 0
     from pipeline import api

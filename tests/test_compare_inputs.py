@@ -1,5 +1,6 @@
 """`sitewatch compare` on meaningless or awkward input: bad scale and offset, unreadable files,
-no overlap, no data, geographic CRSs (issue 6, items 5 and 8)."""
+no overlap, no data, geographic CRSs (issue 6, items 5 and 8); SAFE-style names and folders,
+per-date radiometry on synthetic ground (issue 8; on real scenes: test_compare_radiometry)."""
 
 from __future__ import annotations
 
@@ -427,3 +428,181 @@ def test_grid_over_pixel_limit_refused(tmp_path: Path, monkeypatch: pytest.Monke
         LimitError, match=r"40 x 40 = 1,600 pixels .* limit of 1,000 .* crop BEFORE"
     ):
         compare(a, a, tmp_path / "o", bands=BANDS)
+
+
+# --- products: file names, SAFE folders, per-date radiometry (issue 8) ------------------------
+
+
+def s2_band_folder(
+    folder: Path,
+    crs: str,
+    transform: Affine,
+    shape: tuple[int, int],
+    seed: int,
+    *,
+    add_dn: int = 0,
+    prefix: str = "",
+    suffix: str = "",
+) -> Path:
+    """The ground of ``ground_image`` as Sentinel-2 band files ``{prefix}B02{suffix}.tif``,
+    uint16 DN (+ ``add_dn``, the offset of baseline 04.00), nodata 0."""
+    folder.mkdir(parents=True)
+    stack = ground_image(folder / "stack.tif", crs, transform, shape, seed)
+    with rasterio.open(stack) as src:
+        dn = src.read().astype(np.int64) + add_dn
+    stack.unlink()
+    for i, band in enumerate(BANDS):
+        write_stack(folder / f"{prefix}{band}{suffix}.tif", crs, transform, dn[i : i + 1] / 1e4)
+    return folder
+
+
+def utm_folder(folder: Path, seed: int, **kw: Any) -> Path:
+    return s2_band_folder(folder, UTM, Affine(10, 0, X0, 0, -10, Y0 + 1000), (100, 100), seed, **kw)
+
+
+def test_safe_style_names_take_the_finest_of_each_band(tmp_path: Path) -> None:
+    from pipeline.sources.local import locate_input
+
+    name = "T51SUH_20230915T022549_"
+    folder = utm_folder(tmp_path / "f", seed=1, prefix=name, suffix="_10m")
+    # the same bands at 20 m (as R20m holds them) and the SCL at 20 m and 60 m
+    coarse = VEG[:, None, None] * np.ones((6, 50, 50))
+    for i, band in enumerate(BANDS):
+        t20 = Affine(20, 0, X0, 0, -20, Y0 + 1000)
+        write_stack(folder / f"{name}{band}_20m.tif", UTM, t20, coarse[i : i + 1])
+    for res in (20, 60):
+        n = 1000 // res
+        t = Affine(res, 0, X0, 0, -res, Y0 + 1000)
+        write_stack(folder / f"{name}SCL_{res}m.tif", UTM, t, np.full((1, n, n), 4e-4))
+    located = locate_input(folder)
+    assert all(b.path.name.endswith("_10m.tif") for b in located.bands.values())
+    assert located.scl is not None
+    assert located.scl.name == f"{name}SCL_20m.tif"
+    assert located.product.product == "L2A"
+    assert "resolution-suffixed" in located.product.product_from
+    # two acquisitions in one folder are refused
+    other = folder / "T51SUH_20240915T022549_B8A_20m.tif"
+    write_stack(other, UTM, Affine(20, 0, X0, 0, -20, Y0 + 1000), coarse[:1])
+    with pytest.raises(InputRasterError, match="files of several acquisitions"):
+        locate_input(folder)
+
+
+def safe_folder(root: Path, seed: int, baseline: str, add_dn: int) -> Path:
+    """An L2A .SAFE as ESA delivers it: MTD_MSIL2A.xml at the top, the bands in
+    GRANULE/<granule>/IMG_DATA/R10m."""
+    from test_compare_radiometry import write_mtd
+
+    n = baseline.replace(".", "")
+    safe = root / f"S2B_MSIL2A_20230915T022549_N{n}_R046_T51SUH_20230915T045012.SAFE"
+    img = safe / "GRANULE" / "L2A_T51SUH_A034000_20230915T022549" / "IMG_DATA" / "R10m"
+    img.parent.mkdir(parents=True)
+    utm_folder(img, seed, add_dn=add_dn, prefix="T51SUH_20230915T022549_", suffix="_10m")
+    write_mtd(safe, "L2A", baseline, -1000 if baseline >= "04.00" else None, name=safe.name)
+    return safe
+
+
+def test_safe_folder_with_boa_offset_reads_like_unshifted_data(tmp_path: Path) -> None:
+    before = safe_folder(tmp_path / "b", seed=1, baseline="02.14", add_dn=0)
+    after = safe_folder(tmp_path / "a", seed=2, baseline="05.09", add_dn=1000)
+    summary = compare(before, after, tmp_path / "o")
+    rad = summary["radiometry"]
+    assert rad["before"]["baseline"] == "02.14"
+    assert rad["before"]["offset"] == 0.0
+    assert rad["after"]["product"] == "L2A"
+    assert rad["after"]["baseline"] == "05.09"
+    assert rad["after"]["baseline_from"].endswith("MTD_MSIL2A.xml (PROCESSING_BASELINE)")
+    assert rad["after"]["offset"] == pytest.approx(-0.1)
+    assert "BOA_ADD_OFFSET -1000" in rad["after"]["why"]
+    assert summary["warnings"] == []
+    # the reference: the same two grounds, no offset anywhere, --scale for both
+    ref = compare(
+        utm_folder(tmp_path / "rb", seed=1), utm_folder(tmp_path / "ra", seed=2), tmp_path / "r",
+        scale=1e-4,
+    )  # fmt: skip
+    for key in ("valid_pixels", "changed_pixels", "expansion_pixels"):
+        assert summary[key] == ref[key], key
+    assert summary["expansion_pixels"] == 0
+
+
+def test_geographic_folders_of_other_extents_with_per_date_offset(tmp_path: Path) -> None:
+    """EPSG:4326 band folders whose extents differ by a fraction of a pixel, AFTER with the
+    offset of baseline 04.00 and its MTD_MSIL2A.xml: areas in metres, no change."""
+    from test_compare_radiometry import write_mtd
+
+    t1, s1 = geo_transform()
+    t2, s2 = geo_transform((0.37, 0.61))
+    before = s2_band_folder(tmp_path / "b", "EPSG:4326", t1, s1, seed=1)
+    after = s2_band_folder(tmp_path / "a", "EPSG:4326", t2, s2, seed=2, add_dn=1000)
+    write_mtd(before, "L2A", "02.14", None)
+    write_mtd(after, "L2A", "04.00", -1000)
+    summary = compare(before, after, tmp_path / "o")
+    assert summary["grid"]["crs"] == UTM
+    assert summary["grid"]["resolution_m"] == 10
+    assert summary["reprojected"] == {"before": True, "after": True}
+    assert summary["radiometry"]["after"]["offset"] == pytest.approx(-0.1)
+    assert summary["radiometry"]["before"]["offset"] == 0.0
+    assert changed_fraction(summary) < 0.002, summary
+    assert summary["expansion_pixels"] == 0
+
+
+def test_unknown_product_is_read_as_given_and_says_so(tmp_path: Path) -> None:
+    a = flat_image(tmp_path / "a.tif", X0, Y0)
+    summary = compare(a, a, tmp_path / "o", bands=BANDS)
+    for key in ("before", "after"):
+        rad = summary["radiometry"][key]
+        assert rad["product"] == "unknown"
+        assert rad["decided_by"] == "as-given"
+        assert (rad["scale"], rad["offset"]) == (1.0, 0.0)
+        assert "product unknown" in rad["why"]
+    assert summary["reflectance_scaled"] is False
+    summary = compare(a, a, tmp_path / "o", bands=BANDS, offset=-0.5)  # --offset alone: scale 1
+    assert summary["radiometry"]["after"]["decided_by"] == "--scale/--offset"
+    assert (summary["radiometry"]["after"]["scale"], summary["radiometry"]["after"]["offset"]) == (
+        1.0,
+        -0.5,
+    )
+
+
+def test_sentinel2_folder_without_metadata_gets_its_scale(tmp_path: Path) -> None:
+    """A plain B02.tif folder is Sentinel-2 DN: scaled by 1/10000 with no --scale. Its
+    vegetation's SWIR2 (0.09) dips under DN 800 in places, which no +1000 offset allows: no
+    offset, from the pixels. The same with the offset in the data has nothing that dark, no SCL
+    and no other date to tell: read with no offset, and the summary warns for each date."""
+    folder = utm_folder(tmp_path / "f", seed=1)
+    summary = compare(folder, folder, tmp_path / "o")
+    rad = summary["radiometry"]["before"]
+    assert rad["sensor"] == "sentinel-2"
+    assert rad["product"] == "unknown"  # no B10, no SCL, no metadata: the level is not told
+    assert rad["scale"] == pytest.approx(1e-4)
+    assert rad["offset"] == 0.0
+    assert rad["decided_by"] == "pixels"
+    assert rad["pixel_check"].startswith("confirmed")
+    assert summary["reflectance_scaled"] is True
+    assert summary["warnings"] == []
+    shifted = utm_folder(tmp_path / "s", seed=1, add_dn=1000)
+    summary = compare(shifted, shifted, tmp_path / "o")
+    assert summary["radiometry"]["before"]["decided_by"] == "assumed"
+    assert summary["radiometry"]["before"]["pixel_check"].startswith("inconclusive")
+    assert [w.split(" ", 1)[0] for w in summary["warnings"]] == ["BEFORE", "AFTER"]
+    assert all("read with NO offset" in w for w in summary["warnings"])
+    assert summary["changed_pixels"] == 0
+
+
+def test_baseline_option_makes_a_plain_raster_sentinel2_dn(tmp_path: Path) -> None:
+    """--baseline says the DN are Sentinel-2's: 1/10000, and the offset of that baseline. Here
+    the pixels (vegetation SWIR2 under DN 800) contradict 04.00: the option is kept, with a
+    warning."""
+    a = flat_image(tmp_path / "a.tif", X0, Y0)
+    summary = compare(a, a, tmp_path / "o", bands=BANDS, baseline="02.14")
+    rad = summary["radiometry"]["after"]
+    assert (rad["scale"], rad["offset"], rad["decided_by"]) == (1e-4, 0.0, "--baseline")
+    assert summary["warnings"] == []
+    summary = compare(a, a, tmp_path / "o", bands=BANDS, baseline="04.00")
+    rad = summary["radiometry"]["after"]
+    assert rad["offset"] == pytest.approx(-0.1)
+    assert rad["pixel_check"].startswith("contradicted")
+    assert summary["warnings"] == [
+        f"{d}: the pixels contradict --baseline 04.00 ({rad['pixel_check']}); the explicit "
+        "option is kept"
+        for d in ("BEFORE", "AFTER")
+    ]

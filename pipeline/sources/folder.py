@@ -1133,3 +1133,117 @@ class _CsvIndex:
                 "list that file with band_index 1",
             )
         return index
+
+
+# --- helpers for other readers of provider files (``sitewatch compare``) -----------------------
+# New public entry points over the parsing above; they change nothing of the folder source.
+
+
+@dataclass(frozen=True)
+class S2ProductMetadata:
+    """A Sentinel-2 product metadata file (``MTD_MSIL2A.xml`` / ``MTD_MSIL1C.xml``) with its
+    radiometric numbers: ``add_offsets`` are ``BOA_ADD_OFFSET`` (L2A) or ``RADIO_ADD_OFFSET``
+    (L1C), one per band, empty before baseline 04.00; ``quantification`` is
+    ``BOA_QUANTIFICATION_VALUE`` (L2A) or ``QUANTIFICATION_VALUE`` (L1C)."""
+
+    path: Path
+    level: Literal["L2A", "L1C"]
+    baseline: str | None
+    add_offsets: tuple[float, ...]
+    quantification: float | None
+    product_uri: str | None
+    platform: str | None = None
+
+
+def find_s2_product_metadata(
+    start: Path, stop: Path, time: str = ""
+) -> tuple[S2ProductMetadata | None, Path | None]:
+    """The product metadata and the ``.SAFE`` folder found walking up from the folder ``start``
+    to ``stop`` (included), as the folder source finds them; ``time`` (``20230915T022549``, or
+    empty for any) must appear in the metadata's ``PRODUCT_URI``. Raises ``SourceError`` naming
+    the file when it is unreadable or holds a bad baseline or number."""
+    meta, safe = _s2_metadata_for(stop, start, time.upper())
+    if meta is None:
+        return None, safe
+    try:
+        root = ET.parse(meta.path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise SourceError(
+            f"{meta.path}: Sentinel-2 product metadata not readable ({exc})"
+        ) from None
+    numbers: dict[str, list[float]] = defaultdict(list)
+    wanted = ("RADIO_ADD_OFFSET", "QUANTIFICATION_VALUE", "BOA_QUANTIFICATION_VALUE")
+    for el in root.iter():
+        tag = el.tag.rsplit("}", 1)[-1] if isinstance(el.tag, str) else ""
+        if tag in wanted and el.text and el.text.strip():
+            try:
+                numbers[tag].append(float(el.text.strip()))
+            except ValueError:
+                raise SourceError(
+                    f"{meta.path}: <{tag}> {el.text.strip()!r} is not a number"
+                ) from None
+    if meta.level == "L2A":
+        offsets, quant = meta.boa_offsets, numbers.get("BOA_QUANTIFICATION_VALUE")
+    else:
+        offsets, quant = (
+            tuple(numbers.get("RADIO_ADD_OFFSET", ())),
+            numbers.get("QUANTIFICATION_VALUE"),
+        )
+    return (
+        S2ProductMetadata(
+            meta.path, meta.level, meta.baseline, offsets, quant[0] if quant else None,
+            meta.product_uri, meta.platform,
+        ),
+        safe,
+    )  # fmt: skip
+
+
+def safe_name_baseline(name: str) -> str | None:
+    """The processing baseline of a SAFE/product name (``..._N0400_...`` -> ``04.00``)."""
+    b = _SAFE_BASELINE.search(name)
+    return f"{b[1]}.{b[2]}" if b else None
+
+
+def s2_file_acquisition(name: str) -> tuple[str, str, str, str | None] | None:
+    """(tile, sensing time, band id, resolution or None) of a Sentinel-2 granule file name such
+    as ``T51SUH_20230915T022549_B02_10m.jp2``; None for other names."""
+    m = _S2_NAME.match(name)
+    if m is None:
+        return None
+    return m["tile"].upper(), m["time"].upper(), m["band"].upper(), m["res"]
+
+
+@dataclass(frozen=True)
+class LandsatFileName:
+    """What a USGS Landsat file name says: ``LC08_L2SP_116033_20200915_20200920_02_T1_SR_B2.TIF``."""
+
+    product_id: str
+    platform: str | None  # landsat-4 .. landsat-9; None for other missions
+    level: str
+    collection: str
+    band: str
+
+    @property
+    def surface_reflectance(self) -> bool:
+        """Collection 2 Level-2 surface reflectance (the product the pipeline reads)."""
+        return self.level in ("L2SP", "L2SR") and self.collection == "02"
+
+
+def parse_landsat_name(name: str) -> LandsatFileName | None:
+    """The parts of a USGS Landsat file name; None when ``name`` is not one."""
+    m = _LANDSAT_NAME.match(name)
+    if m is None:
+        return None
+    return LandsatFileName(
+        m["pid"].upper(),
+        LANDSAT_PLATFORMS.get(m["mission"]),
+        m["level"].upper(),
+        m["collection"],
+        m["band"].upper(),
+    )
+
+
+def find_landsat_mtl(folder: Path, product_id: str) -> tuple[Path, dict[str, str]] | None:
+    """``<product_id>_MTL.json`` (else ``.xml``, ``.txt``) in ``folder`` and its acquisition keys,
+    as the folder source reads them; raises ``SourceError`` when it is unreadable."""
+    return _read_mtl(folder, product_id)
