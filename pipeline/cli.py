@@ -25,6 +25,7 @@ from rich.text import Text
 
 from pipeline import __version__
 from pipeline.errors import ConfigError, SitewatchError
+from pipeline.export.atomic import atomic_write_text
 from pipeline.sites import SITE_KINDS
 
 console = Console(stderr=True)
@@ -126,6 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="check site files: geometry, winding, WGS84, ids, sources, size"
     )
     check.add_argument("files", nargs="*", type=Path, metavar="FILE", help=files_help)
+
+    acc = sub.add_parser(
+        "accuracy",
+        help="detection accuracy: synthetic hard cases on unseen seeds, and real labelled pairs",
+        description="Prints a table of case x metric with the targets; exit 1 when one is missed.",
+    )
+    acc.add_argument(
+        "--suite", choices=("synthetic", "real", "all"), default="all", help="which cases"
+    )
+    acc.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="synthetic seeds")
+    acc.add_argument("--cases", nargs="+", metavar="CASE", help="only these synthetic cases")
+    acc.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(".sitewatch-cache/accuracy"),
+        help="scenario cache and runs (default .sitewatch-cache/accuracy)",
+    )
+    acc.add_argument("--json", type=Path, help="also write the results as JSON")
 
     exp = sub.add_parser(
         "expansion",
@@ -270,6 +289,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "sites":
         return _sites(args)
+    if args.command == "accuracy":
+        from pipeline.accuracy_suite import DEFAULT_SEEDS, format_table, run_suite
+
+        with progress_display(args.quiet) as progress:
+            suite = run_suite(
+                args.suite, tuple(args.seeds or DEFAULT_SEEDS), args.workdir, args.cases, progress
+            )
+        sys.stdout.write(format_table(suite) + "\n")
+        if args.json is not None:
+            atomic_write_text(args.json, suite.to_json())
+        return 0 if suite.passed else 1
     if args.command == "expansion":
         from pipeline.api import expansion_from_perimeters
 

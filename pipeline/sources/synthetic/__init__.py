@@ -10,6 +10,12 @@ written beside it.
 Everything is deterministic from ``ScenarioParams.seed`` (see ``seeds``): a subset of sites or
 years gives the same pixels as the full build, with or without a process pool.
 
+``ScenarioParams`` also carries the hard cases of the accuracy suite (``HARD_CASE_FIELDS``,
+``pipeline.accuracy_suite``): heavy haze, early snow, shifted harvests, a shadowed slope, a
+shrinking reservoir, a new road, a burn scar, missing years, lying offset metadata, a full-pixel
+shift per year, mid-season construction and Landsat years. All are off by default and left out of
+every dump while off: the demo's pixels, truth, cache key and config hash are unchanged.
+
 The modules, from the parameters to the file-writing edge:
 
 - ``params``: ``ScenarioParams`` and ``GENERATOR_VERSION`` (pydantic only: cheap to import);
@@ -43,7 +49,11 @@ if TYPE_CHECKING:
     from pipeline.sources.synthetic.arrays import block_fractions, block_mean
     from pipeline.sources.synthetic.build import Progress, build_scenario
     from pipeline.sources.synthetic.layout import (
+        Feature,
         Surface,
+        dated_change,
+        layout_key,
+        site_features,
         site_layout,
         state_year,
         truth_geometries,
@@ -51,6 +61,7 @@ if TYPE_CHECKING:
     from pipeline.sources.synthetic.params import (
         DEMO_SITE_IDS,
         GENERATOR_VERSION,
+        HARD_CASE_FIELDS,
         ScenarioParams,
     )
     from pipeline.sources.synthetic.render import SceneMeta, render_scene, scene_grid
@@ -60,6 +71,7 @@ if TYPE_CHECKING:
         baseline_of,
         boa_offset_dn,
         platform_of,
+        scene_platform,
         sun_position,
     )
     from pipeline.sources.synthetic.sites import DEMO_SITES_GEOJSON, demo_sites
@@ -78,12 +90,17 @@ _EXPORTS: dict[str, str] = {
     "block_mean": "arrays",
     "Progress": "build",
     "build_scenario": "build",
+    "Feature": "layout",
     "Surface": "layout",
+    "dated_change": "layout",
+    "layout_key": "layout",
+    "site_features": "layout",
     "site_layout": "layout",
     "state_year": "layout",
     "truth_geometries": "layout",
     "DEMO_SITE_IDS": "params",
     "GENERATOR_VERSION": "params",
+    "HARD_CASE_FIELDS": "params",
     "ScenarioParams": "params",
     "SceneMeta": "render",
     "render_scene": "render",
@@ -93,6 +110,7 @@ _EXPORTS: dict[str, str] = {
     "baseline_of": "schedule",
     "boa_offset_dn": "schedule",
     "platform_of": "schedule",
+    "scene_platform": "schedule",
     "sun_position": "schedule",
     "DEMO_SITES_GEOJSON": "sites",
     "demo_sites": "sites",
@@ -113,7 +131,9 @@ __all__ = [
     "DEMO_SITES_GEOJSON",
     "DEMO_SITE_IDS",
     "GENERATOR_VERSION",
+    "HARD_CASE_FIELDS",
     "SPECTRAL_BANDS",
+    "Feature",
     "Progress",
     "ScenarioParams",
     "SceneMeta",
@@ -126,12 +146,16 @@ __all__ = [
     "block_mean",
     "boa_offset_dn",
     "build_scenario",
+    "dated_change",
     "demo_sites",
     "item_id",
+    "layout_key",
     "platform_of",
     "read_truth",
     "render_scene",
     "scene_grid",
+    "scene_platform",
+    "site_features",
     "site_layout",
     "state_year",
     "sun_position",

@@ -1,5 +1,9 @@
 """The atmosphere of one scene: clouds, cirrus, displaced cloud shadows, haze, winter snow, swath
 edges; how they alter the ground reflectance, and the Sen2Cor-like SCL decided from them.
+
+Hard cases: ``haze_strength`` scales the haze; in ``snow_years`` snow also lies from
+``snow_from`` to the end of the year, inside the season window. Their draws come from the
+scene's hard-case stream, so the rest of the scene is what it would be without them.
 """
 
 from __future__ import annotations
@@ -48,11 +52,13 @@ def draw_atmosphere(
     day: date,
     shape10: tuple[int, int],
     sun: tuple[float, float],
+    case_rng: np.random.Generator | None = None,
 ) -> Atmosphere:
     """Clouds, cirrus, displaced shadows, haze, winter snow and swath edges for one scene.
 
     Fields are drawn on a 60 m grid padded by the longest shadow, so a cloud outside the chip can
-    cast its shadow into it, then interpolated to 10 m.
+    cast its shadow into it, then interpolated to 10 m. ``case_rng`` (the scene's hard-case
+    stream) draws the early snow of ``snow_years``.
     """
     h6, w6 = shape10[0] // 6, shape10[1] // 6
     p_clear, *rest = _SKY_BY_MONTH[day.month]
@@ -82,12 +88,16 @@ def draw_atmosphere(
     haze6 = np.zeros((h6, w6), np.float32)
     if rng.random() < params.haze_probability:
         haze_field = smooth_field(rng, (h6, w6), 8.0)
-        haze6 = (float(rng.uniform(0.005, 0.03)) * np.clip(0.6 + 0.3 * haze_field, 0, 1)).astype(
-            np.float32
-        )
+        amount = float(rng.uniform(0.005, 0.03))
+        if params.haze_strength != 1.0:
+            amount *= params.haze_strength
+        haze6 = (amount * np.clip(0.6 + 0.3 * haze_field, 0, 1)).astype(np.float32)
     snow6 = np.zeros((h6, w6), np.float32)
     if day.month in (12, 1, 2, 3) and rng.random() < params.snow_probability:
         snow6 = cover_opacity(smooth_field(rng, (h6, w6), 5.0), float(rng.uniform(0.4, 1.0)))
+    elif early_snow(params, day) and case_rng is not None and case_rng.random() < 0.75:
+        cover = float(case_rng.uniform(0.3, 1.0))
+        snow6 = cover_opacity(smooth_field(case_rng, (h6, w6), 5.0), cover)
     nodata = np.zeros(shape10, bool)
     if rng.random() < params.partial_coverage_probability:
         # A swath edge about 12 degrees off north-south; the part beyond it has no data.
@@ -106,6 +116,11 @@ def draw_atmosphere(
     return Atmosphere(
         up(cloud6), brightness, up(cirrus6), up(shadow6), up(haze6), up(snow6), nodata
     )
+
+
+def early_snow(params: ScenarioParams, day: date) -> bool:
+    """Whether ``day`` lies in the early snow of a ``snow_years`` autumn (a hard case)."""
+    return day.year in params.snow_years and day >= date(day.year, *params.snow_from)
 
 
 def visible_snow(snow: F32, fractions: F32) -> F32:
@@ -142,18 +157,22 @@ def scene_classification(
     atmosphere20: Mapping[str, F32],
     nodata20: NDArray[np.bool_],
     coal_label: int | None,
+    dark20: NDArray[np.bool_] | None = None,
 ) -> U8:
     """A Sen2Cor-like SCL at 20 m, decided from the known causes.
 
     Priority: nodata, cloud (9 > 0.6 opacity, 8 > 0.3), thin cirrus, snow, cloud shadow, water,
-    coal as dark area/shadow (in some scenes, ``coal_label``), vegetation (NDVI > 0.4), not
-    vegetated. Thin cloud edges below 0.3 opacity are left unflagged, as Sen2Cor does.
+    topographic shadow (``dark20``, class 2 "dark area"), coal as dark area/shadow (in some
+    scenes, ``coal_label``), vegetation (NDVI > 0.4), not vegetated. Thin cloud edges below 0.3
+    opacity are left unflagged, as Sen2Cor does.
     """
     red, nir = observed20[..., 2], observed20[..., 3]
     ndvi = (nir - red) / np.maximum(nir + red, 1e-6)
     scl = np.where(ndvi > 0.4, 4, 5).astype(np.uint8)
     if coal_label is not None:
         scl[fractions20[..., Surface.COAL] > 0.5] = coal_label
+    if dark20 is not None:
+        scl[dark20] = 2
     scl[fractions20[..., Surface.WATER] > 0.5] = 6
     scl[atmosphere20["shadow"] > 0.4] = 3
     scl[atmosphere20["snow"] > 0.5] = 11

@@ -2,7 +2,8 @@
 COG per asset, then the STAC catalog, the truth files and ``scenario.json``.
 
 Layout of a build: ``catalog.json`` -> ``sentinel-2-l2a/collection.json`` -> one folder per item
-with its JSON and one COG per asset; ``truth/<site_id>.geojson``; ``scenario.json``.
+with its JSON and one COG per asset (and ``landsat-c2-l2/`` alike in the ``landsat_until`` hard
+case); ``truth/<site_id>.geojson``; ``scenario.json``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from pipeline.export.rasters import GDAL_WRITE_ERRORS, gdal_write_error
 from pipeline.sources.synthetic.params import GENERATOR_VERSION, ScenarioParams
 from pipeline.sources.synthetic.render import asset_grid, render_scenes
 from pipeline.sources.synthetic.schedule import acquisition_dates
-from pipeline.sources.synthetic.stac import COLLECTION_ID, item_dict, item_id, write_catalog
+from pipeline.sources.synthetic.stac import (
+    COLLECTION_ID,
+    LANDSAT_COLLECTION_ID,
+    item_dict,
+    item_id,
+    write_catalog,
+)
 from pipeline.sources.synthetic.truth import truth_text
 
 logger = logging.getLogger(__name__)
@@ -37,14 +44,18 @@ Progress = Callable[[int, int], None]
 """Build progress callback: (scenes written, scenes in total)."""
 
 
-def _write_cog(path: Path, array: NDArray[Any], transform: Affine, crs: CRS) -> None:
+def _write_cog(
+    path: Path, array: NDArray[Any], transform: Affine, crs: CRS, nodata: int = 0
+) -> None:
     try:
-        _write_cog_file(path, array, transform, crs)
+        _write_cog_file(path, array, transform, crs, nodata)
     except GDAL_WRITE_ERRORS as exc:  # a full or failing cache disk: an OSError naming the file
         raise gdal_write_error(exc, path, array.nbytes) from None
 
 
-def _write_cog_file(path: Path, array: NDArray[Any], transform: Affine, crs: CRS) -> None:
+def _write_cog_file(
+    path: Path, array: NDArray[Any], transform: Affine, crs: CRS, nodata: int
+) -> None:
     h, w = array.shape
     with rasterio.open(
         path,
@@ -56,7 +67,7 @@ def _write_cog_file(path: Path, array: NDArray[Any], transform: Affine, crs: CRS
         dtype=array.dtype.name,
         crs=crs,
         transform=transform,
-        nodata=0,
+        nodata=nodata,
         compress="deflate",
         predictor=2,
         # One tile for these small chips: the default 512 tile costs time for nothing.
@@ -81,15 +92,20 @@ def _build_unit(unit: _Unit) -> list[dict[str, Any]]:
     items = []
     with rasterio.Env():
         for assets, meta in render_scenes(unit.params, unit.site_id, unit.dates):
-            folder = Path(unit.collection_dir) / item_id(unit.site_id, meta.day, meta.platform)
+            collection_dir = Path(unit.collection_dir)
+            if meta.landsat:  # the landsat_until hard case: items of their own collection
+                collection_dir = collection_dir.with_name(LANDSAT_COLLECTION_ID)
+            folder = collection_dir / item_id(unit.site_id, meta.day, meta.platform)
             folder.mkdir(parents=True)
             crs = CRS.from_string(meta.grid.crs)
             grids = {}
             for key, array in assets.items():
-                grid = asset_grid(meta.grid, key)
+                grid = asset_grid(meta.grid, key, meta.landsat)
                 if array.shape != grid.shape:  # the item would describe another lattice
                     raise SourceError(f"{folder.name} {key}: {array.shape} != grid {grid.shape}")
-                _write_cog(folder / f"{key}.tif", array, grid.transform, crs)
+                # Landsat QA_PIXEL marks fill with 1 (bit 0), as USGS declares it.
+                nodata = 1 if key == "qa_pixel" else 0
+                _write_cog(folder / f"{key}.tif", array, grid.transform, crs, nodata)
                 grids[key] = grid
             items.append(item_dict(meta, grids))
     return items
@@ -150,7 +166,7 @@ def build_scenario(
     truth_dir = root / "truth"
     truth_dir.mkdir()
     for site_id in params.sites:
-        text = truth_text(site_id, params.years)
+        text = truth_text(site_id, params.years, params)
         (truth_dir / f"{site_id}.geojson").write_text(text, encoding="utf-8")
     summary = {
         "generator_version": GENERATOR_VERSION,

@@ -3,6 +3,14 @@
 Coordinates are metres east/north of the site centre in its UTM zone. The layouts are the design
 of the scenario: the camp grows in 2018, 2020, 2021, 2023 and 2025, the port's coal falls after
 2017 and grows from 2019, the control site changes only with the seasons.
+
+The hard cases of ``ScenarioParams`` (all off by default) add, at the camp and the control only:
+a new asphalt road (``road_year``, footprint) and a compound cleared mid-season
+(``construction_date``, footprint from that day) at the camp; and ``Feature``s outside the
+surface classes, which are never footprint nor coal: a shadowed rocky slope (``terrain_shadow``),
+the mud of a shrinking reservoir (``water_level``) and a burn scar (``burn_date``). The features
+are rendered over the surfaces (``render``), so the surface classes and the demo's pixels are
+untouched.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import date
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import shapely
@@ -21,7 +29,7 @@ from shapely.geometry.polygon import orient
 
 from pipeline.errors import SiteError, SourceError
 from pipeline.grid import reproject_geometry
-from pipeline.sources.synthetic.params import DEMO_SITE_IDS
+from pipeline.sources.synthetic.params import DEMO_SITE_IDS, ScenarioParams
 
 
 class Surface(IntEnum):
@@ -159,11 +167,79 @@ _CONTROL_LAYOUT: tuple[LayoutItem, ...] = (
 )
 
 
-def site_layout(site_id: str, year: int) -> tuple[LayoutItem, ...]:
+# ---- Hard cases (``ScenarioParams``; off by default)
+# A new road from the 2018 annex north into the hills: 12 m wide, ~0.9 ha, one pixel thin.
+_CAMP_ROAD = shapely.LineString([(-150, 300), (-150, 750), (-400, 950)]).buffer(
+    6.0, cap_style="flat", join_style="mitre"
+)
+# A compound cleared in the forest north of the camp (``construction_date``).
+_CAMP_COMPOUND: tuple[LayoutItem, ...] = (
+    (Surface.YARD, _rect(100, 450, 400, 700)),
+    (Surface.BUILT, _rect(130, 600, 370, 660)),
+    (Surface.BUILT, _rect(130, 490, 250, 540)),
+)
+# The reservoirs that replace the ponds when ``water_level`` is set: full extent, and the point
+# toward which the water withdraws (its deep end).
+_RESERVOIRS: Mapping[str, tuple[Polygon, tuple[float, float]]] = {
+    "demo-camp": (_pile(150, -420, 6.0, aspect=1.6), (60.0, -440.0)),
+    "demo-control": (_pile(-250, 250, 6.0, aspect=1.4), (-320.0, 270.0)),
+}
+_PONDS: Mapping[str, Polygon] = {
+    "demo-camp": _CAMP_LANDSCAPE[3][1],
+    "demo-control": _CONTROL_LAYOUT[2][1],
+}
+# North-facing rocky slopes (``terrain_shadow``), in forest away from every other feature.
+_ROCK_SLOPES: Mapping[str, Polygon] = {
+    "demo-camp": Polygon([(480, 560), (900, 600), (900, 730), (470, 690)]),
+    "demo-control": Polygon([(220, -260), (560, -230), (560, -90), (230, -120)]),
+}
+# Burn scars (``burn_date``): irregular, ~4.5 ha, in forest.
+_BURN_SCARS: Mapping[str, Any] = {
+    "demo-camp": shapely.union_all(
+        [Point(-700, 650).buffer(95.0), Point(-610, 700).buffer(70.0),
+         Point(-780, 580).buffer(60.0)]
+    ),
+    "demo-control": shapely.union_all(
+        [Point(-330, -60).buffer(90.0), Point(-250, -20).buffer(65.0),
+         Point(-400, -120).buffer(55.0)]
+    ),
+}  # fmt: skip
+FEATURE_KINDS = ("rock_slope", "mud", "burn")
+
+
+class Feature(NamedTuple):
+    """A hard-case ground feature outside the surface classes (never footprint nor coal):
+    ``kind`` one of ``FEATURE_KINDS``, in local metres like the layout."""
+
+    kind: str
+    geometry: Polygon | MultiPolygon
+
+
+def _reservoir_water(site_id: str, params: ScenarioParams, year: int) -> Polygon:
+    """The reservoir's water in year-state ``year``: the full extent shrunk toward its deep end
+    to the listed share of its area (convex: the water stays inside the full extent)."""
+    full, deep = _RESERVOIRS[site_id]
+    share = dict(params.water_level).get(year, 1.0)
+    if share >= 1.0:
+        return full
+    k = math.sqrt(share)
+    water: Polygon = affinity.scale(full, k, k, origin=deep)
+    return water
+
+
+def site_layout(
+    site_id: str,
+    year: int,
+    params: ScenarioParams | None = None,
+    *,
+    pre_construction: bool = False,
+) -> tuple[LayoutItem, ...]:
     """The surfaces of ``site_id`` in the year-state ``year``, in paint order (later on top).
 
     Coordinates are metres east/north of the site centre in its UTM zone; everything not covered
     is forest. A year-state holds from 1 April of ``year`` to 31 March of the next year.
+    ``params`` brings the hard cases that change surfaces (road, mid-season compound, reservoir);
+    ``pre_construction``: the days of the compound's year before it was cleared (``layout_key``).
     """
     if site_id == "demo-camp":
         yards = [p for y, ps in _CAMP_YARDS.items() if y <= year for p in ps]
@@ -174,10 +250,11 @@ def site_layout(site_id: str, year: int) -> tuple[LayoutItem, ...]:
         )
         piles = _piles(_CAMP_PILE_SLOTS, _step(_CAMP_COAL_HA, year))
         return (
-            *_CAMP_LANDSCAPE,
+            *_with_reservoir(site_id, _CAMP_LANDSCAPE, params, year),
             *((Surface.YARD, p) for p in yards),
             *((Surface.BUILT, p) for p in built),
             *((Surface.ASPHALT, p) for p in _CAMP_ASPHALT),
+            *_camp_additions(params, year, pre_construction),
             (Surface.SPOIL, spoil),
             *((Surface.COAL, p) for p in piles),
         )
@@ -185,8 +262,78 @@ def site_layout(site_id: str, year: int) -> tuple[LayoutItem, ...]:
         piles = _piles(_PORT_PILE_SLOTS, _step(_PORT_COAL_HA, year), aspect=1.4)
         return (*_PORT_LANDSCAPE, *_PORT_FIXED, *((Surface.COAL, p) for p in piles))
     if site_id == "demo-control":
-        return _CONTROL_LAYOUT
+        return _with_reservoir(site_id, _CONTROL_LAYOUT, params, year)
     raise SiteError(f"site {site_id!r} has no synthetic layout; known: {list(DEMO_SITE_IDS)}")
+
+
+def _with_reservoir(
+    site_id: str,
+    items: tuple[LayoutItem, ...],
+    params: ScenarioParams | None,
+    year: int,
+) -> tuple[LayoutItem, ...]:
+    """``items`` with the site's pond replaced by this year's reservoir water when
+    ``water_level`` is set."""
+    if params is None or not params.water_level:
+        return items
+    water = _reservoir_water(site_id, params, year)
+    pond = _PONDS[site_id]
+    return tuple((s, water) if g is pond else (s, g) for s, g in items)
+
+
+def _camp_additions(
+    params: ScenarioParams | None, year: int, pre_construction: bool
+) -> tuple[LayoutItem, ...]:
+    if params is None:
+        return ()
+    out: list[LayoutItem] = []
+    if params.road_year is not None and year >= params.road_year:
+        out.append((Surface.ASPHALT, _CAMP_ROAD))
+    built_on = params.construction_date
+    if built_on is not None and (
+        year > built_on.year or (year == built_on.year and not pre_construction)
+    ):
+        out.extend(_CAMP_COMPOUND)
+    return tuple(out)
+
+
+def layout_key(params: ScenarioParams, day: date) -> tuple[int, bool]:
+    """Which layout holds on ``day``: (year-state, before the mid-season construction)."""
+    year = state_year(day)
+    built_on = params.construction_date
+    return year, built_on is not None and built_on.year == year and day < built_on
+
+
+def site_features(site_id: str, year: int, params: ScenarioParams | None) -> tuple[Feature, ...]:
+    """The hard-case features of ``site_id`` in year-state ``year`` (none at the port, none
+    when every hard case is off). A burn scar is listed every year: ``render`` shows it from
+    ``burn_date`` on, as its regrowth allows."""
+    if params is None or site_id not in _ROCK_SLOPES:
+        return ()
+    out: list[Feature] = []
+    if params.terrain_shadow:
+        out.append(Feature("rock_slope", _ROCK_SLOPES[site_id]))
+    if params.water_level:
+        full, _ = _RESERVOIRS[site_id]
+        mud = full.difference(_reservoir_water(site_id, params, year))
+        if mud.area > 1.0:
+            out.append(Feature("mud", as_multipolygon(mud)))
+    if params.burn_date is not None:
+        out.append(Feature("burn", as_multipolygon(_BURN_SCARS[site_id])))
+    return tuple(out)
+
+
+def dated_change(site_id: str, params: ScenarioParams) -> tuple[int, MultiPolygon] | None:
+    """The footprint a hard case adds at a known date, as (year-state, local geometry): the
+    road or the mid-season compound at the camp; None for other sites and cases."""
+    if site_id != "demo-camp":
+        return None
+    if params.construction_date is not None:
+        parts = [g for _, g in _CAMP_COMPOUND]
+        return params.construction_date.year, as_multipolygon(shapely.union_all(parts))
+    if params.road_year is not None:
+        return params.road_year, as_multipolygon(_CAMP_ROAD)
+    return None
 
 
 def _piles(
@@ -195,9 +342,14 @@ def _piles(
     return [_pile(x, y, a, aspect) for (x, y), a in zip(slots, areas, strict=True) if a > 0]
 
 
-def truth_geometries(site_id: str, year: int) -> tuple[MultiPolygon, MultiPolygon]:
-    """(footprint, coal) of a year-state in local metres: the union of the footprint surfaces."""
-    layout = site_layout(site_id, year)
+def truth_geometries(
+    site_id: str, year: int, params: ScenarioParams | None = None
+) -> tuple[MultiPolygon, MultiPolygon]:
+    """(footprint, coal) of a year-state in local metres: the union of the footprint surfaces.
+
+    The state is the one the season window sees: a compound cleared mid-season is in its year.
+    """
+    layout = site_layout(site_id, year, params)
     footprint = shapely.union_all([g for s, g in layout if s in FOOTPRINT_SURFACES])
     coal = shapely.union_all([g for s, g in layout if s is Surface.COAL])
     return as_multipolygon(footprint), as_multipolygon(coal)

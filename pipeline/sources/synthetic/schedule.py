@@ -1,5 +1,8 @@
 """Scene planning (pure): which days a site is imaged, by which satellite, under which processing
 baseline, at what time and with the sun where.
+
+Two hard cases of the accuracy suite live here: ``missing_years`` (no scene at all) and
+``landsat_until`` (years imaged by Landsat 8/9 on their 16-day cycles instead of Sentinel-2).
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ from pipeline.sources.synthetic.seeds import seeded_rng, site_key
 _S2B_START = date(2017, 7, 6)
 # A date on the 5-day revisit cycle; each site gets its own phase from its id.
 _ORBIT_EPOCH = date(2015, 7, 4)
+# Landsat 8 on its 16-day cycle (a site gets its phase from its id); Landsat 9, 8 days apart
+# from it, delivers from February 2022.
+_L8_EPOCH = date(2013, 4, 11)
+_L9_START = date(2022, 2, 10)
+LANDSAT_PLATFORMS = ("landsat-8", "landsat-9")
 # The acquisition window the pipeline analyses by default (DOMAIN.md): always well sampled here.
 AUTUMN_WINDOW = ((9, 1), (11, 15))
 
@@ -51,6 +59,27 @@ def platform_of(site_id: str, day: date) -> str | None:
     return "sentinel-2b" if day >= _S2B_START else None
 
 
+def landsat_platform_of(site_id: str, day: date) -> str | None:
+    """``landsat-8`` on the site's 16-day cycle, ``landsat-9`` 8 days after it from 2022, or None."""
+    phase = ((day - _L8_EPOCH).days - site_key(site_id) % 16) % 16
+    if phase == 0:
+        return "landsat-8"
+    return "landsat-9" if phase == 8 and day >= _L9_START else None
+
+
+def is_landsat_year(params: ScenarioParams, year: int) -> bool:
+    """Whether ``params`` has calendar year ``year`` imaged by Landsat (``landsat_until``)."""
+    return params.landsat_until is not None and year <= params.landsat_until
+
+
+def scene_platform(params: ScenarioParams, site_id: str, day: date) -> str | None:
+    """The platform imaging ``site_id`` on ``day`` in this scenario, or None: Sentinel-2
+    (``platform_of``), or Landsat 8/9 in the years up to ``landsat_until``."""
+    if is_landsat_year(params, day.year):
+        return landsat_platform_of(site_id, day)
+    return platform_of(site_id, day)
+
+
 def baseline_of(day: date) -> str:
     """The processing baseline of a product acquired (and processed) on ``day``."""
     return [b for start, b in _BASELINES if start <= day][-1]
@@ -66,11 +95,18 @@ def acquisition_dates(params: ScenarioParams, site_id: str, year: int) -> list[d
     """The scenes of one site and calendar year: a sample of the real revisit days.
 
     The autumn window (1 Sep - 15 Nov) gets at least ``autumn_min_acquisitions`` (or 40%) of them,
-    so that the default analysis season has enough clear views in a typical year.
+    so that the default analysis season has enough clear views in a typical year (Landsat
+    years have fewer passes to pick from). A year in ``missing_years`` has none; with an
+    ``acquisition_window``, only the passes inside it are picked from.
     """
+    if year in params.missing_years:
+        return []
     rng = seeded_rng(params.seed, site_key(site_id), year, 1)
     days = [date(year, 1, 1) + timedelta(d) for d in range(366 if _leap(year) else 365)]
-    passes = [d for d in days if platform_of(site_id, d) is not None]
+    passes = [d for d in days if scene_platform(params, site_id, d) is not None]
+    if params.acquisition_window is not None:
+        w0, w1 = (date(year, *b) for b in params.acquisition_window)
+        passes = [d for d in passes if w0 <= d <= w1]
     a0, a1 = date(year, *AUTUMN_WINDOW[0]), date(year, *AUTUMN_WINDOW[1])
     autumn = [d for d in passes if a0 <= d <= a1]
     other = [d for d in passes if not a0 <= d <= a1]

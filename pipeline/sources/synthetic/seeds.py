@@ -6,7 +6,10 @@ gives the same pixels as the full build, with or without a process pool. The str
 - ``(seed, site, date ordinal, 0)``: everything random in one scene (``render.render_scene``);
 - ``(seed, site, year, 1)``: the acquisition dates of a site and calendar year (``schedule``);
 - ``(seed, site, 0, 2)``: the ground texture of a site, fixed for all scenes (``render``);
-- ``(seed, site, year-state, 3)``: the phenology of a site and year-state (``spectra``).
+- ``(seed, site, year-state, 3)``: the phenology of a site and year-state (``spectra``);
+- ``(seed, site, date ordinal, 4)``: a scene's hard-case draws (early snow, a lying offset
+  flag), used only when a hard case is on, so the other draws stay as without it;
+- ``(seed, site, 0, 5)``: the direction of the first full-pixel shift (``shift_by_year``).
 
 Changing a key, or the order of draws from a stream, changes the output: bump
 ``params.GENERATOR_VERSION``.

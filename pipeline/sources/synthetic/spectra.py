@@ -7,7 +7,7 @@ measurements.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -99,7 +99,7 @@ def surface_spectra(day: date, pheno: Phenology) -> F32:
         doy,
         [
             (0, _PADDY_STUBBLE), (128 + s, _PADDY_STUBBLE), (138 + s, _PADDY_FLOODED),
-            (160 + s, _PADDY_FLOODED), (215 + s, _CROP_PEAK), (245 + s, _CROP_PEAK),
+            (160 + s, _PADDY_FLOODED), (215 + s, _CROP_PEAK), (min(245 + s, h - 1), _CROP_PEAK),
             (h - 0.5, _CROP_SENESCENT), (h, _PADDY_STUBBLE), (367, _PADDY_STUBBLE),
         ],
     )  # fmt: skip
@@ -108,7 +108,7 @@ def surface_spectra(day: date, pheno: Phenology) -> F32:
         doy,
         [
             (0, _SOIL_TILLED), (125 + s, _SOIL_TILLED), (200 + s, _CROP_PEAK),
-            (235 + s, _CROP_PEAK), (h - 0.5, _CROP_SENESCENT), (h, _SOIL_TILLED),
+            (min(235 + s, h - 1), _CROP_PEAK), (h - 0.5, _CROP_SENESCENT), (h, _SOIL_TILLED),
             (367, _SOIL_TILLED),
         ],
     )  # fmt: skip
@@ -122,3 +122,61 @@ def ground_reflectance(fractions: F32, spectra: F32, texture: F32) -> F32:
     refl = fractions @ spectra
     refl *= (1.0 + (fractions @ _TEXTURE_AMP) * texture)[..., None]
     return refl.astype(np.float32)
+
+
+def harvest_shifted(pheno: Phenology, days: float) -> Phenology:
+    """``pheno`` with both harvests ``days`` later (earlier when negative): a hard case."""
+    return replace(
+        pheno,
+        paddy_harvest=pheno.paddy_harvest + days,
+        dryfield_harvest=pheno.dryfield_harvest + days,
+    )
+
+
+# ---- Hard-case features (``layout.Feature``): never footprint nor coal.
+# A dark weathered rock slope with sparse grass (80 % rock): the grass follows the forest's
+# season. Topographic (cast) shadow leaves only diffuse skylight, which is bluer than the
+# direct beam: the share of the signal lost under a full shadow rises toward SWIR, so shaded
+# rock is dark, flat and falls toward SWIR like a cloud shadow (DOMAIN.md "Coal and stockpiles").
+_ROCK = _spec(0.080, 0.090, 0.100, 0.130, 0.140, 0.170, 0.150)
+TOPO_SHADOW_LOSS = _spec(0.70, 0.76, 0.80, 0.86, 0.86, 0.92, 0.93)
+# Exposed reservoir bed, drying: grey-brown, moist (SWIR held down), bare.
+MUD = _spec(0.075, 0.085, 0.095, 0.120, 0.125, 0.140, 0.110)
+# A severe burn: black char, dark and nearly flat from blue to NIR, brighter in SWIR (NBR < 0):
+# a single look passes for coal (NDVI < 0.2, every band < 0.12, SWIR1 above blue); only its
+# regrowth and its SWIR rise tell it apart (DOMAIN.md "Coal and stockpiles").
+CHAR = _spec(0.030, 0.032, 0.035, 0.050, 0.053, 0.080, 0.075)
+# Growing days (15 Apr - 30 Sep) after which a burn scar has fully regreened.
+BURN_RECOVERY_GROWING_DAYS = 450.0
+
+
+def rock_slope_spectrum(day: date, pheno: Phenology, sun_elevation: float) -> F32:
+    """The rocky slope seen on ``day``: 80 % rock, 20 % the forest's season, in topographic
+    shadow whose depth grows as the sun sinks (``shadow_depth``)."""
+    ground = 0.8 * _ROCK + 0.2 * surface_spectra(day, pheno)[Surface.FOREST]
+    out: F32 = (ground * (1.0 - shadow_depth(sun_elevation) * TOPO_SHADOW_LOSS)).astype(np.float32)
+    return out
+
+
+def shadow_depth(sun_elevation: float) -> float:
+    """Share of the direct beam the slope's ridge blocks: 0.35 under the summer sun, 0.5 at
+    mid-September (52 deg), full from about 42 deg (mid-October) on."""
+    return float(np.clip((62.0 - sun_elevation) / 20.0, 0.35, 1.0))
+
+
+def growing_days(start: date, day: date) -> int:
+    """Days of the growing season (15 Apr - 30 Sep) from ``start`` to ``day``."""
+    total = 0
+    for year in range(start.year, day.year + 1):
+        a = max(start, date(year, 4, 15))
+        b = min(day, date(year, 9, 30))
+        total += max(0, (b - a).days)
+    return total
+
+
+def char_share(burned: date, day: date) -> float:
+    """Share of a burn scar still bare char on ``day``: 1 at the fire, 0 once regreened (the
+    regrowth, forest-like, takes the rest)."""
+    if day < burned:
+        return 0.0
+    return float(max(0.0, 1.0 - growing_days(burned, day) / BURN_RECOVERY_GROWING_DAYS))

@@ -16,30 +16,39 @@ from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 
 from pipeline.errors import SourceError
 from pipeline.sources.synthetic.layout import as_multipolygon, lonlat_polygon, truth_geometries
+from pipeline.sources.synthetic.params import ScenarioParams
 from pipeline.sources.synthetic.sites import demo_sites
 
 
-def truth_collection(site_id: str, years: Iterable[int]) -> dict[str, Any]:
-    """The truth GeoJSON of a site: a feature per (year, layer), RFC 7946, 6 decimals, CCW."""
+def truth_collection(
+    site_id: str, years: Iterable[int], params: ScenarioParams | None = None
+) -> dict[str, Any]:
+    """The truth GeoJSON of a site: a feature per (year, layer), RFC 7946, 6 decimals, CCW.
+
+    ``params`` brings the hard cases that change the truth (a road, a compound). A year whose
+    state began mid-season (``construction_date``) says from when in ``state_from``; before that
+    day the previous year's state held.
+    """
     (site,) = demo_sites([site_id])
     crs = site.utm_crs
     centre = site.geometry_in(crs).centroid
     features = []
+    built_on = params.construction_date if params is not None else None
     for year in years:
-        for layer, geom in zip(("footprint", "coal"), truth_geometries(site_id, year), strict=True):
+        geoms = truth_geometries(site_id, year, params)
+        for layer, geom in zip(("footprint", "coal"), geoms, strict=True):
             utm = affinity.translate(geom, centre.x, centre.y)
             lonlat = as_multipolygon(lonlat_polygon(utm, crs)) if not utm.is_empty else utm
+            properties: dict[str, Any] = {
+                "site_id": site_id,
+                "year": year,
+                "layer": layer,
+                "area_ha": round(float(utm.area) / 1e4, 4),
+            }
+            if built_on is not None and built_on.year == year and site_id == "demo-camp":
+                properties["state_from"] = built_on.isoformat()
             features.append(
-                {
-                    "type": "Feature",
-                    "properties": {
-                        "site_id": site_id,
-                        "year": year,
-                        "layer": layer,
-                        "area_ha": round(float(utm.area) / 1e4, 4),
-                    },
-                    "geometry": mapping(lonlat),
-                }
+                {"type": "Feature", "properties": properties, "geometry": mapping(lonlat)}
             )
     return {"type": "FeatureCollection", "features": features}
 
@@ -50,9 +59,9 @@ def _geojson_text(doc: Mapping[str, Any]) -> str:
     return '{"type":"FeatureCollection","features":[\n' + ",\n".join(lines) + "\n]}\n"
 
 
-def truth_text(site_id: str, years: Iterable[int]) -> str:
+def truth_text(site_id: str, years: Iterable[int], params: ScenarioParams | None = None) -> str:
     """The bytes of ``truth/<site_id>.geojson``: ``truth_collection`` as deterministic text."""
-    return _geojson_text(truth_collection(site_id, years))
+    return _geojson_text(truth_collection(site_id, years, params))
 
 
 @dataclass(frozen=True)
