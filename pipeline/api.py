@@ -114,12 +114,18 @@ def report(result: RunResult) -> str:
                 f"   {row['median_clear_obs']:5.1f}      {row['flags']}"
             )
         lines.extend(expansion_lines(analysis_records(a)))
-        summary = summary_rows(a, rows, cfg.trends.min_years, cfg.trends.alpha)
+        summary = summary_rows(a, rows, cfg.trends)
         coal = next(s for s in summary if s["metric"] == "coal_ha")
+        left_out = (
+            f", {coal['n_years_left_out']} flagged year(s) left out ({coal['years_left_out']})"
+            if coal["n_years_left_out"]
+            else ""
+        )
         lines.append(
-            f"  coal area trend: {coal['trend']}, Theil-Sen {_fmt(coal['slope_per_year'])} ha/yr "
-            f"(95% {_fmt(coal['slope_low'])}..{_fmt(coal['slope_high'])}), "
-            f"Mann-Kendall p {_fmt(coal['mk_p'], 3)}"
+            f"  coal area trend over {coal['n_years']} years: {coal['trend_hr']}, Theil-Sen "
+            f"{_fmt(coal['slope_per_year'])} ha/yr (95% {_fmt(coal['slope_low'])}.."
+            f"{_fmt(coal['slope_high'])}), Mann-Kendall (Hamed-Rao) p {_fmt(coal['hr_p'], 3)}"
+            f"{left_out}"
         )
         if a.accuracy:
             acc = a.accuracy["summary"]

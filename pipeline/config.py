@@ -7,6 +7,7 @@ the folder of that file, so a config can be run from anywhere.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 from datetime import date
@@ -24,6 +25,7 @@ from pydantic import (
 )
 
 from pipeline.errors import ConfigError, LimitError
+from pipeline.events import DEFAULT_EVENTS
 from pipeline.masking import (
     CLOUD_DILATION_M,
     QA_PIXEL_CLOUDS,
@@ -327,6 +329,13 @@ class ExpansionConfig(_Model):
     )
 
 
+class EventConfig(_Model):
+    """A dated event the trend tables test each series against."""
+
+    name: str = Field(min_length=1, max_length=200, description="what happened")
+    date: datetime.date = Field(description="when (YYYY-MM-DD)")
+
+
 class TrendsConfig(_Model):
     min_years: int = Field(
         5,
@@ -336,6 +345,17 @@ class TrendsConfig(_Model):
         description="fewer years than this: trend 'insufficient' (3..100: years run 1984..2100)",
     )
     alpha: Real = Field(0.05, gt=0, lt=1, description="Mann-Kendall significance level")
+    keep_flagged: bool = Field(
+        False,
+        strict=True,
+        description="keep years flagged few-clear-observations or partial-coverage in the "
+        "statistics (they are left out by default and counted in the table)",
+    )
+    events: tuple[EventConfig, ...] = Field(
+        tuple(EventConfig.model_validate({"name": e.name, "date": e.date}) for e in DEFAULT_EVENTS),
+        description="events each series is tested against (before/after means, interrupted "
+        "time series); default: UNSCR 2321, UNSCR 2371 and the two 2018 summits",
+    )
 
 
 class YearsConfig(_Model):

@@ -19,13 +19,14 @@ pytestmark = pytest.mark.slow
 
 OUTPUTS = (
     "manifest.json", "footprints.geojson", "expansion.geojson", "stockpiles.geojson",
-    "trends.csv", "trend_summary.csv", "accuracy.json", "expansion.csv", "expansion_sectors.csv",
+    "trends.csv", "trend_summary.csv", "accuracy.json", "expansion.csv", "expansion_sectors.csv", "trend_events.csv",
 )  # fmt: skip
 DETERMINISTIC = (
     "footprints.geojson",
     "expansion.geojson",
     "expansion.csv",
     "expansion_sectors.csv",
+    "trend_events.csv",
     "stockpiles.geojson",
     "trends.csv",
     "trend_summary.csv",
@@ -122,6 +123,17 @@ def test_trend_tables(first_run: RunResult) -> None:
     camp = next(r for r in summary if r["site_id"] == "demo-camp" and r["metric"] == "footprint_ha")
     assert float(camp["slope_per_year"]) > 0
     assert camp["trend"] == "increasing"
+    assert camp["trend_hr"] == "increasing"
+    # 2016 (two clear looks) is flagged and left out of the statistics, and the row says so.
+    assert (camp["n_years"], camp["n_years_left_out"]) == ("9", "1")
+    assert camp["years_left_out"] == "2016:few-clear-observations"
+    assert camp["first_year"] == "2017"
+    with (first_run.out_dir / "trend_events.csv").open() as fh:
+        events = list(csv.DictReader(fh))
+    assert len(events) == 3 * 2 * 4  # sites x metrics x default events
+    # With 2016 left out no year precedes the 2016-17 sanctions: refused, not guessed.
+    sanction = [e for e in events if e["event"].startswith("UNSCR 2321")]
+    assert {e["status"] for e in sanction} == {"insufficient"}
 
 
 def test_expansion_rings_and_sectors_for_the_camp(first_run: RunResult) -> None:

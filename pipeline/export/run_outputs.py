@@ -16,6 +16,8 @@ import numpy as np
 from shapely.geometry import MultiPolygon, Polygon
 
 from pipeline.bands import BANDS
+from pipeline.config import TrendsConfig
+from pipeline.events import Event, event_tests
 from pipeline.expansion import outline
 from pipeline.export.atomic import atomic_write_text
 from pipeline.export.expansion import ExpansionRecord, analysis_records, write_expansion
@@ -26,7 +28,7 @@ from pipeline.export.tables import write_csv
 from pipeline.grid import reproject_geometry
 from pipeline.results import RunResult, SiteAnalysis, SiteYear
 from pipeline.sources.base import SceneSource
-from pipeline.trends import summarise
+from pipeline.trends import SeriesSelection, select_series, summarise
 
 WGS84 = "EPSG:4326"
 
@@ -38,8 +40,18 @@ TREND_COLUMNS = (
     "n_scenes", "n_skipped", "coverage", "median_clear_obs", "window_start", "window_end", "flags",
 )  # fmt: skip
 SUMMARY_COLUMNS = (
-    "site_id", "metric", "n_years", "first_year", "last_year", "first", "last", "change",
+    "site_id", "metric", "n_years", "n_years_left_out", "years_left_out", "radiometry_breaks",
+    "first_year", "last_year", "first", "last", "change",
     "slope_per_year", "slope_low", "slope_high", "mk_tau", "mk_p", "trend",
+    "hr_p", "hr_correction", "trend_hr",
+    "pettitt_last_year_before", "pettitt_first_year_after", "pettitt_p", "pettitt_at_break",
+)  # fmt: skip
+EVENT_COLUMNS = (
+    "site_id", "metric", "event", "event_date", "status", "before_years", "after_years",
+    "straddling_years", "before_mean", "before_low", "before_high", "after_mean", "after_low",
+    "after_high", "difference", "difference_low", "difference_high", "its_status",
+    "its_level_change", "its_slope_change", "its_p", "its_p_holm", "its_level_p", "its_slope_p",
+    "same_split_as",
 )  # fmt: skip
 SUMMARY_METRICS = ("footprint_ha", "coal_ha")
 
@@ -115,19 +127,36 @@ def trend_rows(analysis: SiteAnalysis, min_clear: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _selected(rows: Sequence[dict[str, Any]], metric: str, keep_flagged: bool) -> SeriesSelection:
+    return select_series(
+        [{"year": r["year"], metric: r[metric], "flags": r["flags"]} for r in rows],
+        metric,
+        keep_flagged=keep_flagged,
+    )
+
+
 def summary_rows(
-    analysis: SiteAnalysis, rows: Sequence[dict[str, Any]], min_years: int, alpha: float
+    analysis: SiteAnalysis, rows: Sequence[dict[str, Any]], trends: TrendsConfig
 ) -> list[dict[str, Any]]:
+    """A row per metric: the statistics over the years kept (flagged years left out unless
+    ``trends.keep_flagged``; how many and why is in the row)."""
     out = []
     for metric in SUMMARY_METRICS:
-        years = [r["year"] for r in rows]
-        values = [np.nan if r[metric] is None else float(r[metric]) for r in rows]
-        s = summarise(years, values, min_n=min_years, alpha=alpha)
+        sel = _selected(rows, metric, trends.keep_flagged)
+        s = summarise(
+            sel.years, sel.values, min_n=trends.min_years, alpha=trends.alpha,
+            breaks=sel.radiometry_breaks,
+        )  # fmt: skip
         out.append(
             {
                 "site_id": analysis.site.id,
                 "metric": metric,
                 "n_years": s.n,
+                "n_years_left_out": sel.n_left_out,
+                "years_left_out": ";".join(
+                    f"{y}:{why}" for y, why in zip(sel.left_out, sel.left_out_reasons, strict=True)
+                ),
+                "radiometry_breaks": ";".join(map(str, sel.radiometry_breaks)),
                 "first_year": s.first_year,
                 "last_year": s.last_year,
                 "first": s.first,
@@ -139,8 +168,39 @@ def summary_rows(
                 "mk_tau": s.mk_tau,
                 "mk_p": s.mk_p,
                 "trend": s.trend,
+                "hr_p": s.hr_p,
+                "hr_correction": s.hr_correction,
+                "trend_hr": s.hr_trend,
+                "pettitt_last_year_before": s.pettitt_year,
+                "pettitt_first_year_after": s.pettitt_first_after,
+                "pettitt_p": s.pettitt_p,
+                "pettitt_at_break": s.pettitt_at_break,
             }
         )
+    return out
+
+
+def event_rows(
+    analysis: SiteAnalysis, rows: Sequence[dict[str, Any]], trends: TrendsConfig
+) -> list[dict[str, Any]]:
+    """A row per metric and configured event: before/after means with bootstrap intervals and
+    the interrupted-time-series level and slope change with permutation p (``events``)."""
+    events = [Event(e.name, e.date) for e in trends.events]
+    windows = {r["year"]: (r["window_start"], r["window_end"]) for r in rows}
+    out = []
+    for metric in SUMMARY_METRICS:
+        sel = _selected(rows, metric, trends.keep_flagged)
+        for t in event_tests(sel.years, sel.values, events, windows):
+            out.append(
+                {
+                    "site_id": analysis.site.id,
+                    "metric": metric,
+                    **{k: v for k, v in asdict(t).items() if k in EVENT_COLUMNS},
+                    "before_years": ";".join(map(str, t.before_years)),
+                    "after_years": ";".join(map(str, t.after_years)),
+                    "straddling_years": ";".join(map(str, t.straddling_years)),
+                }
+            )
     return out
 
 
@@ -162,6 +222,7 @@ def export_run(
     stockpiles: list[tuple[Any, dict[str, Any]]] = []
     trends: list[dict[str, Any]] = []
     summaries: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     rasters: list[Path] = []
     total = len(result.sites)
     for n, a in enumerate(result.sites, start=1):
@@ -208,24 +269,24 @@ def export_run(
             )
         expansion.extend(analysis_records(a))
         trends.extend(rows)
-        summaries.extend(summary_rows(a, rows, cfg.trends.min_years, cfg.trends.alpha))
+        summaries.extend(summary_rows(a, rows, cfg.trends))
+        events.extend(event_rows(a, rows, cfg.trends))
         if cfg.write_rasters:
             rasters.extend(write_site_rasters(out, a))
         progress("writing outputs", n, total)
 
     meta = {"run": cfg.name, "config_hash": cfg.hash()}
-    write_feature_collection(
-        out / "footprints.geojson", footprints, WGS84, name="footprints", metadata=meta
-    )
-    written = write_expansion(out, expansion, meta)
-    write_feature_collection(
-        out / "stockpiles.geojson", stockpiles, WGS84, name="stockpiles", metadata=meta
-    )
-    write_csv(out / "trends.csv", trends, TREND_COLUMNS)
-    write_csv(out / "trend_summary.csv", summaries, SUMMARY_COLUMNS)
-    written += [
-        out / n
-        for n in ("footprints.geojson", "stockpiles.geojson", "trends.csv", "trend_summary.csv")
+    written = [
+        write_feature_collection(
+            out / "footprints.geojson", footprints, WGS84, name="footprints", metadata=meta
+        ),
+        *write_expansion(out, expansion, meta),
+        write_feature_collection(
+            out / "stockpiles.geojson", stockpiles, WGS84, name="stockpiles", metadata=meta
+        ),
+        write_csv(out / "trends.csv", trends, TREND_COLUMNS),
+        write_csv(out / "trend_summary.csv", summaries, SUMMARY_COLUMNS),
+        write_csv(out / "trend_events.csv", events, EVENT_COLUMNS),
     ]
     if result.accuracy is not None:
         path = out / "accuracy.json"
