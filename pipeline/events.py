@@ -55,7 +55,12 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from pipeline.trends import DEFAULT_PERMUTATIONS, permutation_orders, permutation_p
+from pipeline.trends import (
+    DEFAULT_PERMUTATIONS,
+    permutation_orders,
+    permutation_p,
+    yearly_series,
+)
 
 __all__ = [
     "DEFAULT_EVENTS",
@@ -211,21 +216,8 @@ class EventTest:
 
 
 def _series(years: ArrayLike, values: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    yrs = np.asarray(years, dtype=np.float64)
-    vals = np.asarray(values, dtype=np.float64)
-    if yrs.ndim != 1 or vals.shape != yrs.shape:
-        raise ValueError(
-            f"years and values must be 1-D and of equal length, got {yrs.shape} and {vals.shape}"
-        )
-    if not np.isfinite(yrs).all() or np.any(yrs != np.round(yrs)):
-        raise ValueError(f"years must be whole numbers, got {yrs.tolist()}")
-    if np.unique(yrs).size != yrs.size:
-        raise ValueError(f"years must not repeat, got {yrs.tolist()}")
-    if np.isinf(vals).any():
-        raise ValueError(f"values must be finite or NaN (missing), got {vals.tolist()}")
-    keep = ~np.isnan(vals)
-    order = np.argsort(yrs[keep])
-    return yrs[keep][order].astype(np.int64), vals[keep][order]
+    yrs, vals = yearly_series(years, values)
+    return yrs.astype(np.int64), vals
 
 
 def _bootstrap(

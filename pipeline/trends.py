@@ -641,6 +641,28 @@ class TrendSummary:
     pettitt_at_break: bool | None = None
 
 
+def yearly_series(
+    years: ArrayLike, values: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The years with a value (NaN = missing, dropped), in ascending order. Years that are
+    not whole numbers or repeat, arrays of other shapes and infinite values are errors."""
+    yrs = np.asarray(years, dtype=np.float64)
+    vals = np.asarray(values, dtype=np.float64)
+    if yrs.ndim != 1 or vals.shape != yrs.shape:
+        raise ValueError(
+            f"years and values must be 1-D and of equal length, got {yrs.shape} and {vals.shape}"
+        )
+    if not np.isfinite(yrs).all() or np.any(yrs != np.round(yrs)):
+        raise ValueError(f"years must be whole numbers, got {yrs.tolist()}")
+    if np.unique(yrs).size != yrs.size:
+        raise ValueError(f"years must not repeat, got {yrs.tolist()}")
+    if np.isinf(vals).any():
+        raise ValueError(f"values must be finite or NaN (missing), got {vals.tolist()}")
+    keep = ~np.isnan(vals)
+    order = np.argsort(yrs[keep])
+    return yrs[keep][order], vals[keep][order]
+
+
 def summarise(
     years: ArrayLike,
     values: ArrayLike,
@@ -657,24 +679,8 @@ def summarise(
     To leave flagged years out, pass the output of :func:`select_series` (and its
     ``radiometry_breaks`` as ``breaks``).
     """
-    yrs = np.asarray(years, dtype=np.float64)
-    vals = np.asarray(values, dtype=np.float64)
-    if yrs.ndim != 1 or vals.shape != yrs.shape:
-        raise ValueError(
-            f"years and values must be 1-D and of equal length, got {yrs.shape} and {vals.shape}"
-        )
-    if not np.isfinite(yrs).all() or np.any(yrs != np.round(yrs)):
-        raise ValueError(f"years must be whole numbers, got {yrs.tolist()}")
-    if np.unique(yrs).size != yrs.size:
-        raise ValueError(f"years must not repeat, got {yrs.tolist()}")
     _check_alpha(alpha)
-    if np.isinf(vals).any():
-        raise ValueError(f"values must be finite or NaN (missing), got {vals.tolist()}")
-
-    order = np.argsort(yrs)
-    yrs, vals = yrs[order], vals[order]
-    keep = ~np.isnan(vals)
-    yrs, vals = yrs[keep], vals[keep]
+    yrs, vals = yearly_series(years, values)
     n = int(vals.size)
 
     mk = mann_kendall(vals, min_n=min_n, alpha=alpha)
