@@ -2,12 +2,20 @@
 first vs last, polygons, areas with their edge uncertainty, and the score against a truth.
 
 Pure: site-years (arrays) and plain parameters in, frozen records out.
+
+Before anything is measured, each year's footprint is settled with its neighbouring years
+(``date_footprints``): the greenness test keeps harvested fields out of a year's footprint but
+also keeps out ground cleared in mid-summer (it was green in June), which would otherwise show
+up a year late; and a cloudy summer leaves fields that no clear look saw green, which would show
+up as a year of false expansion. The last year with data cannot be re-dated: flagged
+``MAY_LAG``.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +31,20 @@ from pipeline.results import ChangeMetrics, SiteAnalysis, SiteYear, YearMetrics
 from pipeline.sites import Site
 
 BoolArray = NDArray[np.bool_]
+
+#: Flag of a year whose footprint may lag: ground cleared during its season cannot be told
+#: from a field harvested early without the next year, nor ground built over a field under a
+#: cloudy summer from an unseen field (the last year with data, or a year stored without its
+#: season evidence).
+MAY_LAG = "may-lag"
+#: Flag of a year whose footprint gained ground cleared during its season, confirmed by the
+#: next year (``YearMetrics.redated_ha``).
+REDATED = "redated"
+#: Flag of a year whose footprint lost bare ground it never saw while crops stand and that its
+#: neighbouring years map as a field (``YearMetrics.unseen_fields_ha``).
+UNSEEN_FIELDS = "unseen-fields"
+#: Years a pixel must be mapped a field in before ``drop_unseen_fields`` believes it one.
+MIN_FIELD_YEARS = 2
 
 
 def analysis_area(site: Site, grid: Grid, buffer_m: float) -> BoolArray:
@@ -42,11 +64,24 @@ def analyse_site(
     sectors: int = 16,
 ) -> SiteAnalysis:
     """Areas, polygons and year-to-year change for one site, with the boundary's movement
-    in ``sectors`` directions."""
+    in ``sectors`` directions, all measured on the footprints ``date_footprints`` settled (the
+    returned ``years`` are those; ``YearMetrics`` says what moved and flags the years)."""
     px = grid.pixel_area_ha
     min_px = boundaries.min_pixels_for_area(min_mapping_unit_ha, px)
+    years = date_footprints(years, min_px)
     metrics = []
     for sy in years:
+        redated_ha = float(sy.redated.sum()) * px if sy.redated is not None else 0.0
+        unseen_ha = float(sy.unseen_fields.sum()) * px if sy.unseen_fields is not None else 0.0
+        flags = tuple(
+            flag
+            for flag, on in (
+                (MAY_LAG, sy.composite is not None and sy.redated is None),
+                (REDATED, redated_ha > 0),
+                (UNSEEN_FIELDS, unseen_ha > 0),
+            )
+            if on
+        )
         metrics.append(
             YearMetrics(
                 sy.year,
@@ -56,6 +91,9 @@ def analyse_site(
                 trends.edge_uncertainty_ha(sy.coal_mask, grid.resolution),
                 tuple(boundaries.vectorize(sy.footprint, grid.transform, min_px)),
                 tuple(boundaries.vectorize(sy.coal_mask, grid.transform, min_px)),
+                redated_ha=redated_ha,
+                unseen_fields_ha=unseen_ha,
+                flags=flags,
             )
         )
     observed = [i for i, sy in enumerate(years) if sy.composite is not None]
@@ -104,6 +142,100 @@ def analyse_site(
     return SiteAnalysis(
         site, grid, float(area.sum()) * px, tuple(years), tuple(metrics), tuple(changes)
     )
+
+
+def date_footprints(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYear]:
+    """``years`` (ascending) with each footprint settled by the neighbouring years with data:
+    first ``drop_unseen_fields``, then ``redate_clearings`` on the result. Each year's own
+    evidence (``SiteYear.evidence``) is judged against its neighbours' classification, so a
+    pixel moves by one year at most and the result does not depend on the order of the work.
+    A year without evidence (stored before it existed) is left as it is."""
+    return redate_clearings(drop_unseen_fields(years, min_pixels), min_pixels)
+
+
+def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYear]:
+    """``years`` without the footprint a season could not tell from a harvested field.
+
+    A pixel ``unconfirmed`` in year Y (footprint with no clear look while crops stand) is judged
+    by the nearest year before Y and the nearest after Y that did see it while crops stand (a
+    year with evidence, valid there and not unconfirmed there; one side is enough at either end
+    of the series). When each of them saw vegetation there (``vegetated``: green, not footprint,
+    not ambiguous) and the series maps it a ``field`` (green, and with low NDVI at some time of
+    the season: sown, flooded or harvested) in ``MIN_FIELD_YEARS`` years at least, it is a field
+    whose harvest came before Y's first clear look: it leaves Y's footprint, and the regions
+    left smaller than ``min_pixels`` with it. Coal is kept. (A late harvest can keep a field
+    green through a judging year; fields come back year after year, while one year's field
+    signs may be a single look under unflagged haze, which makes forest look harvested.)
+
+    Ground really built over a field in Y stays footprint in the next year that sees it, so it
+    is kept in Y, except near the end of the series, where no later year saw it: it may then
+    show a year late (the last year is flagged ``MAY_LAG``). ``unseen_fields`` records the loss;
+    a year without evidence is neither judged nor used as a judge.
+    """
+    observed = [i for i, sy in enumerate(years) if sy.composite is not None]
+    if not observed:
+        return list(years)
+    shape = years[observed[0]].footprint.shape
+
+    def verdicts(order: Sequence[int]) -> dict[int, tuple[BoolArray, BoolArray]]:
+        """Per year: (pixels some earlier year of ``order`` saw, whether the nearest one saw
+        vegetation there)."""
+        seen = np.zeros(shape, bool)
+        field = np.zeros(shape, bool)
+        out: dict[int, tuple[BoolArray, BoolArray]] = {}
+        for i in order:
+            out[i] = (seen.copy(), field.copy())
+            evidence = years[i].evidence
+            if evidence is not None:
+                informative = years[i].valid & ~evidence.unconfirmed
+                field = np.where(informative, evidence.vegetated, field)
+                seen |= informative
+        return out
+
+    before, after = verdicts(observed), verdicts(observed[::-1])
+    field_years = np.zeros(shape, np.int16)
+    for i in observed:
+        evidence = years[i].evidence
+        if evidence is not None:
+            field_years += evidence.field & years[i].valid
+    recurrent = field_years >= MIN_FIELD_YEARS
+    out = list(years)
+    for i in observed:
+        this = years[i]
+        if this.evidence is None:
+            continue
+        (seen_a, field_a), (seen_b, field_b) = before[i], after[i]
+        judged = (seen_a | seen_b) & (field_a | ~seen_a) & (field_b | ~seen_b)
+        dropped = this.evidence.unconfirmed & ~this.coal_mask & judged & recurrent
+        footprint = boundaries.remove_small_regions(this.footprint & ~dropped, min_pixels)
+        footprint |= this.coal_mask
+        out[i] = replace(this, footprint=footprint, unseen_fields=this.footprint & ~footprint)
+    return out
+
+
+def redate_clearings(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYear]:
+    """``years`` (ascending) with ground cleared during a season added to that season's
+    footprint, on the evidence of the next year with data.
+
+    A pixel ``ambiguous`` in year Y (footprint-like at the end of Y, green earlier in Y, seen
+    bare before the harvest: ``recipe.site_year``) was either cleared in Y or harvested early.
+    When the next year's footprint holds it (so it never greened there), it was cleared in Y:
+    it joins Y's footprint. A field harvested early greens again and stays out. Added pieces
+    smaller than ``min_pixels`` that touch nothing of Y's footprint are dropped (the minimum
+    mapping unit). Each re-dated year records its gain in ``redated``; a year with data that
+    could not be judged (the last one, or without evidence) keeps ``redated=None``.
+    """
+    out = list(years)
+    observed = [i for i, sy in enumerate(years) if sy.composite is not None]
+    for i, j in itertools.pairwise(observed):
+        this, after = years[i], years[j]
+        if this.evidence is None:
+            continue
+        confirmed = this.evidence.ambiguous & after.footprint & after.valid & this.valid
+        joined = boundaries.remove_small_regions(this.footprint | confirmed, min_pixels)
+        footprint = this.footprint | (joined & confirmed)
+        out[i] = replace(this, footprint=footprint, redated=footprint & ~this.footprint)
+    return out
 
 
 def _multipolygon(polygons: Iterable[Polygon]) -> MultiPolygon:

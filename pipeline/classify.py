@@ -6,6 +6,7 @@ functions can be called from a notebook with nothing but arrays.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +83,68 @@ def greenness(
         return high
     low = ndimage.minimum_filter(np.where(np.isnan(high), np.inf, high), size=footprint_px)
     return np.where(np.isnan(high) | np.isinf(low), high, low).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class CropSigns:
+    """What a season's looks say of crops, per pixel (``crop_signs``)."""
+
+    cropped: BoolArray  # green (the season's greenness) and seen with low NDVI in a clear look
+    cleared: BoolArray  # seen bare before the harvest, after its last green look
+
+
+def crop_signs(
+    stack: FloatArray,
+    clear: BoolArray,
+    green_ndvi: FloatArray,
+    before_harvest: Sequence[bool],
+    *,
+    ndvi_max: float = 0.30,
+    green_ndvi_max: float = 0.50,
+    mndwi_max: float = 0.0,
+    swir16_min: float = 0.03,
+) -> CropSigns:
+    """Signs of crops in a season's looks ``stack`` (time, band, y, x, in date order) with their
+    ``clear`` masks and the season's ``green_ndvi`` (``greenness``); ``before_harvest`` flags the
+    looks taken before crops are harvested. Bare: the footprint rule on one look.
+
+    ``cropped``: green at some point and, in some look, NDVI below ``ndvi_max``: sown, flooded
+    (paddies) or harvested during the season, a field. Forest stays above it to its dormancy
+    (a conifer or grass too), built ground never looks green.
+    ``cleared``: bare in a look before the harvest that comes after the pixel's last green look
+    (NDVI >= ``green_ndvi_max``). A crop is green until its harvest; ground seen bare while crops
+    still stand, and never green again, was cleared (or harvested early: the next year tells).
+    A pixel never seen green is ``cleared`` when seen bare before the harvest.
+    """
+    if len(before_harvest) != stack.shape[0] or clear.shape != (stack.shape[0], *stack.shape[2:]):
+        raise ValueError(
+            f"stack {stack.shape}, clear {clear.shape} and {len(before_harvest)} harvest flags "
+            "do not describe the same looks"
+        )
+    seen_low = np.zeros(stack.shape[2:], bool)
+    cleared = np.zeros(stack.shape[2:], bool)
+    for obs, ok, early in zip(stack, clear, before_harvest, strict=True):
+        ok = ok & valid_pixels(obs)
+        ndvi = indices.ndvi(obs)
+        with np.errstate(invalid="ignore"):
+            green = ok & (ndvi >= green_ndvi_max)
+            seen_low |= ok & (ndvi < ndvi_max)
+        cleared &= ~green
+        if early:
+            cleared |= ok & footprint_mask(
+                obs, ndvi_max=ndvi_max, mndwi_max=mndwi_max, swir16_min=swir16_min, opening_px=0
+            )
+    cropped = seen_low & is_green(green_ndvi, green_ndvi_max=green_ndvi_max)
+    return CropSigns(cropped, cleared)
+
+
+def is_green(
+    green_ndvi: FloatArray, *, green_ndvi_max: float = 0.50, **_footprint_rule: float
+) -> BoolArray:
+    """Pixels the greenness test calls green (``green_ndvi`` from ``greenness``); takes the
+    footprint rule's keywords, of which it uses ``green_ndvi_max``."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(green_ndvi >= green_ndvi_max)
 
 
 def grow_mixed_edges(

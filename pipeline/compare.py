@@ -29,6 +29,7 @@ from pipeline.grid import Grid
 from pipeline.masking import CLOUD_DILATION_M, SCL_CLOUDS, SCL_NOT_CLEAR, clear_from_scl
 from pipeline.pairwise import detect
 from pipeline.radiometry import S2_BOA_OFFSET_DN, Radiometry, verify_boa_offset
+from pipeline.recipe import classify_single_image
 from pipeline.sources.folder import BASELINE_PATTERN
 from pipeline.sources.local import (
     BandSource,
@@ -666,7 +667,8 @@ def compare_arrays(
 ) -> dict[str, Any]:
     """Pure core of compare on two (band, y, x) reflectance arrays already on one grid.
 
-    ``pipeline.pairwise.detect`` with its defaults and the minimum mapping unit in pixels of
+    ``pipeline.pairwise.detect`` with its defaults, the footprint recipe of ``run`` on each date
+    (``recipe.classify_single_image``) and the minimum mapping unit in pixels of
     ``grid``. Keys: ``valid``, ``changed``, ``expansion`` (masks), ``threshold`` (the IR-MAD
     threshold as a standardised length, in sigma; CVA's when IR-MAD has no canonical pair, as
     for constant images), ``p_nochange`` and ``chi2`` (maps), and the provenance of
@@ -674,7 +676,13 @@ def compare_arrays(
     ``irmad``, ``cva``...).
     """
     min_px = boundaries.min_pixels_for_area(min_mapping_unit_ha, grid.pixel_area_ha)
-    result = detect(before, after, min_mapping_unit_px=min_px)
+
+    def footprint_of(reflectance: np.ndarray) -> np.ndarray:
+        # The run's recipe (rim unmixing, coal, minimum mapping unit) on one date's image.
+        valid = np.isfinite(reflectance).all(axis=0)
+        return classify_single_image(reflectance, valid, grid.pixel_area_ha)[0]
+
+    result = detect(before, after, min_mapping_unit_px=min_px, classify=footprint_of)
     return {
         **result.provenance(),
         "valid": result.valid,

@@ -40,6 +40,29 @@ class SceneRecord:
 
 
 @dataclass(frozen=True)
+class SeasonEvidence:
+    """What one season says of ground its greenness test cannot settle alone; the neighbouring
+    years decide (``analysis.date_footprints``). Masks (y, x), from ``recipe.site_year``."""
+
+    # Not footprint, not ``ambiguous``, and green at some point of the season: vegetation.
+    vegetated: BoolArray
+    # The part of ``vegetated`` with low NDVI in some look (sown, flooded or harvested): a field.
+    field: BoolArray
+    # Bare at the season's end but green earlier (so not footprint), and already bare before
+    # harvest time: cleared this season, or a field harvested early. The next year tells.
+    ambiguous: BoolArray
+    # Footprint that had no clear look while crops stand: a field harvested before the first
+    # clear look would look the same. The neighbouring years tell.
+    unconfirmed: BoolArray
+
+
+#: Arrays of ``SeasonEvidence`` in a stored site-year, by npz name.
+_EVIDENCE_ARRAYS = {"vegetated": "evidence_vegetated", "field": "evidence_field",
+                    "ambiguous": "evidence_ambiguous",
+                    "unconfirmed": "evidence_unconfirmed"}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class SiteYear:
     """One site-year after composite and classification."""
 
@@ -55,6 +78,13 @@ class SiteYear:
     valid: BoolArray
     median_clear: float  # median clear observations over the analysis area (unseen pixels = 0)
     coverage: float  # share of the analysis area seen clear at least once
+    # None: not known (no data, or a site-year stored before it existed).
+    evidence: SeasonEvidence | None = None
+    # Set by ``analysis.date_footprints`` (None before it, or where it could not judge): the
+    # ground this year's footprint gained as cleared during its season (confirmed by the next
+    # year), and the ground it lost as a field unseen while crops stand (by its neighbours).
+    redated: BoolArray | None = None
+    unseen_fields: BoolArray | None = None
 
     @property
     def n_used(self) -> int:
@@ -78,6 +108,13 @@ def site_year_arrays(sy: SiteYear) -> dict[str, NDArray[Any]]:
         "coal_mask": sy.coal_mask,
         "valid": sy.valid,
     }
+    if sy.evidence is not None:
+        for name, key in _EVIDENCE_ARRAYS.items():
+            arrays[key] = getattr(sy.evidence, name)
+    if sy.redated is not None:
+        arrays["redated"] = sy.redated
+    if sy.unseen_fields is not None:
+        arrays["unseen_fields"] = sy.unseen_fields
     if sy.composite is not None:
         arrays["composite_reflectance"] = sy.composite.reflectance
         arrays["composite_clear_count"] = sy.composite.clear_count
@@ -101,12 +138,17 @@ def site_year_record(sy: SiteYear) -> dict[str, Any]:
         "coverage": sy.coverage,
         "has_composite": sy.composite is not None,
         "has_coal": sy.coal is not None,
+        "has_evidence": sy.evidence is not None,
+        "has_redated": sy.redated is not None,
+        "has_unseen_fields": sy.unseen_fields is not None,
     }
 
 
 def site_year_from_stored(record: dict[str, Any], arrays: Any) -> SiteYear:
     """The ``SiteYear`` of a ``site_year_record`` and its arrays (a mapping or an ``NpzFile``);
-    ``KeyError``/``TypeError``/``ValueError`` when they do not fit together."""
+    ``KeyError``/``TypeError``/``ValueError`` when they do not fit together. A record stored
+    before the season evidence existed (no ``has_evidence``) loads with ``evidence=None``: the
+    cross-year step then leaves that year as it is and flags it."""
 
     def arr(name: str) -> NDArray[Any]:
         return np.asarray(arrays[name])
@@ -129,6 +171,15 @@ def site_year_from_stored(record: dict[str, Any], arrays: Any) -> SiteYear:
         valid=arr("valid"),
         median_clear=float(record["median_clear"]),
         coverage=float(record["coverage"]),
+        evidence=(
+            SeasonEvidence(**{n: arr(k).astype(bool) for n, k in _EVIDENCE_ARRAYS.items()})
+            if record.get("has_evidence")
+            else None
+        ),
+        redated=arr("redated").astype(bool) if record.get("has_redated") else None,
+        unseen_fields=(
+            arr("unseen_fields").astype(bool) if record.get("has_unseen_fields") else None
+        ),
     )
 
 
@@ -141,6 +192,13 @@ class YearMetrics:
     coal_pm_ha: float
     footprint_polygons: tuple[Polygon, ...]
     coal_polygons: tuple[Polygon, ...]
+    # What ``analysis.date_footprints`` changed in this year's footprint (``footprint_ha`` is
+    # after it): ground cleared during this season, dated here by the next year, and ground
+    # removed as a field this season never saw while crops stand (the neighbours' verdict).
+    redated_ha: float = 0.0
+    unseen_fields_ha: float = 0.0
+    # Flags for the trend tables (``analysis.MAY_LAG``, ``REDATED``, ``UNSEEN_FIELDS``).
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

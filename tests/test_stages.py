@@ -214,6 +214,8 @@ def test_nan_percentile_matches_numpy(data: np.ndarray, q: float) -> None:
         ("footprint_mask", "FootprintRule"),
         ("coal_observation", "CoalRule"),
         ("greenness", "FootprintRule"),
+        ("crop_signs", "FootprintRule"),
+        ("is_green", "FootprintRule"),
     ],
 )
 def test_stage_defaults_match_config_defaults(function: str, rule: str) -> None:

@@ -1,0 +1,217 @@
+"""Expansion dated to the year it appears: ground cleared in mid-summer is footprint in that
+year (confirmed by the next year), while fields, harvested early or on time, or seen only after
+their harvest under a cloudy summer, never are.
+
+Looks built by hand, every ten days from 1 June to 15 November, so each assertion is about the
+dating rules alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+from shapely.geometry import box
+
+from pipeline.analysis import (
+    MAY_LAG,
+    REDATED,
+    UNSEEN_FIELDS,
+    analyse_site,
+    drop_unseen_fields,
+    redate_clearings,
+)
+from pipeline.recipe import Look, RecipeParams, look_record, site_year
+from pipeline.results import SeasonEvidence, SiteAnalysis, SiteYear
+from pipeline.sites import Site
+
+# (blue, green, red, nir, swir16, swir22)
+FOREST = [0.025, 0.050, 0.028, 0.340, 0.170, 0.080]
+CROP = [0.030, 0.070, 0.040, 0.420, 0.220, 0.100]
+SOIL = [0.070, 0.095, 0.120, 0.180, 0.260, 0.205]
+YARD = [0.100, 0.130, 0.165, 0.215, 0.300, 0.255]
+
+Y = 2020
+YEARS = (Y, Y + 1, Y + 2, Y + 3, Y + 4)
+# No clear look from July to September: fields are seen bare in June (sown) and after harvest.
+CLOUDY_SUMMERS = (Y + 1, Y + 2, Y + 4)
+
+# Rows and columns of each piece of ground on the 10 m grid (everything else: forest).
+CAMP = (slice(5, 20), slice(5, 20))  # a yard every year
+PATCH = (slice(30, 40), slice(5, 15))  # forest, cleared on 1 July of Y, bare ever after
+FIELD = (slice(30, 45), slice(30, 45))  # a crop every year, green July-September
+POTATO = (slice(5, 15), slice(35, 50))  # a crop every year, green in June, harvested 15 July
+CONVERTED = (slice(48, 56), slice(5, 20))  # like FIELD in Y, built from April of Y+1
+LATE = (slice(48, 56), slice(30, 45))  # like FIELD until Y+3, built from April of Y+4
+
+
+def surface(day: date) -> list[tuple[tuple[slice, slice], list[float]]]:
+    """What lies on each piece of ground on ``day``."""
+    year = day.year
+    crop = CROP if date(year, 7, 1) <= day < date(year, 10, 1) else SOIL
+    return [
+        (PATCH, FOREST if day < date(Y, 7, 1) else SOIL),
+        (FIELD, crop),
+        (POTATO, CROP if day < date(year, 7, 15) else SOIL),
+        (CONVERTED, crop if year == Y else YARD),
+        (LATE, crop if year < Y + 4 else YARD),
+        (CAMP, YARD),
+    ]
+
+
+@pytest.fixture(scope="module")
+def site() -> Site:
+    return Site("dating", "dating", "camp", box(126.0, 39.0, 126.0072, 39.0056), "test")
+
+
+def looks(year: int, shape: tuple[int, int]) -> list[Look]:
+    out = []
+    day = date(year, 6, 1)
+    while day <= date(year, 11, 15):
+        img = np.empty((6, *shape), np.float32)
+        img[:] = np.array(FOREST, np.float32)[:, None, None]
+        for (rows, cols), spectrum in surface(day):
+            img[:, rows, cols] = np.array(spectrum, np.float32)[:, None, None]
+        clear = not (year in CLOUDY_SUMMERS and date(year, 7, 1) <= day < date(year, 10, 1))
+        record = look_record(f"S{day:%Y%m%d}", f"{day.isoformat()}T02:00:00+00:00")
+        out.append(Look(day, img, np.full(shape, clear), record))
+        day += timedelta(days=10)
+    return out
+
+
+@pytest.fixture(scope="module")
+def site_years(site: Site) -> list[SiteYear]:
+    grid = site.grid(10.0, 0.0)
+    assert min(grid.shape) >= 60
+    area = np.ones(grid.shape, bool)  # every pixel analysed (the site is a lon/lat box)
+    return [
+        site_year(site.id, y, looks(y, grid.shape), [], area, grid.pixel_area_ha, RecipeParams())
+        for y in YEARS
+    ]
+
+
+@pytest.fixture(scope="module")
+def analysis(site: Site, site_years: list[SiteYear]) -> SiteAnalysis:
+    return analyse_site(
+        site,
+        site.grid(10.0, 0.0),
+        site_years,
+        buffer_m=0.0,
+        min_mapping_unit_ha=0.25,
+        change_opening_px=1,
+    )
+
+
+def evidence(sy: SiteYear) -> SeasonEvidence:
+    assert sy.evidence is not None
+    return sy.evidence
+
+
+def share(mask: np.ndarray, where: tuple[slice, slice]) -> float:
+    return float(mask[where].mean())
+
+
+def test_one_year_alone_lags_and_keeps_the_clearing_ambiguous(site_years: list[SiteYear]) -> None:
+    first = site_years[0]
+    assert share(first.footprint, CAMP) == 1.0
+    # Green in June: the greenness test keeps the clearing out of Y, as it keeps fields out.
+    assert share(first.footprint, PATCH) == 0.0
+    assert share(evidence(first).ambiguous, PATCH) == 1.0
+    assert share(evidence(first).field, PATCH) == 0.0  # ambiguous ground is no field evidence
+    assert share(evidence(first).vegetated, PATCH) == 0.0
+    # A crop harvested after 1 September was green while crops stand: not ambiguous.
+    for crop in (FIELD, CONVERTED, LATE):
+        assert share(first.footprint, crop) == 0.0
+        assert share(evidence(first).field, crop) == 1.0
+        assert share(evidence(first).ambiguous, crop) == 0.0
+    # Harvested in July: as ambiguous as a clearing, until the next year.
+    assert share(evidence(first).ambiguous, POTATO) == 1.0
+    assert share(evidence(first).field, POTATO) == 0.0
+    assert not evidence(first).unconfirmed.any()  # the summer was seen
+
+
+def test_a_cloudy_summer_alone_maps_its_fields_as_footprint(site_years: list[SiteYear]) -> None:
+    cloudy = site_years[1]
+    assert share(cloudy.footprint, FIELD) == 1.0  # sown in June, harvested before any clear look
+    assert share(evidence(cloudy).unconfirmed, FIELD) == 1.0
+    assert share(cloudy.footprint, POTATO) == 0.0  # it was seen green in June
+    np.testing.assert_array_equal(evidence(cloudy).unconfirmed, cloudy.footprint)
+
+
+def test_each_piece_of_ground_is_dated_to_its_year(analysis: SiteAnalysis) -> None:
+    fp = {sy.year: sy.footprint for sy in analysis.years}
+    for year in YEARS:
+        assert share(fp[year], CAMP) == 1.0, year
+        assert share(fp[year], FIELD) == 0.0, year
+        assert share(fp[year], POTATO) == 0.0, year
+        # Cleared in July of Y: footprint from Y on, not from Y+1.
+        assert share(fp[year], PATCH) == 1.0, year
+    # Built over a field in the spring of Y+1, two cloudy summers: footprint from Y+1 (Y+3
+    # saw it built, not a field), never dated back to Y.
+    assert [share(fp[y], CONVERTED) for y in YEARS] == [0.0, 1.0, 1.0, 1.0, 1.0]
+    # Built in the spring of the last year under a cloudy summer: only the years before can
+    # judge, and they saw a field. The last year may lag, and says so.
+    assert [share(fp[y], LATE) for y in YEARS] == [0.0] * 5
+
+
+def test_metrics_flag_what_the_neighbouring_years_changed(analysis: SiteAnalysis) -> None:
+    metrics = {m.year: m for m in analysis.metrics}
+    assert metrics[Y].flags == (REDATED,)
+    assert metrics[Y].redated_ha == pytest.approx(1.0)  # the 10 x 10 pixel clearing
+    assert metrics[Y + 1].flags == (UNSEEN_FIELDS,)
+    assert metrics[Y + 1].unseen_fields_ha == pytest.approx(2.25 + 1.2)  # FIELD and LATE
+    assert metrics[Y + 2].flags == (UNSEEN_FIELDS,)  # judged by Y and Y+3
+    assert metrics[Y + 2].unseen_fields_ha == pytest.approx(2.25 + 1.2)
+    assert metrics[Y + 3].flags == ()
+    assert metrics[Y + 4].flags == (MAY_LAG, UNSEEN_FIELDS)
+    assert metrics[Y + 4].unseen_fields_ha == pytest.approx(2.25 + 1.2)
+    assert metrics[Y + 1].footprint_ha == pytest.approx(metrics[Y].footprint_ha + 1.2)
+    # Expansion Y -> Y+1 is the spring conversion alone: not the clearing (Y's), not the field.
+    added = {(c.year_from, c.year_to): c.added_ha for c in analysis.changes}
+    assert added[(Y, Y + 1)] == pytest.approx(1.2)
+    assert all(added[(y, y + 1)] == 0.0 for y in YEARS[1:-1])
+
+
+def test_redating_moves_ground_one_year_at_most(site_years: list[SiteYear]) -> None:
+    redated = redate_clearings(site_years, 25)
+    assert redated[-1] is site_years[-1]  # the last year has no next year
+    assert redated[-1].redated is None
+    for before, after in zip(site_years, redated, strict=True):
+        assert not (before.footprint & ~after.footprint).any()  # only gains
+    assert redated[0].redated is not None
+    assert redated[0].redated.sum() == 100  # the clearing, no field
+    assert not any(sy.redated.any() for sy in redated[1:-1])  # type: ignore[union-attr]
+
+
+def test_unseen_fields_are_only_taken_away(site_years: list[SiteYear]) -> None:
+    dropped = drop_unseen_fields(site_years, 25)
+    for before, after in zip(site_years, dropped, strict=True):
+        assert not (after.footprint & ~before.footprint).any()
+        np.testing.assert_array_equal(after.coal_mask, before.coal_mask)
+    assert [int(sy.unseen_fields.sum()) for sy in dropped] == [0, 345, 345, 0, 345]  # type: ignore[union-attr]
+
+
+def test_a_year_without_evidence_is_flagged_and_left_alone(
+    site: Site, site_years: list[SiteYear]
+) -> None:
+    old = [replace(sy, evidence=None) for sy in site_years]  # as stored before the rules
+    analysis = analyse_site(
+        site, site.grid(10.0, 0.0), old, buffer_m=0.0, min_mapping_unit_ha=0.25, change_opening_px=1
+    )
+    assert all(m.flags == (MAY_LAG,) for m in analysis.metrics)
+    for before, after in zip(old, analysis.years, strict=True):
+        np.testing.assert_array_equal(before.footprint, after.footprint)
+
+
+def test_one_year_of_field_signs_is_not_a_field(site_years: list[SiteYear]) -> None:
+    """A single look under unflagged haze can make forest look harvested: a field must be
+    mapped a field in two years before it can take ground out of an unseen year."""
+    first = site_years[0]
+    field = evidence(first).field.copy()
+    field[LATE] = False  # LATE a field in Y+3 only
+    edited = [replace(first, evidence=replace(evidence(first), field=field)), *site_years[1:]]
+    dropped = drop_unseen_fields(edited, 25)
+    assert share(dropped[-1].footprint, LATE) == 1.0  # kept: built in the last year after all
+    assert share(dropped[-1].footprint, FIELD) == 0.0
