@@ -207,7 +207,64 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="added after scaling, for both dates (overrides each date's own rule; default 0)",
     )
+    _add_sample_commands(sub)
     return parser
+
+
+def _add_sample_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``sample`` and ``area-estimate``: sample-based area estimates (Olofsson et al. 2014)."""
+    smp = sub.add_parser(
+        "sample",
+        help="a stratified random sample of pixels of a run's maps, to label in QGIS",
+        description="Writes a GeoPackage: layer samples (points with an empty label field and "
+        "a QGIS style), table strata (map area per class); label it, then run area-estimate.",
+    )
+    smp.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run's folder")
+    smp.add_argument(
+        "--out", type=Path, help="GeoPackage to write (default RUN_DIR/reference_samples.gpkg)"
+    )
+    size = smp.add_mutually_exclusive_group()
+    size.add_argument(
+        "--total", type=int, metavar="N", help="points per site-year, at least "
+        "--min-per-stratum per class, the rest in proportion to area (default 200)",
+    )  # fmt: skip
+    size.add_argument("--per-stratum", type=int, metavar="N", help="N points from each class")
+    smp.add_argument(
+        "--min-per-stratum", type=int, default=50, metavar="N", help="with --total (default 50)"
+    )
+    smp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    smp.add_argument("--sites", nargs="+", metavar="ID", help="only these site ids")
+    smp.add_argument("--years", nargs="+", type=int, metavar="YEAR", help="only these years")
+    smp.add_argument("--force", action="store_true", help="replace an existing --out file")
+    est = sub.add_parser(
+        "area-estimate",
+        help="areas per class with 95%% intervals and accuracies from a labelled sample",
+        description="Reads a GeoPackage written by sitewatch sample and labelled in QGIS.",
+    )
+    est.add_argument("samples", type=Path, metavar="SAMPLES", help="the labelled GeoPackage")
+    est.add_argument("--out", type=Path, help="also write the estimates as CSV")
+    est.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _sample_commands(args: argparse.Namespace) -> int:
+    from pipeline import sampling
+
+    if args.command == "sample":
+        drawn = sampling.draw_samples(
+            args.run_dir, total=args.total, per_stratum=args.per_stratum,
+            min_per_stratum=args.min_per_stratum, seed=args.seed, sites=args.sites,
+            years=args.years,
+        )  # fmt: skip
+        out = args.out or args.run_dir / "reference_samples.gpkg"
+        sampling.write_samples(drawn, out, overwrite=args.force)
+        sys.stdout.write(sampling.format_sample_summary(drawn, out))
+        return 0
+    rows = sampling.estimate_areas(args.samples)
+    if args.out is not None:
+        sampling.write_area_estimates(rows, args.out)
+    text = sampling.area_estimates_json(rows) if args.json else sampling.format_area_estimates(rows)
+    sys.stdout.write(text)
+    return 0
 
 
 #: Exit codes: 0 done; 2 an input to fix (config, sites, rasters, options); 3 the environment
@@ -279,6 +336,8 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("sample", "area-estimate"):
+        return _sample_commands(args)
     if args.command == "config":
         from pipeline.config import config_reference, config_to_yaml, load_config
 

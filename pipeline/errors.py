@@ -37,6 +37,11 @@ class InputRasterError(SitewatchError, ValueError):
     """A raster given on the command line (``sitewatch compare``) is unusable."""
 
 
+class SampleFileError(SitewatchError, ValueError):
+    """A reference sample GeoPackage (``sitewatch sample``) is missing, not one sitewatch wrote,
+    or badly labelled."""
+
+
 class InsufficientDataError(SitewatchError, ValueError):
     """Too few clear observations or years to compute what was asked."""
 
