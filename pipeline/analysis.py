@@ -65,7 +65,11 @@ def analyse_site(
 ) -> SiteAnalysis:
     """Areas, polygons and year-to-year change for one site, with the boundary's movement
     in ``sectors`` directions, all measured on the footprints ``date_footprints`` settled (the
-    returned ``years`` are those; ``YearMetrics`` says what moved and flags the years)."""
+    returned ``years`` are those; ``YearMetrics`` says what moved and flags the years).
+
+    Area uncertainties count internal edges only (``trends.edge_uncertainty_ha`` with the
+    year's ``valid``). Changes (:func:`year_change`) compare consecutive years with data, and
+    the first with the last when there are more than two."""
     px = grid.pixel_area_ha
     min_px = boundaries.min_pixels_for_area(min_mapping_unit_ha, px)
     years = date_footprints(years, min_px)
@@ -86,9 +90,9 @@ def analyse_site(
             YearMetrics(
                 sy.year,
                 float(sy.footprint.sum()) * px,
-                trends.edge_uncertainty_ha(sy.footprint, grid.resolution),
+                trends.edge_uncertainty_ha(sy.footprint, grid.resolution, sy.valid),
                 float(sy.coal_mask.sum()) * px,
-                trends.edge_uncertainty_ha(sy.coal_mask, grid.resolution),
+                trends.edge_uncertainty_ha(sy.coal_mask, grid.resolution, sy.valid),
                 tuple(boundaries.vectorize(sy.footprint, grid.transform, min_px)),
                 tuple(boundaries.vectorize(sy.coal_mask, grid.transform, min_px)),
                 redated_ha=redated_ha,
@@ -100,47 +104,75 @@ def analyse_site(
     pairs = list(itertools.pairwise(observed))
     if len(observed) > 2:
         pairs.append((observed[0], observed[-1]))
-    changes = []
-    for i, j in pairs:
-        a, b = years[i], years[j]
-        valid = a.valid & b.valid
-        fp = mask_change(a.footprint, b.footprint, valid, change_opening_px)
-        coal = mask_change(a.coal_mask, b.coal_mask, valid, change_opening_px)
-        added = boundaries.remove_small_regions(fp.added, min_px)
-        removed = boundaries.remove_small_regions(fp.removed, min_px)
-        ma, mb = metrics[i], metrics[j]
-        added_polygons = tuple(boundaries.vectorize(added, grid.transform, min_px))
-        removed_polygons = tuple(boundaries.vectorize(removed, grid.transform, min_px))
-        changes.append(
-            ChangeMetrics(
-                a.year,
-                b.year,
-                float(added.sum()) * px,
-                float(removed.sum()) * px,
-                float(boundaries.remove_small_regions(coal.added, min_px).sum()) * px,
-                float(boundaries.remove_small_regions(coal.removed, min_px).sum()) * px,
-                trends.significant_change(
-                    ma.footprint_ha,
-                    trends.se_from_half_width(ma.footprint_pm_ha),
-                    mb.footprint_ha,
-                    trends.se_from_half_width(mb.footprint_pm_ha),
-                ),
-                added_polygons,
-                removed_polygons,
-                footprint_boundary(
-                    ma.footprint_polygons,
-                    added_polygons,
-                    removed_polygons,
-                    a.year,
-                    b.year,
-                    sectors=sectors,
-                    sample_step_m=grid.resolution,
-                ),
-            )
-        )
+    changes = [
+        year_change(years[i], years[j], metrics[i], grid, min_px, change_opening_px, sectors)
+        for i, j in pairs
+    ]
     area = analysis_area(site, grid, buffer_m)
     return SiteAnalysis(
         site, grid, float(area.sum()) * px, tuple(years), tuple(metrics), tuple(changes)
+    )
+
+
+def year_change(
+    a: SiteYear,
+    b: SiteYear,
+    metrics_a: YearMetrics,
+    grid: Grid,
+    min_pixels: int,
+    change_opening_px: int,
+    sectors: int,
+) -> ChangeMetrics:
+    """The change from year ``a`` to year ``b``, within the pixels seen in both.
+
+    Rings: the change stage's added/removed footprint (opened by ``change_opening_px``, pieces
+    below ``min_pixels`` dropped), each with its own edge uncertainty. Net change: the raw
+    masks' area change with its correlated half-width (``trends.net_change``: the unchanged
+    boundary's error is common to both years); significant when it exceeds that half-width.
+    """
+    res, px = grid.resolution, grid.pixel_area_ha
+    valid = a.valid & b.valid
+    fp = mask_change(a.footprint, b.footprint, valid, change_opening_px)
+    coal = mask_change(a.coal_mask, b.coal_mask, valid, change_opening_px)
+    added = boundaries.remove_small_regions(fp.added, min_pixels)
+    removed = boundaries.remove_small_regions(fp.removed, min_pixels)
+    added_ha, removed_ha = float(added.sum()) * px, float(removed.sum()) * px
+    added_pm = trends.edge_uncertainty_ha(added, res, valid)
+    removed_pm = trends.edge_uncertainty_ha(removed, res, valid)
+    net = trends.net_change(a.footprint, b.footprint, valid, res)
+    coal_net = trends.net_change(a.coal_mask, b.coal_mask, valid, res)
+    added_polygons = tuple(boundaries.vectorize(added, grid.transform, min_pixels))
+    removed_polygons = tuple(boundaries.vectorize(removed, grid.transform, min_pixels))
+    return ChangeMetrics(
+        year_from=a.year,
+        year_to=b.year,
+        added_ha=added_ha,
+        removed_ha=removed_ha,
+        coal_added_ha=float(boundaries.remove_small_regions(coal.added, min_pixels).sum()) * px,
+        coal_removed_ha=(
+            float(boundaries.remove_small_regions(coal.removed, min_pixels).sum()) * px
+        ),
+        significant=net.net_significant,
+        added_polygons=added_polygons,
+        removed_polygons=removed_polygons,
+        boundary=footprint_boundary(
+            metrics_a.footprint_polygons,
+            added_polygons,
+            removed_polygons,
+            a.year,
+            b.year,
+            sectors=sectors,
+            sample_step_m=res,
+        ),
+        net_ha=net.net_ha,
+        net_pm_ha=net.net_pm_ha,
+        added_pm_ha=added_pm,
+        removed_pm_ha=removed_pm,
+        kind=trends.change_kind(
+            net.net_ha, net.net_pm_ha, added_ha, added_pm, removed_ha, removed_pm
+        ),
+        coal_net_ha=coal_net.net_ha,
+        coal_net_pm_ha=coal_net.net_pm_ha,
     )
 
 

@@ -96,21 +96,32 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def report(result: RunResult) -> str:
-    """A plain-text summary per site: footprint per year, expansion, coal trend, accuracy. The
-    rows, flags and trend statistics are the ones written to trends.csv and trend_summary.csv."""
+    """A plain-text summary per site: footprint per year with its net change since the previous
+    year with data (+/- its 95% half-width, and the kind of change), expansion, coal trend,
+    accuracy. The rows, flags and trend statistics are the ones written to trends.csv and
+    trend_summary.csv."""
     cfg = result.config
     lines = [f"outputs: {result.out_dir}", ""]
     for a in result.sites:
         rows = trend_rows(a, cfg.season.min_clear_observations)
         lines.append(f"{a.site.id} ({a.site.name}), analysis area {a.area_ha:.1f} ha")
-        lines.append("  year  footprint ha (+/-)   coal ha (+/-)   clear obs  flags")
+        lines.append(
+            "  year  footprint ha (+/-)   coal ha (+/-)   net change ha (+/-), kind        "
+            "clear obs  flags"
+        )
         for row in rows:
             if row["footprint_ha"] is None:
                 lines.append(f"  {row['year']}  no clear observations")
                 continue
+            net = (
+                f"{row['net_change_ha']:+7.2f} ({row['net_change_pm_ha']:4.2f}) "
+                f"{row['change_kind']:<21}"
+                if row["net_change_ha"] is not None
+                else " " * 36
+            )
             lines.append(
                 f"  {row['year']}  {row['footprint_ha']:8.2f} ({row['footprint_pm_ha']:5.2f})"
-                f"   {row['coal_ha']:6.2f} ({row['coal_pm_ha']:4.2f})"
+                f"   {row['coal_ha']:6.2f} ({row['coal_pm_ha']:4.2f})   {net}"
                 f"   {row['median_clear_obs']:5.1f}      {row['flags']}"
             )
         lines.extend(expansion_lines(analysis_records(a)))

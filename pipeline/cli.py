@@ -221,7 +221,7 @@ def _add_sample_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     smp.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run's folder")
     smp.add_argument(
-        "--out", type=Path, help="GeoPackage to write (default RUN_DIR/reference_samples.gpkg)"
+        "--out", type=Path, help="GeoPackage to write (default RUN_DIR-samples.gpkg beside RUN_DIR)"
     )
     size = smp.add_mutually_exclusive_group()
     size.add_argument(
@@ -255,7 +255,8 @@ def _sample_commands(args: argparse.Namespace) -> int:
             min_per_stratum=args.min_per_stratum, seed=args.seed, sites=args.sites,
             years=args.years,
         )  # fmt: skip
-        out = args.out or args.run_dir / "reference_samples.gpkg"
+        # Beside the run folder, never in it: a rerun replaces the run folder whole, labels included.
+        out = args.out or args.run_dir.parent / f"{args.run_dir.name}-samples.gpkg"
         sampling.write_samples(drawn, out, overwrite=args.force)
         sys.stdout.write(sampling.format_sample_summary(drawn, out))
         return 0

@@ -351,6 +351,12 @@ class TrendsConfig(_Model):
         description="keep years flagged few-clear-observations or partial-coverage in the "
         "statistics (they are left out by default and counted in the table)",
     )
+    reference_samples: Path | None = Field(
+        None,
+        description="a reference sample labelled in QGIS (sitewatch sample, then label): "
+        "trends.csv then carries its sample-based areas and 95% intervals (interval_basis "
+        "sample) where it has labels; relative to the config file",
+    )
     events: tuple[EventConfig, ...] = Field(
         tuple(EventConfig.model_validate({"name": e.name, "date": e.date}) for e in DEFAULT_EVENTS),
         description="events each series is tested against (before/after means, interrupted "
@@ -665,6 +671,11 @@ def config_from_mapping(
         where = "expansion.perimeters.path"
         path = str(_resolve(base_dir, perimeters["path"], where, origin))
         data["expansion"] = {**expansion, "perimeters": {**perimeters, "path": path}}
+    trends = data.get("trends")
+    if isinstance(trends, dict) and isinstance(trends.get("reference_samples"), str):
+        where = "trends.reference_samples"
+        path = str(_resolve(base_dir, trends["reference_samples"], where, origin))
+        data["trends"] = {**trends, "reference_samples": path}
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:

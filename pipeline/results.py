@@ -16,6 +16,7 @@ from pipeline.config import RunConfig
 from pipeline.expansion import BoundaryChange
 from pipeline.grid import Grid
 from pipeline.sites import Site
+from pipeline.trends import ChangeKind
 
 BoolArray = NDArray[np.bool_]
 
@@ -185,6 +186,10 @@ def site_year_from_stored(record: dict[str, Any], arrays: Any) -> SiteYear:
 
 @dataclass(frozen=True)
 class YearMetrics:
+    """Areas of one site-year (ha), measured on the footprint ``analysis.date_footprints``
+    settled. ``*_pm_ha`` are 95% half-widths from the boundary (``trends.edge_uncertainty_ha``:
+    internal edges only, the cut at the analysis area's border and at no-data is not counted)."""
+
     year: int
     footprint_ha: float
     footprint_pm_ha: float
@@ -203,6 +208,19 @@ class YearMetrics:
 
 @dataclass(frozen=True)
 class ChangeMetrics:
+    """Change between two years of a site (consecutive years with data, and first vs last),
+    within the pixels seen in both years. Areas in ha, ``*_pm_ha`` 95% half-widths.
+
+    ``added_ha``/``removed_ha`` (and the coal ones) are the change stage's rings: cleaned of
+    misregistration slivers (the opening) and of pieces below the minimum mapping unit, the
+    same rings as ``expansion.geojson``; ``added_pm_ha``/``removed_pm_ha`` their boundary's
+    edge uncertainty. ``net_ha`` is the footprint's area change within the pixels seen in both
+    years (``trends.net_change``: raw masks, so it need not equal added - removed), with
+    ``net_pm_ha`` counting the unchanged boundary's error once for both years.
+    ``significant``: |net_ha| > net_pm_ha. ``kind``: ``trends.change_kind`` of the net change
+    and the rings. ``coal_net_ha``/``coal_net_pm_ha``: the same net change for coal.
+    """
+
     year_from: int
     year_to: int
     added_ha: float
@@ -216,6 +234,13 @@ class ChangeMetrics:
     # and minus the removed polygons, so it agrees with the rings above (no misregistration
     # slivers, no unseen pixels).
     boundary: BoundaryChange
+    net_ha: float
+    net_pm_ha: float
+    added_pm_ha: float
+    removed_pm_ha: float
+    kind: ChangeKind
+    coal_net_ha: float
+    coal_net_pm_ha: float
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ from pipeline.results import (
     site_year_from_stored,
     site_year_record,
 )
+from pipeline.sampling import sample_based_areas
 from pipeline.sites import (
     ADJACENT_SUFFIX,
     Site,
@@ -486,6 +487,12 @@ def _run_locked(
     except OSError as exc:
         raise output_error(work, "preparing", exc) from None
 
+    # Read before any scene, so a bad sample file fails at once.
+    sample_areas = (
+        None
+        if config.trends.reference_samples is None
+        else sample_based_areas(config.trends.reference_samples)
+    )
     source, truth_of = make_source(config, report)
     if truth_of is not None:
         for site in site_list:  # a site the source has no truth for fails now, not after reads
@@ -541,7 +548,10 @@ def _run_locked(
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
             kept.append(target)
-        export_run(results, source, progress=report, folder=staging, carried=kept)
+        export_run(
+            results, source, progress=report, folder=staging, carried=kept,
+            sample_areas=sample_areas,
+        )  # fmt: skip
         verify_run_folder(staging)
         publish(staging, out)
     except SitewatchError:

@@ -15,7 +15,8 @@ DOMAIN.md, "Statistics for trend tables":
   p ~ 2 exp(-6K^2/(n^3 + n^2)) is kept as ``p_approx`` but is far too conservative for yearly
   series (at n = 12 it rejects 0.8% of series without a change at the 5% level, at n <= 10 never).
 - Which years enter a trend (:func:`select_series`): years flagged ``few-clear-observations``,
-  ``partial-coverage`` or ``no-data`` are left out by default and counted.
+  ``partial-coverage`` or ``no-data`` are left out by default and counted; every flag a row
+  may carry is in :data:`KNOWN_FLAGS`, and :data:`FLAG_MEANINGS` says what it means.
 - Edge uncertainty 0.5 * pixel * perimeter, a +/- on a mapped area, counting only the boundary
   inside the valid analysis area (:func:`edge_uncertainty_ha`), and the uncertainty of a change
   between two years' masks in which the unchanged boundary cancels (:func:`net_change`).
@@ -49,8 +50,10 @@ from scipy import stats
 from pipeline.errors import InsufficientDataError
 
 __all__ = [
+    "DATING_FLAGS",
     "DEFAULT_PERMUTATIONS",
     "EXCLUDING_FLAGS",
+    "FLAG_MEANINGS",
     "KNOWN_FLAGS",
     "NOTED_FLAGS",
     "Z95",
@@ -477,11 +480,73 @@ NOTED_FLAGS = frozenset({"radiometry-break"})
 """Row flags that keep the year but must be reported with the trend: a step at a radiometry
 change (e.g. Sentinel-2 baseline 04.00, January 2022) is not a trend (DOMAIN.md)."""
 
-KNOWN_FLAGS = EXCLUDING_FLAGS | NOTED_FLAGS | {"widened-window", "scenes-skipped"}
+DATING_FLAGS = frozenset({"may-lag", "redated", "unseen-fields"})
+"""Row flags of the footprint's dating with its neighbouring years (``analysis.date_footprints``;
+the same strings as ``analysis.MAY_LAG``, ``REDATED`` and ``UNSEEN_FIELDS``). They keep the
+year: they say when ground was counted, not that the year's area is undercounted.
+
+- ``may-lag``: the footprint could not be checked against the next year (the last year with
+  data, or a year stored without its season evidence): ground cleared in its season may show a
+  year late.
+- ``redated``: the footprint includes ground cleared during the season, confirmed by the next
+  year (``redated_ha`` in ``trends.csv``).
+- ``unseen-fields``: bare ground never seen while crops stand, a field in the neighbouring
+  years, was taken out of the footprint (``unseen_fields_ha``)."""
+
+KNOWN_FLAGS = EXCLUDING_FLAGS | NOTED_FLAGS | DATING_FLAGS | {"widened-window", "scenes-skipped"}
 """Every flag :func:`select_series` understands; any other is an error, so that a new flag is
 classified (excluding or not) before it reaches a table. ``widened-window`` (window widened
-to find 3 clear looks, still the same day-of-year window every year) and ``scenes-skipped``
-(unreadable scenes, recorded in the manifest) keep the year."""
+to find 3 clear looks, still the same day-of-year window every year), ``scenes-skipped``
+(unreadable scenes, recorded in the manifest) and the :data:`DATING_FLAGS` keep the year.
+:data:`FLAG_MEANINGS` says each in words."""
+
+FLAG_MEANINGS: Mapping[str, str] = {
+    "no-data": (
+        "No clear observation of the site in this year's season window, so the year has no "
+        "areas (a gap, not 0 ha) and is left out of the statistics."
+    ),
+    "few-clear-observations": (
+        "The median pixel had fewer clear looks than the counting rule needs, so the areas are "
+        "a lower bound and the year is left out of the statistics unless trends.keep_flagged "
+        "is set."
+    ),
+    "partial-coverage": (
+        "Less than 95% of the analysis area was seen clear at least once, so the areas "
+        "undercount the unseen part and the year is left out of the statistics unless "
+        "trends.keep_flagged is set."
+    ),
+    "widened-window": (
+        "The season window was widened to find enough clear looks (still the same dates every "
+        "year), and the year is kept in the statistics."
+    ),
+    "scenes-skipped": (
+        "One or more scenes could not be read and were skipped (the manifest says why), and "
+        "the year is kept in the statistics."
+    ),
+    "radiometry-break": (
+        "The radiometric processing changed since the previous year with data (for example "
+        "Sentinel-2 processing baseline 04.00 in January 2022), so a step at this year may be "
+        "the sensor's rather than the ground's; the year is kept and the break is reported "
+        "with the trend."
+    ),
+    "may-lag": (
+        "This footprint could not be checked against the next year (the last year with data, "
+        "or one stored without its season evidence), so ground cleared during its season may "
+        "only show up a year late; the year is kept."
+    ),
+    "redated": (
+        "The footprint includes ground cleared during this season that the next year confirmed "
+        "as cleared (redated_ha), so the expansion is dated to the year it happened; the year "
+        "is kept."
+    ),
+    "unseen-fields": (
+        "Bare ground that no clear look saw while crops stand, and that the neighbouring years "
+        "map as a field, was taken out of this year's footprint (unseen_fields_ha); the year "
+        "is kept."
+    ),
+}
+"""What each of :data:`KNOWN_FLAGS` means, one plain-English sentence an analyst can quote
+(the report's glossary reads it)."""
 
 
 @dataclass(frozen=True)
@@ -544,7 +609,8 @@ def select_series(
     ``year``, ``metric`` and ``flags``, a ';'-separated string or a list).
 
     A year is used when its value is a finite number and, unless ``keep_flagged``, it carries
-    none of :data:`EXCLUDING_FLAGS`. ``widened-window`` and ``scenes-skipped`` keep the year;
+    none of :data:`EXCLUDING_FLAGS`. ``widened-window``, ``scenes-skipped`` and the
+    :data:`DATING_FLAGS` keep the year;
     ``radiometry-break`` keeps it and is listed in ``radiometry_breaks``. Years repeated or not
     whole numbers, unknown flags and non-numeric values are errors.
     """

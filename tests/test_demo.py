@@ -20,8 +20,15 @@ pytestmark = pytest.mark.slow
 OUTPUTS = (
     "manifest.json", "footprints.geojson", "expansion.geojson", "stockpiles.geojson",
     "trends.csv", "trend_summary.csv", "accuracy.json", "expansion.csv", "expansion_sectors.csv", "trend_events.csv",
+    "trends.parquet", "report.html", "charts/demo-camp.png", "charts/demo-port.png",
+    "charts/demo-control.png",
 )  # fmt: skip
 DETERMINISTIC = (
+    "trends.parquet",
+    "report.html",
+    "charts/demo-camp.png",
+    "charts/demo-port.png",
+    "charts/demo-control.png",
     "footprints.geojson",
     "expansion.geojson",
     "expansion.csv",

@@ -1,4 +1,5 @@
-"""Tests for pipeline.export: RFC 7946 GeoJSON, COGs, CSV, the manifest and atomic writes."""
+"""Tests for pipeline.export: RFC 7946 GeoJSON, COGs, CSV, the manifest and atomic writes, and the
+trend table rows with their Parquet twin."""
 
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ from shapely.geometry import (
 
 import pipeline
 import pipeline.export
+from pipeline.analysis import analyse_site
+from pipeline.classify import CoalFrequency
+from pipeline.composite import Composite
 from pipeline.export import (
     atomic_path,
     atomic_write_bytes,
@@ -52,7 +56,17 @@ from pipeline.export import (
     write_manifest,
 )
 from pipeline.export.atomic import TEMP_GLOB
+from pipeline.export.run_outputs import (
+    TREND_COLUMNS,
+    TREND_TYPES,
+    adjacent_zone_of,
+    trend_rows,
+    write_trends_parquet,
+)
 from pipeline.grid import Grid
+from pipeline.results import SceneRecord, SiteAnalysis, SiteYear
+from pipeline.sites import Site
+from pipeline.trends import Z95
 
 REPO = Path(__file__).resolve().parents[1]
 UTM = "EPSG:32651"  # zone 51N: central meridian 123 E, the zone of most North Korean sites
@@ -862,3 +876,231 @@ def test_public_surface() -> None:
     assert sorted(pipeline.export.__all__) == pipeline.export.__all__
     for name in pipeline.export.__all__:
         assert callable(getattr(pipeline.export, name))
+
+
+# --- trends.csv and trends.parquet -------------------------------------------------------------
+
+#: The columns trends.csv had before issue 9, in their order: scripts index them.
+TREND_COLUMNS_BEFORE = (
+    "site_id", "year", "footprint_ha", "footprint_pm_ha", "footprint_perimeter_m", "coal_ha",
+    "coal_pm_ha", "compared_to_year", "added_ha", "removed_ha", "coal_added_ha",
+    "coal_removed_ha", "net_change_significant", "n_scenes", "n_skipped", "coverage",
+    "median_clear_obs", "window_start", "window_end", "flags",
+)  # fmt: skip
+S2_RULE_0400 = "baseline 04.00 >= 04.00: DN - 1000"
+S2_RULE_0209 = "baseline 02.09 < 04.00: no BOA offset"
+
+
+def _scene(sid: str, platform: str, radiometry: str, **kw: Any) -> SceneRecord:
+    return SceneRecord(sid, "2020-09-10T02:00:00+00:00", platform=platform,
+                       radiometry=radiometry, **kw)  # fmt: skip
+
+
+def _year(
+    site_id: str,
+    year: int,
+    footprint: np.ndarray | None,
+    coal_frequency: np.ndarray | None = None,
+    scenes: tuple[SceneRecord, ...] = (),
+) -> SiteYear:
+    """A site-year with ``footprint`` seen everywhere (None: no data that year); coal where
+    ``coal_frequency`` is >= 0.5."""
+    shape = TREND_SHAPE
+    if footprint is None:
+        nothing = np.zeros(shape, bool)
+        return SiteYear(site_id, year, (f"{year}-08-15", f"{year}-11-30"), True, scenes, None,
+                        None, nothing, nothing, nothing, 0.0, 0.0)  # fmt: skip
+    freq = np.zeros(shape, np.float32) if coal_frequency is None else coal_frequency
+    coal = freq >= 0.5
+    return SiteYear(
+        site_id, year, (f"{year}-09-01", f"{year}-11-15"), False, scenes,
+        Composite(np.zeros((6, *shape), np.float32), np.full(shape, 6, np.int16),
+                  np.zeros((6, *shape), np.float32)),
+        CoalFrequency(freq, np.round(freq * 6).astype(np.int16), np.full(shape, 6, np.int16)),
+        footprint | coal, coal, np.ones(shape, bool), 6.0, 1.0,
+    )  # fmt: skip
+
+
+TREND_SITE = Site("t", "t", "kwanliso", box(127.0, 39.0, 127.02, 39.016), "test")
+TREND_GRID = TREND_SITE.grid(10.0, 0.0)
+TREND_SHAPE = TREND_GRID.shape
+
+
+def _analyse(site: Site, years: list[SiteYear]) -> SiteAnalysis:
+    return analyse_site(
+        site, TREND_GRID, years, buffer_m=0.0, min_mapping_unit_ha=0.25, change_opening_px=1
+    )
+
+
+@pytest.fixture(scope="module")
+def trend_analyses() -> tuple[SiteAnalysis, SiteAnalysis]:
+    """A camp seen in 2020 and 2022 (2021 without data) that grows by 4 ha and holds a coal
+    pile, and its adjacent zone, where a 4 ha village appears in 2022."""
+    camp = np.zeros(TREND_SHAPE, bool)
+    camp[20:100, 20:100] = True  # 64 ha
+    grown = camp.copy()
+    grown[20:60, 100:110] = True  # +4 ha east
+    freq = np.zeros(TREND_SHAPE, np.float32)
+    freq[40:60, 40:60] = 1.0  # a 4 ha pile seen as coal in every look...
+    freq[40:50, 40:50] = 0.5  # ...but its north-west quarter in half of them
+    scenes = (
+        _scene("A", "sentinel-2b", S2_RULE_0400),
+        _scene("B", "sentinel-2a", S2_RULE_0209),
+        _scene("C", "sentinel-2a", S2_RULE_0400 + "; overridden by the pixels"),
+        _scene("D", "landsat-8", "", skipped="read failed: 503"),  # not used
+        _scene("E", "landsat-9", "Landsat C2 L2 rule", role="greenness"),  # not in the composite
+    )
+    camp_years = [
+        _year("t", 2020, camp, freq, scenes),
+        _year("t", 2021, None),
+        _year("t", 2022, grown, freq, scenes[:1]),
+    ]
+    village = np.zeros(TREND_SHAPE, bool)
+    village[120:140, 120:140] = True
+    zone_site = Site(
+        "t-adjacent", "t: adjacent zone", "adjacent_zone", TREND_SITE.geometry, "derived",
+        {"parent": "t"},
+    )  # fmt: skip
+    zone_years = [
+        _year("t-adjacent", 2020, np.zeros(TREND_SHAPE, bool)),
+        _year("t-adjacent", 2021, None),
+        _year("t-adjacent", 2022, village),
+    ]
+    return _analyse(TREND_SITE, camp_years), _analyse(zone_site, zone_years)
+
+
+def test_trend_columns_keep_their_order_and_have_a_type() -> None:
+    assert TREND_COLUMNS[: len(TREND_COLUMNS_BEFORE)] == TREND_COLUMNS_BEFORE
+    assert len(set(TREND_COLUMNS)) == len(TREND_COLUMNS)
+    assert list(TREND_TYPES) == list(TREND_COLUMNS)
+
+
+def test_trend_rows_fill_the_new_columns(trend_analyses: tuple[SiteAnalysis, SiteAnalysis]) -> None:
+    camp, zone = trend_analyses
+    assert adjacent_zone_of([camp, zone]) == {"t": zone}
+    samples = {("t", 2022, "footprint"): (69.0, 66.5, 71.5), ("t", 2022, "coal"): (4.2, 3.0, 5.4)}
+    r2020, r2021, r2022 = trend_rows(camp, 3, adjacent=zone, sample_areas=samples)
+    assert all(set(r) == set(TREND_COLUMNS) for r in (r2020, r2021, r2022))
+    # 2020: the first year, no change; areas with edge intervals (internal edges only).
+    assert r2020["footprint_ha"] == pytest.approx(64.0)
+    assert r2020["footprint_pm_ha"] == pytest.approx(0.5 * 10 * 320 * 10 / 1e4)
+    assert r2020["net_change_ha"] is None
+    assert r2020["change_kind"] is None
+    assert r2020["adjacent_built_ha"] == 0.0
+    assert r2020["interval_basis"] == "edge"
+    # Coal frequency over the pile: 300 pixels at 1.0, 100 at 0.5.
+    assert r2020["coal_mean_frequency"] == pytest.approx(0.875)
+    assert r2020["coal_median_frequency"] == 1.0
+    # Scenes used: read and in the composite (not the skipped Landsat-8, not the greenness look).
+    assert r2020["n_scenes"] == 3
+    assert r2020["sensors"] == "sentinel-2a;sentinel-2b"
+    assert r2020["processing_baselines"] == "02.09;04.00"
+    # 2021: no data, no areas (never 0), no interval.
+    assert r2021["flags"] == "no-data;widened-window"
+    for column in ("footprint_ha", "net_change_ha", "adjacent_built_ha", "coal_mean_frequency",
+                   "redated_ha", "interval_basis", "footprint_sample_ha"):  # fmt: skip
+        assert r2021[column] is None, column
+    assert r2021["sensors"] == ""
+    # 2022 against 2020: 4 ha east, a significant expansion with its correlated interval.
+    assert r2022["compared_to_year"] == 2020
+    assert (r2022["added_ha"], r2022["removed_ha"]) == pytest.approx((4.0, 0.0))
+    assert r2022["net_change_ha"] == pytest.approx(4.0)
+    assert r2022["net_change_pm_ha"] == pytest.approx(
+        math.hypot(0.5 * 10 * 100 * 10 / 1e4, Z95 * 100 * math.sqrt(280 / 6) / 1e4)
+    )  # 100 edges moved (40 + 10 + 10 new, 40 old), 280 stayed
+    assert r2022["added_pm_ha"] == pytest.approx(0.5 * 10 * 100 * 10 / 1e4)
+    assert r2022["net_change_significant"] is True
+    assert r2022["change_kind"] == "expansion"
+    # The pile did not move: only its 80 unchanged edges' year-specific error remains.
+    assert r2022["coal_net_change_ha"] == 0.0
+    assert r2022["coal_net_change_pm_ha"] == pytest.approx(Z95 * 100 * math.sqrt(80 / 6) / 1e4)
+    assert r2022["adjacent_built_ha"] == pytest.approx(4.0)
+    assert r2022["adjacent_built_pm_ha"] == pytest.approx(0.5 * 10 * 80 * 10 / 1e4)
+    assert r2022["sensors"] == "sentinel-2b"
+    assert r2022["processing_baselines"] == "04.00"
+    assert "may-lag" in r2022["flags"].split(";")  # the last year cannot be re-dated
+    assert (r2022["redated_ha"], r2022["unseen_fields_ha"]) == (0.0, 0.0)
+    # The sample-based estimates where given.
+    assert r2022["interval_basis"] == "sample"
+    assert (
+        r2022["footprint_sample_ha"], r2022["footprint_sample_low_ha"],
+        r2022["footprint_sample_high_ha"],
+    ) == (69.0, 66.5, 71.5)  # fmt: skip
+    assert (r2022["coal_sample_ha"], r2022["coal_sample_high_ha"]) == (4.2, 5.4)
+    assert r2020["footprint_sample_ha"] is None
+    # Without the zone and the samples the columns stay empty.
+    alone = trend_rows(camp, 3)
+    assert {r["adjacent_built_ha"] for r in alone} == {None}
+    assert [r["interval_basis"] for r in alone] == ["edge", None, "edge"]
+
+
+def test_trend_rows_reject_a_sample_interval_that_does_not_hold_its_estimate(
+    trend_analyses: tuple[SiteAnalysis, SiteAnalysis],
+) -> None:
+    camp, _zone = trend_analyses
+    bad = {("t", 2020, "footprint"): (69.0, 71.5, 66.5)}
+    with pytest.raises(ValueError, match=r"t 2020 footprint: .*low <= estimate <= high"):
+        trend_rows(camp, 3, sample_areas=bad)
+
+
+def assert_parquet_matches_csv(parquet: Path, csv_path: Path) -> None:
+    """``trends.parquet`` read with pandas holds the rows of ``trends.csv`` read with pandas:
+    the same columns in the same order, every value equal to the CSV's text at its decimals."""
+    import pandas as pd
+
+    frame = pd.read_parquet(parquet)
+    text = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    assert list(frame.columns) == list(text.columns) == list(TREND_COLUMNS)
+    assert len(frame) == len(text)
+    for column in TREND_COLUMNS:
+        kind = TREND_TYPES[column]
+        for i, (value, cell) in enumerate(zip(frame[column], text[column], strict=True)):
+            where = (column, i, value, cell)
+            if value is None or (not isinstance(value, str) and pd.isna(value)):
+                assert cell == "", where
+            elif kind == "float64":
+                assert format_float(value, 4) == cell, where
+            elif kind == "int32":  # a column with nulls reads back as float64
+                assert value == int(value), where
+                assert str(int(value)) == cell, where
+            elif kind == "bool":
+                assert ("true" if value else "false") == cell, where
+            elif kind == "date32":
+                assert value.isoformat() == cell, where
+            else:
+                assert str(value) == cell, where
+
+
+def test_trends_parquet_schema_round_trip_and_bytes(
+    trend_analyses: tuple[SiteAnalysis, SiteAnalysis], tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    camp, zone = trend_analyses
+    samples = {("t", 2022, "footprint"): (69.0, 66.5, 71.5)}
+    rows = [*trend_rows(camp, 3, adjacent=zone, sample_areas=samples), *trend_rows(zone, 3)]
+    rows[0]["coverage"] = math.nan  # NaN is missing in both files
+    csv_path = write_csv(tmp_path / "trends.csv", rows, TREND_COLUMNS)
+    first = write_trends_parquet(tmp_path / "trends.parquet", rows)
+    assert first == tmp_path / "trends.parquet"
+    data = first.read_bytes()
+    write_trends_parquet(first, rows)  # again, over the first
+    assert first.read_bytes() == data
+    assert not list(tmp_path.glob(TEMP_GLOB))
+    schema = pq.read_schema(first)
+    assert schema.names == list(TREND_COLUMNS)
+    types = {f.name: f.type for f in schema}
+    assert types["year"] == pa.int32()
+    assert types["compared_to_year"] == pa.int32()
+    assert types["footprint_ha"] == pa.float64()
+    assert types["net_change_significant"] == pa.bool_()
+    assert types["window_start"] == pa.date32()
+    assert types["change_kind"] == pa.string()
+    assert all(f.nullable for f in schema)
+    table = pq.read_table(first)
+    assert table.column("year").to_pylist() == [2020, 2021, 2022] * 2
+    assert table.column("window_end").to_pylist()[1] == dt.date(2021, 11, 30)
+    assert table.column("compared_to_year").to_pylist()[:3] == [None, None, 2020]
+    assert table.column("coverage").to_pylist()[0] is None
+    assert_parquet_matches_csv(first, csv_path)

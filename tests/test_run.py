@@ -8,12 +8,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
+import pandas as pd
 import pytest
 import yaml
+from test_export import assert_parquet_matches_csv
 
 from pipeline import run as run_module
 from pipeline.cli import main
 from pipeline.config import RunConfig, load_config
+from pipeline.export import sha256_file
 from pipeline.sites import load_sites
 from pipeline.sources.synthetic import DEMO_SITES_GEOJSON
 
@@ -23,6 +27,7 @@ TABLES = (
     "expansion.geojson",
     "stockpiles.geojson",
     "trends.csv",
+    "trends.parquet",
     "trend_summary.csv",
 )
 
@@ -143,6 +148,55 @@ def test_trend_only_change_reuses_every_site_year(
     monkeypatch.setattr(run_module, "observe", must_not_run)
     run_module.run(changed, tmp_path / "out")
     assert (tmp_path / "out" / "trend_summary.csv").is_file()
+
+
+def test_trends_parquet_is_listed_and_matches_the_csv(first: tuple[RunConfig, Path]) -> None:
+    _config, out = first
+    manifest = json.loads((out / "manifest.json").read_text())
+    listed = {o["path"]: o["sha256"] for o in manifest["outputs"]}
+    assert listed["trends.parquet"] == sha256_file(out / "trends.parquet")
+    assert_parquet_matches_csv(out / "trends.parquet", out / "trends.csv")
+    frame = pd.read_parquet(out / "trends.parquet")
+    assert frame["year"].tolist() == [2021, 2022]
+    assert frame["interval_basis"].tolist() == ["edge", "edge"]
+    last = frame.iloc[1]  # 2022 against 2021: the kind agrees with the net change's test
+    net, pm = last["net_change_ha"], last["net_change_pm_ha"]
+    assert last["net_change_significant"] == (abs(net) > pm)
+    if abs(net) > pm:
+        assert last["change_kind"] == ("expansion" if net > 0 else "contraction")
+    else:
+        assert last["change_kind"] in {"relocation", "gross change only", "no significant change"}
+
+
+def test_reference_samples_put_sample_intervals_in_the_trend_table(
+    first: tuple[RunConfig, Path], tmp_path: Path
+) -> None:
+    """``trends.reference_samples``: a sample drawn from the run and labelled as the map says
+    (a perfect map) gives sample-based areas equal to the mapped ones, flagged ``sample``, and
+    the file's hash in the manifest."""
+    config, _out = first
+    out = tmp_path / "out"
+    run_module.run(config.model_copy(update={"write_rasters": True}), out)  # sample needs them
+    samples = tmp_path / "samples.gpkg"
+    assert main(["-q", "sample", str(out), "--out", str(samples), "--seed", "3"]) == 0
+    frame = gpd.read_file(samples, layer="samples")
+    frame["label"] = frame["stratum"]
+    frame.to_file(samples, layer="samples", driver="GPKG")
+    cfg = config.model_copy(
+        update={
+            "write_rasters": True,
+            "trends": config.trends.model_copy(update={"reference_samples": samples}),
+        }
+    )
+    run_module.run(cfg, out)
+    trends = pd.read_csv(out / "trends.csv")
+    assert trends["interval_basis"].tolist() == ["sample", "sample"]
+    assert trends["footprint_sample_ha"].tolist() == pytest.approx(
+        trends["footprint_ha"].tolist(), abs=1e-3
+    )
+    assert trends["coal_sample_ha"].tolist() == pytest.approx(trends["coal_ha"].tolist(), abs=1e-3)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["reference_samples"]["sha256"] == sha256_file(samples)
 
 
 def test_bad_scene_is_skipped_and_recorded(tmp_path: Path, cache: Path) -> None:

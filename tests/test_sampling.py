@@ -20,9 +20,8 @@ from pyproj import Transformer
 from pipeline import boundaries
 from pipeline.accuracy import allocate_sample
 from pipeline.cli import main
-from pipeline.errors import ConfigError, InsufficientDataError
+from pipeline.errors import ConfigError, InsufficientDataError, SampleFileError
 from pipeline.export.rasters import write_cog
-from pipeline.errors import SampleFileError
 from pipeline.grid import Grid
 from pipeline.sampling import (
     FIXED_TIMESTAMP,

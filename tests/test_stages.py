@@ -1,20 +1,31 @@
 """Known-answer and invariant tests of the pure stages: indices, masking, composite, classify,
-change."""
+change, and the per-site analysis: areas with their edge uncertainty, the net change between
+two years."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import numpy as np
 import pytest
+from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from shapely.geometry import box
 
 from pipeline import indices
+from pipeline.analysis import analyse_site, year_change
 from pipeline.change import mask_change, spectral_change
-from pipeline.classify import coal_frequency, coal_observation, footprint_mask
-from pipeline.composite import median_composite
+from pipeline.classify import CoalFrequency, coal_frequency, coal_observation, footprint_mask
+from pipeline.composite import Composite, median_composite
 from pipeline.errors import InsufficientDataError
+from pipeline.grid import Grid
 from pipeline.masking import clear_from_scl
+from pipeline.results import SiteYear, YearMetrics
+from pipeline.sites import Site
+from pipeline.trends import Z95, net_change, se_from_half_width, significant_change
 
 HYP = settings(max_examples=40, derandomize=True, database=None, deadline=None)
 
@@ -247,3 +258,145 @@ def test_rim_unmixing_restores_half_covered_pixels() -> None:
     assert not grown[8:12, 7].any()
     assert (grown[8:12, 8:12]).all()
     assert grown.sum() == 16 + 4
+
+
+# --- analysis: areas with internal-edge uncertainty, net change between two years ------------
+
+GRID = Grid("EPSG:32652", Affine(10.0, 0.0, 300_000.0, 0.0, -10.0, 4_400_000.0), 200, 160)
+
+
+def _site_year(year: int, footprint: np.ndarray, coal: np.ndarray | None = None) -> SiteYear:
+    """A seen site-year on ``GRID`` with the given masks, every pixel valid."""
+    shape = footprint.shape
+    coal = np.zeros(shape, bool) if coal is None else coal
+    return SiteYear(
+        site_id="t",
+        year=year,
+        window=(f"{year}-09-01", f"{year}-11-15"),
+        widened=False,
+        scenes=(),
+        composite=Composite(
+            np.zeros((6, *shape), np.float32),
+            np.full(shape, 6, np.int16),
+            np.zeros((6, *shape), np.float32),
+        ),
+        coal=CoalFrequency(
+            coal.astype(np.float32), coal.astype(np.int16) * 6, np.full(shape, 6, np.int16)
+        ),
+        footprint=footprint | coal,
+        coal_mask=coal,
+        valid=np.ones(shape, bool),
+        median_clear=6.0,
+        coverage=1.0,
+    )
+
+
+def _camp() -> np.ndarray:
+    """A 100 ha square (1 km at 10 m) well inside the 2 x 1.6 km grid."""
+    camp = np.zeros(GRID.shape, bool)
+    camp[30:130, 30:130] = True
+    return camp
+
+
+def _metrics(sy: SiteYear) -> YearMetrics:
+    return YearMetrics(sy.year, 0.0, 0.0, 0.0, 0.0, (), ())
+
+
+def test_year_change_reports_a_camp_extension_as_significant_expansion() -> None:
+    before = _site_year(2020, _camp())
+    grown = _camp()
+    grown[60:70, 130:140] = True  # 1 ha block on the east side
+    c = year_change(
+        before, _site_year(2021, grown), _metrics(before), GRID, 25, change_opening_px=1, sectors=16
+    )
+    assert (c.added_ha, c.removed_ha, c.net_ha) == pytest.approx((1.0, 0.0, 1.0))
+    # Unchanged boundary cancels: sqrt(0.2^2 + (1.96 * 100 m2 * sqrt(390 / 6) / 1e4)^2) ha.
+    assert c.net_pm_ha == pytest.approx(math.hypot(0.2, Z95 * 100 * math.sqrt(390 / 6) / 1e4))
+    assert c.added_pm_ha == pytest.approx(0.2)  # the 1 ha block's 40 edges
+    assert c.removed_pm_ha == 0.0
+    assert c.significant
+    assert c.kind == "expansion"
+    # The rule before (two years' errors independent, every edge counted) missed it: each year
+    # carried +/-2 ha, so 1 ha of growth of a 100 ha camp could never count.
+    se = se_from_half_width(2.0)
+    assert not significant_change(100.0, se, 101.0, se)
+
+
+def test_year_change_misregistration_and_relocation() -> None:
+    before = _site_year(2020, _camp())
+    shifted = year_change(
+        before, _site_year(2021, np.roll(_camp(), 1, axis=1)), _metrics(before), GRID, 25, 1, 16
+    )
+    assert shifted.net_ha == 0.0
+    assert (shifted.added_ha, shifted.removed_ha) == (0.0, 0.0)  # slivers opened away
+    assert not shifted.significant
+    assert shifted.kind == "no significant change"
+
+    annex_before, annex_after = _camp(), _camp()
+    annex_before[30:50, 130:150] = True  # a 4 ha annex...
+    annex_after[50:70, 130:150] = True  # ...moved 200 m south
+    a = _site_year(2020, annex_before)
+    moved = year_change(a, _site_year(2021, annex_after), _metrics(a), GRID, 25, 1, 16)
+    assert moved.net_ha == 0.0
+    assert not moved.significant
+    assert (moved.added_ha, moved.removed_ha) == pytest.approx((4.0, 4.0))
+    assert moved.kind == "relocation"
+
+
+def test_year_change_counts_only_pixels_seen_in_both_years() -> None:
+    a = _site_year(2020, _camp())
+    grown = _camp()
+    grown[30:130, 130:160] = True  # 3 ha of growth...
+    b = replace(
+        _site_year(2021, grown), valid=np.broadcast_to(np.arange(GRID.width) < 130, GRID.shape)
+    )
+    c = year_change(a, b, _metrics(a), GRID, 25, 1, 16)  # ...hidden where 2021 saw nothing
+    assert c.net_ha == 0.0
+    assert c.net_pm_ha == pytest.approx(
+        net_change(a.footprint, b.footprint, b.valid, 10.0).net_pm_ha
+    )
+    assert c.kind == "no significant change"
+
+
+def test_year_change_coal_net_change() -> None:
+    camp = _camp()
+    pile = np.zeros(GRID.shape, bool)
+    pile[60:80, 60:80] = True  # 4 ha
+    bigger = np.zeros(GRID.shape, bool)
+    bigger[60:80, 60:90] = True  # 6 ha
+    a = _site_year(2020, camp, pile)
+    c = year_change(a, _site_year(2021, camp, bigger), _metrics(a), GRID, 25, 1, 16)
+    assert c.coal_net_ha == pytest.approx(2.0)
+    expected = net_change(pile, bigger, np.ones(GRID.shape, bool), 10.0)
+    assert c.coal_net_pm_ha == pytest.approx(expected.net_pm_ha)
+    assert c.coal_added_ha == pytest.approx(2.0)
+    assert c.net_ha == 0.0  # the footprint (coal included) did not move
+
+
+def test_analyse_site_areas_count_internal_edges_only() -> None:
+    """A footprint cut by the edge of what was seen is not uncertain along the cut."""
+    site = Site("t", "t", "kwanliso", box(127.0, 39.0, 127.02, 39.016), "test")
+    grid = site.grid(10.0, 0.0)
+    camp = np.zeros(grid.shape, bool)
+    camp[20:60, 20:60] = True  # 16 ha: 160 edges
+    seen = np.ones(grid.shape, bool)
+    seen[:, 40:] = False  # the east half unseen (cloud): the camp is cut at column 40
+    years = [replace(_site_year(y, camp & seen), valid=seen) for y in (2019, 2020, 2021)]
+    grown = camp.copy()
+    grown[20:60, 10:20] = True  # 4 ha west, in the seen part
+    years[2] = replace(_site_year(2021, grown & seen), valid=seen)
+    a = analyse_site(site, grid, years, buffer_m=0.0, min_mapping_unit_ha=0.25, change_opening_px=1)
+    m = a.metrics[0]
+    assert m.footprint_ha == pytest.approx(8.0)
+    # 40 + 20 + 20 internal edges (west, north, south); the 40 along the cut do not count.
+    assert m.footprint_pm_ha == pytest.approx(0.5 * 10 * 80 * 10 / 1e4)
+    assert m.coal_pm_ha == 0.0
+    assert [(c.year_from, c.year_to) for c in a.changes] == [
+        (2019, 2020), (2020, 2021), (2019, 2021)
+    ]  # fmt: skip
+    first_last = a.changes[-1]
+    assert first_last.net_ha == pytest.approx(4.0)
+    assert first_last.significant
+    assert first_last.kind == "expansion"
+    assert not a.changes[0].significant
+    assert a.changes[0].kind == "no significant change"

@@ -11,10 +11,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
+from pipeline.analysis import MAY_LAG, REDATED, UNSEEN_FIELDS
 from pipeline.errors import InsufficientDataError
 from pipeline.trends import (
+    DATING_FLAGS,
     EXCLUDING_FLAGS,
+    FLAG_MEANINGS,
     KNOWN_FLAGS,
+    NOTED_FLAGS,
     Z95,
     change_kind,
     edge_uncertainty_ha,
@@ -685,6 +689,32 @@ def test_select_series_can_keep_flagged_years() -> None:
 def test_select_series_flag_sets() -> None:
     assert {"few-clear-observations", "partial-coverage", "no-data"} == EXCLUDING_FLAGS
     assert {"widened-window", "scenes-skipped", "radiometry-break"} <= KNOWN_FLAGS
+
+
+def test_dating_flags_keep_the_year() -> None:
+    """The flags of ``analysis.date_footprints`` say when ground was counted, not that the
+    year's area is undercounted: known, and never a reason to leave a year out."""
+    assert {MAY_LAG, REDATED, UNSEEN_FIELDS} == DATING_FLAGS
+    assert DATING_FLAGS <= KNOWN_FLAGS
+    assert not DATING_FLAGS & (EXCLUDING_FLAGS | NOTED_FLAGS)
+    rows = [
+        {"year": 2019, "footprint_ha": 10.0, "flags": "redated"},
+        {"year": 2020, "footprint_ha": 11.0, "flags": "unseen-fields;widened-window"},
+        {"year": 2021, "footprint_ha": 12.0, "flags": ["may-lag", "unseen-fields"]},
+    ]
+    sel = select_series(rows, "footprint_ha")
+    assert sel.years == (2019, 2020, 2021)
+    assert sel.left_out == ()
+    assert sel.radiometry_breaks == ()
+
+
+def test_every_known_flag_has_one_plain_sentence() -> None:
+    assert set(FLAG_MEANINGS) == KNOWN_FLAGS
+    for flag, sentence in FLAG_MEANINGS.items():
+        assert sentence[0].isupper(), flag
+        assert sentence.endswith("."), flag
+        assert ". " not in sentence, flag  # one sentence
+        assert 40 < len(sentence) < 300, flag
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,16 @@
 """Everything a run directory holds, assembled from a ``RunResult``.
 
-Tables and GeoJSON are byte-identical for identical inputs: sites in file order, years ascending,
-fixed decimals, no timestamps.
+Tables (CSV and ``trends.parquet``) and GeoJSON are byte-identical for identical inputs (and
+library versions): sites in file order, years ascending, fixed decimals, no timestamps.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,18 +22,22 @@ from pipeline.bands import BANDS
 from pipeline.config import TrendsConfig
 from pipeline.events import Event, event_tests
 from pipeline.expansion import outline
-from pipeline.export.atomic import atomic_write_text
+from pipeline.export.atomic import atomic_path, atomic_write_text
+from pipeline.export.charts import write_charts
 from pipeline.export.expansion import ExpansionRecord, analysis_records, write_expansion
 from pipeline.export.geojson import write_feature_collection
 from pipeline.export.manifest import canonical_json, sha256_file, software_versions, write_manifest
 from pipeline.export.rasters import write_cog
+from pipeline.export.report import write_report
 from pipeline.export.tables import write_csv
 from pipeline.grid import reproject_geometry
-from pipeline.results import RunResult, SiteAnalysis, SiteYear
+from pipeline.results import RunResult, SceneRecord, SiteAnalysis, SiteYear, YearMetrics
 from pipeline.sources.base import SceneSource
 from pipeline.trends import SeriesSelection, select_series, summarise
 
 WGS84 = "EPSG:4326"
+#: ``Site.kind`` of the zones ``sites.adjacent_zones`` derives beside the camps.
+ADJACENT_ZONE_KIND = "adjacent_zone"
 
 TREND_COLUMNS = (
     "site_id", "year", "footprint_ha", "footprint_pm_ha", "footprint_perimeter_m", "coal_ha",
@@ -38,7 +45,36 @@ TREND_COLUMNS = (
     "compared_to_year", "added_ha", "removed_ha", "coal_added_ha", "coal_removed_ha",
     "net_change_significant",
     "n_scenes", "n_skipped", "coverage", "median_clear_obs", "window_start", "window_end", "flags",
+    # appended (issue 9): the net change with its correlated interval, the rings' intervals
+    "net_change_ha", "net_change_pm_ha", "added_pm_ha", "removed_pm_ha", "change_kind",
+    "coal_net_change_ha", "coal_net_change_pm_ha",
+    "adjacent_built_ha", "adjacent_built_pm_ha",
+    "coal_mean_frequency", "coal_median_frequency",
+    "redated_ha", "unseen_fields_ha",
+    "sensors", "processing_baselines",
+    "interval_basis",
+    "footprint_sample_ha", "footprint_sample_low_ha", "footprint_sample_high_ha",
+    "coal_sample_ha", "coal_sample_low_ha", "coal_sample_high_ha",
 )  # fmt: skip
+#: Arrow type of each ``trends.csv`` column in ``trends.parquet`` (every column nullable).
+TREND_TYPES: Mapping[str, str] = {
+    "site_id": "string", "year": "int32", "footprint_ha": "float64",
+    "footprint_pm_ha": "float64", "footprint_perimeter_m": "float64", "coal_ha": "float64",
+    "coal_pm_ha": "float64", "compared_to_year": "int32", "added_ha": "float64",
+    "removed_ha": "float64", "coal_added_ha": "float64", "coal_removed_ha": "float64",
+    "net_change_significant": "bool", "n_scenes": "int32", "n_skipped": "int32",
+    "coverage": "float64", "median_clear_obs": "float64", "window_start": "date32",
+    "window_end": "date32", "flags": "string",
+    "net_change_ha": "float64", "net_change_pm_ha": "float64", "added_pm_ha": "float64",
+    "removed_pm_ha": "float64", "change_kind": "string", "coal_net_change_ha": "float64",
+    "coal_net_change_pm_ha": "float64", "adjacent_built_ha": "float64",
+    "adjacent_built_pm_ha": "float64", "coal_mean_frequency": "float64",
+    "coal_median_frequency": "float64", "redated_ha": "float64", "unseen_fields_ha": "float64",
+    "sensors": "string", "processing_baselines": "string", "interval_basis": "string",
+    "footprint_sample_ha": "float64", "footprint_sample_low_ha": "float64",
+    "footprint_sample_high_ha": "float64", "coal_sample_ha": "float64",
+    "coal_sample_low_ha": "float64", "coal_sample_high_ha": "float64",
+}  # fmt: skip
 SUMMARY_COLUMNS = (
     "site_id", "metric", "n_years", "n_years_left_out", "years_left_out", "radiometry_breaks",
     "first_year", "last_year", "first", "last", "change",
@@ -56,6 +92,21 @@ EVENT_COLUMNS = (
 SUMMARY_METRICS = ("footprint_ha", "coal_ha")
 
 
+#: ``interval_basis`` of a row whose areas carry only the boundary's interval (``*_pm_ha``).
+EDGE_BASIS = "edge"
+#: ``interval_basis`` of a row with a sample-based estimate (``*_sample_*``, Olofsson et al.).
+SAMPLE_BASIS = "sample"
+#: Classes of a sample-based estimate that enter ``trends.csv``, and their column prefix.
+SAMPLE_METRICS = (("footprint", "footprint"), ("coal", "coal"))
+#: Sample-based areas ``{(site_id, year, class): (estimate_ha, low_ha, high_ha)}``, 95%
+#: interval, as ``pipeline.sampling.sample_based_areas`` returns them.
+SampleAreas = Mapping[tuple[str, int, str], tuple[float, float, float]]
+
+# A Sentinel-2 rule's reason names the processing baseline it was decided from
+# (``sources.sensors.s2_radiometry``: "baseline 04.00 >= 04.00: DN - 1000").
+_BASELINE = re.compile(r"\bbaseline (\d{2}\.\d{2})\b")
+
+
 def _multipolygon(polygons: Sequence[Polygon], crs: str) -> MultiPolygon:
     out = reproject_geometry(MultiPolygon(list(polygons)), crs, WGS84)
     assert isinstance(out, MultiPolygon)
@@ -66,9 +117,9 @@ def _multipolygon(polygons: Sequence[Polygon], crs: str) -> MultiPolygon:
 MIN_COVERAGE = 0.95
 
 
-def _flags(sy: SiteYear, previous: SiteYear | None, min_clear: int) -> str:
-    """Data-sufficiency and sensor-break flags for one site-year row (';'-separated);
-    ``previous`` is the last earlier year that had data."""
+def _flags(sy: SiteYear, previous: SiteYear | None, min_clear: int) -> list[str]:
+    """Data-sufficiency and sensor-break flags for one site-year row; ``previous`` is the last
+    earlier year that had data."""
     flags = []
     if sy.composite is None:
         flags.append("no-data")
@@ -85,46 +136,176 @@ def _flags(sy: SiteYear, previous: SiteYear | None, min_clear: int) -> str:
         before = {s.offset_dn for s in previous.scenes if s.skipped is None}
         if before and offsets and before != offsets:
             flags.append("radiometry-break")  # e.g. Sentinel-2 baseline 04.00 (Jan 2022)
-    return ";".join(flags)
+    return flags
 
 
-def trend_rows(analysis: SiteAnalysis, min_clear: int) -> list[dict[str, Any]]:
-    """A row per year; the change columns compare with the previous year that had data."""
+def _scenes_used(sy: SiteYear) -> list[SceneRecord]:
+    """The scenes counted in ``n_scenes``: read, and in the season composite."""
+    return [s for s in sy.scenes if s.skipped is None and s.role == "season"]
+
+
+def scene_sensors(sy: SiteYear) -> str:
+    """The distinct platforms (``sentinel-2a``, ``landsat-8``, ...) of the scenes used, sorted
+    and ';'-joined; the scene ids themselves are in the manifest."""
+    return ";".join(sorted({s.platform for s in _scenes_used(sy) if s.platform}))
+
+
+def processing_baselines(sy: SiteYear) -> str:
+    """The distinct Sentinel-2 processing baselines (``NN.NN``) the scenes used were read with,
+    sorted and ';'-joined; empty for other sensors, and where the rule did not come from the
+    baseline (Collection-1 items, read with their ``raster:bands`` scale and offset)."""
+    found = {m.group(1) for s in _scenes_used(sy) if (m := _BASELINE.search(s.radiometry))}
+    return ";".join(sorted(found))
+
+
+def coal_frequency_stats(sy: SiteYear) -> tuple[float | None, float | None]:
+    """Mean and median coal detection frequency (share of a pixel's clear looks flagged coal)
+    over the year's coal mask; None without coal pixels."""
+    if sy.coal is None:
+        return None, None
+    values = np.asarray(sy.coal.frequency[sy.coal_mask], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None, None
+    return float(values.mean()), float(np.median(values))
+
+
+def adjacent_zone_of(analyses: Sequence[SiteAnalysis]) -> dict[str, SiteAnalysis]:
+    """``{parent site id: analysis of its adjacent zone}`` for the zones in ``analyses``
+    (``sites.adjacent_zones``: kind ``adjacent_zone``, ``parent`` the camp)."""
+    return {
+        a.site.parent: a
+        for a in analyses
+        if a.site.kind == ADJACENT_ZONE_KIND and a.site.parent is not None
+    }
+
+
+def _sample(
+    sample_areas: SampleAreas | None, site_id: str, year: int, cls: str
+) -> tuple[float, float, float] | None:
+    if sample_areas is None or (site_id, year, cls) not in sample_areas:
+        return None
+    est, low, high = (float(v) for v in sample_areas[(site_id, year, cls)])
+    if not (math.isfinite(est) and low <= est <= high):
+        raise ValueError(
+            f"sample-based area of {site_id} {year} {cls}: (estimate, low, high) = "
+            f"({est}, {low}, {high}); allowed: finite, low <= estimate <= high"
+        )
+    return est, low, high
+
+
+def trend_rows(
+    analysis: SiteAnalysis,
+    min_clear: int,
+    *,
+    adjacent: SiteAnalysis | None = None,
+    sample_areas: SampleAreas | None = None,
+) -> list[dict[str, Any]]:
+    """A row per year of ``analysis`` with every column of :data:`TREND_COLUMNS`.
+
+    The change columns compare with the previous year that had data. ``adjacent``: the
+    analysis of the site's adjacent zone in the same run (:func:`adjacent_zone_of`), whose
+    footprint in the same year fills ``adjacent_built_*``. ``sample_areas``: sample-based
+    estimates (:data:`SampleAreas`, classes ``footprint`` and ``coal``) that fill the
+    ``*_sample_*`` columns where present; such a row's ``interval_basis`` is ``sample``, any
+    other row with data ``edge``. A year without data has no areas (None, never 0).
+    """
+    site_id = analysis.site.id
     changes = {(c.year_from, c.year_to): c for c in analysis.changes}
+    # The zone's footprint per year it was seen (a year without data has no area).
+    zone: dict[int, YearMetrics] = (
+        {
+            sy.year: m
+            for sy, m in zip(adjacent.years, adjacent.metrics, strict=True)
+            if sy.composite is not None
+        }
+        if adjacent is not None
+        else {}
+    )
     rows = []
     prev: SiteYear | None = None  # the last earlier year with data
     for sy, m in zip(analysis.years, analysis.metrics, strict=True):
         change = changes.get((prev.year, sy.year)) if prev is not None else None
         seen = sy.composite is not None
-        rows.append(
-            {
-                "site_id": analysis.site.id,
-                "year": sy.year,
-                "footprint_ha": m.footprint_ha if seen else None,
-                "footprint_pm_ha": m.footprint_pm_ha if seen else None,
-                "footprint_perimeter_m": (
-                    outline(MultiPolygon(list(m.footprint_polygons))).perimeter_m if seen else None
-                ),
-                "coal_ha": m.coal_ha if seen else None,
-                "coal_pm_ha": m.coal_pm_ha if seen else None,
-                "compared_to_year": change.year_from if change else None,
-                "added_ha": change.added_ha if change else None,
-                "removed_ha": change.removed_ha if change else None,
-                "coal_added_ha": change.coal_added_ha if change else None,
-                "coal_removed_ha": change.coal_removed_ha if change else None,
-                "net_change_significant": change.significant if change else None,
-                "n_scenes": sy.n_used,
-                "n_skipped": sy.n_skipped,
-                "coverage": sy.coverage,
-                "median_clear_obs": sy.median_clear,
-                "window_start": sy.window[0],
-                "window_end": sy.window[1],
-                "flags": _flags(sy, prev, min_clear),
-            }
-        )
+        zone_m = zone.get(sy.year)
+        mean_freq, median_freq = coal_frequency_stats(sy) if seen else (None, None)
+        row: dict[str, Any] = {
+            "site_id": site_id,
+            "year": sy.year,
+            "footprint_ha": m.footprint_ha if seen else None,
+            "footprint_pm_ha": m.footprint_pm_ha if seen else None,
+            "footprint_perimeter_m": (
+                outline(MultiPolygon(list(m.footprint_polygons))).perimeter_m if seen else None
+            ),
+            "coal_ha": m.coal_ha if seen else None,
+            "coal_pm_ha": m.coal_pm_ha if seen else None,
+            "compared_to_year": change.year_from if change else None,
+            "added_ha": change.added_ha if change else None,
+            "removed_ha": change.removed_ha if change else None,
+            "coal_added_ha": change.coal_added_ha if change else None,
+            "coal_removed_ha": change.coal_removed_ha if change else None,
+            "net_change_significant": change.significant if change else None,
+            "n_scenes": sy.n_used,
+            "n_skipped": sy.n_skipped,
+            "coverage": sy.coverage,
+            "median_clear_obs": sy.median_clear,
+            "window_start": sy.window[0],
+            "window_end": sy.window[1],
+            "flags": ";".join([*_flags(sy, prev, min_clear), *m.flags]),
+            "net_change_ha": change.net_ha if change else None,
+            "net_change_pm_ha": change.net_pm_ha if change else None,
+            "added_pm_ha": change.added_pm_ha if change else None,
+            "removed_pm_ha": change.removed_pm_ha if change else None,
+            "change_kind": change.kind if change else None,
+            "coal_net_change_ha": change.coal_net_ha if change else None,
+            "coal_net_change_pm_ha": change.coal_net_pm_ha if change else None,
+            "adjacent_built_ha": zone_m.footprint_ha if zone_m else None,
+            "adjacent_built_pm_ha": zone_m.footprint_pm_ha if zone_m else None,
+            "coal_mean_frequency": mean_freq,
+            "coal_median_frequency": median_freq,
+            "redated_ha": m.redated_ha if seen else None,
+            "unseen_fields_ha": m.unseen_fields_ha if seen else None,
+            "sensors": scene_sensors(sy),
+            "processing_baselines": processing_baselines(sy),
+        }
+        sampled = False
+        for cls, prefix in SAMPLE_METRICS:
+            est = _sample(sample_areas, site_id, sy.year, cls)
+            sampled |= est is not None
+            values = est if est is not None else (None, None, None)
+            for suffix, value in zip(("ha", "low_ha", "high_ha"), values, strict=True):
+                row[f"{prefix}_sample_{suffix}"] = value
+        row["interval_basis"] = SAMPLE_BASIS if sampled else EDGE_BASIS if seen else None
+        rows.append(row)
         if seen:
             prev = sy
     return rows
+
+
+def _parquet_value(value: Any, kind: str) -> Any:
+    """One cell as ``trends.parquet`` holds it: NaN as null, ISO dates as dates."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if kind == "date32":
+        return dt.date.fromisoformat(value) if isinstance(value, str) else value
+    return value
+
+
+def write_trends_parquet(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Write ``rows`` (``trend_rows``) as a Parquet file with the schema of :data:`TREND_TYPES`
+    (columns in :data:`TREND_COLUMNS` order, all nullable, dates as date32); atomically, and
+    byte-identical for identical rows (no pandas metadata, no timestamps). Return the path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([pa.field(c, pa.type_for_alias(TREND_TYPES[c])) for c in TREND_COLUMNS])
+    columns = {c: [_parquet_value(r[c], TREND_TYPES[c]) for r in rows] for c in TREND_COLUMNS}
+    table = pa.Table.from_pydict(columns, schema=schema)
+    with atomic_path(path) as temp:
+        pq.write_table(table, temp, compression="zstd")
+    return path
 
 
 def _selected(rows: Sequence[dict[str, Any]], metric: str, keep_flagged: bool) -> SeriesSelection:
@@ -210,11 +391,14 @@ def export_run(
     progress: Callable[[str, int, int], None],
     folder: Path | None = None,
     carried: Sequence[Path] = (),
+    *,
+    sample_areas: SampleAreas | None = None,
 ) -> None:
     """Write every output of ``result`` into ``folder`` (default ``result.out_dir``; ``run``
     gives its staging folder), then the manifest, which lists paths relative to ``folder``.
     ``carried``: files already in ``folder`` that the manifest lists too (inputs kept with the
-    run, such as the demo's sites file)."""
+    run, such as the demo's sites file). ``sample_areas``: sample-based estimates for the
+    trend tables (:func:`trend_rows`)."""
     cfg = result.config
     out = result.out_dir if folder is None else folder
     footprints: list[tuple[Any, dict[str, Any]]] = []
@@ -225,10 +409,16 @@ def export_run(
     events: list[dict[str, Any]] = []
     rasters: list[Path] = []
     total = len(result.sites)
+    zones = adjacent_zone_of(result.sites)
     for n, a in enumerate(result.sites, start=1):
         crs = a.grid.crs
         base = {"site_id": a.site.id, "site_name": a.site.name}
-        rows = trend_rows(a, cfg.season.min_clear_observations)
+        rows = trend_rows(
+            a,
+            cfg.season.min_clear_observations,
+            adjacent=zones.get(a.site.id),
+            sample_areas=sample_areas,
+        )
         for sy, m, row in zip(a.years, a.metrics, rows, strict=True):
             seen = sy.composite is not None  # a year without data has no area, not 0 ha
             common = {
@@ -250,11 +440,6 @@ def export_run(
                     },
                 )
             )
-            mean_freq = (
-                float(np.nanmean(sy.coal.frequency[sy.coal_mask]))
-                if sy.coal is not None and sy.coal_mask.any()
-                else None
-            )
             stockpiles.append(
                 (
                     _multipolygon(m.coal_polygons, crs),
@@ -262,7 +447,7 @@ def export_run(
                         **common,
                         "area_ha": m.coal_ha if seen else None,
                         "area_pm_ha": m.coal_pm_ha if seen else None,
-                        "mean_frequency": mean_freq,
+                        "mean_frequency": row["coal_mean_frequency"],
                         "measure": "area (not tonnage)",
                     },
                 )
@@ -285,9 +470,16 @@ def export_run(
             out / "stockpiles.geojson", stockpiles, WGS84, name="stockpiles", metadata=meta
         ),
         write_csv(out / "trends.csv", trends, TREND_COLUMNS),
+        write_trends_parquet(out / "trends.parquet", trends),
         write_csv(out / "trend_summary.csv", summaries, SUMMARY_COLUMNS),
         write_csv(out / "trend_events.csv", events, EVENT_COLUMNS),
     ]
+    charts = write_charts(
+        out, trends, summaries, events,
+        titles={a.site.id: a.site.name for a in result.sites}, min_years=cfg.trends.min_years,
+    )  # fmt: skip
+    written.extend(charts.values())
+    written.append(write_report(out, result, trends, summaries, events, charts))
     if result.accuracy is not None:
         path = out / "accuracy.json"
         atomic_write_text(path, canonical_json(result.accuracy))
@@ -374,6 +566,14 @@ def build_manifest(
         "config_hash": cfg.hash(),
         "config": json.loads(cfg.model_dump_json()),
         "sites_file": {"path": str(cfg.sites), "sha256": sha256_file(cfg.sites)},
+        "reference_samples": (
+            None
+            if cfg.trends.reference_samples is None
+            else {
+                "path": str(cfg.trends.reference_samples),
+                "sha256": sha256_file(cfg.trends.reference_samples),
+            }
+        ),
         "source": {"kind": cfg.source.kind, "name": source.name},
         "masks": {
             "scl_masked": list(cfg.masking.scl_masked),
