@@ -114,6 +114,7 @@ def look_record(
     offset_check: str = "",
     reasons: NDArray[np.uint8] | None = None,
     reprojected_from: str | None = None,
+    processing_baseline: str = "",
 ) -> SceneRecord:
     """The provenance record of one observation read for a site-year."""
     clear = None if reasons is None else round(float((reasons == MaskReason.CLEAR).mean()), 4)
@@ -129,6 +130,7 @@ def look_record(
         offset_check=offset_check,
         mask=reason_shares(reasons) if reasons is not None else {},
         reprojected_from=reprojected_from,
+        processing_baseline=processing_baseline,
     )
 
 

@@ -38,6 +38,7 @@ class SceneRecord:
     offset_check: str = ""  # what the pixels said of the offset (Sentinel-2), see sensors
     mask: dict[str, float] = field(default_factory=dict)  # share of the grid per mask reason
     reprojected_from: str | None = None  # the scene's CRS when it differs from the site grid's
+    processing_baseline: str = ""  # Sentinel-2 ``s2:processing_baseline`` (NN.NN), when known
 
 
 @dataclass(frozen=True)

@@ -213,11 +213,17 @@ def asset_identity(scene: Scene, asset_key: str, grid: Grid) -> list[Any]:
     return ["file", st.st_size, st.st_mtime_ns]
 
 
+def baseline_of(scene: Scene) -> str:
+    """The scene's Sentinel-2 processing baseline (``s2:processing_baseline``), or ""."""
+    return str(scene.properties.get("s2:processing_baseline") or "")
+
+
 def observe(task: SiteYearTask) -> SiteYear:
     """Read a site-year's scenes and run the recipe on them."""
     chips = ChipCache(task.chip_root) if task.chip_root is not None else None
     observed, failed = read_scenes(task.scenes, task.grid, task.rules, task.settings, chips)
     collection = {s.id: s.collection for s in task.scenes}
+    baseline = {s.id: baseline_of(s) for s in task.scenes}
     looks = [
         Look(
             o.datetime.date(),
@@ -234,6 +240,7 @@ def observe(task: SiteYearTask) -> SiteYear:
                 offset_check=o.radiometry.check,
                 reasons=o.reasons,
                 reprojected_from=o.reprojected_from,
+                processing_baseline=baseline[o.scene_id],
             ),
             o.platform,
         )
@@ -248,6 +255,7 @@ def observe(task: SiteYearTask) -> SiteYear:
                 skipped=reason,
                 collection=scene.collection,
                 platform=scene.platform,
+                processing_baseline=baseline_of(scene),
             ),
         )
         for scene, reason in failed

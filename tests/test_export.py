@@ -946,7 +946,8 @@ def trend_analyses() -> tuple[SiteAnalysis, SiteAnalysis]:
     scenes = (
         _scene("A", "sentinel-2b", S2_RULE_0400),
         _scene("B", "sentinel-2a", S2_RULE_0209),
-        _scene("C", "sentinel-2a", S2_RULE_0400 + "; overridden by the pixels"),
+        # A scene whose rule names no baseline (raster:bands scale and offset): its item's.
+        _scene("C", "sentinel-2a", "raster:bands scale 0.0001", processing_baseline="05.11"),
         _scene("D", "landsat-8", "", skipped="read failed: 503"),  # not used
         _scene("E", "landsat-9", "Landsat C2 L2 rule", role="greenness"),  # not in the composite
     )
@@ -994,7 +995,7 @@ def test_trend_rows_fill_the_new_columns(trend_analyses: tuple[SiteAnalysis, Sit
     # Scenes used: read and in the composite (not the skipped Landsat-8, not the greenness look).
     assert r2020["n_scenes"] == 3
     assert r2020["sensors"] == "sentinel-2a;sentinel-2b"
-    assert r2020["processing_baselines"] == "02.09;04.00"
+    assert r2020["processing_baselines"] == "02.09;04.00;05.11"
     # 2021: no data, no areas (never 0), no interval.
     assert r2021["flags"] == "no-data;widened-window"
     for column in ("footprint_ha", "net_change_ha", "adjacent_built_ha", "coal_mean_frequency",

@@ -151,10 +151,14 @@ def scene_sensors(sy: SiteYear) -> str:
 
 
 def processing_baselines(sy: SiteYear) -> str:
-    """The distinct Sentinel-2 processing baselines (``NN.NN``) the scenes used were read with,
-    sorted and ';'-joined; empty for other sensors, and where the rule did not come from the
-    baseline (Collection-1 items, read with their ``raster:bands`` scale and offset)."""
-    found = {m.group(1) for s in _scenes_used(sy) if (m := _BASELINE.search(s.radiometry))}
+    """The distinct Sentinel-2 processing baselines (``NN.NN``) of the scenes used, sorted and
+    ';'-joined: the scene's ``s2:processing_baseline``, else the one its radiometric rule names
+    (site-years stored before the field existed); empty for other sensors."""
+    found = set()
+    for s in _scenes_used(sy):
+        named = _BASELINE.search(s.radiometry)
+        if s.processing_baseline or named:
+            found.add(s.processing_baseline or (named.group(1) if named else ""))
     return ";".join(sorted(found))
 
 
