@@ -1,13 +1,14 @@
 # Both targets set up everything they need on a fresh machine: a .venv with the package and its
 # test tools, and (for `make test`, when run as root on Debian/Ubuntu) the system packages the
 # integration tests start: PostgreSQL 15 with PostGIS for the real STAC API, Chromium to render
-# report.html. Override the interpreter with `make PYTHON=python3.11 ...`.
+# report.html, QGIS (python3-qgis, qgis-providers; with GDAL's ogrinfo/ogr2ogr) to load the
+# outputs. Override the interpreter with `make PYTHON=python3.11 ...`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sitewatch-installed
 PYTEST_ARGS ?=
-SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3 chromium
+SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3 chromium python3-qgis qgis-providers gdal-bin
 
 .PHONY: demo test lint system-packages clean-venv
 
@@ -26,7 +27,7 @@ system-packages:
 	  fi; \
 	else \
 	  dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
-	    echo "note: install $(SYSTEM_PACKAGES) (as root: apt-get install $(SYSTEM_PACKAGES)) for the STAC API and report tests"; \
+	    echo "note: install $(SYSTEM_PACKAGES) (as root: apt-get install $(SYSTEM_PACKAGES)) for the STAC API, report and QGIS tests"; \
 	fi
 
 demo: $(STAMP)

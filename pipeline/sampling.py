@@ -36,7 +36,6 @@ import json
 import logging
 import math
 import os
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
@@ -54,6 +53,7 @@ from shapely.geometry import Point
 
 from pipeline import accuracy, boundaries
 from pipeline.errors import ConfigError, InsufficientDataError, SampleFileError
+from pipeline.export import gpkg
 from pipeline.export.atomic import atomic_path
 from pipeline.export.tables import write_csv
 
@@ -97,9 +97,9 @@ STRATA_LAYER = "strata"
 #: per stratum at least and the rest in proportion to area.
 DEFAULT_TOTAL = 200
 DEFAULT_SEED = 0
-#: ``gpkg_contents.last_change`` and ``layer_styles.update_time`` of every file written: fixed,
-#: so that the bytes depend on the content only.
-FIXED_TIMESTAMP = "2000-01-01T00:00:00.000Z"
+#: ``gpkg_contents.last_change`` and ``layer_styles.update_time`` of every file written
+#: (:mod:`pipeline.export.gpkg` fixes them), so that the bytes depend on the content only.
+FIXED_TIMESTAMP = gpkg.FIXED_TIMESTAMP
 _QML = ("qml", "samples.qml")
 _OUTSIDE = -1
 
@@ -331,24 +331,7 @@ def _select(
 
 _SAMPLE_COLUMNS = ("sample_id", "site_id", "year", "label", "note", "stratum", "pixel_size_m")
 _STRATA_COLUMNS = tuple(f.name for f in fields(StratumRow))
-
-_LAYER_STYLES_DDL = """
-CREATE TABLE layer_styles (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    f_table_catalog TEXT(256),
-    f_table_schema TEXT(256),
-    f_table_name TEXT(256),
-    f_geometry_column TEXT(256),
-    styleName TEXT(30),
-    styleQML TEXT,
-    styleSLD TEXT,
-    useAsDefault BOOLEAN,
-    description TEXT,
-    owner TEXT(30),
-    ui TEXT(30),
-    update_time DATETIME DEFAULT CURRENT_TIMESTAMP
-)
-"""
+_STYLE_DESCRIPTION = "sitewatch: labels of the reference sample"
 
 
 def samples_qml() -> str:
@@ -391,9 +374,14 @@ def write_samples(
         [asdict(r) for r in sample.strata] or None, columns=list(_STRATA_COLUMNS)
     ).astype({"year": "int64", "pixels": "int64", "n_sampled": "int64", "seed": "int64"})
     with atomic_path(path) as temp:
-        pyogrio.write_dataframe(frame, temp, layer=SAMPLES_LAYER, driver="GPKG")
+        pyogrio.write_dataframe(
+            frame, temp, layer=SAMPLES_LAYER, driver="GPKG",
+            dataset_options={"VERSION": gpkg.GPKG_VERSION},  # 1.3: what QGIS on GDAL 3.6 reads
+        )  # fmt: skip
         pyogrio.write_dataframe(strata, temp, layer=STRATA_LAYER, driver="GPKG")
-        _add_default_style(temp, SAMPLES_LAYER, "geom", samples_qml())
+        gpkg.add_layer_styles(
+            temp, {SAMPLES_LAYER: samples_qml()}, descriptions={SAMPLES_LAYER: _STYLE_DESCRIPTION}
+        )
     return target
 
 
@@ -412,30 +400,6 @@ def format_sample_summary(sample: DrawnSample, path: Path) -> str:
         f"other) from the imagery, save, then run: sitewatch area-estimate {path}\n"
     )
     return out.getvalue()
-
-
-def _add_default_style(path: Path, layer: str, geometry_column: str, qml: str) -> None:
-    """Store ``qml`` as the default QGIS style of ``layer`` (QGIS reads ``layer_styles`` only
-    when it is registered in ``gpkg_contents``) and fix every timestamp."""
-    con = sqlite3.connect(path)
-    try:
-        with con:
-            con.execute(_LAYER_STYLES_DDL)
-            con.execute(
-                "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, "
-                "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description, "
-                "owner, ui, update_time) VALUES ('', '', ?, ?, ?, ?, '', 1, ?, '', NULL, ?)",
-                (layer, geometry_column, layer, qml,
-                 "sitewatch: labels of the reference sample", FIXED_TIMESTAMP),
-            )  # fmt: skip
-            con.execute(
-                "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
-                "last_change) VALUES ('layer_styles', 'attributes', 'layer_styles', '', ?)",
-                (FIXED_TIMESTAMP,),
-            )
-            con.execute("UPDATE gpkg_contents SET last_change = ?", (FIXED_TIMESTAMP,))
-    finally:
-        con.close()
 
 
 # --- Reading labels and estimating ------------------------------------------------------------

@@ -261,7 +261,7 @@ def test_thumbnail_draws_the_footprint_outline_reproducibly() -> None:
     assert png == thumbnail_png(refl, stretch, grid, [square], size=240)
     with Image.open(io.BytesIO(png)) as image:
         assert image.size == (240, 120)
-        rgb = np.asarray(image.convert("RGB")).astype(int)
+        rgb = np.asarray(image.convert("RGBA"))[..., :3].astype(int)  # a palette PNG
     yellow = (rgb[..., 0] > 200) & (rgb[..., 1] > 200) & (rgb[..., 2] < 120)
     rows, cols = np.nonzero(yellow)
     # The square spans pixels 40-80 (x) and 10-50 (y) of the grid: 80-160 and 20-100 at 2x.

@@ -18,6 +18,7 @@ The page is built in two steps: :func:`report_context` turns the run into plain 
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,6 +31,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
+from PIL import Image
 from shapely.geometry import Polygon
 
 from pipeline.bands import BAND_INDEX
@@ -59,6 +61,8 @@ logger = logging.getLogger(__name__)
 REPORT_NAME = "report.html"
 
 THUMBNAIL_PX = 240
+#: Palette size of a thumbnail (``palette_png``).
+THUMBNAIL_COLOURS = 128
 """Longer side of a composite thumbnail, in pixels."""
 
 _NONE = "–"  # shown for a missing value (en dash)
@@ -207,7 +211,7 @@ def thumbnail_png(
         ax.imshow(
             true_colour(reflectance, stretch),
             extent=(left, right, bottom, top),
-            interpolation="antialiased",
+            interpolation="nearest",
             origin="upper",
         )
         for polygon in polygons:
@@ -216,7 +220,20 @@ def thumbnail_png(
                 ax.plot(list(xs), list(ys), color=_OUTLINE, linewidth=1.2)
         ax.set_xlim(left, right)
         ax.set_ylim(bottom, top)
-    return figure_png(fig)
+    return palette_png(figure_png(fig))
+
+
+def palette_png(png: bytes, colours: int = THUMBNAIL_COLOURS) -> bytes:
+    """``png`` reduced to a palette of at most ``colours`` (no dithering, transparency kept): a
+    thumbnail a quarter of the size, so a report of a hundred site-years stays a few MB. The
+    same input gives the same bytes."""
+    with Image.open(io.BytesIO(png)) as image:
+        reduced = image.convert("RGBA").quantize(
+            colors=colours, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+        )
+    out = io.BytesIO()
+    reduced.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 # --- the page ----------------------------------------------------------------------------------
@@ -349,7 +366,7 @@ def _site_context(
     stretch = true_colour_stretch(composites)
     thumbnails = []
     for sy, m in zip(a.years, a.metrics, strict=True):
-        entry: dict[str, str] = {"year": str(sy.year), "flags": flags_by_year.get(sy.year, "")}
+        entry = {"year": str(sy.year), "flags": flags_by_year.get(sy.year, ""), "src": ""}
         if sy.composite is not None:
             png = thumbnail_png(sy.composite.reflectance, stretch, a.grid, m.footprint_polygons)
             scale = THUMBNAIL_PX / max(a.grid.shape)

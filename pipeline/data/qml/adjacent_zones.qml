@@ -1,0 +1,28 @@
+<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22.16-Białowieża" simplifyMaxScale="1" hasScaleBasedVisibilityFlag="0" simplifyDrawingHints="1" symbologyReferenceScale="-1" maxScale="0" styleCategories="Symbology|Rendering" simplifyAlgorithm="0" minScale="100000000" simplifyDrawingTol="1" simplifyLocal="1">
+  <renderer-v2 symbollevels="0" type="singleSymbol" forceraster="0" referencescale="-1" enableorderby="0">
+    <symbols>
+      <symbol alpha="1" clip_to_extent="1" force_rhr="0" name="0" type="fill">
+        <layer class="SimpleFill" pass="0" enabled="1" locked="0">
+          <prop v="3x:0,0,0,0,0,0" k="border_width_map_unit_scale"/>
+          <prop v="152,78,163,110" k="color"/>
+          <prop v="miter" k="joinstyle"/>
+          <prop v="0,0" k="offset"/>
+          <prop v="3x:0,0,0,0,0,0" k="offset_map_unit_scale"/>
+          <prop v="MM" k="offset_unit"/>
+          <prop v="152,78,163,255" k="outline_color"/>
+          <prop v="dash" k="outline_style"/>
+          <prop v="0.5" k="outline_width"/>
+          <prop v="MM" k="outline_width_unit"/>
+          <prop v="b_diagonal" k="style"/>
+        </layer>
+      </symbol>
+    </symbols>
+    <rotation/>
+    <sizescale/>
+  </renderer-v2>
+  <blendMode>0</blendMode>
+  <featureBlendMode>0</featureBlendMode>
+  <layerOpacity>1</layerOpacity>
+  <layerGeometryType>2</layerGeometryType>
+</qgis>
