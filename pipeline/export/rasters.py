@@ -18,6 +18,7 @@ import rasterio.shutil
 from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.dtypes import dtype_ranges
+from rasterio.enums import ColorInterp
 from rasterio.errors import CRSError, RasterioError
 
 from pipeline.export.atomic import atomic_path
@@ -40,6 +41,8 @@ BLOCKSIZE = 512
 _WRITABLE_DTYPES = frozenset(dtype_ranges)  # the integer and float types GeoTIFF stores
 _TAG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
 _RESERVED_TAGS = frozenset({"bidx", "ns"})  # rasterio's own update_tags parameters
+#: Most overview levels ``write_cog`` builds when asked for a count (2**20 pixels per pixel).
+MAX_OVERVIEWS = 20
 
 
 def write_cog(
@@ -51,7 +54,10 @@ def write_cog(
     band_names: Sequence[str] | None = None,
     tags: Mapping[str, str] | None = None,
     colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
+    category_names: Mapping[int, str] | None = None,
+    colour_interpretation: Sequence[str] | None = None,
     resampling: str = "nearest",
+    overview_count: int | None = None,
 ) -> Path:
     """Write a (height, width) or (bands, height, width) array as a COG on ``grid``; return the path.
 
@@ -63,6 +69,13 @@ def write_cog(
     bool arrays are written as uint8, float16 as float32. ``band_names`` become band descriptions,
     ``tags`` dataset metadata (sorted by key), ``colormap`` the palette of a single uint8/uint16
     band (GeoTIFF palettes are RGB: alpha is dropped, so transparency comes from ``nodata``).
+    ``category_names`` label the values of a single band as band metadata items
+    ``category_<value>`` (GeoTIFF has no tag for GDAL's category names, which GDAL would put in
+    an ``.aux.xml`` sidecar). ``colour_interpretation`` names each band's
+    ``rasterio.enums.ColorInterp`` (``red``, ``green``, ``blue``, ``alpha``, ``gray``...): an
+    ``alpha`` band is stored as the TIFF's alpha channel, which GIS software reads as
+    transparency. ``overview_count``: None for overviews while larger than a tile, or exactly
+    that many levels (halving each time), so that small rasters get them too.
     The file is written atomically.
     """
     array = _as_band_array(data, grid, nodata)
@@ -73,6 +86,16 @@ def write_cog(
     metadata = _checked_tags(tags)
     if colormap is not None:
         _check_colormap(colormap, count, dtype)
+    categories = _checked_categories(category_names, count, array.dtype)
+    interpretation = _checked_interpretation(colour_interpretation, count)
+    if overview_count is not None and (
+        isinstance(overview_count, bool)
+        or not isinstance(overview_count, int)
+        or not 0 <= overview_count <= MAX_OVERVIEWS
+    ):
+        raise ValueError(
+            f"overview_count {overview_count!r} must be None or an integer 0..{MAX_OVERVIEWS}"
+        )
     try:
         overview_resampling = OVERVIEW_RESAMPLING[resampling]
     except KeyError:
@@ -99,6 +122,10 @@ def write_cog(
         "overview_resampling": overview_resampling,
         "bigtiff": "IF_SAFER",
     }
+    if overview_count is not None:
+        creation["overviews"] = "IGNORE_EXISTING" if overview_count else "NONE"
+        if overview_count:
+            creation["overview_count"] = str(overview_count)
     profile: dict[str, Any] = {
         "driver": "MEM",
         "width": grid.width,
@@ -119,6 +146,10 @@ def write_cog(
             mem.update_tags(**metadata)
         if colormap is not None:
             mem.write_colormap(1, {int(k): tuple(v) for k, v in sorted(colormap.items())})
+        if categories:
+            mem.update_tags(1, **categories)
+        if interpretation:
+            mem.colorinterp = interpretation
         with atomic_path(path) as temp:
             try:
                 rasterio.shutil.copy(mem, str(temp), driver="COG", **creation)
@@ -237,3 +268,38 @@ def _check_colormap(
             raise ValueError(f"colormap value {value!r} is not a {dtype} value (0..{high})")
         if len(rgba) != 4 or not all(isinstance(c, int) and 0 <= c <= 255 for c in rgba):
             raise ValueError(f"colormap entry {value}: {rgba!r} is not an (r, g, b, a) of 0..255")
+
+
+def _checked_categories(
+    names: Mapping[int, str] | None, count: int, dtype: np.dtype[Any]
+) -> dict[str, str]:
+    if not names:
+        return {}
+    if count != 1 or dtype.kind not in "ui":
+        raise ValueError(
+            f"category_names need a single integer band, got {count} band(s) of {dtype}"
+        )
+    low, high = dtype_ranges[str(dtype)]
+    items: dict[str, str] = {}
+    for value in sorted(names):
+        name = names[value]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"category value {value!r} is not a {dtype} value ({low}..{high})")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"category {value}: name {name!r} must be a non-empty string")
+        items[f"category_{value}"] = name
+    return items
+
+
+def _checked_interpretation(names: Sequence[str] | None, count: int) -> list[ColorInterp]:
+    if names is None:
+        return []
+    if isinstance(names, str) or len(names) != count:
+        raise ValueError(f"colour_interpretation {names!r} must name each of the {count} bands")
+    allowed = {c.name: c for c in ColorInterp}
+    try:
+        return [allowed[name] for name in names]
+    except KeyError:
+        raise ValueError(
+            f"colour_interpretation {list(names)} has a name not in {sorted(allowed)}"
+        ) from None
