@@ -63,7 +63,7 @@ from pipeline.analysis import analyse_site, analysis_area, perimeter_changes, sc
 from pipeline.config import RunConfig
 from pipeline.errors import OutputError, SiteError, SitewatchError
 from pipeline.export.atomic import atomic_write_bytes, atomic_write_text
-from pipeline.export.run_outputs import export_run
+from pipeline.export.run_outputs import export_options, export_run
 from pipeline.export.transaction import (
     check_output_folder,
     output_error,
@@ -557,8 +557,8 @@ def _run_locked(
             shutil.copyfile(path, target)
             kept.append(target)
         export_run(
-            results, source, progress=report, folder=staging, carried=kept,
-            sample_areas=sample_areas,
+            results, source, export_options(config, sample_areas), progress=report,
+            folder=staging, carried=kept,
         )  # fmt: skip
         verify_run_folder(staging)
         publish(staging, out)

@@ -21,9 +21,15 @@ OUTPUTS = (
     "manifest.json", "footprints.geojson", "expansion.geojson", "stockpiles.geojson",
     "trends.csv", "trend_summary.csv", "accuracy.json", "expansion.csv", "expansion_sectors.csv", "trend_events.csv",
     "trends.parquet", "report.html", "charts/demo-camp.png", "charts/demo-port.png",
-    "charts/demo-control.png",
+    "charts/demo-control.png", "sitewatch.gpkg", "project.qgs", "evidence/index.json",
+    "rasters/demo-camp/demo-camp_2020_truecolour.tif", "rasters/demo-camp/demo-camp_2020_classes.tif",
+    "rasters/demo-camp/demo-camp_2019-2020_change.tif",
 )  # fmt: skip
 DETERMINISTIC = (
+    "project.qgs",
+    "evidence/index.json",
+    "rasters/demo-camp/demo-camp_2020_truecolour.tif",
+    "rasters/demo-camp/demo-camp_2019-2020_change.tif",
     "trends.parquet",
     "report.html",
     "charts/demo-camp.png",
@@ -38,6 +44,7 @@ DETERMINISTIC = (
     "trends.csv",
     "trend_summary.csv",
     "accuracy.json",
+    "sitewatch.gpkg",
 )
 
 
@@ -64,8 +71,12 @@ def test_all_outputs_written(first_run: RunResult) -> None:
     for name in OUTPUTS:
         assert (out / name).is_file(), name
     rasters = sorted((out / "rasters").rglob("*.tif"))
-    # site x year x (footprint, coal frequency, clear count, composite, spread)
-    assert len(rasters) == 3 * 10 * 5
+    # site x year x (footprint, coal frequency, clear count, composite, spread, true colour,
+    # classes), and a change raster per site and consecutive pair of years
+    assert len(rasters) == 3 * 10 * 7 + 3 * 9
+    styled = ("_truecolour.tif", "_classes.tif", "_change.tif", "_coal_frequency.tif")
+    for path in rasters:
+        assert path.with_suffix(".qml").is_file() == path.name.endswith(styled), path
     for path in rasters[:: len(rasters) // 12]:
         valid, errors, _ = cog_validate(str(path), quiet=True)
         assert valid, (path, errors)

@@ -41,6 +41,7 @@ import pipeline.export
 from pipeline.analysis import analyse_site
 from pipeline.classify import CoalFrequency
 from pipeline.composite import Composite
+from pipeline.config import TrendsConfig
 from pipeline.export import (
     atomic_path,
     atomic_write_bytes,
@@ -56,6 +57,8 @@ from pipeline.export import (
     write_manifest,
 )
 from pipeline.export.atomic import TEMP_GLOB
+from pipeline.export.expansion import FLOAT_DIGITS as EXPANSION_DIGITS
+from pipeline.export.layers import KINDS, TableOptions, build_tables
 from pipeline.export.run_outputs import (
     TREND_COLUMNS,
     TREND_TYPES,
@@ -1105,3 +1108,69 @@ def test_trends_parquet_schema_round_trip_and_bytes(
     assert table.column("compared_to_year").to_pylist()[:3] == [None, None, 2020]
     assert table.column("coverage").to_pylist()[0] is None
     assert_parquet_matches_csv(first, csv_path)
+
+
+# Python type of a plain value of each column kind (``layers``): what every writer receives.
+PLAIN_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (float,), "bool": (bool,), "date": (dt.date,), "text": (str,),
+    "json": (dict, list, str, int, float, bool),
+}  # fmt: skip
+
+
+def test_build_tables_schema_of_every_table(
+    trend_analyses: tuple[SiteAnalysis, SiteAnalysis],
+) -> None:
+    camp, zone = trend_analyses
+    samples = {("t", 2022, "footprint"): (69.0, 66.5, 71.5)}
+    tables = build_tables([camp, zone], TableOptions(3, TrendsConfig(), samples))
+    assert set(PLAIN_TYPES) == set(KINDS)
+    by_name = tables.by_name()
+    assert list(by_name) == [
+        "sites", "adjacent_zones", "footprints", "expansion", "stockpiles", "trends",
+        "trend_summary", "trend_events", "expansion_pairs", "expansion_sectors",
+    ]  # fmt: skip
+    for name, table in by_name.items():
+        assert table.name == name
+        assert table.spatial == (table in tables.vector_layers), name
+        for i, row in enumerate(table.rows):
+            assert list(row) == list(table.column_names), (name, i)
+            for c in table.columns:
+                value = row[c.name]
+                assert value is None or isinstance(value, PLAIN_TYPES[c.kind]), (name, i, c, value)
+                if c.kind == "int":
+                    assert not isinstance(value, bool), (name, i, c)
+                if c.kind == "float" and value is not None:
+                    assert math.isfinite(value), (name, i, c)
+    # The camp is a site, its zone an adjacent zone; both analysed (3 years each).
+    assert [r["site_id"] for r in tables.sites.rows] == ["t"]
+    assert [(r["site_id"], r["kind"], r["parent"]) for r in tables.adjacent_zones.rows] == [
+        ("t-adjacent", "adjacent_zone", "t")
+    ]
+    assert tables.sites.rows[0]["sources"] == ["test"]
+    assert tables.trends.column_names == TREND_COLUMNS
+    assert len(tables.trends.rows) == len(tables.footprints.rows) == 6
+    assert tables.trends.rows[2]["footprint_sample_ha"] == 69.0
+    # Footprints and stockpiles carry their season window as dates (the temporal controller).
+    for layer in (tables.footprints, tables.stockpiles):
+        for row, trend in zip(layer.rows, tables.trends.rows, strict=True):
+            assert (row["date_start"], row["date_end"]) == (
+                trend["window_start"],
+                trend["window_end"],
+            )
+            assert row["window"] == f"{row['date_start']}/{row['date_end']}"
+    assert tables.footprints.rows[1]["area_ha"] is None  # 2021: no data, no area
+    assert tables.footprints.geometries is not None
+    assert tables.footprints.geometries[1] is not None
+    assert tables.footprints.geometries[1].is_empty
+    # Expansion: an added and a removed ring per pair; the CSV tables have no site name.
+    assert len(tables.expansion.rows) == 2 * len(tables.expansion_pairs.rows)
+    assert "site_name" in tables.expansion.column_names
+    assert "site_name" not in tables.expansion_pairs.column_names
+    assert {r["change"] for r in tables.expansion.rows} == {"added", "removed"}
+    # The decimals of expansion.csv and expansion_sectors.csv stay those of export.expansion
+    # (distances at 0.1 m), which ``sitewatch expansion`` writes too.
+    for table in (tables.expansion_pairs, tables.expansion_sectors):
+        float_columns = [c for c in table.columns if c.kind == "float"]
+        assert {c.name: c.digits for c in float_columns if c.digits is not None} == {
+            c.name: EXPANSION_DIGITS[c.name] for c in float_columns if c.name in EXPANSION_DIGITS
+        }

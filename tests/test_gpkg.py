@@ -10,6 +10,7 @@ every layer's default style from ``layer_styles`` on its own.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -30,6 +31,16 @@ from support.qgis import qgis_available, run_pyqgis
 
 from pipeline.api import demo
 from pipeline.export.gpkg import FIXED_TIMESTAMP, add_layer_styles, write_geopackage
+from pipeline.export.layers import (
+    EVENT_SCHEMA,
+    EXPANSION_SCHEMA,
+    FOOTPRINT_SCHEMA,
+    SITE_SCHEMA,
+    STOCKPILE_SCHEMA,
+    SUMMARY_SCHEMA,
+    TREND_SCHEMA,
+    Column,
+)
 from pipeline.export.styles import StyleSummary, style_for, style_names, summarize_qml
 from pipeline.sampling import draw_samples, samples_qml, write_samples
 from pipeline.sites import SITE_KINDS, adjacent_zones, load_sites
@@ -346,6 +357,75 @@ def test_gdal_tools_round_trip_to_rfc7946(demo_gpkg: DemoGpkg, tmp_path: Path) -
                 assert a.symmetric_difference(b).area <= 1e-6 * max(a.area, 1e-12) + 1e-12, name
 
 
+# --- the run's own sitewatch.gpkg -----------------------------------------------------------------
+
+RUN_GPKG = "sitewatch.gpkg"
+#: Layers of a run's GeoPackage, in order, with their declared columns.
+RUN_SCHEMAS: dict[str, tuple[Column, ...]] = {
+    "sites": SITE_SCHEMA, "adjacent_zones": SITE_SCHEMA, "footprints": FOOTPRINT_SCHEMA,
+    "expansion": EXPANSION_SCHEMA, "stockpiles": STOCKPILE_SCHEMA, "trends": TREND_SCHEMA,
+    "trend_summary": SUMMARY_SCHEMA, "trend_events": EVENT_SCHEMA,
+}  # fmt: skip
+#: OGR field type of each column kind (json as JSON text).
+OGR_TYPES = {"int": "OFTInteger", "float": "OFTReal", "bool": "OFTInteger", "date": "OFTDate",
+             "text": "OFTString", "json": "OFTString"}  # fmt: skip
+
+
+def _run_counts(run: Path) -> dict[str, int]:
+    """Features/rows each layer must have: the run's own GeoJSON and CSV files, and its sites
+    file (the demo analyses no adjacent zone: ``adjacent_zones.width_m`` is 0)."""
+    geojson = lambda name: len(json.loads((run / f"{name}.geojson").read_text())["features"])  # noqa: E731
+    rows = lambda name: len(pd.read_csv(run / f"{name}.csv"))  # noqa: E731
+    return {
+        "sites": len(load_sites(run / "demo_sites.geojson")), "adjacent_zones": 0,
+        "footprints": geojson("footprints"), "expansion": geojson("expansion"),
+        "stockpiles": geojson("stockpiles"), "trends": rows("trends"),
+        "trend_summary": rows("trend_summary"), "trend_events": rows("trend_events"),
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_run_gpkg_layers_fields_and_styles(
+    demo_gpkg: DemoGpkg, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = demo_gpkg.run_dir
+    path = run / RUN_GPKG
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        caplog.set_level("WARNING")
+        listed = {str(n): g for n, g in pyogrio.list_layers(path)}
+        infos = {name: pyogrio.read_info(path, layer=name) for name in RUN_SCHEMAS}
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert list(listed) == [*RUN_SCHEMAS, "layer_styles"]
+    counts = _run_counts(run)
+    assert counts["footprints"] == counts["trends"] == 30
+    for name, schema in RUN_SCHEMAS.items():
+        info = infos[name]
+        assert info["features"] == counts[name], name
+        spatial = name in VECTOR_LAYERS
+        assert listed[name] == ("MultiPolygon" if spatial else None), name
+        assert info["crs"] == ("EPSG:4326" if spatial else None), name
+        fields = dict(zip(info["fields"], info["ogr_types"], strict=True))
+        assert fields == {c.name: OGR_TYPES[c.kind] for c in schema}, name
+    # The temporal controller's fields are dates, equal to the GeoJSON's.
+    for name in TEMPORAL_LAYERS:
+        frame = pyogrio.read_dataframe(path, layer=name, columns=["date_start", "date_end"])
+        features = json.loads((run / f"{name}.geojson").read_text())["features"]
+        assert [str(d)[:10] for d in frame["date_start"]] == [f["properties"]["date_start"] for f in features]  # fmt: skip
+        assert [str(d)[:10] for d in frame["date_end"]] == [f["properties"]["date_end"] for f in features]  # fmt: skip
+    styles = _connect_rows(
+        path,
+        "SELECT f_table_name, f_geometry_column, styleName, styleQML, useAsDefault "
+        "FROM layer_styles ORDER BY id",
+    )
+    assert styles == [(name, "geom", name, style_for(name), 1) for name in VECTOR_LAYERS]
+    assert ("layer_styles", "attributes") in _connect_rows(path, "SELECT table_name, data_type FROM gpkg_contents")  # fmt: skip
+    assert _connect_rows(path, "PRAGMA user_version") == [(GPKG_1_3,)]
+    manifest = json.loads((run / "manifest.json").read_text())
+    listed_outputs = {o["path"]: o["sha256"] for o in manifest["outputs"]}
+    assert listed_outputs[RUN_GPKG] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 QGIS_SCRIPT = r"""
 from osgeo import gdal
 from qgis.core import (
@@ -456,6 +536,7 @@ def qgis_findings(demo_gpkg: DemoGpkg, tmp_path_factory: pytest.TempPathFactory)
     files = {
         str(demo_gpkg.path): list(demo_gpkg.layers),
         str(demo_gpkg.samples): ["samples", "strata"],
+        str(demo_gpkg.run_dir / RUN_GPKG): list(RUN_SCHEMAS),
     }
     return run_pyqgis(QGIS_SCRIPT, {"files": files}, tmp_path_factory.mktemp("qgis"))
 
@@ -546,3 +627,34 @@ def test_gdal_3_6_reads_the_sample_file_without_warnings(
     gdal = qgis_findings["files"][str(demo_gpkg.samples)]["gdal"]
     assert gdal["messages"] == []
     assert gdal["validate_gpkg"] == []
+
+
+@pytest.mark.slow
+def test_qgis_loads_the_runs_gpkg_styled(
+    demo_gpkg: DemoGpkg, qgis_findings: dict[str, Any]
+) -> None:
+    """The run's own ``sitewatch.gpkg``: QGIS opens every layer, applies each vector layer's
+    default style on load (also the empty ``adjacent_zones``), reads the trend tables as
+    tables, and its GDAL and GeoPackage validator find nothing."""
+    path = demo_gpkg.run_dir / RUN_GPKG
+    found = qgis_findings["files"][str(path)]
+    counts = _run_counts(demo_gpkg.run_dir)
+    for name, schema in RUN_SCHEMAS.items():
+        layer = found["layers"][name]
+        assert layer["valid"], name
+        assert layer["count"] == counts[name], name
+        assert [n for n, _ in layer["fields"]] == ["fid", *(c.name for c in schema)], name
+        if name in VECTOR_LAYERS:
+            assert layer["spatial"], name
+            assert layer["crs"] == "EPSG:4326", name
+            assert layer["geometry_type"] == "MultiPolygon", name
+            assert layer["invalid_geometries"] == 0, name
+            assert layer["style"] == _expected_style(name), name
+        else:
+            assert layer["geometry_type"] == "NoGeometry", name
+    for name in TEMPORAL_LAYERS:
+        dated = {"from_fields": True, "start": "date_start", "end": "date_end"}
+        assert found["layers"][name]["temporal_default_style"] == {"active": True, **dated}, name
+    assert found["gdal"]["messages"] == []
+    assert found["gdal"]["validate_gpkg"] == []
+    assert found["gdal"]["counts"] == {**counts, "layer_styles": len(VECTOR_LAYERS)}

@@ -9,7 +9,7 @@ a rendered PNG that shows the footprint where it lies.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
+import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +37,10 @@ from pipeline.export.project import (
     ProjectLayer,
     ProjectSpec,
     project_spec_for_run,
+    project_xml,
     write_project,
 )
 from pipeline.export.styles import parse_color, style_for, summarize_qml
-from pipeline.sites import adjacent_zones, load_sites
 
 UTM = "EPSG:32651"
 
@@ -65,20 +65,6 @@ def _raster_qml(kind: str = "multibandcolor") -> str:
 
 
 PALETTE = ((0, "#f0f0f0", 0), (1, "#e6550d", 255))
-
-
-def _paletted_qml() -> str:
-    """A QGIS 3.22 paletted raster style: 0 transparent, 1 orange."""
-    entries = "".join(
-        f'<paletteEntry value="{v}" color="{c}" alpha="{a}" label="{v}"/>' for v, c, a in PALETTE
-    )
-    return (
-        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-        '<qgis version="3.22.16-Białowieża" styleCategories="AllStyleCategories">\n'
-        '  <pipe><rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" '
-        f'nodataColor=""><rasterTransparency/><colorPalette>{entries}</colorPalette>'
-        "</rasterrenderer></pipe>\n  <blendMode>0</blendMode>\n</qgis>\n"
-    )
 
 
 def _spec() -> ProjectSpec:
@@ -294,51 +280,6 @@ class DemoProject:
     layers: dict[str, pd.DataFrame]
 
 
-def _dated(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    parts = frame["window"].str.split("/", expand=True)
-    return frame.assign(
-        date_start=[dt.date.fromisoformat(v) for v in parts[0]],
-        date_end=[dt.date.fromisoformat(v) for v in parts[1]],
-    )
-
-
-def _site_frame(sites: list[Any]) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        {"site_id": [s.id for s in sites], "name": [s.name for s in sites], "kind": [s.kind for s in sites]},
-        geometry=[s.geometry for s in sites],
-        crs="EPSG:4326",
-    )  # fmt: skip
-
-
-# ADAPTER (until the export writes sitewatch.gpkg and rasters/<site>/*_truecolour.tif with QMLs):
-# builds those outputs from what a demo run writes today. Once export_run writes them, replace
-# this function's body by `return run` (and `visible_kinds` below by the default).
-def _run_like_folder(run: Path, work: Path) -> Path:
-    folder = work / "run"
-    sites = load_sites(run / "demo_sites.geojson")
-    read = lambda name: gpd.read_file(run / f"{name}.geojson", engine="pyogrio")  # noqa: E731
-    layers: dict[str, pd.DataFrame] = {
-        "sites": _site_frame(sites),
-        "adjacent_zones": _site_frame(adjacent_zones(sites, 1000.0)),
-        "footprints": _dated(read("footprints")),
-        "expansion": read("expansion"),
-        "stockpiles": _dated(read("stockpiles")),
-        "trends": pd.read_csv(run / "trends.csv"),
-    }
-    styles = {n: style_for(n) for n in ("sites", "adjacent_zones", "footprints", "expansion", "stockpiles")}  # fmt: skip
-    write_geopackage(folder / "sitewatch.gpkg", layers, styles)
-    for kind, qml in (("composite", _raster_qml()), ("footprint", _paletted_qml())):
-        for tif in sorted((run / "rasters").glob(f"*/*_{kind}.tif")):
-            target = folder / tif.relative_to(run)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(tif, target)
-            target.with_suffix(".qml").write_text(qml, encoding="utf-8")
-    return folder
-
-
-VISIBLE_KINDS = ("composite",)  # ADAPTER: the default ("truecolour",) with the real rasters
-
-
 @pytest.fixture(scope="module")
 def demo_project(tmp_path_factory: pytest.TempPathFactory) -> DemoProject:
     """One demo run, made into a run-like folder with its project.qgs. Only the QGIS tests use
@@ -347,10 +288,12 @@ def demo_project(tmp_path_factory: pytest.TempPathFactory) -> DemoProject:
     if reason is not None:
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("project")
-    run = demo(work / "demo", workers=2, cache_dir=work / "cache").out_dir
-    folder = _run_like_folder(run, work)
-    spec = project_spec_for_run(folder, visible_kinds=VISIBLE_KINDS)
-    project = write_project(folder / "project.qgs", spec)
+    folder = demo(work / "demo", workers=2, cache_dir=work / "cache").out_dir
+    # The run wrote its project.qgs: the same bytes as the spec of its folder gives.
+    project = folder / "project.qgs"
+    sites = [s["id"] for s in json.loads((folder / "manifest.json").read_text())["sites"]]
+    spec = project_spec_for_run(folder, sites, title="demo")
+    assert project.read_text(encoding="utf-8") == project_xml(spec)
     gpkg = folder / "sitewatch.gpkg"
     layers = {str(n): pyogrio.read_dataframe(gpkg, layer=str(n)) for n, _ in pyogrio.list_layers(gpkg) if n != "layer_styles"}  # fmt: skip
     return DemoProject(folder, project, spec, layers)
@@ -606,8 +549,8 @@ def test_qgis_reads_the_project_every_layer_valid(
         else:
             assert entry["crs"] == ""
     assert {layer.layer_name for layer in spec.layers} >= {"sites", "adjacent_zones", "footprints", "expansion", "stockpiles", "trends"}  # fmt: skip
-    # 3 sites x 10 years x (composite, footprint)
-    assert sum(layer.kind == "raster" for layer in spec.layers) == 3 * 10 * 2
+    # 3 sites x 10 years x (true colour, classes, coal frequency), and 9 change rasters a site
+    assert sum(layer.kind == "raster" for layer in spec.layers) == 3 * 10 * 3 + 3 * 9
     # QGIS logged no warning while reading, filtering and rendering.
     assert [m for m in found["qgis_messages"] if m[0] >= 1] == []
     assert all(r["errors"] == [] for r in found["renders"].values())
@@ -695,7 +638,12 @@ def test_qgis_temporal_settings_and_themes(
     assert [(f["begin"], f["end"]) for f in found["frames"]] == [(f"{y}-01-01", f"{y + 1}-01-01") for y in years]  # fmt: skip
     for frame, year in zip(found["frames"], years, strict=True):
         assert frame["years"] == [year] * len(sites)
-        expected = sorted(r.id for r in spec.layers if r.kind == "raster" and r.group.endswith(f"/{year}"))  # fmt: skip
+        # The year's rasters, and the change rasters that end in it (shown in their last year).
+        expected = sorted(
+            r.id for r in spec.layers
+            if r.kind == "raster" and isinstance(r.time, FixedTime)
+            and int(str(r.time.start)[:4]) <= year <= int(str(r.time.end)[:4])
+        )  # fmt: skip
         assert frame["rasters"] == expected
     # A theme per site: the layers of every site and that site's rasters, no other site's.
     assert sorted(found["themes"]) == sites

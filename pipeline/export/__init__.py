@@ -1,4 +1,7 @@
-"""The export edge: every file a run writes, atomically and byte-identical on rerun."""
+"""The export edge: every file a run writes, atomically and byte-identical on rerun.
+
+A run's layers are declared tables (``pipeline.export.layers``); ``run_outputs.export_run`` hands
+them to the writers here and in ``gpkg`` (``sitewatch.gpkg``)."""
 
 from pipeline.export.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from pipeline.export.geojson import write_feature_collection
@@ -10,7 +13,7 @@ from pipeline.export.manifest import (
     write_manifest,
 )
 from pipeline.export.rasters import write_cog
-from pipeline.export.tables import format_float, write_csv
+from pipeline.export.tables import format_float, write_csv, write_parquet
 
 __all__ = [
     "atomic_path",
@@ -25,4 +28,5 @@ __all__ = [
     "write_csv",
     "write_feature_collection",
     "write_manifest",
+    "write_parquet",
 ]

@@ -138,6 +138,15 @@ def _transformer_to_wgs84(src_crs: str) -> Transformer:
 # --- geometry -------------------------------------------------------------------------------
 
 
+def lonlat_geometry(
+    geometry: BaseGeometry | None, src_crs: str, where: str = "geometry"
+) -> BaseGeometry | None:
+    """``geometry`` (in ``src_crs``) as this module writes it: WGS84, rounded to
+    ``COORDINATE_DECIMALS``, valid after rounding; None when empty or collapsed. Other formats
+    (the GeoPackage) use it so that every format holds the same coordinates."""
+    return _export_geometry(geometry, _transformer_to_wgs84(src_crs), where, promote=False)
+
+
 def _export_geometry(
     geometry: BaseGeometry | None, transformer: Transformer, where: str, promote: bool
 ) -> BaseGeometry | None:

@@ -38,6 +38,7 @@ import pandas as pd
 import pyogrio
 
 from pipeline.export.atomic import atomic_path
+from pipeline.export.geojson import lonlat_geometry
 from pipeline.export.tables import ARROW_TYPES
 
 if TYPE_CHECKING:
@@ -177,6 +178,23 @@ def add_layer_styles(
             con.execute("UPDATE gpkg_contents SET last_change = ?", (FIXED_TIMESTAMP,))
     finally:
         con.close()
+    reset_change_counter(source)
+
+
+#: Byte offsets of SQLite's file change counter and its "version-valid-for" copy in the
+#: database header (sqlite.org/fileformat2.html, 1.3.8 and 1.3.18).
+_CHANGE_COUNTERS = (24, 92)
+
+
+def reset_change_counter(path: str | os.PathLike[str]) -> None:
+    """Set the SQLite header's file change counter (and its copy, which must match it) to 1:
+    it counts write transactions, which GDAL batches differently from run to run, so the same
+    content would otherwise not give the same bytes. SQLite only uses the counter to notice
+    other writers, and the file is not open anywhere else."""
+    with open(path, "r+b") as handle:
+        for offset in _CHANGE_COUNTERS:
+            handle.seek(offset)
+            handle.write((1).to_bytes(4, "big"))
 
 
 def _check_names(target: Path, layers: Mapping[str, Layer], styles: Mapping[str, str]) -> None:
@@ -255,7 +273,8 @@ def _jsonable(value: Any) -> Any:
 def table_layer(table: Table) -> Layer:
     """``table`` as a frame for :func:`write_geopackage`: a column per schema column typed from
     its kind (``tables.ARROW_TYPES``: nullable, typed even when empty; ``json`` as JSON text);
-    for a spatial table a GeoDataFrame in its CRS, empty geometries as None."""
+    for a spatial table a GeoDataFrame with the GeoJSON's geometries (WGS84, rounded to its
+    decimals: every format holds the same coordinates), empty ones as None."""
     import pyarrow as pa
 
     rows = table.flat_rows()
@@ -271,8 +290,14 @@ def table_layer(table: Table) -> Layer:
     frame = pd.DataFrame(data, index=index)
     if table.geometries is None:
         return frame
-    geometries = [None if g is None or g.is_empty else g for g in table.geometries]
+    if table.crs is None:
+        raise ValueError(f"table {table.name!r} has geometries but no CRS")
+    # The GeoJSON's coordinates: WGS84, rounded, valid after rounding.
+    geometries = [
+        lonlat_geometry(g, table.crs, f"{table.name} row {i}")
+        for i, g in enumerate(table.geometries)
+    ]
     layer: Layer = gpd.GeoDataFrame(
-        frame, geometry=gpd.GeoSeries(geometries, index=index, crs=table.crs)
+        frame, geometry=gpd.GeoSeries(geometries, index=index, crs=GPKG_CRS)
     )
     return layer

@@ -586,14 +586,16 @@ def _site_rasters(
                 crs = _authid(CRS.from_user_input(dataset.crs.to_wkt()))
                 left, bottom, right, top = dataset.bounds
                 extents.append(((left, bottom, right, top), crs))
-                window = dataset.tags().get("window")
+                tags = dataset.tags()
+                window = tags.get("window")
             crs_seen.add(crs)
             relative = tif.relative_to(run).as_posix()
             qml = qml_path.read_text(encoding="utf-8")
             if (m := _PERIOD.fullmatch(rest)) is not None:
                 first, last, kind = int(m["first"]), int(m["last"]), m["kind"]
                 group, name = f"Sites/{site}/change", f"{kind} {first}-{last}"
-                time = FixedTime(dt.date(last, 1, 1), dt.date(last, 12, 31))
+                # Shown in the later year's season window, where its ground is first seen.
+                time = _season(tags.get("window_to"), last)
                 key = (site_rank, 1, -last, f"{rank.get(kind, len(rank))}{kind}")
             elif (m := _YEARLY.fullmatch(rest)) is not None:
                 year, kind = int(m["year"]), m["kind"]

@@ -15,6 +15,7 @@ Per site and year with a composite, in ``rasters/<site>/``:
                                     ``expansion.geojson`` (``ChangeMetrics``), burnt back
 ==================================  ===========================================================
 
+The run's ``<site>_<year>_coal_frequency.tif`` (written by ``run_outputs``) gets its QML too.
 Every raster is a COG with internal overviews (``rasters.write_cog``), tagged with
 ``site_id``, its year(s) and season window(s); the class maps carry a colour table and their
 class names (band metadata ``category_<value>``). Beside each, ``<stem>.qml`` is its QGIS
@@ -65,7 +66,7 @@ __all__ = [
 #: No-data value of the class and change maps.
 NODATA = 255
 #: The kinds of raster written here, each with a packaged QML of the same name.
-RASTER_KINDS = ("truecolour", "classes", "change")
+RASTER_KINDS = ("truecolour", "classes", "change", "coal_frequency")
 #: Overviews stop once the longer side is at most this many pixels.
 OVERVIEW_MIN_PX = 64
 
@@ -171,7 +172,8 @@ def overview_count(shape: tuple[int, int]) -> int:
 
 
 def year_raster_path(out: Path, site_id: str, year: int, kind: str) -> Path:
-    """``rasters/<site>/<site>_<year>_<kind>.tif`` under ``out`` (kind truecolour or classes)."""
+    """``rasters/<site>/<site>_<year>_<kind>.tif`` under ``out`` (truecolour, classes,
+    coal_frequency...)."""
     return out / "rasters" / site_id / f"{site_id}_{year}_{kind}.tif"
 
 
@@ -235,6 +237,13 @@ def write_qgis_rasters(out: Path, analysis: SiteAnalysis) -> list[Path]:
             overview_count=levels,
         )
         emit(path, "classes")
+        # The run's coal frequency COG (``run_outputs.write_site_rasters``), when written: its
+        # style (0-100%, transparent at 0, the counting rule's 50% in red).
+        path = year_raster_path(out, site, sy.year, "coal_frequency")
+        if path.is_file():
+            written.append(
+                atomic_write_text(path.with_suffix(".qml"), raster_style("coal_frequency"))
+            )
     for before, after, change in consecutive_changes(analysis):
         path = change_raster_path(out, site, before.year, after.year)
         write_cog(
