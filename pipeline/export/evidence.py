@@ -36,15 +36,12 @@ from typing import Any
 import numpy as np
 import shapely
 from affine import Affine
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from numpy.typing import NDArray
 from shapely.geometry import Polygon, box
 
 from pipeline.export.atomic import atomic_write_bytes, atomic_write_text
-from pipeline.export.charts import CHART_DPI, default_style, figure_png
 from pipeline.export.manifest import canonical_json, sha256_file
-from pipeline.export.report import Stretch, true_colour
+from pipeline.export.report import Stretch, true_colour_png
 from pipeline.export.site_rasters import (
     change_raster_path,
     consecutive_changes,
@@ -167,31 +164,9 @@ def chip_png(
     """A true-colour PNG of ``reflectance`` (band, y, x) on ``grid``, its longer side ``size``
     pixels (a whole number of PNG pixels per grid pixel when the grid is smaller), with each
     ``(colour, polygons)`` of ``outlines`` drawn over it; transparent where there is no data."""
-    height, width = grid.shape
-    longest = max(height, width)
-    scale = float(size // longest) if longest <= size else size / longest
-    px_w, px_h = max(1, round(width * scale)), max(1, round(height * scale))
-    left, bottom, right, top = grid.bounds
-    with default_style():
-        fig = Figure(figsize=(px_w / CHART_DPI, px_h / CHART_DPI), dpi=CHART_DPI)
-        FigureCanvasAgg(fig)
-        fig.patch.set_alpha(0.0)
-        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
-        ax.set_axis_off()
-        ax.imshow(
-            true_colour(reflectance, stretch),
-            extent=(left, right, bottom, top),
-            interpolation="nearest",
-            origin="upper",
-        )
-        for colour, polygons in outlines:
-            for polygon in polygons:
-                for ring in (polygon.exterior, *polygon.interiors):
-                    xs, ys = ring.xy
-                    ax.plot(list(xs), list(ys), color=colour, linewidth=_LINE_WIDTH)
-        ax.set_xlim(left, right)
-        ax.set_ylim(bottom, top)
-    return figure_png(fig)
+    return true_colour_png(
+        reflectance, stretch, grid, outlines, size, whole_pixels=True, line_width=_LINE_WIDTH
+    )
 
 
 # --- pure: the record --------------------------------------------------------------------------

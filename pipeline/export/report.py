@@ -197,9 +197,29 @@ def thumbnail_png(
     size: int = THUMBNAIL_PX,
 ) -> bytes:
     """A true-colour PNG of one composite, its longer side ``size`` pixels, with the outline of
-    ``polygons`` (in ``grid``'s CRS) drawn over it; transparent where there is no data."""
+    ``polygons`` (in ``grid``'s CRS) drawn over it; transparent where there is no data; reduced
+    to a palette (:func:`palette_png`)."""
+    return palette_png(true_colour_png(reflectance, stretch, grid, [(_OUTLINE, polygons)], size))
+
+
+def true_colour_png(
+    reflectance: NDArray[np.floating[Any]],
+    stretch: Stretch,
+    grid: Grid,
+    outlines: Sequence[tuple[str, Sequence[Polygon]]],
+    size: int,
+    *,
+    whole_pixels: bool = False,
+    line_width: float = 1.2,
+) -> bytes:
+    """A true-colour PNG of ``reflectance`` (band, y, x) on ``grid`` with ``stretch``, its
+    longer side ``size`` pixels (with ``whole_pixels``, a whole number of PNG pixels per grid
+    pixel when the grid is smaller), each ``(colour, polygons)`` of ``outlines`` (in ``grid``'s
+    CRS) drawn over it; transparent where there is no data. The one drawing of the report's
+    thumbnails and the evidence chips."""
     height, width = grid.shape
-    scale = size / max(height, width)
+    longest = max(height, width)
+    scale = float(size // longest) if whole_pixels and longest <= size else size / longest
     px_w, px_h = max(1, round(width * scale)), max(1, round(height * scale))
     left, bottom, right, top = grid.bounds
     with default_style():
@@ -214,13 +234,14 @@ def thumbnail_png(
             interpolation="nearest",
             origin="upper",
         )
-        for polygon in polygons:
-            for ring in (polygon.exterior, *polygon.interiors):
-                xs, ys = ring.xy
-                ax.plot(list(xs), list(ys), color=_OUTLINE, linewidth=1.2)
+        for colour, polygons in outlines:
+            for polygon in polygons:
+                for ring in (polygon.exterior, *polygon.interiors):
+                    xs, ys = ring.xy
+                    ax.plot(list(xs), list(ys), color=colour, linewidth=line_width)
         ax.set_xlim(left, right)
         ax.set_ylim(bottom, top)
-    return palette_png(figure_png(fig))
+    return figure_png(fig)
 
 
 def palette_png(png: bytes, colours: int = THUMBNAIL_COLOURS) -> bytes:
