@@ -434,27 +434,6 @@ from qgis.core import (
 )
 
 
-def rgba(color):
-    return [color.red(), color.green(), color.blue(), color.alpha()]
-
-
-def renderer_summary(layer):
-    renderer = layer.renderer()
-    colors = set()
-    for symbol in renderer.symbols(QgsRenderContext()):
-        for symbol_layer in symbol.symbolLayers():
-            for color in (symbol_layer.color(), symbol_layer.strokeColor()):
-                if color.isValid():
-                    colors.add(tuple(rgba(color)))
-    categories = [str(c.value()) for c in getattr(renderer, "categories", lambda: [])()]
-    return {
-        "renderer": renderer.type(),
-        "attribute": getattr(renderer, "classAttribute", lambda: None)(),
-        "categories": categories,
-        "colors": sorted(colors),
-    }
-
-
 def temporal_findings(layer):
     temporal = layer.temporalProperties()
     return {

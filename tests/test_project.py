@@ -310,19 +310,9 @@ from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtXml import QDomDocument
 
 
-def rgba(color):
-    return [color.red(), color.green(), color.blue(), color.alpha()]
-
-
 def vector_style(layer):
-    renderer = layer.renderer()
-    colors = set()
-    for symbol in renderer.symbols(QgsRenderContext()):
-        for symbol_layer in symbol.symbolLayers():
-            for color in (symbol_layer.color(), symbol_layer.strokeColor()):
-                if color.isValid():
-                    colors.add(tuple(rgba(color)))
-    return {"renderer": renderer.type(), "colors": sorted(colors)}
+    summary = renderer_summary(layer)
+    return {"renderer": summary["renderer"], "colors": summary["colors"]}
 
 
 def raster_style(layer):

@@ -33,6 +33,33 @@ MISSING_REASON = "Debian python3-qgis qgis-providers not installed: make test in
 #: Guards against a hung QGIS; it fails the test, it is not a measurement.
 TIMEOUT_S = 300.0
 _MARKER = "SITEWATCH-QGIS-RESULT "
+#: Put before every script: what the tests read off a layer's style.
+PYQGIS_HELPERS = """
+from qgis.core import QgsRenderContext
+
+
+def rgba(color):
+    return [color.red(), color.green(), color.blue(), color.alpha()]
+
+
+def renderer_summary(layer):
+    \"\"\"A vector layer's renderer: type, classified field, categories, every colour.\"\"\"
+    renderer = layer.renderer()
+    colors = set()
+    for symbol in renderer.symbols(QgsRenderContext()):
+        for symbol_layer in symbol.symbolLayers():
+            for color in (symbol_layer.color(), symbol_layer.strokeColor()):
+                if color.isValid():
+                    colors.add(tuple(rgba(color)))
+    categories = [str(c.value()) for c in getattr(renderer, "categories", lambda: [])()]
+    return {
+        "renderer": renderer.type(),
+        "attribute": getattr(renderer, "classAttribute", lambda: None)(),
+        "categories": categories,
+        "colors": sorted(colors),
+    }
+
+"""
 _WRAPPER = """
 
 def _sitewatch_run():
@@ -124,11 +151,12 @@ def qgis_available() -> str | None:
 def run_pyqgis(
     script: str, args: dict[str, Any], workdir: Path, timeout: float = TIMEOUT_S
 ) -> dict[str, Any]:
-    """Run ``script`` (which defines ``main(args) -> dict``) under real QGIS in ``workdir`` and
-    return what ``main`` returned, plus ``qgis_version`` and ``qgis_messages``."""
+    """Run ``script`` (which defines ``main(args) -> dict``; ``PYQGIS_HELPERS`` comes before it)
+    under real QGIS in ``workdir`` and return what ``main`` returned, plus ``qgis_version`` and
+    ``qgis_messages``."""
     workdir.mkdir(parents=True, exist_ok=True)
     source, arguments = workdir / "pyqgis_script.py", workdir / "pyqgis_args.json"
-    source.write_text(script + _WRAPPER, encoding="utf-8")
+    source.write_text(PYQGIS_HELPERS + script + _WRAPPER, encoding="utf-8")
     arguments.write_text(json.dumps(args), encoding="utf-8")
     process = subprocess.Popen(
         [str(DEBIAN_PYTHON), str(source), str(arguments)],
