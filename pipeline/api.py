@@ -20,8 +20,8 @@ from pipeline.export.expansion import (
     perimeter_records,
     write_expansion,
 )
+from pipeline.export.layers import summary_rows, trend_rows
 from pipeline.export.manifest import canonical_json, sha256_file, software_versions
-from pipeline.export.run_outputs import summary_rows, trend_rows
 from pipeline.grid import utm_crs_for
 from pipeline.perimeters import load_perimeters, perimeters_by_site
 from pipeline.results import RunResult

@@ -58,14 +58,17 @@ from pipeline.export import (
 )
 from pipeline.export.atomic import TEMP_GLOB
 from pipeline.export.expansion import FLOAT_DIGITS as EXPANSION_DIGITS
-from pipeline.export.layers import KINDS, TableOptions, build_tables
-from pipeline.export.run_outputs import (
+from pipeline.export.layers import (
+    KINDS,
     TREND_COLUMNS,
-    TREND_TYPES,
+    TREND_SCHEMA,
+    Table,
+    TableOptions,
     adjacent_zone_of,
+    build_tables,
     trend_rows,
-    write_trends_parquet,
 )
+from pipeline.export.tables import ARROW_TYPES, write_parquet
 from pipeline.grid import Grid
 from pipeline.results import SceneRecord, SiteAnalysis, SiteYear
 from pipeline.sites import Site
@@ -971,6 +974,14 @@ def trend_analyses() -> tuple[SiteAnalysis, SiteAnalysis]:
         _year("t-adjacent", 2022, village),
     ]
     return _analyse(TREND_SITE, camp_years), _analyse(zone_site, zone_years)
+
+
+#: Arrow type of each trends.csv column in trends.parquet, from the declared schema.
+TREND_TYPES = {c.name: ARROW_TYPES[c.kind] for c in TREND_SCHEMA}
+
+
+def write_trends_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
+    return write_parquet(path, Table("trends", TREND_SCHEMA, tuple(rows)))
 
 
 def test_trend_columns_keep_their_order_and_have_a_type() -> None:

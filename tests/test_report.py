@@ -39,6 +39,7 @@ from pipeline.export.charts import (
     theil_sen_points,
     write_charts,
 )
+from pipeline.export.layers import event_rows, summary_rows, trend_rows
 from pipeline.export.report import (
     REPORT_NAME,
     flag_glossary,
@@ -47,7 +48,6 @@ from pipeline.export.report import (
     true_colour_stretch,
     write_report,
 )
-from pipeline.export.run_outputs import event_rows, summary_rows, trend_rows
 from pipeline.grid import Grid
 from pipeline.results import RunResult
 from pipeline.trends import FLAG_MEANINGS, KNOWN_FLAGS

@@ -1,7 +1,7 @@
 """Trend charts: a PNG per site, each metric over the years with its 95% interval.
 
 A chart is drawn from the plain rows of the run's tables (``trends.csv``, ``trend_summary.csv``,
-``trend_events.csv`` as ``run_outputs.trend_rows``/``summary_rows``/``event_rows`` build them),
+``trend_events.csv`` as ``layers.trend_rows``/``summary_rows``/``event_rows`` build them),
 so what it shows is what the tables say:
 
 - each year's value at the middle of its season window, with the ``*_pm_ha`` half-width as a

@@ -28,20 +28,11 @@ from pipeline.export.evidence import write_evidence, write_evidence_index
 from pipeline.export.geojson import write_feature_collection
 from pipeline.export.gpkg import table_layer, write_geopackage
 from pipeline.export.layers import (
-    ADJACENT_ZONE_KIND,
-    EVENT_COLUMNS,
-    SUMMARY_COLUMNS,
-    TREND_COLUMNS,
-    TREND_SCHEMA,
     OutputTables,
     SampleAreas,
     Table,
     TableOptions,
-    adjacent_zone_of,
     build_tables,
-    event_rows,
-    summary_rows,
-    trend_rows,
 )
 from pipeline.export.manifest import canonical_json, sha256_file, software_versions, write_manifest
 from pipeline.export.project import project_spec_for_run, write_project
@@ -49,38 +40,25 @@ from pipeline.export.rasters import write_cog
 from pipeline.export.report import write_report
 from pipeline.export.site_rasters import write_qgis_rasters
 from pipeline.export.styles import style_for
-from pipeline.export.tables import ARROW_TYPES, write_csv, write_parquet
+from pipeline.export.tables import write_csv, write_parquet
 from pipeline.results import RunResult, SiteAnalysis
 from pipeline.sources.base import SceneSource
 
 __all__ = [
-    "ADJACENT_ZONE_KIND",
-    "EVENT_COLUMNS",
     "GEOPACKAGE",
-    "SUMMARY_COLUMNS",
     "TABLE_FILES",
-    "TREND_COLUMNS",
-    "TREND_TYPES",
     "ExportOptions",
-    "SampleAreas",
-    "adjacent_zone_of",
     "build_manifest",
-    "event_rows",
     "export_options",
     "export_run",
-    "summary_rows",
-    "trend_rows",
     "write_geojson",
     "write_site_rasters",
     "write_table_csv",
     "write_tables",
-    "write_trends_parquet",
 ]
 
 #: The run's GeoPackage.
 GEOPACKAGE = "sitewatch.gpkg"
-#: Arrow type of each ``trends.csv`` column in ``trends.parquet`` (every column nullable).
-TREND_TYPES: Mapping[str, str] = {c.name: ARROW_TYPES[c.kind] for c in TREND_SCHEMA}
 Format = Literal["geojson", "csv", "parquet"]
 #: The files of the tables besides the GeoPackage: (file, table, format), in the order written
 #: and listed in the manifest.
@@ -121,12 +99,6 @@ def export_options(config: RunConfig, sample_areas: SampleAreas | None = None) -
         ),
         write_rasters=config.write_rasters,
     )
-
-
-def write_trends_parquet(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    """Write ``rows`` (``trend_rows``) as ``trends.parquet``: :func:`tables.write_parquet` of
-    the ``trends`` table. Return the path."""
-    return write_parquet(path, Table("trends", TREND_SCHEMA, tuple(rows)))
 
 
 def write_geojson(path: Path, table: Table, metadata: Mapping[str, Any]) -> Path:
