@@ -67,6 +67,7 @@ def run_config(
     sites: Sequence[str] | None = None,
     years: Sequence[int] | None = None,
     workers: int | None = None,
+    scheduler: str | None = None,
     offline: bool = False,
     progress: Progress | None = None,
     force: bool = False,
@@ -74,7 +75,8 @@ def run_config(
 ) -> RunResult:
     """Load a YAML config and run it; ``offline`` searches and reads from the cache only;
     ``force`` recomputes every site-year instead of resuming an unfinished run; ``perimeters``
-    (a file of analyst-drawn perimeters) replaces the config's ``expansion.perimeters`` path."""
+    (a file of analyst-drawn perimeters) replaces the config's ``expansion.perimeters`` path;
+    ``scheduler`` (a dask.distributed address) runs the site-years on that cluster."""
     config = load_config(config_path)
     if perimeters is not None:
         drawn = config.expansion.perimeters
@@ -86,6 +88,8 @@ def run_config(
         config = config.updated(expansion=expansion)
     if workers is not None:
         config = config.updated(workers=workers)
+    if scheduler is not None:
+        config = config.updated(scheduler=scheduler)
     if offline:
         config = config.updated(offline=True)
     return run(config, out, progress=progress, sites=sites, years=years, force=force)

@@ -66,6 +66,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--out", type=Path, help="output folder (default: output_dir/name of the config)"
     )
     p.add_argument("--workers", type=int, help="parallel processes over (site, year)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the site-years on an existing dask.distributed cluster (tcp://HOST:PORT); "
+        "its workers must see the output folder's file system",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -392,8 +398,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             result = api.run_config(
                 args.config, args.out, sites=args.sites, years=args.years,
-                workers=args.workers, offline=args.offline, force=args.force, progress=progress,
-                perimeters=args.perimeters,
+                workers=args.workers, scheduler=args.scheduler, offline=args.offline,
+                force=args.force, progress=progress, perimeters=args.perimeters,
             )  # fmt: skip
     sys.stdout.write(api.report(result))
     return 0

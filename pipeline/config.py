@@ -431,6 +431,14 @@ class RunConfig(_Model):
         strict=True,
         description="parallel processes over (site, year); each holds one site-year in memory",
     )
+    scheduler: str | None = Field(
+        None,
+        description=(
+            "address of an existing dask.distributed scheduler (tcp://HOST:PORT) to run the "
+            "site-years on instead of local processes; its workers need this sitewatch version "
+            "and the run's folder on a shared file system (set by --scheduler)"
+        ),
+    )
     write_rasters: bool = Field(True, strict=True, description="write per site-year COGs")
     offline: bool = Field(
         False, strict=True, description="search and read from the cache only (set by --offline)"
@@ -476,11 +484,15 @@ class RunConfig(_Model):
 
 
 _PATH_FIELDS = ("sites", "output_dir", "cache_dir")
+# Where and how parallel a run executes: left out of the manifest's copy of the config as well
+# as the hash, so that a run on a dask cluster writes the same bytes as a local one.
+EXECUTION_FIELDS = ("workers", "scheduler")
 # Fields that change where or how fast a run happens, never its numbers: not in the config hash.
 OPERATIONAL_FIELDS = (
     "output_dir",
     "cache_dir",
     "workers",
+    "scheduler",
     "write_rasters",
     "offline",
     "read",

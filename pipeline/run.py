@@ -36,20 +36,15 @@ terminates the workers and re-raises ``KeyboardInterrupt``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import io
 import json
 import logging
 import os
 import shutil
-import signal
-import sys
-import threading
-import time
+import socket
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -62,9 +57,11 @@ from pipeline import __version__
 from pipeline.analysis import analyse_site, analysis_area, perimeter_changes, score_against_truth
 from pipeline.config import RunConfig
 from pipeline.errors import OutputError, SiteError, SitewatchError
+from pipeline.executors import map_ordered, open_executor
 from pipeline.export.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.export.run_outputs import export_options, export_run
 from pipeline.export.transaction import (
+    LOG_NAME,
     check_output_folder,
     output_error,
     publish,
@@ -270,9 +267,8 @@ def _resume_stem(work: Path, key: str, task: SiteYearTask) -> Path:
     return work / f"{task.site.id}-{task.year}-{key}"
 
 
-def load_resumed(work: Path, key: str, task: SiteYearTask) -> SiteYear | None:
-    """The stored site-year of ``key``, or None when there is none, it is unreadable, or it
-    skipped scenes (skips may be transient: it is recomputed)."""
+def load_stored(work: Path, key: str, task: SiteYearTask) -> SiteYear | None:
+    """The stored site-year of ``key``, or None when there is none or it is unreadable."""
     stem = _resume_stem(work, key, task)
     record_path, arrays_path = stem.with_suffix(".json"), stem.with_suffix(".npz")
     if not record_path.is_file():
@@ -283,11 +279,17 @@ def load_resumed(work: Path, key: str, task: SiteYearTask) -> SiteYear | None:
             return None
         # Our own handle: np.load leaks its file when the archive is damaged.
         with arrays_path.open("rb") as fh, np.load(fh, allow_pickle=False) as arrays:
-            result = site_year_from_stored(record["site_year"], arrays)
+            return site_year_from_stored(record["site_year"], arrays)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
         logger.warning("ignoring unreadable resume file %s (%s); recomputing", record_path, exc)
         return None
-    if result.n_skipped:
+
+
+def load_resumed(work: Path, key: str, task: SiteYearTask) -> SiteYear | None:
+    """The stored site-year of ``key`` if a resumed run may reuse it: None when there is none,
+    it is unreadable, or it skipped scenes (skips may be transient: it is recomputed)."""
+    result = load_stored(work, key, task)
+    if result is not None and result.n_skipped:
         logger.info(
             "%s %d: %d scene(s) were skipped last time; reading again",
             task.site.id, task.year, result.n_skipped,
@@ -309,12 +311,34 @@ def store_resumed(work: Path, key: str, task: SiteYearTask, result: SiteYear) ->
         raise output_error(work, "writing resume files to", exc) from None
 
 
-def _observe_cached(work: Path, key: str, task: SiteYearTask) -> SiteYear:
-    cached = load_resumed(work, key, task)
-    if cached is not None:
-        return cached
-    result = observe(task)
-    store_resumed(work, key, task, result)
+@dataclass(frozen=True)
+class TaskRecord:
+    """What a site-year task hands back to the driver: a small record, not the arrays (those
+    are in the work folder, so the driver's memory does not grow with the site-years run)."""
+
+    site_id: str
+    year: int
+    reused: bool  # found complete in the work folder (a resumed run)
+    host: str  # the machine that ran it
+
+
+def run_site_year(work: Path, key: str, task: SiteYearTask) -> TaskRecord:
+    """The task a worker runs: reuse the stored site-year of ``key`` or compute and store it."""
+    reused = load_resumed(work, key, task) is not None
+    if not reused:
+        store_resumed(work, key, task, observe(task))
+    return TaskRecord(task.site.id, task.year, reused, socket.gethostname())
+
+
+def _load_finished(work: Path, key: str, task: SiteYearTask, record: TaskRecord) -> SiteYear:
+    result = load_stored(work, key, task)
+    if result is None:
+        raise OutputError(
+            f"site-year {task.site.id} {task.year} was computed on {record.host} but its files "
+            f"are not readable in {work} here: on a dask cluster the run's work folder must be "
+            "on storage that every worker and this machine share (give --out on a shared file "
+            "system)"
+        )
     return result
 
 
@@ -494,7 +518,50 @@ def _run_locked(
         work.mkdir(exist_ok=True)
     except OSError as exc:
         raise output_error(work, "preparing", exc) from None
+    with run_log(work / LOG_NAME):
+        logger.info(
+            "sitewatch %s: run %r (config %s) into %s; %d site(s), years %s",
+            __version__, config.name, config.hash()[:12], out, len(site_list),
+            ",".join(map(str, year_list)),
+        )  # fmt: skip
+        return _run_logged(config, out, work, report, site_list, year_list, carried, perimeters)
 
+
+@contextlib.contextmanager
+def run_log(path: Path) -> Iterator[None]:
+    """Log the ``pipeline`` loggers at INFO and above to ``path`` (appended: a resumed run's log
+    follows the stopped one's) for the duration of the block."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    )
+    handler.setLevel(logging.INFO)
+    package = logging.getLogger("pipeline")
+    level = package.level
+    if package.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)
+    package.addHandler(handler)
+    try:
+        yield
+    except BaseException as exc:
+        package.error("run stopped: %s", exc.__class__.__name__ if not str(exc) else exc)
+        raise
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
+        handler.close()
+
+
+def _run_logged(
+    config: RunConfig,
+    out: Path,
+    work: Path,
+    report: Progress,
+    site_list: Sequence[Site],
+    year_list: Sequence[int],
+    carried: Sequence[Path],
+    perimeters: Mapping[str, dict[int, Polygon | MultiPolygon]],
+) -> RunResult:
     # Read before any scene, so a bad sample file fails at once.
     sample_areas = (
         None
@@ -507,22 +574,33 @@ def _run_locked(
             truth_of(site.id)
     tasks = plan(config, site_list, year_list, source, report)
     grids = {t.site.id: t.grid for t in tasks}
-    observed: dict[tuple[str, int], SiteYear] = {}
+    keys = {(t.site.id, t.year): t.key() for t in tasks}
     n_scenes = sum(len(t.scenes) for t in tasks)
     mb_total = sum(_pixel_mb(t) for t in tasks)
     scenes_done, mb_done = 0, 0
-    for n, (task, result) in enumerate(_map_tasks(tasks, config, work), start=1):
-        observed[(task.site.id, task.year)] = result
-        scenes_done += len(task.scenes)
-        mb_done += _pixel_mb(task)
-        report("site-years", n, len(tasks))
-        report("scenes read", scenes_done, n_scenes)
-        report("pixels read (MB)", mb_done, mb_total)
+    records: dict[tuple[str, int], TaskRecord] = {}
+    calls = [(work, keys[(t.site.id, t.year)], t) for t in tasks]
+    with open_executor(config.workers, config.scheduler) as executor:
+        done = map_ordered(executor, run_site_year, calls)
+        for n, (task, record) in enumerate(zip(tasks, done, strict=True), start=1):
+            records[(task.site.id, task.year)] = record
+            scenes_done += len(task.scenes)
+            mb_done += _pixel_mb(task)
+            report("site-years", n, len(tasks))
+            report("scenes read", scenes_done, n_scenes)
+            report("pixels read (MB)", mb_done, mb_total)
+    reused = sum(r.reused for r in records.values())
+    if reused:
+        logger.info("reused %d of %d site-years from %s", reused, len(tasks), work)
 
     results = RunResult(out, config)
     scores: dict[str, Any] = {}
+    task_of = {(t.site.id, t.year): t for t in tasks}
     for i, site in enumerate(site_list, start=1):
-        site_years = [observed[(site.id, y)] for y in year_list]
+        site_years = [
+            _load_finished(work, keys[(site.id, y)], task_of[(site.id, y)], records[(site.id, y)])
+            for y in year_list
+        ]
         analysis = analyse_site(
             site,
             grids[site.id],
@@ -560,6 +638,7 @@ def _run_locked(
             results, source, export_options(config, sample_areas), progress=report,
             folder=staging, carried=kept,
         )  # fmt: skip
+        shutil.copyfile(work / LOG_NAME, staging / LOG_NAME)
         verify_run_folder(staging)
         publish(staging, out)
     except SitewatchError:
@@ -586,103 +665,3 @@ def _pixel_mb(task: SiteYearTask) -> int:
         len(PROFILES[s.profile].asset_keys()) for s in task.scenes if s.profile in PROFILES
     )
     return round(assets * task.grid.width * task.grid.height * 4 / 1e6)
-
-
-def _map_tasks(
-    tasks: Sequence[SiteYearTask], config: RunConfig, work: Path
-) -> Iterator[tuple[SiteYearTask, SiteYear]]:
-    keys = [t.key() for t in tasks]
-    if config.workers <= 1:
-        for task, key in zip(tasks, keys, strict=True):
-            yield task, _observe_cached(work, key, task)
-        return
-    # The platform's default start method: spawn would force every analyst's script to guard
-    # its entry point with `if __name__ == "__main__"`. Workers open their own datasets. With
-    # fork, the pool forks every worker on the first submit: SIGINT stays blocked meanwhile so
-    # that no worker can take a Ctrl-C before its initializer ignores it.
-    pool = ProcessPoolExecutor(
-        max_workers=config.workers, initializer=_worker_init, initargs=(os.getpid(),)
-    )
-    futures: list[Future[SiteYear]] = []
-    try:
-        with _sigint_blocked():
-            futures = [
-                pool.submit(_observe_cached, work, key, task)
-                for task, key in zip(tasks, keys, strict=True)
-            ]
-        for task, fut in zip(tasks, futures, strict=True):
-            yield task, fut.result()
-    except BaseException:
-        # Ctrl-C, a failed task, or the consumer stopping: no pending task starts, and no
-        # worker outlives the run (terminated, not waited for).
-        for fut in futures:
-            fut.cancel()
-        _stop_pool(pool)
-        raise
-    else:
-        pool.shutdown(wait=True)
-
-
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Terminate the pool's workers without waiting for their tasks.
-
-    A worker terminated while sending its result leaves a partial message in the result pipe,
-    and the executor's manager thread (which the interpreter joins at exit) would wait for the
-    rest forever. Closing the driver's own copies of the pipe ends the workers held (the result
-    writer, the call reader) gives that thread end-of-file, which it handles as a broken pool.
-    """
-    processes = list(pool._processes.values())
-    result_queue, call_queue = pool._result_queue, getattr(pool, "_call_queue", None)
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in processes:
-        with contextlib.suppress(Exception):
-            proc.terminate()
-    for proc in processes:
-        with contextlib.suppress(Exception):
-            proc.join(timeout=5)
-    for queue, end in ((result_queue, "_writer"), (call_queue, "_reader")):
-        with contextlib.suppress(Exception):
-            getattr(queue, end).close()
-
-
-@contextlib.contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    can = threading.current_thread() is threading.main_thread() and hasattr(
-        signal, "pthread_sigmask"
-    )
-    if can:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        if can:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _worker_init(parent: int) -> None:
-    """Pool initializer: ignore Ctrl-C (the driver handles it and terminates the pool) and die
-    with the driver, so a killed run leaves no worker behind."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            armed = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
-        except (OSError, AttributeError):
-            armed = False
-        if armed:
-            if os.getppid() != parent:  # the driver died before the prctl
-                os._exit(1)
-            return
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-
-
-def _watch_parent(parent: int) -> None:
-    while True:
-        if os.getppid() != parent:
-            os._exit(1)
-        time.sleep(0.5)

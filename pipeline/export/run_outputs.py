@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pipeline.bands import BANDS
-from pipeline.config import RunConfig
+from pipeline.config import EXECUTION_FIELDS, RunConfig
 from pipeline.export.atomic import atomic_write_text
 from pipeline.export.charts import write_charts
 from pipeline.export.evidence import write_evidence, write_evidence_index
@@ -264,7 +264,7 @@ def build_manifest(
         "sitewatch_manifest": 1,
         "run": cfg.name,
         "config_hash": cfg.hash(),
-        "config": json.loads(cfg.model_dump_json()),
+        "config": json.loads(cfg.model_dump_json(exclude=set(EXECUTION_FIELDS))),
         "sites_file": {"path": str(cfg.sites), "sha256": sha256_file(cfg.sites)},
         "reference_samples": (
             None

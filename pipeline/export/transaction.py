@@ -41,6 +41,9 @@ LOCK_SUFFIX = ".lock"
 STAGING_INFIX = ".staging-"
 OLD_INFIX = ".old-"
 MANIFEST = "manifest.json"
+#: The run's log (times, warnings, skipped scenes): in the run folder, not in the manifest (it
+#: holds times, so a rerun would never give the same bytes).
+LOG_NAME = "sitewatch.log"
 
 
 def lock_path(out: Path) -> Path:
@@ -241,14 +244,14 @@ def check_output_folder(out: Path, allowed: Collection[str] = ()) -> None:
 
 
 def verify_run_folder(folder: Path) -> None:
-    """The manifest lists every file of ``folder`` (but itself) with its SHA-256, and nothing
-    else is there; ``OutputError`` naming the first difference otherwise."""
+    """The manifest lists every file of ``folder`` (but itself and the log) with its SHA-256,
+    and nothing else is there; ``OutputError`` naming the first difference otherwise."""
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     listed = {o["path"]: o["sha256"] for o in manifest.get("outputs", [])}
     present = {
         p.relative_to(folder).as_posix(): p
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST
+        if p.is_file() and p.relative_to(folder).as_posix() not in (MANIFEST, LOG_NAME)
     }
     extra = sorted(set(present) - set(listed))
     missing = sorted(set(listed) - set(present))
