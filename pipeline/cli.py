@@ -283,10 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line's one error boundary: every fault becomes one ``error:`` line and an
     exit code; the traceback only with ``--debug``."""
     args = build_parser().parse_args(argv)
-    level = logging.WARNING - 10 * args.verbose
-    logging.basicConfig(
-        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
-    )
+    # The console shows warnings (more with -v); the run's log file (run.run_log) takes INFO
+    # whatever the console shows, so the level is the console handler's, not the logger's.
+    console_handler = logging.StreamHandler()
+    console_handler.setLevel(max(logging.WARNING - 10 * args.verbose, logging.DEBUG))
+    console_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG, handlers=[console_handler])
     try:
         return _dispatch(args)
     except KeyboardInterrupt:

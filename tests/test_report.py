@@ -185,6 +185,13 @@ def test_caption_says_p_or_insufficient_and_years_left_out() -> None:
     )  # fmt: skip
     assert "Mann-Kendall (Hamed-Rao) p = 0.012, increasing" in tested
     assert "9 years used, 0 left out" in tested
+    # A year left out for two reasons (its flags ','-joined, as the trend summary writes them).
+    two = caption(
+        _summary("footprint_ha", 8, n_years_left_out=2,
+                 years_left_out="2016:few-clear-observations,partial-coverage;2019:no-data"),
+        min_years=5,
+    )  # fmt: skip
+    assert "2 left out (2016, 2019)" in two
 
 
 def test_chart_png_is_reproducible_without_metadata() -> None:

@@ -437,7 +437,7 @@ SUMMARY_SCHEMA = _columns(
     ("metric", "text", "trends.csv column summarised"),
     ("n_years", "int", "years in the statistics"),
     ("n_years_left_out", "int", "years left out"),
-    ("years_left_out", "text", "year:reason, ';'-joined"),
+    ("years_left_out", "text", "year:reasons (a year's flags ','-joined), ';'-joined"),
     ("radiometry_breaks", "text", "years after a radiometry break, ';'-joined"),
     ("first_year", "int", "first year kept"),
     ("last_year", "int", "last year kept"),
@@ -708,7 +708,8 @@ def summary_rows(
                 "n_years": s.n,
                 "n_years_left_out": sel.n_left_out,
                 "years_left_out": ";".join(
-                    f"{y}:{why}" for y, why in zip(sel.left_out, sel.left_out_reasons, strict=True)
+                    f"{y}:{why.replace(';', ',')}"
+                    for y, why in zip(sel.left_out, sel.left_out_reasons, strict=True)
                 ),
                 "radiometry_breaks": ";".join(map(str, sel.radiometry_breaks)),
                 "first_year": s.first_year,
