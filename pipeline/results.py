@@ -146,17 +146,98 @@ def site_year_record(sy: SiteYear) -> dict[str, Any]:
     }
 
 
-def site_year_from_stored(record: dict[str, Any], arrays: Any) -> SiteYear:
+class StoredArrays:
+    """The arrays of one stored site-year (an uncompressed ``npz``), each read from the file
+    whenever asked for and never kept: what a large site's composites need so that a run holds
+    one year's at a time. The file stays open, so its data stays readable after the run prunes
+    its work folder (on POSIX an open file outlives its name), until this object is dropped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._npz = np.load(path, allow_pickle=False)
+        self._npz.files  # noqa: B018 -- a damaged archive fails here, not at first use
+
+    def __call__(self, name: str) -> NDArray[Any]:
+        return np.asarray(self._npz[name])
+
+    __getitem__ = __call__
+
+
+class StoredComposite(Composite):
+    """A ``Composite`` whose arrays are read from a ``StoredArrays`` on each access."""
+
+    _arrays: StoredArrays
+
+    def __init__(self, arrays: StoredArrays) -> None:
+        object.__setattr__(self, "_arrays", arrays)
+
+    @property
+    def reflectance(self) -> NDArray[np.float32]:
+        return self._arrays("composite_reflectance").astype(np.float32, copy=False)
+
+    @property
+    def clear_count(self) -> NDArray[np.int16]:
+        return self._arrays("composite_clear_count").astype(np.int16, copy=False)
+
+    @property
+    def mad(self) -> NDArray[np.float32]:
+        return self._arrays("composite_mad").astype(np.float32, copy=False)
+
+    def __repr__(self) -> str:
+        return f"StoredComposite({self._arrays.path})"
+
+
+class StoredCoalFrequency(CoalFrequency):
+    """A ``CoalFrequency`` whose arrays are read from a ``StoredArrays`` on each access."""
+
+    _arrays: StoredArrays
+
+    def __init__(self, arrays: StoredArrays) -> None:
+        object.__setattr__(self, "_arrays", arrays)
+
+    @property
+    def frequency(self) -> NDArray[np.float32]:
+        return self._arrays("coal_frequency").astype(np.float32, copy=False)
+
+    @property
+    def flagged(self) -> NDArray[np.int16]:
+        return self._arrays("coal_flagged").astype(np.int16, copy=False)
+
+    @property
+    def clear(self) -> NDArray[np.int16]:
+        return self._arrays("coal_clear").astype(np.int16, copy=False)
+
+    def __repr__(self) -> str:
+        return f"StoredCoalFrequency({self._arrays.path})"
+
+
+def site_year_from_stored(
+    record: dict[str, Any], arrays: Any, stored: StoredArrays | None = None
+) -> SiteYear:
     """The ``SiteYear`` of a ``site_year_record`` and its arrays (a mapping or an ``NpzFile``);
     ``KeyError``/``TypeError``/``ValueError`` when they do not fit together. A record stored
     before the season evidence existed (no ``has_evidence``) loads with ``evidence=None``: the
-    cross-year step then leaves that year as it is and flags it."""
+    cross-year step then leaves that year as it is and flags it. With ``stored``, the composite
+    and the coal frequency (nine tenths of a site-year's bytes) are read from it on demand
+    instead (``StoredComposite``, ``StoredCoalFrequency``); the masks are loaded."""
 
     def arr(name: str) -> NDArray[Any]:
         return np.asarray(arrays[name])
 
-    composite = Composite(*(arr(n) for n in _COMPOSITE_ARRAYS)) if record["has_composite"] else None
-    coal = CoalFrequency(*(arr(n) for n in _COAL_ARRAYS)) if record["has_coal"] else None
+    composite: Composite | None = None
+    coal: CoalFrequency | None = None
+    if record["has_composite"]:
+        composite = (
+            StoredComposite(stored)
+            if stored is not None
+            else Composite(*(arr(n) for n in _COMPOSITE_ARRAYS))
+        )
+    if record["has_coal"]:
+        coal = (
+            StoredCoalFrequency(stored)
+            if stored is not None
+            else CoalFrequency(*(arr(n) for n in _COAL_ARRAYS))
+        )
     window = record["window"]
     if len(window) != 2:
         raise ValueError(f"window {window!r} is not a (start, end) pair")

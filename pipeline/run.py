@@ -80,6 +80,7 @@ from pipeline.results import (
     RunResult,
     SceneRecord,
     SiteYear,
+    StoredArrays,
     site_year_arrays,
     site_year_from_stored,
     site_year_record,
@@ -109,6 +110,10 @@ CHIP_DIR = "chips"
 #: Bump when the recipe's numbers change for the same inputs and config (a rule, a default
 #: inside a stage): every stored site-year is then recomputed.
 RECIPE_VERSION = "2"
+#: Site grids larger than this (pixels) keep their site-years' composites and coal frequencies
+#: on disk after the tasks (read when used: ~58 of a site-year's ~64 bytes per pixel), so a
+#: 550 km2 site's ten years do not all sit in memory at once.
+ON_DEMAND_PIXELS = 2_000_000
 #: Layout of the resume files (``<site>-<year>-<key>.npz`` and ``.json``).
 RESUME_FORMAT = 1
 
@@ -267,8 +272,12 @@ def _resume_stem(work: Path, key: str, task: SiteYearTask) -> Path:
     return work / f"{task.site.id}-{task.year}-{key}"
 
 
-def load_stored(work: Path, key: str, task: SiteYearTask) -> SiteYear | None:
-    """The stored site-year of ``key``, or None when there is none or it is unreadable."""
+def load_stored(
+    work: Path, key: str, task: SiteYearTask, *, on_demand: bool = False
+) -> SiteYear | None:
+    """The stored site-year of ``key``, or None when there is none or it is unreadable. With
+    ``on_demand`` its composite and coal frequency are read from the file when used
+    (``results.StoredArrays``) instead of loaded."""
     stem = _resume_stem(work, key, task)
     record_path, arrays_path = stem.with_suffix(".json"), stem.with_suffix(".npz")
     if not record_path.is_file():
@@ -277,6 +286,9 @@ def load_stored(work: Path, key: str, task: SiteYearTask) -> SiteYear | None:
         record = json.loads(record_path.read_text(encoding="utf-8"))
         if record.get("format") != RESUME_FORMAT or record.get("key") != key:
             return None
+        if on_demand:
+            stored = StoredArrays(arrays_path)
+            return site_year_from_stored(record["site_year"], stored, stored)
         # Our own handle: np.load leaks its file when the archive is damaged.
         with arrays_path.open("rb") as fh, np.load(fh, allow_pickle=False) as arrays:
             return site_year_from_stored(record["site_year"], arrays)
@@ -331,7 +343,10 @@ def run_site_year(work: Path, key: str, task: SiteYearTask) -> TaskRecord:
 
 
 def _load_finished(work: Path, key: str, task: SiteYearTask, record: TaskRecord) -> SiteYear:
-    result = load_stored(work, key, task)
+    """A finished task's site-year for the analysis and export: a large grid's composites are
+    read on demand (``ON_DEMAND_PIXELS``), so the driver holds one year's at a time."""
+    on_demand = task.grid.width * task.grid.height > ON_DEMAND_PIXELS
+    result = load_stored(work, key, task, on_demand=on_demand)
     if result is None:
         raise OutputError(
             f"site-year {task.site.id} {task.year} was computed on {record.host} but its files "

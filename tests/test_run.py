@@ -243,3 +243,24 @@ def test_cli_run_prints_report(
     assert "2021" not in text.split("demo-control", 1)[1]
     assert main(["-q", "run", str(path), "--out", str(tmp_path / "o"), "--years", "1999"]) == 2
     assert "outside the config's years" in capsys.readouterr().err
+
+
+def test_large_grid_reads_composites_on_demand_with_the_same_outputs(
+    first: tuple[RunConfig, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above ``ON_DEMAND_PIXELS`` the driver keeps a site-year's composite and coal frequency
+    on disk and reads them when used: the same bytes out, and the arrays stay readable from the
+    result after the run has pruned its work folder."""
+    config, out = first
+    monkeypatch.setattr(run_module, "ON_DEMAND_PIXELS", 0)
+    result = run_module.run(config, tmp_path / "out")
+    assert not run_module.work_dir(tmp_path / "out").exists()
+    for name in (*TABLES, "manifest.json"):
+        assert (tmp_path / "out" / name).read_bytes() == (out / name).read_bytes(), name
+    seen = [sy for sy in result.sites[0].years if sy.composite is not None]
+    assert seen
+    for sy in seen:
+        assert type(sy.composite).__name__ == "StoredComposite"
+        assert sy.composite.reflectance.shape[1:] == sy.footprint.shape
+        assert sy.coal is not None
+        assert sy.coal.frequency.shape == sy.footprint.shape

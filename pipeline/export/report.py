@@ -158,13 +158,16 @@ def true_colour_stretch(reflectances: Iterable[NDArray[np.floating[Any]]]) -> St
     """One stretch for every composite of a site: the 2nd and 98th percentile of each of red,
     green and blue over the clear pixels of all years pooled, so a year that is brighter is
     shown brighter. Composites are (band, y, x) in ``bands.BANDS`` order, NaN for no data; a
-    deterministic stride keeps at most ``_STRETCH_SAMPLE`` values per band. Without any clear
-    pixel the stretch is 0-0.3, a usual range of land reflectance."""
+    deterministic stride keeps at most ``_STRETCH_SAMPLE`` values per band and year, and again
+    over the years pooled (so a large site's years need not all be in memory at once). Without
+    any clear pixel the stretch is 0-0.3, a usual range of land reflectance."""
     pooled: list[list[NDArray[np.floating[Any]]]] = [[], [], []]
     for refl in reflectances:
         for k, band in enumerate(_RGB):
             values = refl[band].ravel()
-            pooled[k].append(values[np.isfinite(values)])
+            values = values[np.isfinite(values)]
+            pooled[k].append(values[:: max(1, values.size // _STRETCH_SAMPLE)].copy())
+        del refl  # before the next year is read: one year's composite at a time
     low, high = [], []
     for values_list in pooled:
         values = np.concatenate(values_list) if values_list else np.empty(0, np.float32)
@@ -383,8 +386,9 @@ def _site_context(
     sid = a.site.id
     rows = [r for r in trend_rows if r["site_id"] == sid]
     flags_by_year = {int(r["year"]): _flags_text(r.get("flags")) for r in rows}
-    composites = [sy.composite.reflectance for sy in a.years if sy.composite is not None]
-    stretch = true_colour_stretch(composites)
+    stretch = true_colour_stretch(
+        sy.composite.reflectance for sy in a.years if sy.composite is not None
+    )
     thumbnails = []
     for sy, m in zip(a.years, a.metrics, strict=True):
         entry = {"year": str(sy.year), "flags": flags_by_year.get(sy.year, ""), "src": ""}
