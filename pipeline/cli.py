@@ -213,6 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="added after scaling, for both dates (overrides each date's own rule; default 0)",
     )
+    cmp.add_argument(
+        "--training",
+        type=Path,
+        metavar="FILE",
+        help="polygons labelled on BEFORE (GeoPackage or GeoJSON, field class: footprint, coal, "
+        "other, water, vegetation): classify both dates with a model trained on them "
+        "(docs/supervised.md)",
+    )
+    cmp.add_argument("--training-layer", metavar="NAME", help="layer of --training to read")
+    tpl = sub.add_parser(
+        "training-template",
+        help="an empty GeoPackage of training polygons to label in QGIS (supervised mode)",
+    )
+    tpl.add_argument("out", type=Path, metavar="OUT", help="the GeoPackage to write")
+    tpl.add_argument("--force", action="store_true", help="replace an existing file")
     _add_sample_commands(sub)
     return parser
 
@@ -386,9 +401,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         bands = args.bands.split(",") if args.bands else None
         summary = compare(
             args.before, args.after, args.out, bands=bands, scale=args.scale,
-            offset=args.offset, baseline=args.baseline,
+            offset=args.offset, baseline=args.baseline, training=args.training,
+            training_layer=args.training_layer,
         )  # fmt: skip
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return 0
+    if args.command == "training-template":
+        from pipeline.supervised import write_training_template
+
+        path = write_training_template(args.out, overwrite=args.force)
+        sys.stdout.write(
+            f"wrote {path}: draw polygons in QGIS (fields class, year, optional site_id), then "
+            f"set classify.mode: supervised and classify.training: {path} in the run config\n"
+        )
         return 0
     from pipeline import api
 

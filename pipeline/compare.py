@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from rasterio.crs import CRS
@@ -45,6 +45,9 @@ from pipeline.sources.local import (
     via_grid,
 )
 from pipeline.sources.sensors import LANDSAT_OFFSET, LANDSAT_SCALE, s2_radiometry
+
+if TYPE_CHECKING:  # scikit-learn is imported only when training polygons are given
+    from pipeline.supervised import TrainedModel, TrainingPolygons
 
 logger = logging.getLogger(__name__)
 
@@ -447,6 +450,8 @@ def compare(
     offset: float | None = None,
     baseline: str | Sequence[str | None] | None = None,
     min_mapping_unit_ha: float = 0.25,
+    training: str | Path | None = None,
+    training_layer: str | None = None,
 ) -> dict[str, Any]:
     """Change between two images of one place; writes change.tif, expansion.tif, change.geojson.
 
@@ -469,8 +474,19 @@ def compare(
     ``MAX_GRID_PIXELS``. Warns (log and ``warnings`` in the summary) when under
     ``MIN_VALID_FRACTION`` of the grid is valid in both and about radiometry: contradicting
     sources, an offset nothing can tell, mixed products. Returns the summary printed by the CLI.
+
+    ``training``: a GeoPackage or GeoJSON of polygons labelled on BEFORE (``class`` as in
+    ``pipeline.supervised``; ``year`` ignored; ``training_layer`` picks the layer): both dates
+    are then classified by a model trained on BEFORE's labelled pixels instead of the rules,
+    and expansion is that model's footprint gain. ``TrainingDataError`` for a bad file or
+    polygon (one covering no pixel of BEFORE's grid included).
     """
     check_options(scale, offset, min_mapping_unit_ha)
+    drawn: TrainingPolygons | None = None
+    if training is not None:
+        from pipeline.supervised import read_training_polygons
+
+        drawn = read_training_polygons(training, layer=training_layer, year_required=False)
     option_baselines = parse_baseline_option(baseline)
     before, after, out = Path(before), Path(after), Path(out)
     if out.exists() and not out.is_dir():
@@ -580,7 +596,14 @@ def compare(
         )
     for w in warnings:
         logger.warning("compare: %s", w)
-    result = compare_arrays(images[0], images[1], grid, min_mapping_unit_ha=min_mapping_unit_ha)
+    model = None
+    if drawn is not None:
+        from pipeline.supervised import train_on_image
+
+        model = train_on_image(images[0], grid, drawn, valid=valid_pixels(images[0]))
+    result = compare_arrays(
+        images[0], images[1], grid, min_mapping_unit_ha=min_mapping_unit_ha, model=model
+    )
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -589,6 +612,11 @@ def compare(
             f"--out {out}: cannot create the folder ({exc.strerror or exc})"
         ) from None
     tags = {"before": str(before), "after": str(after), "method": result["method"]}
+    if model is not None:
+        p = model.provenance
+        tags["classification"] = (
+            f"supervised: trained on {p['training_file']} (sha256 {p['training_sha256']})"
+        )
     for d in dates:
         tags[f"{d.label.lower()}_radiometry"] = (
             f"DN * {d.radiometry.scale:g} {d.offset:+g}: {d.radiometry.reason}"
@@ -639,6 +667,7 @@ def compare(
         "rule": result["rule"],
         "alpha": result["alpha"],
         "normalisation": result["normalisation"],
+        "classification": ({"mode": "rules"} if model is None else dict(model.provenance)),
         "warnings": warnings,
         "outputs": ["change.tif", "expansion.tif", "change.geojson"],
     }
@@ -663,15 +692,20 @@ def _pair_warnings(dates: Sequence[DateRadiometry]) -> list[str]:
 
 
 def compare_arrays(
-    before: np.ndarray, after: np.ndarray, grid: Grid, *, min_mapping_unit_ha: float = 0.25
+    before: np.ndarray,
+    after: np.ndarray,
+    grid: Grid,
+    *,
+    min_mapping_unit_ha: float = 0.25,
+    model: TrainedModel | None = None,
 ) -> dict[str, Any]:
     """Pure core of compare on two (band, y, x) reflectance arrays already on one grid.
 
     ``pipeline.pairwise.detect`` with its defaults, the footprint recipe of ``run`` on each date
-    (``recipe.classify_single_image``) and the minimum mapping unit in pixels of
-    ``grid``. Keys: ``valid``, ``changed``, ``expansion`` (masks), ``threshold`` (the IR-MAD
-    threshold as a standardised length, in sigma; CVA's when IR-MAD has no canonical pair, as
-    for constant images), ``p_nochange`` and ``chi2`` (maps), and the provenance of
+    (``recipe.classify_single_image``; with ``model``, ``supervised.predict`` and the same
+    clean-up) and the minimum mapping unit in pixels of ``grid``. Keys: ``valid``,
+    ``changed``, ``expansion`` (masks), ``threshold`` (the IR-MAD threshold as a standardised
+    length, in sigma; CVA's when IR-MAD has no canonical pair, as for constant images), ``p_nochange`` and ``chi2`` (maps), and the provenance of
     ``PairwiseChange.provenance`` (``method``, ``rule``, ``alpha``, ``normalisation``,
     ``irmad``, ``cva``...).
     """
@@ -680,6 +714,10 @@ def compare_arrays(
     def footprint_of(reflectance: np.ndarray) -> np.ndarray:
         # The run's recipe (rim unmixing, coal, minimum mapping unit) on one date's image.
         valid = np.isfinite(reflectance).all(axis=0)
+        if model is not None:
+            from pipeline.supervised import predict
+
+            return predict(model, reflectance, valid, pixel_area_ha=grid.pixel_area_ha).footprint
         return classify_single_image(reflectance, valid, grid.pixel_area_ha)[0]
 
     result = detect(before, after, min_mapping_unit_px=min_px, classify=footprint_of)

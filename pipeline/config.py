@@ -273,6 +273,30 @@ class CoalRule(_Model):
 class ClassifyConfig(_Model):
     footprint: FootprintRule = FootprintRule()
     coal: CoalRule = CoalRule()
+    mode: Literal["rules", "supervised"] = Field(
+        "rules",
+        description="rules: the threshold recipe; supervised: a random forest trained on "
+        "classify.training replaces each season's footprint and coal maps (docs/supervised.md)",
+    )
+    training: Path | None = Field(
+        None,
+        description="training polygons (GeoPackage or GeoJSON with fields class, year, optional "
+        "site_id; `sitewatch training-template` writes an empty one); relative to the config "
+        "file; required with mode supervised",
+    )
+    training_layer: str | None = Field(
+        None, description="layer of classify.training holding the polygons (default: its only one)"
+    )
+    seed: int = Field(0, ge=0, strict=True, description="random_state of the supervised model")
+
+    @model_validator(mode="after")
+    def _training_given(self) -> ClassifyConfig:
+        if self.mode == "supervised" and self.training is None:
+            raise ValueError(
+                "mode supervised needs training: the polygons to train on "
+                "(`sitewatch training-template FILE` writes an empty file to draw them in)"
+            )
+        return self
 
 
 class ChangeConfig(_Model):
@@ -479,6 +503,8 @@ class RunConfig(_Model):
         data["source"] = self.source.hash_data()
         if self.expansion.perimeters is not None:
             data["expansion"]["perimeters"]["path"] = content_hash(self.expansion.perimeters.path)
+        if self.classify.training is not None:
+            data["classify"]["training"] = content_hash(self.classify.training)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -683,6 +709,10 @@ def config_from_mapping(
         where = "expansion.perimeters.path"
         path = str(_resolve(base_dir, perimeters["path"], where, origin))
         data["expansion"] = {**expansion, "perimeters": {**perimeters, "path": path}}
+    classify = data.get("classify")
+    if isinstance(classify, dict) and isinstance(classify.get("training"), str):
+        path = str(_resolve(base_dir, classify["training"], "classify.training", origin))
+        data["classify"] = {**classify, "training": path}
     trends = data.get("trends")
     if isinstance(trends, dict) and isinstance(trends.get("reference_samples"), str):
         where = "trends.reference_samples"

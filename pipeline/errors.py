@@ -42,6 +42,15 @@ class SampleFileError(SitewatchError, ValueError):
     or badly labelled."""
 
 
+class TrainingDataError(SitewatchError, ValueError):
+    """A training polygon file (supervised mode) is missing, unreadable, or has a bad feature
+    or field."""
+
+
+class SchedulerError(SitewatchError, OSError):
+    """The dask scheduler a run was sent to cannot be reached or used."""
+
+
 class InsufficientDataError(SitewatchError, ValueError):
     """Too few clear observations or years to compute what was asked."""
 

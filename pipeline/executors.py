@@ -27,10 +27,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
-from pipeline.errors import SitewatchError
+from pipeline.errors import SchedulerError
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +38,6 @@ T = TypeVar("T")
 
 #: Seconds to wait for a dask scheduler before giving up.
 CONNECT_TIMEOUT_S = 20
-
-
-class SchedulerError(SitewatchError):
-    """The dask scheduler named by ``--scheduler`` or the config cannot be used."""
 
 
 @contextlib.contextmanager
@@ -66,24 +62,29 @@ def open_executor(workers: int, scheduler: str | None = None) -> Iterator[Execut
     pool.shutdown(wait=True)
 
 
-def map_ordered(
-    executor: Executor | None, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]
-) -> Iterator[T]:
-    """``fn(*args)`` for each of ``calls``, yielded in the order of ``calls`` whatever order
-    they finish in. With an executor every call is submitted at once; when the consumer stops
-    or a call fails, the calls not yet started are cancelled."""
-    if executor is None:
-        for args in calls:
-            yield fn(*args)
-        return
+def run_unordered(
+    executor: Executor,
+    fn: Callable[..., T],
+    calls: Sequence[tuple[Any, ...]],
+    tick: Callable[[], None] = lambda: None,
+    every_s: float = 0.5,
+) -> Iterator[tuple[int, T]]:
+    """``(i, fn(*calls[i]))`` as each call finishes, all submitted at once; ``tick`` is called
+    every ``every_s`` while they run (to show progress). When the consumer stops or a call
+    fails, the calls not yet started are cancelled."""
     futures: list[Future[T]] = []
     try:
         # With fork, a local pool forks every worker on the first submit: SIGINT stays blocked
         # meanwhile so that no worker can take a Ctrl-C before its initializer ignores it.
         with _sigint_blocked():
             futures = [executor.submit(fn, *args) for args in calls]
-        for fut in futures:
-            yield fut.result()
+        index = {id(f): i for i, f in enumerate(futures)}
+        pending: set[Future[T]] = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=every_s, return_when=FIRST_COMPLETED)
+            for fut in sorted(finished, key=lambda f: index[id(f)]):
+                yield index[id(fut)], fut.result()
+            tick()
     finally:
         for fut in futures:
             fut.cancel()

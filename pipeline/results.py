@@ -347,3 +347,6 @@ class RunResult:
     config: RunConfig
     sites: list[SiteAnalysis] = field(default_factory=list)
     accuracy: dict[str, Any] | None = None
+    # How footprint and coal were mapped: {"mode": "rules"}, or the supervised model's
+    # provenance (training file and SHA-256, classes, features, validation; ``supervised``).
+    classification: dict[str, Any] = field(default_factory=lambda: {"mode": "rules"})

@@ -45,6 +45,7 @@ import shutil
 import socket
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,11 @@ import numpy as np
 from rasterio.errors import RasterioError
 from shapely.geometry import MultiPolygon, Polygon
 
-from pipeline import __version__
+from pipeline import __version__, task_progress
 from pipeline.analysis import analyse_site, analysis_area, perimeter_changes, score_against_truth
 from pipeline.config import RunConfig
 from pipeline.errors import OutputError, SiteError, SitewatchError
-from pipeline.executors import map_ordered, open_executor
+from pipeline.executors import open_executor, run_unordered
 from pipeline.export.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.export.run_outputs import export_options, export_run
 from pipeline.export.transaction import (
@@ -335,11 +336,78 @@ class TaskRecord:
 
 
 def run_site_year(work: Path, key: str, task: SiteYearTask) -> TaskRecord:
-    """The task a worker runs: reuse the stored site-year of ``key`` or compute and store it."""
+    """The task a worker runs: reuse the stored site-year of ``key`` or compute and store it.
+    Its progress goes to the listener of the driver's process, or elsewhere to a progress file
+    beside the resume files, which the driver reads (``task_progress``)."""
     reused = load_resumed(work, key, task) is not None
     if not reused:
-        store_resumed(work, key, task, observe(task))
+        if task_progress.listening():
+            result = observe(task)
+        else:
+            progress = task_progress.ProgressFile(_progress_path(work, key, task))
+            with task_progress.reporting_to(progress):
+                result = observe(task)
+        store_resumed(work, key, task, result)
+        _progress_path(work, key, task).unlink(missing_ok=True)
     return TaskRecord(task.site.id, task.year, reused, socket.gethostname())
+
+
+def _progress_path(work: Path, key: str, task: SiteYearTask) -> Path:
+    return _resume_stem(work, key, task).with_suffix(".progress")
+
+
+def _run_tasks(
+    executor: Executor | None,
+    tasks: Sequence[SiteYearTask],
+    keys: Mapping[tuple[str, int], str],
+    work: Path,
+    report: Progress,
+) -> dict[tuple[str, int], TaskRecord]:
+    """Run every site-year task on ``executor`` (None: here) and show progress: site-years
+    done, and scenes read and pixels delivered (MB) across all tasks, counting the running
+    tasks' own reports (``task_progress``) as they come."""
+    totals = {
+        "scenes read": [len(t.scenes) for t in tasks],
+        "pixels read (MB)": [_pixel_mb(t) for t in tasks],
+    }
+    live: dict[int, dict[str, tuple[int, int]]] = {}  # running task -> counter -> (done, total)
+    finished: dict[int, TaskRecord] = {}
+
+    def show() -> None:
+        report("site-years", len(finished), len(tasks))
+        for counter, per_task in totals.items():
+            done = sum(per_task[i] for i in finished)
+            done += sum(state[counter][0] for i, state in live.items() if counter in state)
+            report(counter, done, sum(per_task))
+
+    def finish(i: int, record: TaskRecord) -> None:
+        finished[i] = record
+        live.pop(i, None)
+        show()
+
+    calls = [(work, keys[(t.site.id, t.year)], t) for t in tasks]
+    if executor is None:
+        for i, args in enumerate(calls):
+
+            def listener(counter: str, done: int, total: int, i: int = i) -> None:
+                live.setdefault(i, {})[counter] = (done, total)
+                show()
+
+            with task_progress.reporting_to(listener):
+                finish(i, run_site_year(*args))
+    else:
+
+        def poll() -> None:
+            for i, args in enumerate(calls):
+                if i not in finished:
+                    state = task_progress.read_progress(_progress_path(*args))
+                    if state:
+                        live[i] = state
+            show()
+
+        for i, record in run_unordered(executor, run_site_year, calls, poll):
+            finish(i, record)
+    return {(t.site.id, t.year): finished[i] for i, t in enumerate(tasks)}
 
 
 def _load_finished(work: Path, key: str, task: SiteYearTask, record: TaskRecord) -> SiteYear:
@@ -583,6 +651,13 @@ def _run_logged(
         if config.trends.reference_samples is None
         else sample_based_areas(config.trends.reference_samples)
     )
+    training = None
+    if config.classify.mode == "supervised" and config.classify.training is not None:
+        from pipeline import supervised  # scikit-learn: imported only when a run needs it
+
+        training = supervised.read_training_polygons(
+            config.classify.training, layer=config.classify.training_layer
+        )
     source, truth_of = make_source(config, report)
     if truth_of is not None:
         for site in site_list:  # a site the source has no truth for fails now, not after reads
@@ -590,20 +665,8 @@ def _run_logged(
     tasks = plan(config, site_list, year_list, source, report)
     grids = {t.site.id: t.grid for t in tasks}
     keys = {(t.site.id, t.year): t.key() for t in tasks}
-    n_scenes = sum(len(t.scenes) for t in tasks)
-    mb_total = sum(_pixel_mb(t) for t in tasks)
-    scenes_done, mb_done = 0, 0
-    records: dict[tuple[str, int], TaskRecord] = {}
-    calls = [(work, keys[(t.site.id, t.year)], t) for t in tasks]
     with open_executor(config.workers, config.scheduler) as executor:
-        done = map_ordered(executor, run_site_year, calls)
-        for n, (task, record) in enumerate(zip(tasks, done, strict=True), start=1):
-            records[(task.site.id, task.year)] = record
-            scenes_done += len(task.scenes)
-            mb_done += _pixel_mb(task)
-            report("site-years", n, len(tasks))
-            report("scenes read", scenes_done, n_scenes)
-            report("pixels read (MB)", mb_done, mb_total)
+        records = _run_tasks(executor, tasks, keys, work, report)
     reused = sum(r.reused for r in records.values())
     if reused:
         logger.info("reused %d of %d site-years from %s", reused, len(tasks), work)
@@ -611,11 +674,27 @@ def _run_logged(
     results = RunResult(out, config)
     scores: dict[str, Any] = {}
     task_of = {(t.site.id, t.year): t for t in tasks}
+
+    def finished(site_id: str, year: int) -> SiteYear:
+        key = (site_id, year)
+        return _load_finished(work, keys[key], task_of[key], records[key])
+
+    model = None
+    if training is not None:
+        # One model for the run, from the season composites the polygons were drawn on.
+        from pipeline import supervised
+
+        model = supervised.train_on_site_years(
+            (finished(s.id, y) for s in site_list for y in year_list),
+            training, grids, seed=config.classify.seed,
+        )  # fmt: skip
+        results.classification = dict(model.provenance)
     for i, site in enumerate(site_list, start=1):
-        site_years = [
-            _load_finished(work, keys[(site.id, y)], task_of[(site.id, y)], records[(site.id, y)])
-            for y in year_list
-        ]
+        site_years = [finished(site.id, y) for y in year_list]
+        if model is not None:
+            site_years = supervised.reclassify_site_years(
+                site_years, model, grids[site.id].pixel_area_ha, recipe_params(config)
+            )
         analysis = analyse_site(
             site,
             grids[site.id],

@@ -15,7 +15,7 @@ from test_run import interrupted_run, small_config
 from pipeline import executors
 from pipeline import run as run_module
 from pipeline.config import RunConfig, load_config
-from pipeline.executors import SchedulerError
+from pipeline.errors import SchedulerError
 from pipeline.export.transaction import LOG_NAME
 from pipeline.sources.synthetic import DEMO_SITES_GEOJSON
 

@@ -59,6 +59,19 @@ def test_wrong_type_and_impossible_value_are_named(tmp_path: Path) -> None:
     assert "'many'" in text
 
 
+def test_supervised_mode_needs_training_polygons_resolved_against_the_file(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, {**MINIMAL, "classify": {"mode": "supervised"}})
+    with pytest.raises(ConfigError, match=r"classify: .*mode supervised needs training"):
+        load_config(path)
+    (tmp_path / "polygons.gpkg").write_bytes(b"")
+    given = write(
+        tmp_path, {**MINIMAL, "classify": {"mode": "supervised", "training": "polygons.gpkg"}}
+    )
+    assert load_config(given).classify.training == (tmp_path / "polygons.gpkg").resolve()
+
+
 def test_years_and_season_order_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="start 2022 is after end 2020"):
         load_config(write(tmp_path, {**MINIMAL, "years": {"start": 2022, "end": 2020}}))

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from shapely.geometry import box
 from test_export import assert_parquet_matches_csv
 
 from pipeline import run as run_module
@@ -264,3 +266,48 @@ def test_large_grid_reads_composites_on_demand_with_the_same_outputs(
         assert sy.composite.reflectance.shape[1:] == sy.footprint.shape
         assert sy.coal is not None
         assert sy.coal.frequency.shape == sy.footprint.shape
+
+
+def test_supervised_mode_trains_on_polygons_and_records_the_model(
+    first: tuple[RunConfig, Path], tmp_path: Path
+) -> None:
+    """``classify.mode: supervised``: a model trained on polygons drawn on a season composite
+    maps the site; the manifest records the training file, its hash and the classes."""
+    config, out = first
+    mapped = gpd.read_file(out / "footprints.geojson")
+    utm = mapped.estimate_utm_crs()
+    footprint = mapped[mapped["year"] == 2021].to_crs(utm).geometry.iloc[0]
+    site = next(s for s in load_sites(config.sites) if s.id == "demo-control").geometry
+    site_utm = gpd.GeoSeries([site], crs="EPSG:4326").to_crs(utm).iloc[0]
+    # An analyst's polygons: inside the mapped footprint, and squares of other ground.
+    inside = footprint.buffer(-20.0)
+    assert inside.area > 5_000
+    x0, y0, x1, y1 = site_utm.bounds
+    squares = [
+        box(x, y, x + 60.0, y + 60.0)
+        for x in np.linspace(x0 + 50, x1 - 110, 4)
+        for y in np.linspace(y0 + 50, y1 - 110, 4)
+    ]
+    others = [sq for sq in squares if not sq.intersects(footprint.buffer(60.0))]
+    assert len(others) >= 4
+    polygons = gpd.GeoDataFrame(
+        {"class": ["footprint"] + ["other"] * len(others), "year": [2021] * (1 + len(others))},
+        geometry=[inside, *others],
+        crs=utm,
+    )
+    training = tmp_path / "training.gpkg"
+    polygons.to_file(training, layer="training", driver="GPKG")
+    classify = {**config.classify.model_dump(), "mode": "supervised", "training": training}
+    supervised = config.updated(classify=classify)
+    run_module.run(supervised, tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    recorded = manifest["classification"]
+    assert recorded["mode"] == "supervised"
+    assert recorded["training_sha256"] == sha256_file(training)
+    assert recorded["classes"]
+    assert json.loads((out / "manifest.json").read_text())["classification"] == {"mode": "rules"}
+    found = gpd.read_file(tmp_path / "out" / "footprints.geojson").to_crs(utm)
+    found_2021 = found[found["year"] == 2021].geometry.iloc[0]
+    # The model finds the ground it was shown (not the polygons themselves: trained on a sample).
+    assert found_2021.intersection(inside).area > 0.8 * inside.area
+    assert manifest["config_hash"] != json.loads((out / "manifest.json").read_text())["config_hash"]

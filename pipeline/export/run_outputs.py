@@ -275,6 +275,7 @@ def build_manifest(
             }
         ),
         "source": {"kind": cfg.source.kind, "name": source.name},
+        "classification": result.classification,
         "masks": {
             "scl_masked": list(cfg.masking.scl_masked),
             "scl_dilated": list(cfg.masking.scl_dilated),
