@@ -1,0 +1,83 @@
+"""The executor seam and progress from inside tasks (fast: threads and files, no run)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from pipeline import task_progress
+from pipeline.executors import open_executor, run_unordered
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def test_run_unordered_gives_every_result_with_its_index_and_ticks() -> None:
+    ticks: list[int] = []
+    gate = threading.Event()
+
+    def slow(x: int) -> int:
+        gate.wait(5)
+        return x * 10
+
+    with ThreadPoolExecutor(2) as pool:
+        results = run_unordered(pool, slow, [(i,) for i in range(5)], lambda: ticks.append(1), 0.05)
+        timer = threading.Timer(0.3, gate.set)
+        timer.start()
+        got = dict(results)
+    assert got == {i: i * 10 for i in range(5)}
+    assert len(ticks) >= 2  # called while the calls were blocked, not only at the end
+
+
+def test_run_unordered_cancels_calls_not_started_when_one_fails() -> None:
+    started: list[int] = []
+
+    def work(x: int) -> int:
+        started.append(x)
+        if x == 0:
+            raise ValueError("bad scene")
+        time.sleep(0.05)
+        return x
+
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="bad scene"):
+        for _ in run_unordered(pool, work, [(i,) for i in range(20)], every_s=0.01):
+            pass
+    assert len(started) < 20
+
+
+def test_open_executor_runs_here_with_one_worker_and_in_processes_with_more() -> None:
+    with open_executor(1) as none:
+        assert none is None
+    with open_executor(2) as pool:
+        assert pool is not None
+        assert dict(run_unordered(pool, square, [(3,), (4,)])) == {0: 9, 1: 16}
+
+
+def test_report_reaches_the_listener_of_its_block_only() -> None:
+    heard: list[tuple[str, int, int]] = []
+    task_progress.report("chunks", 1, 4)  # nobody listens: nothing happens
+    assert not task_progress.listening()
+    with task_progress.reporting_to(lambda *a: heard.append(a)):
+        assert task_progress.listening()
+        task_progress.report("chunks", 2, 4)
+    task_progress.report("chunks", 3, 4)
+    assert heard == [("chunks", 2, 4)]
+
+
+def test_progress_file_round_trip_and_unreadable_files(tmp_path: Path) -> None:
+    path = tmp_path / "t.progress"
+    assert task_progress.read_progress(path) == {}
+    listener = task_progress.ProgressFile(path)
+    listener("scenes read", 1, 9)
+    listener("chunks", 2, 6)  # within WRITE_EVERY_S of the first: kept, written by flush
+    listener.flush()
+    assert task_progress.read_progress(path) == {"scenes read": (1, 9), "chunks": (2, 6)}
+    path.write_text('{"chunks": [1')
+    assert task_progress.read_progress(path) == {}
+    path.write_text('{"chunks": ["x", 2], "scenes read": [3, 4]}')
+    assert task_progress.read_progress(path) == {"scenes read": (3, 4)}
