@@ -108,7 +108,7 @@ def build_folder(root: Path, side: int, years: int, dates: int, looks: int) -> P
 
 def site_geojson(path: Path, side: int, buffer_m: float) -> None:
     to_lonlat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
-    inset = buffer_m + 100.0
+    inset = buffer_m + 1000.0  # the site's UTM box is a little rotated from the scene grid
     x0, y1 = LEFT + inset, TOP - inset
     x1, y0 = LEFT + side * 10.0 - inset, TOP - side * 10.0 + inset
     ring = [
@@ -128,7 +128,7 @@ def measure(cmd: list[str]) -> dict[str, float]:
     """Wall time and the peak resident memory (sum over the process tree, and the largest
     single process) of ``cmd``."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     root = psutil.Process(proc.pid)
     peak_sum, peak_one = 0, 0
     while proc.poll() is None:
