@@ -146,13 +146,26 @@ def _median_arrays(
     return med, mad, count
 
 
-def _over_rows(run: Callable[[int, int], None], height: int, threads: int | None) -> None:
-    """Call ``run(y0, y1)`` over bands of rows covering ``range(height)``, on ``threads``
-    threads (default: the cores this process may use). The pool is joined before returning, so
-    no thread outlives the call (a fork later copies none)."""
+_default_threads: int | None = None
+
+
+def set_default_threads(threads: int | None) -> None:
+    """The threads a kernel call uses when it names none (None: every core this process may
+    use). A local process pool's workers each take their share of the cores
+    (``executors.open_executor``), so that N workers do not run N x cores threads."""
+    global _default_threads
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1; got {threads}")
-    workers = threads or len(os.sched_getaffinity(0))
+    _default_threads = threads
+
+
+def _over_rows(run: Callable[[int, int], None], height: int, threads: int | None) -> None:
+    """Call ``run(y0, y1)`` over bands of rows covering ``range(height)``, on ``threads``
+    threads (default: ``set_default_threads``, else the cores this process may use). The pool
+    is joined before returning, so no thread outlives the call (a fork later copies none)."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1; got {threads}")
+    workers = threads or _default_threads or len(os.sched_getaffinity(0))
     # A few bands per thread even out the rows that have more observations than others.
     edges = np.linspace(0, height, min(height, 4 * workers) + 1).astype(int).tolist()
     if workers == 1 or len(edges) <= 2:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
+from pipeline import composite
 from pipeline.errors import SchedulerError
 
 logger = logging.getLogger(__name__)
@@ -51,8 +52,9 @@ def open_executor(workers: int, scheduler: str | None = None) -> Iterator[Execut
     if workers <= 1:
         yield None
         return
+    share = max(1, len(os.sched_getaffinity(0)) // workers)  # each worker's cores
     pool = ProcessPoolExecutor(
-        max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),)
+        max_workers=workers, initializer=_worker_init, initargs=(os.getpid(), share)
     )
     try:
         yield pool
@@ -159,9 +161,11 @@ def _sigint_blocked() -> Iterator[None]:
 _PR_SET_PDEATHSIG = 1
 
 
-def _worker_init(parent: int) -> None:
-    """Pool initializer: ignore Ctrl-C (the driver handles it and terminates the pool) and die
-    with the driver, so a killed run leaves no worker behind."""
+def _worker_init(parent: int, threads: int) -> None:
+    """Pool initializer: ignore Ctrl-C (the driver handles it and terminates the pool), die
+    with the driver, so a killed run leaves no worker behind, and keep the compositing kernel
+    to this worker's share of the cores."""
+    composite.set_default_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

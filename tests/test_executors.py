@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,12 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import task_progress
+from pipeline import composite, task_progress
 from pipeline.executors import open_executor, run_unordered
 
 
 def square(x: int) -> int:
     return x * x
+
+
+def kernel_threads(_: int) -> int | None:
+    return composite._default_threads
 
 
 def test_run_unordered_gives_every_result_with_its_index_and_ticks() -> None:
@@ -56,6 +61,10 @@ def test_open_executor_runs_here_with_one_worker_and_in_processes_with_more() ->
     with open_executor(2) as pool:
         assert pool is not None
         assert dict(run_unordered(pool, square, [(3,), (4,)])) == {0: 9, 1: 16}
+        # Each worker's compositing kernel keeps to its share of the cores.
+        share = max(1, len(os.sched_getaffinity(0)) // 2)
+        assert set(dict(run_unordered(pool, kernel_threads, [(0,), (1,)])).values()) == {share}
+    assert composite._default_threads is None  # this process keeps every core
 
 
 def test_report_reaches_the_listener_of_its_block_only() -> None:
