@@ -42,6 +42,7 @@ from pipeline.export.charts import (
 from pipeline.export.layers import event_rows, summary_rows, trend_rows
 from pipeline.export.report import (
     REPORT_NAME,
+    Stretch,
     flag_glossary,
     thumbnail_png,
     true_colour,
@@ -486,3 +487,28 @@ def test_demo_report_renders_in_headless_chromium(
     assert pixels.shape[1] > 100
     colours = np.unique(pixels.reshape(-1, 3), axis=0)
     assert len(colours) > 50, "the screenshot is blank"
+
+
+def test_thumbnail_of_a_large_grid_is_thinned_but_shows_the_same_scene() -> None:
+    """A 2,000 px grid drawn into a 240 px thumbnail: thinned first (every 4th pixel), the
+    picture still has the grid's proportions, the left half's dark ground and the right half's
+    bright ground where they are, and the outline drawn where the polygon is."""
+    n = 2000
+    grid = Grid("EPSG:32652", Affine(10, 0, 400_000, 0, -10, 4_300_000), n, n // 2)
+    refl = np.full((6, n // 2, n), 0.25, np.float32)
+    refl[:, :, : n // 2] = 0.02  # dark west half
+    square = Polygon([(405_000, 4_297_500), (415_000, 4_297_500), (415_000, 4_292_500),
+                      (405_000, 4_292_500)])  # fmt: skip
+    png = thumbnail_png(refl, Stretch((0.0,) * 3, (0.3,) * 3), grid, [square])
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.size == (240, 120)
+        rgb = np.asarray(image.convert("RGBA"))[..., :3].astype(int)
+    assert rgb[60, 20].sum() < rgb[60, 220].sum()  # west dark, east bright
+    yellow = (rgb[..., 0] > 200) & (rgb[..., 1] > 200) & (rgb[..., 2] < 120)
+    rows, cols = np.nonzero(yellow)
+    assert rows.size > 0
+    # The outline sits on the square: columns 60..180 and rows 30..90 of the 240 x 120 picture.
+    assert cols.min() >= 55
+    assert cols.max() <= 185
+    assert rows.min() >= 25
+    assert rows.max() <= 95
