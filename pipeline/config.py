@@ -108,6 +108,15 @@ class SeasonConfig(_Model):
 class GridConfig(_Model):
     resolution_m: Real = Field(10.0, gt=0, le=1000, description="pixel size of the site grid (m)")
     buffer_m: Real = Field(200.0, ge=0, le=50_000, description="buffer around each site (m)")
+    chunk_px: int | None = Field(
+        1024,
+        ge=64,
+        le=1_000_000,
+        strict=True,
+        description="sites wider or taller than this many pixels are read and composited in "
+        "chunks of it (bounded memory, identical results; pipeline/chunks.py); null: always "
+        "the whole grid",
+    )
 
 
 class MaskingConfig(_Model):
@@ -497,6 +506,7 @@ class RunConfig(_Model):
         """SHA-256 of what decides the numbers: the resolved config without where outputs and
         caches go or how many workers run, with the sites file by content, not by path."""
         data = self.model_dump(mode="json", exclude=set(OPERATIONAL_FIELDS))
+        del data["grid"]["chunk_px"]  # how a site-year is read, never what it gives
         data["sites"] = content_hash(self.sites)
         # Files by content, so a moved catalog gives the same hash and an edited one a new
         # hash (a static catalog's items edited without touching catalog.json are not seen).

@@ -51,6 +51,41 @@ _BELOW_ZERO_DN = 800.0  # reflectance below -0.02 if a +1000 offset were in the 
 _DARK_WITH_OFFSET_DN = (950.0, 1800.0)
 
 
+@dataclass(frozen=True)
+class BoaEvidence:
+    """What ``verify_boa_offset`` decides from, gathered over one scene or a part of it: the
+    valid (clear, finite, positive) SWIR2 pixels, how many of them sit below
+    ``_BELOW_ZERO_DN``, and the SWIR2 DN of the valid dark reference pixels (SCL 2/3/6), in any
+    order. Parts of a scene that do not overlap add up (``combined``) to the evidence of their
+    union, so a scene read chunk by chunk is judged exactly as when read whole."""
+
+    valid: int
+    low: int
+    dark: NDArray[Any]
+
+    @classmethod
+    def of(
+        cls,
+        swir22_dn: NDArray[Any],
+        scl: NDArray[np.integer],
+        clear: NDArray[np.bool_] | None = None,
+    ) -> BoaEvidence:
+        valid = np.isfinite(swir22_dn) & (swir22_dn > 0)
+        if clear is not None:
+            valid &= clear
+        low = int((valid & (swir22_dn < _BELOW_ZERO_DN)).sum())
+        return cls(int(valid.sum()), low, swir22_dn[valid & np.isin(scl, _DARK_SCL)])
+
+    @classmethod
+    def combined(cls, parts: Sequence[BoaEvidence]) -> BoaEvidence:
+        """The evidence of the union of disjoint parts (at least one)."""
+        return cls(
+            sum(p.valid for p in parts),
+            sum(p.low for p in parts),
+            np.concatenate([p.dark for p in parts]),
+        )
+
+
 def verify_boa_offset(
     swir22_dn: NDArray[Any],
     scl: NDArray[np.integer],
@@ -60,26 +95,28 @@ def verify_boa_offset(
     """Check one Sentinel-2 scene's offset decision from its own pixels (the ``clear`` ones:
     cloud edges and haze brighten SWIR2); correct it where they contradict it, and record the
     evidence in ``check``."""
-    valid = np.isfinite(swir22_dn) & (swir22_dn > 0)
-    if clear is not None:
-        valid &= clear
-    n = int(valid.sum())
+    return settle_boa_offset(decided, BoaEvidence.of(swir22_dn, scl, clear))
+
+
+def settle_boa_offset(decided: Radiometry, evidence: BoaEvidence) -> Radiometry:
+    """The verdict of ``verify_boa_offset`` on gathered ``evidence``."""
+    n = evidence.valid
     if n < _MIN_PX:
         return replace(decided, check="inconclusive: too few valid pixels")
-    low = int((valid & (swir22_dn < _BELOW_ZERO_DN)).sum())
+    low = evidence.low
     if low >= max(_MIN_BELOW_ZERO_PX, 0.001 * n):
-        in_data, evidence = False, f"{low} of {n} px with B12 DN < {_BELOW_ZERO_DN:.0f}"
+        in_data, evidence_text = False, f"{low} of {n} px with B12 DN < {_BELOW_ZERO_DN:.0f}"
     else:
         # Vegetation is no reference: senescent autumn crops reach 0.1-0.15 in SWIR2.
-        dark, label = valid & np.isin(scl, _DARK_SCL), "SCL 2/3/6"
-        if int(dark.sum()) < _MIN_PX:
+        dark, label = evidence.dark, "SCL 2/3/6"
+        if dark.size < _MIN_PX:
             return replace(decided, check="inconclusive: nothing dark enough in the window")
-        p5 = float(np.percentile(swir22_dn[dark], 5))
-        evidence = f"B12 DN p5 {p5:.0f} over {int(dark.sum())} px of {label}"
+        p5 = float(np.percentile(dark, 5))
+        evidence_text = f"B12 DN p5 {p5:.0f} over {dark.size} px of {label}"
         if not _DARK_WITH_OFFSET_DN[0] <= p5 <= _DARK_WITH_OFFSET_DN[1]:
-            return replace(decided, check=f"inconclusive: {evidence}")
+            return replace(decided, check=f"inconclusive: {evidence_text}")
         in_data = True
-    return _settle(decided, in_data, evidence)
+    return _settle(decided, in_data, evidence_text)
 
 
 def _settle(decided: Radiometry, in_data: bool, evidence: str) -> Radiometry:
@@ -122,9 +159,28 @@ def offset_outliers(
     three or more scenes does not move a median). A scene is an outlier when the median difference on
     those pixels is within ``tolerance`` of +-``offset`` and the difference is uniform
     (interquartile range below ``tolerance``), as an offset is and a surface change is not.
+
+    The per-pixel part (``stable_differences``) runs on any part of the scenes' common grid;
+    the verdict (``outliers_from_differences``) on the differences of all parts together.
     """
     if len(swir22) < min_scenes:
         return []
+    differences = stable_differences(swir22, clear, stable_mad=stable_mad, min_scenes=min_scenes)
+    return outliers_from_differences(
+        differences, offset=offset, tolerance=tolerance, min_pixels=min_pixels
+    )
+
+
+def stable_differences(
+    swir22: Sequence[NDArray[np.float32]],
+    clear: Sequence[NDArray[np.bool_]],
+    *,
+    stable_mad: float = 0.02,
+    min_scenes: int = 3,
+) -> list[NDArray[np.float32]]:
+    """Per scene, its SWIR2 minus the per-pixel median of the series on the stable pixels it
+    sees clear (``offset_outliers``), in any order: per pixel, so the differences of disjoint
+    parts of a grid, concatenated, are those of the whole."""
     stack = np.stack([np.where(c, s, np.nan) for s, c in zip(swir22, clear, strict=True)])
     seen = np.isfinite(stack).sum(axis=0)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -133,20 +189,31 @@ def offset_outliers(
         mad = np.nanmedian(np.abs(stack - ref), axis=0)
     stable = (seen >= min_scenes) & (mad < stable_mad)
     out = []
-    for i, layer in enumerate(stack):
+    for layer in stack:
         use = stable & np.isfinite(layer)
-        if int(use.sum()) < min_pixels:
+        out.append(layer[use] - ref[use])
+    return out
+
+
+def outliers_from_differences(
+    differences: Sequence[NDArray[np.float32]],
+    *,
+    offset: float = 0.1,
+    tolerance: float = 0.03,
+    min_pixels: int = 100,
+) -> list[OffsetOutlier]:
+    """The verdict of ``offset_outliers`` on each scene's ``stable_differences``."""
+    out = []
+    for i, diff in enumerate(differences):
+        if diff.size < min_pixels:
             continue
-        diff = layer[use] - ref[use]
         med = float(np.median(diff))
         q1, q3 = np.percentile(diff, [25, 75])
         if abs(abs(med) - offset) <= tolerance and float(q3 - q1) < tolerance:
             shift = -offset if med > 0 else offset
             out.append(
                 OffsetOutlier(
-                    i,
-                    shift,
-                    f"SWIR2 {med:+.3f} from the season median on {int(use.sum())} stable px",
+                    i, shift, f"SWIR2 {med:+.3f} from the season median on {diff.size} stable px"
                 )
             )
     return out

@@ -9,14 +9,21 @@ season composite and ``compare`` on each date's image (``classify_single_image``
 Scenes are read once, from the start of the greenness period to the end of the widened window;
 the season window selects the composite's observations and is widened in memory when the median
 pixel of the analysis area has too few clear ones.
+
+``site_year`` is four steps that ``chunks`` also runs over a site read window by window, with
+the same results: the season's decisions (``correct_offset_outliers``, ``choose_window``,
+``season_records``), the per-pixel products of the time stack (``season_products``, any window
+of the grid with a one-pixel halo), and the whole-site stage on those 2D products
+(``finish_site_year``: classification, connected regions, minimum mapping unit, dilations).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,9 +42,9 @@ from pipeline.classify import (
     is_green,
     valid_pixels,
 )
-from pipeline.composite import median_composite
-from pipeline.masking import MaskReason, reason_shares
-from pipeline.radiometry import S2_BOA_OFFSET_DN, S2_SCALE, offset_outliers
+from pipeline.composite import Composite, median_composite
+from pipeline.masking import MaskReason
+from pipeline.radiometry import S2_BOA_OFFSET_DN, S2_SCALE, OffsetOutlier, offset_outliers
 from pipeline.results import SceneRecord, SeasonEvidence, SiteYear
 
 logger = logging.getLogger(__name__)
@@ -115,23 +122,41 @@ def look_record(
     reasons: NDArray[np.uint8] | None = None,
     reprojected_from: str | None = None,
     processing_baseline: str = "",
+    reason_counts: NDArray[np.int64] | None = None,
 ) -> SceneRecord:
-    """The provenance record of one observation read for a site-year."""
-    clear = None if reasons is None else round(float((reasons == MaskReason.CLEAR).mean()), 4)
+    """The provenance record of one observation read for a site-year. Its mask shares come
+    from the per-pixel ``reasons`` or, for a scene read in parts, their summed
+    ``reason_counts`` (``mask_counts``): the same numbers."""
+    counts = mask_counts(reasons) if reasons is not None else reason_counts
     return SceneRecord(
         scene_id,
         when,
         offset_dn=offset_dn,
         radiometry=radiometry,
-        clear_fraction=clear,
+        clear_fraction=None if counts is None else _share(counts, MaskReason.CLEAR),
         collection=collection,
         platform=platform,
         scale=scale,
         offset_check=offset_check,
-        mask=reason_shares(reasons) if reasons is not None else {},
+        mask={} if counts is None else _shares(counts),
         reprojected_from=reprojected_from,
         processing_baseline=processing_baseline,
     )
+
+
+def mask_counts(reasons: NDArray[np.uint8]) -> NDArray[np.int64]:
+    """Pixels per ``MaskReason`` (index = reason): what a scene's record is made of, summable
+    over the parts of a scene read in chunks."""
+    return np.bincount(reasons.ravel(), minlength=len(MaskReason)).astype(np.int64)
+
+
+def _share(counts: NDArray[np.int64], reason: int) -> float:
+    return round(int(counts[reason]) / max(int(counts.sum()), 1), 4)
+
+
+def _shares(counts: NDArray[np.int64]) -> dict[str, float]:
+    """``masking.reason_shares`` from counts."""
+    return {MaskReason(i).name.lower(): _share(counts, i) for i, c in enumerate(counts) if c}
 
 
 def site_year(
@@ -163,92 +188,254 @@ def site_year(
       neighbouring years tell.
     """
     shape = area.shape
-    looks = correct_offset_outliers(looks)
-    if params.harmonize_to == "landsat-oli":
-        looks = [
-            Look(o.day, harmonize.to_oli(o.reflectance, o.platform), o.clear, o.record, o.platform)
-            for o in looks
-        ]
-    green_start = date(year, *params.green_from)
+    looks = harmonized(correct_offset_outliers(looks), params)
+
+    def clear_count(widened: bool) -> NDArray[np.int64]:
+        start, end = params.window(year, widened)
+        count = np.zeros(shape, np.int64)
+        for o in looks:
+            if start <= o.day <= end:
+                count += o.clear
+        return count
+
+    start, end, widened = choose_window(site_id, year, clear_count, area, params)
+    records = season_records(
+        [(o.day, o.record) for o in looks], skipped, year, (start, end), params
+    )
+    days = [o.day for o in looks]
+    in_season, green_obs = season_looks(days, year, (start, end), params)
+    if not in_season:
+        return finish_site_year(
+            site_id, year, (start, end), widened, records, None, area, pixel_area_ha, params
+        )
+    used = sorted(set(in_season) | set(green_obs))
+    products = season_products(
+        np.stack([looks[i].reflectance for i in used]),
+        np.stack([looks[i].clear for i in used]),
+        [days[i] for i in used],
+        [used.index(i) for i in in_season],
+        [used.index(i) for i in green_obs],
+        year,
+        params,
+    )
+    return finish_site_year(
+        site_id, year, (start, end), widened, records, products, area, pixel_area_ha, params
+    )
+
+
+def harmonized(looks: Sequence[Look], params: RecipeParams) -> list[Look]:
+    """``looks`` onto the sensor ``params.harmonize_to`` names (per look, per pixel)."""
+    if params.harmonize_to != "landsat-oli":
+        return list(looks)
+    return [
+        Look(o.day, harmonize.to_oli(o.reflectance, o.platform), o.clear, o.record, o.platform)
+        for o in looks
+    ]
+
+
+def choose_window(
+    site_id: str,
+    year: int,
+    clear_count: Callable[[bool], NDArray[np.int64]],
+    area: BoolArray,
+    params: RecipeParams,
+) -> tuple[date, date, bool]:
+    """The season window and whether it was widened: the fallback window when the median
+    pixel of ``area`` has fewer than ``params.min_clear_observations`` clear looks in the
+    season window. ``clear_count(widened)``: clear looks per pixel in that window."""
     for widened in (False, True):
         start, end = params.window(year, widened)
-        in_season = [o for o in looks if start <= o.day <= end]
-        clear_count = sum((o.clear for o in in_season), np.zeros(shape, int))
-        enough = np.median(clear_count[area]) >= params.min_clear_observations
+        counts = clear_count(widened)[area]
+        enough = np.median(counts) >= params.min_clear_observations
         if enough or widened:
             break
         logger.info(
             "%s %d: median clear observations %s < %d in %s..%s; widening the window",
-            site_id, year, np.median(clear_count[area]), params.min_clear_observations,
-            start, end,
+            site_id, year, np.median(counts), params.min_clear_observations, start, end,
         )  # fmt: skip
-    window = (start.isoformat(), end.isoformat())
-    green_obs = [o for o in looks if green_start <= o.day <= end]
+    return start, end, widened
+
+
+def season_looks(
+    days: Sequence[date], year: int, window: tuple[date, date], params: RecipeParams
+) -> tuple[list[int], list[int]]:
+    """Indices (into ``days``, in their order) of the looks in the season ``window`` and of
+    those of the greenness period (from ``params.green_from`` to the window's end)."""
+    start, end = window
+    green_start = date(year, *params.green_from)
+    in_season = [i for i, d in enumerate(days) if start <= d <= end]
+    green_obs = [i for i, d in enumerate(days) if green_start <= d <= end]
+    return in_season, green_obs
+
+
+def season_records(
+    looks: Sequence[tuple[date, SceneRecord]],
+    skipped: Sequence[tuple[date, SceneRecord]],
+    year: int,
+    window: tuple[date, date],
+    params: RecipeParams,
+) -> tuple[SceneRecord, ...]:
+    """The records a site-year keeps, in time order, each with its role: the looks of the
+    greenness period and the skipped scenes up to the window's end."""
+    start, end = window
+    green_start = date(year, *params.green_from)
 
     def role(day: date) -> str:
         return "season" if start <= day else "greenness"
 
-    records = tuple(
+    return tuple(
         sorted(
-            [_with_role(o.record, role(o.day)) for o in green_obs]
+            [_with_role(r, role(d)) for d, r in looks if green_start <= d <= end]
             + [_with_role(r, role(d)) for d, r in skipped if d <= end],
             key=lambda r: (r.datetime, r.scene_id),
         )
     )
-    if not in_season:
+
+
+@dataclass(frozen=True)
+class SeasonProducts:
+    """The per-pixel products of a site-year's looks, 2D (y, x) or (band, y, x): everything
+    ``finish_site_year`` needs from the time stack. Each pixel depends on its own time series
+    only, except ``green`` (a 3 x 3 minimum, ``classify.greenness``), so the products of a
+    window read with a one-pixel halo are, inside it, those of the whole grid."""
+
+    composite: Composite
+    coal: CoalFrequency
+    green: FloatArray
+    cropped: BoolArray
+    cleared: BoolArray
+    seen_standing: BoolArray  # seen clear while crops stand, before the 3 x 3 erosion
+
+    def window(self, rows: slice, cols: slice) -> SeasonProducts:
+        """The products of the pixels ``rows`` x ``cols`` (views)."""
+        c, k = self.composite, self.coal
+        return SeasonProducts(
+            Composite(c.reflectance[:, rows, cols], c.clear_count[rows, cols],
+                      c.mad[:, rows, cols]),
+            CoalFrequency(k.frequency[rows, cols], k.flagged[rows, cols], k.clear[rows, cols]),
+            self.green[rows, cols], self.cropped[rows, cols], self.cleared[rows, cols],
+            self.seen_standing[rows, cols],
+        )  # fmt: skip
+
+    @classmethod
+    def empty(cls, bands: int, shape: tuple[int, int]) -> SeasonProducts:
+        """Products of ``shape`` to fill window by window (``paste``)."""
+        return cls(
+            Composite(np.empty((bands, *shape), np.float32), np.empty(shape, np.int16),
+                      np.empty((bands, *shape), np.float32)),
+            CoalFrequency(np.empty(shape, np.float32), np.empty(shape, np.int16),
+                          np.empty(shape, np.int16)),
+            np.empty(shape, np.float32), np.empty(shape, bool), np.empty(shape, bool),
+            np.empty(shape, bool),
+        )  # fmt: skip
+
+    def paste(self, rows: slice, cols: slice, part: SeasonProducts) -> None:
+        """Copy ``part`` into the pixels ``rows`` x ``cols``."""
+        into = self.window(rows, cols)
+        for mine, theirs in zip(_arrays(into), _arrays(part), strict=True):
+            mine[...] = theirs
+
+
+def _arrays(p: SeasonProducts) -> tuple[NDArray[Any], ...]:
+    c, k = p.composite, p.coal
+    return (c.reflectance, c.clear_count, c.mad, k.frequency, k.flagged, k.clear, p.green,
+            p.cropped, p.cleared, p.seen_standing)  # fmt: skip
+
+
+def season_products(
+    stack: FloatArray,
+    clear: BoolArray,
+    days: Sequence[date],
+    in_season: Sequence[int],
+    green_obs: Sequence[int],
+    year: int,
+    params: RecipeParams,
+) -> SeasonProducts:
+    """The products of the looks ``stack`` (time, band, y, x) with their ``clear`` masks and
+    ``days``: ``in_season`` (indices, at least one) are the season window's looks, composited
+    and counted for coal; ``green_obs`` those of the greenness period (``season_looks``)."""
+    season, season_clear = _take(stack, in_season), _take(clear, in_season)
+    composite = median_composite(season, season_clear)
+    coal = coal_frequency(season, season_clear, **params.coal_rule)
+    del season, season_clear
+    greens, greens_clear = _take(stack, green_obs), _take(clear, green_obs)
+    green_days = [days[i] for i in green_obs]
+    green = greenness(greens, greens_clear, params.green_percentile)
+    harvest = date(year, *params.harvest_from)
+    signs = crop_signs(
+        greens, greens_clear, green, [d < harvest for d in green_days], **params.footprint_rule
+    )
+    green_from, green_until = (date(year, *d) for d in params.crops_green)
+    seen_standing = np.zeros(stack.shape[2:], bool)
+    for look, ok, day in zip(greens, greens_clear, green_days, strict=True):
+        if green_from <= day <= green_until:
+            seen_standing |= ok & valid_pixels(look)
+    return SeasonProducts(composite, coal, green, signs.cropped, signs.cleared, seen_standing)
+
+
+def _take(stack: NDArray[Any], index: Sequence[int]) -> NDArray[Any]:
+    """``stack[index]``, without a copy when ``index`` is every look in order."""
+    if list(index) == list(range(stack.shape[0])):
+        return stack
+    return stack[list(index)]
+
+
+def finish_site_year(
+    site_id: str,
+    year: int,
+    window: tuple[date, date],
+    widened: bool,
+    records: tuple[SceneRecord, ...],
+    products: SeasonProducts | None,
+    area: BoolArray,
+    pixel_area_ha: float,
+    params: RecipeParams,
+) -> SiteYear:
+    """The site-year from its season products (None: no look in the window): the whole-grid
+    stage, whose neighbourhoods (connected regions, minimum mapping unit, rim unmixing,
+    dilations) see the whole site."""
+    shape = area.shape
+    text_window = (window[0].isoformat(), window[1].isoformat())
+    if products is None:
         empty = np.zeros(shape, bool)
         return SiteYear(
-            site_id, year, window, widened, records, None, None, empty, empty, empty, 0.0, 0.0
+            site_id, year, text_window, widened, records, None, None, empty, empty, empty, 0.0, 0.0
         )
-
-    stack = np.stack([o.reflectance for o in in_season])
-    clear = np.stack([o.clear for o in in_season])
-    green_stack = np.stack([o.reflectance for o in green_obs])
-    green_clear = np.stack([o.clear for o in green_obs])
-    green = greenness(green_stack, green_clear, params.green_percentile)
-    composite = median_composite(stack, clear)
+    composite = products.composite
     valid = area & (composite.clear_count > 0)
     classified = classify(
         composite.reflectance,
         valid=valid,
         pixel_area_ha=pixel_area_ha,
         params=params,
-        green_ndvi=green,
-        coal=coal_frequency(stack, clear, **params.coal_rule),
+        green_ndvi=products.green,
+        coal=products.coal,
     )
     assert classified.green_excluded is not None  # greenness was given
-    harvest = date(year, *params.harvest_from)
-    signs = crop_signs(
-        green_stack,
-        green_clear,
-        green,
-        [o.day < harvest for o in green_obs],
-        **params.footprint_rule,
-    )
     # The rim of a clearing is too mixed to look bare in a single look: one pixel of slack.
     near_cleared = ndimage.binary_dilation(
-        signs.cleared & classified.green_excluded, structure=np.ones((3, 3), bool)
+        products.cleared & classified.green_excluded, structure=np.ones((3, 3), bool)
     )
-    green_from, green_until = (date(year, *d) for d in params.crops_green)
-    standing = [o for o in green_obs if green_from <= o.day <= green_until]
-    seen_standing = np.zeros(shape, bool)
-    for o in standing:
-        seen_standing |= o.clear & valid_pixels(o.reflectance)
     # Greenness is a minimum over a 3 x 3 square: a pixel is seen green only if its square is.
-    seen_standing = ndimage.binary_erosion(seen_standing, np.ones((3, 3), bool), border_value=1)
+    seen_standing = ndimage.binary_erosion(
+        products.seen_standing, np.ones((3, 3), bool), border_value=1
+    )
     ambiguous = classified.green_excluded & near_cleared
     # Ambiguous ground is no evidence of vegetation: it may be this season's clearing.
     vegetated = (
-        valid & ~classified.footprint & ~ambiguous & is_green(green, **params.footprint_rule)
+        valid
+        & ~classified.footprint
+        & ~ambiguous
+        & is_green(products.green, **params.footprint_rule)
     )
     evidence = SeasonEvidence(
         vegetated=vegetated,
-        field=vegetated & signs.cropped,
+        field=vegetated & products.cropped,
         ambiguous=ambiguous,
         unconfirmed=classified.footprint & ~seen_standing,
     )
     return SiteYear(
-        site_id, year, window, widened, records, composite, classified.coal,
+        site_id, year, text_window, widened, records, composite, classified.coal,
         classified.footprint, classified.coal_mask, valid,
         median_clear=float(np.median(composite.clear_count[area])),
         coverage=round(float(valid.sum()) / max(int(area.sum()), 1), 4),
@@ -337,30 +524,55 @@ def correct_offset_outliers(looks: Sequence[Look]) -> list[Look]:
     offset the per-scene check could not see, ``radiometry.offset_outliers``) are shifted back
     when the other offset is the valid alternative, and the record says so."""
     looks = list(looks)
-    s2 = [
-        i
-        for i, o in enumerate(looks)
-        if o.record.collection.startswith("sentinel-2") and o.record.scale == S2_SCALE
-    ]
+    s2 = offset_checked([o.record for o in looks])
     swir22 = [looks[i].reflectance[BAND_INDEX["swir22"]] for i in s2]
-    for outlier in offset_outliers(swir22, [looks[i].clear for i in s2]):
-        look = looks[s2[outlier.index]]
-        offset_dn = look.record.offset_dn or 0.0
-        new_offset = offset_dn + outlier.shift / S2_SCALE
+    outliers = offset_outliers(swir22, [looks[i].clear for i in s2])
+    fixes = offset_corrections([o.record for o in looks], s2, outliers)
+    for i, (record, shift) in fixes.items():
+        look = looks[i]
+        looks[i] = Look(look.day, shifted(look.reflectance, shift), look.clear, record,
+                        look.platform)  # fmt: skip
+    return looks
+
+
+def offset_checked(records: Sequence[SceneRecord]) -> list[int]:
+    """Indices of the looks the season's offset check compares: Sentinel-2 at its DN scale."""
+    return [
+        i
+        for i, r in enumerate(records)
+        if r.collection.startswith("sentinel-2") and r.scale == S2_SCALE
+    ]
+
+
+def offset_corrections(
+    records: Sequence[SceneRecord], checked: Sequence[int], outliers: Sequence[OffsetOutlier]
+) -> dict[int, tuple[SceneRecord, float]]:
+    """Per look to correct (index into ``records``), its corrected record and the reflectance
+    shift, from the ``outliers`` found among the ``checked`` looks (``offset_checked``): only
+    where the corrected offset is one this check knows (0 or the BOA offset)."""
+    fixes: dict[int, tuple[SceneRecord, float]] = {}
+    for outlier in outliers:
+        index = checked[outlier.index]
+        old = records[index]
+        new_offset = (old.offset_dn or 0.0) + outlier.shift / S2_SCALE
         if round(new_offset) not in (0, round(S2_BOA_OFFSET_DN)):
             continue  # not the offset error this check knows how to fix
         record = replace(
-            look.record,
+            old,
             offset_dn=float(round(new_offset)),
-            radiometry=f"{look.record.radiometry}; overridden by the season's series",
+            radiometry=f"{old.radiometry}; overridden by the season's series",
             offset_check=f"contradicted: {outlier.evidence}; applied DN {round(new_offset):+d}",
         )
-        shifted = (look.reflectance + np.float32(outlier.shift)).astype(np.float32)
-        looks[s2[outlier.index]] = Look(look.day, shifted, look.clear, record, look.platform)
+        fixes[index] = (record, outlier.shift)
         logger.warning(
             "%s: BOA offset corrected from the series (%s)", record.scene_id, outlier.evidence
         )
-    return looks
+    return fixes
+
+
+def shifted(reflectance: FloatArray, shift: float) -> FloatArray:
+    """``reflectance`` moved by a uniform ``shift`` (an offset correction), float32."""
+    return (reflectance + np.float32(shift)).astype(np.float32)
 
 
 def _with_role(record: SceneRecord, role: str) -> SceneRecord:

@@ -54,7 +54,7 @@ import numpy as np
 from rasterio.errors import RasterioError
 from shapely.geometry import MultiPolygon, Polygon
 
-from pipeline import __version__, task_progress
+from pipeline import __version__, chunks, task_progress
 from pipeline.analysis import analyse_site, analysis_area, perimeter_changes, score_against_truth
 from pipeline.config import RunConfig
 from pipeline.errors import OutputError, SiteError, SitewatchError
@@ -76,7 +76,8 @@ from pipeline.grid import Grid
 from pipeline.masking import MaskRules
 from pipeline.model import shorten
 from pipeline.perimeters import load_perimeters, perimeters_by_site
-from pipeline.recipe import Look, RecipeParams, look_record, site_year
+from pipeline.radiometry import Radiometry
+from pipeline.recipe import Look, RecipeParams, look_record, mask_counts, site_year
 from pipeline.results import (
     RunResult,
     SceneRecord,
@@ -182,6 +183,9 @@ class SiteYearTask:
     settings: ReadSettings
     buffer_m: float
     chip_root: Path | None
+    # Read and composite by chunks of this many pixels a side, or (rows, cols), when the grid
+    # is larger (None: whole grid). Not in the key: chunking never changes a result (``chunks``).
+    chunk_px: int | tuple[int, int] | None = None
 
     def key(self) -> str:
         """The resume key: every input that decides this site-year and nothing else: the
@@ -222,48 +226,58 @@ def baseline_of(scene: Scene) -> str:
 
 
 def observe(task: SiteYearTask) -> SiteYear:
-    """Read a site-year's scenes and run the recipe on them."""
+    """Read a site-year's scenes and run the recipe on them: on the whole grid, or chunk by
+    chunk when the grid is wider or taller than ``task.chunk_px`` (``chunks``: the same
+    site-year in memory bounded by the chunk)."""
+
     chips = ChipCache(task.chip_root) if task.chip_root is not None else None
+
+    def record(
+        scene: Scene, radiometry: Radiometry, counts: np.ndarray, moved: str | None
+    ) -> SceneRecord:
+        return look_record(
+            scene.id,
+            scene.datetime.isoformat(),
+            collection=scene.collection,
+            platform=scene.platform,
+            offset_dn=radiometry.offset_dn,
+            scale=radiometry.scale,
+            radiometry=radiometry.reason,
+            offset_check=radiometry.check,
+            reason_counts=counts,
+            reprojected_from=moved,
+            processing_baseline=baseline_of(scene),
+        )
+
+    def skipped_record(scene: Scene, reason: str) -> SceneRecord:
+        return SceneRecord(
+            scene.id,
+            scene.datetime.isoformat(),
+            skipped=reason,
+            collection=scene.collection,
+            platform=scene.platform,
+            processing_baseline=baseline_of(scene),
+        )
+
+    area = analysis_area(task.site, task.grid, task.buffer_m)
+    if task.chunk_px is not None and chunks.needs_chunks(task.grid, task.chunk_px):
+        return chunks.chunked_site_year(
+            task.site.id, task.year, task.scenes, task.grid, area, task.params, task.rules,
+            task.settings, chips, task.chunk_px, record, skipped_record=skipped_record,
+        )  # fmt: skip
     observed, failed = read_scenes(task.scenes, task.grid, task.rules, task.settings, chips)
-    collection = {s.id: s.collection for s in task.scenes}
-    baseline = {s.id: baseline_of(s) for s in task.scenes}
+    by_id = {s.id: s for s in task.scenes}
     looks = [
         Look(
             o.datetime.date(),
             o.reflectance,
             o.clear,
-            look_record(
-                o.scene_id,
-                o.datetime.isoformat(),
-                collection=collection[o.scene_id],
-                platform=o.platform,
-                offset_dn=o.radiometry.offset_dn,
-                scale=o.radiometry.scale,
-                radiometry=o.radiometry.reason,
-                offset_check=o.radiometry.check,
-                reasons=o.reasons,
-                reprojected_from=o.reprojected_from,
-                processing_baseline=baseline[o.scene_id],
-            ),
+            record(by_id[o.scene_id], o.radiometry, mask_counts(o.reasons), o.reprojected_from),
             o.platform,
         )
         for o in observed
     ]
-    skipped = [
-        (
-            scene.date,
-            SceneRecord(
-                scene.id,
-                scene.datetime.isoformat(),
-                skipped=reason,
-                collection=scene.collection,
-                platform=scene.platform,
-                processing_baseline=baseline_of(scene),
-            ),
-        )
-        for scene, reason in failed
-    ]
-    area = analysis_area(task.site, task.grid, task.buffer_m)
+    skipped = [(scene.date, skipped_record(scene, reason)) for scene, reason in failed]
     return site_year(
         task.site.id, task.year, looks, skipped, area, task.grid.pixel_area_ha, task.params
     )
@@ -528,6 +542,7 @@ def plan(
                     settings,
                     config.grid.buffer_m,
                     chip_root,
+                    config.grid.chunk_px,
                 )
             )
     return tasks

@@ -3,8 +3,11 @@
 Each asset is opened through a ``WarpedVRT`` onto the site grid, so only the internal tiles that
 cover the site are fetched (from local COGs or over ``/vsicurl/`` and ``/vsis3/`` alike), from
 an overview when the grid is coarser than the data, and 20 m bands land on the 10 m grid by the
-same bilinear rule everywhere (``run`` and ``compare``). Remote reads retry with backoff; chips
-read from the network are kept in a ``ChipCache`` so that a rerun fetches nothing.
+same bilinear rule everywhere (``run`` and ``compare``). Where the site grid lies on the
+asset's own pixel lattice (the usual case: grids snap to it), the same arrays come from a plain
+windowed read (repeated for a nearest read of coarser pixels: SCL) without the warp
+(``_on_lattice``; tests/test_read_fast.py holds the two paths equal). Remote reads retry with
+backoff; chips read from the network are kept in a ``ChipCache`` so that a rerun fetches nothing.
 """
 
 from __future__ import annotations
@@ -18,21 +21,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
 from rasterio.crs import CRS
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioError, WindowError
 from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
 
 from pipeline.bands import BAND_INDEX, BANDS
 from pipeline.errors import LimitError, SceneReadError, SourceError
 from pipeline.grid import Grid
 from pipeline.masking import MaskReason, MaskRules, reasons_from_qa_pixel, reasons_from_scl
-from pipeline.radiometry import Radiometry, verify_boa_offset
+from pipeline.radiometry import BoaEvidence, Radiometry, settle_boa_offset
 from pipeline.sources.base import Scene, redact
 from pipeline.sources.chips import ChipCache, ChipMissingError
 from pipeline.sources.sensors import PROFILES, SensorProfile
@@ -144,6 +148,20 @@ def read_asset(
     """One band of a raster on ``grid``; pixels outside the raster or at its nodata value become
     NaN. Without a nodata value, GDAL's alpha band of the warp says where data exists. With
     ``max_fetch_bytes``, a read that would fetch more raises ``LimitError`` before fetching."""
+    data = _read_asset(href, grid, resampling, band, max_fetch_bytes, np.float64)
+    return cast(NDArray[np.float64], data)
+
+
+def _read_asset(
+    href: str | Path,
+    grid: Grid,
+    resampling: Resampling,
+    band: int,
+    max_fetch_bytes: int | None,
+    dtype: type[np.float32] | type[np.float64],
+) -> NDArray[np.floating[Any]]:
+    """``read_asset`` in ``dtype``: float32 gives the float64 result cast to float32, without
+    the float64 copy (``_as_float``)."""
     with rasterio.open(href) as src:
         level = _overview_level(src, grid, band)
         if level is None:
@@ -155,13 +173,49 @@ def read_asset(
                         f"(blocks {src.block_shapes[band - 1]}), over read.max_fetch_mb "
                         f"{max_fetch_bytes / 1e6:.0f} MB; is it a tiled COG?"
                     )
-            return _read_onto(src, grid, resampling, band)
+            return _read_onto(src, grid, resampling, band, dtype)
     with rasterio.open(href, overview_level=level) as overview:
-        return _read_onto(overview, grid, resampling, band)
+        return _read_onto(overview, grid, resampling, band, dtype)
 
 
-def _read_onto(src: Any, grid: Grid, resampling: Resampling, band: int) -> NDArray[np.float64]:
+# Dtypes every value of which is exact in float64: cast straight to float32 they round once, as
+# they did through float64, so the float32 read equals the float64 read cast to float32.
+_EXACT_IN_FLOAT64 = frozenset(
+    ("int8", "uint8", "int16", "uint16", "int32", "uint32", "float16", "float32", "float64")
+)
+# Integer dtypes narrow enough that a grid on the raster's own lattice reads, through GDAL's
+# warp, as the source pixels for any resampling: every kernel weight is 1 or 0 up to a coordinate
+# rounding of ~1e-11 px, and the result is rounded back to the integer type.
+_LATTICE_DTYPES = frozenset(("int8", "uint8", "int16", "uint16"))
+# On grids a few pixels wide GDAL's warp derives a scale below 1 from the padded source window
+# and changes its kernel (seen up to 4 px on GDAL 3.10): such grids are warped.
+_MIN_UPSAMPLED_SIDE = 16
+
+
+def _read_onto(
+    src: Any,
+    grid: Grid,
+    resampling: Resampling,
+    band: int,
+    dtype: type[np.float32] | type[np.float64] = np.float64,
+) -> NDArray[np.floating[Any]]:
+    """Band ``band`` of the open ``src`` on ``grid`` in ``dtype``, NaN where no data: through a
+    ``WarpedVRT``, or, when ``grid`` lies on the raster's own lattice (``_on_lattice``), by a
+    plain windowed read (same pixel size, any resampling) or a nearest upsampling of one
+    (raster pixels a whole multiple of the grid's), which give what the warp gives there.
+
+    Bilinear upsampling (20 m bands onto 10 m) stays on the warp: GDAL's weights there are 0.75
+    and 0.25 only up to the rounding of its approximate transformer, which settles exact
+    half-way values one way or the other (seen on the real 29RKH tile), so no other arithmetic
+    reproduces it."""
     nodata = src.nodatavals[band - 1]
+    lattice = _on_lattice(src, grid, band)
+    if lattice is not None:
+        factor, col, row = lattice
+        if factor == 1:
+            return _read_lattice(src, grid, band, Window(col, row, grid.width, grid.height), dtype)
+        if resampling == Resampling.nearest and min(grid.width, grid.height) >= _MIN_UPSAMPLED_SIDE:
+            return _read_upsampled(src, grid, band, lattice, dtype)
     with WarpedVRT(
         src,
         crs=grid.crs,
@@ -173,9 +227,121 @@ def _read_onto(src: Any, grid: Grid, resampling: Resampling, band: int) -> NDArr
         nodata=nodata,
         add_alpha=nodata is None,
     ) as vrt:
-        data = vrt.read(band).astype(np.float64)
-        ok = vrt.read(vrt.count) > 0 if nodata is None else data != nodata
-    return np.where(ok, data, np.nan)
+        raw = vrt.read(band)
+        ok = vrt.read(vrt.count) > 0 if nodata is None else _not_nodata(raw, nodata)
+    return _as_float(raw, ok, dtype)
+
+
+def _on_lattice(src: Any, grid: Grid, band: int) -> tuple[int, int, int] | None:
+    """``(factor, col, row)`` when ``grid`` lies on the lattice of ``src``: same CRS and
+    orientation, raster pixels ``factor`` (a whole number) grid pixels wide, and the grid's
+    origin ``col``, ``row`` (whole numbers) grid pixels from the raster's; and the band is a
+    narrow integer type (``_LATTICE_DTYPES``) whose mask is all-valid or its nodata value (no
+    mask band or alpha for the warp to honour). Else None."""
+    if src.dtypes[band - 1] not in _LATTICE_DTYPES:
+        return None
+    if src.mask_flag_enums[band - 1] not in ([MaskFlags.all_valid], [MaskFlags.nodata]):
+        return None
+    if src.crs is None or CRS.from_user_input(grid.crs) != src.crs:
+        return None
+    s, g = src.transform, grid.transform
+    if s.b != 0 or s.d != 0 or g.b != 0 or g.d != 0 or g.a <= 0 or g.e >= 0:
+        return None
+    factor = s.a / g.a
+    if not (factor.is_integer() and factor >= 1 and s.a == factor * g.a and s.e == factor * g.e):
+        return None
+    col, row = (g.c - s.c) / g.a, (g.f - s.f) / g.e
+    if not (col.is_integer() and row.is_integer()):
+        return None
+    if s.c + col * g.a != g.c or s.f + row * g.e != g.f:
+        return None
+    return int(factor), int(col), int(row)
+
+
+def _read_upsampled(
+    src: Any,
+    grid: Grid,
+    band: int,
+    lattice: tuple[int, int, int],
+    dtype: type[np.float32] | type[np.float64],
+) -> NDArray[np.floating[Any]]:
+    """``src`` by nearest neighbour on a grid of its lattice with pixels ``factor`` times
+    smaller (``lattice``: see ``_on_lattice``): grid pixel ``i`` takes raster pixel
+    ``(offset + i) // factor``, the one under its centre, which lies at least half a grid pixel
+    from that pixel's edges (no rounding of GDAL's coordinates moves it); NaN where that pixel
+    is outside the raster or no data."""
+    factor, col, row = lattice
+    xs = (np.arange(grid.width, dtype=np.int64) + col) // factor
+    ys = (np.arange(grid.height, dtype=np.int64) + row) // factor
+    out = np.full((grid.height, grid.width), np.nan, dtype)
+    x0, x1 = max(int(xs[0]), 0), min(int(xs[-1]) + 1, src.width)
+    y0, y1 = max(int(ys[0]), 0), min(int(ys[-1]) + 1, src.height)
+    if x0 >= x1 or y0 >= y1:  # the grid lies outside the raster
+        return out
+    raw = src.read(band, window=Window(x0, y0, x1 - x0, y1 - y0))
+    nodata = src.nodatavals[band - 1]
+    ok = np.ones(raw.shape, np.bool_) if nodata is None else _not_nodata(raw, nodata)
+    pixels = _as_float(raw, ok, dtype)
+    inside_x, inside_y = (xs >= x0) & (xs < x1), (ys >= y0) & (ys < y1)
+    out[np.ix_(inside_y, inside_x)] = pixels[np.ix_(ys[inside_y] - y0, xs[inside_x] - x0)]
+    return out
+
+
+def _read_lattice(
+    src: Any,
+    grid: Grid,
+    band: int,
+    window: Window,
+    dtype: type[np.float32] | type[np.float64],
+) -> NDArray[np.floating[Any]]:
+    """``window`` of ``src`` (a grid on its lattice, same pixel size) in ``dtype``: the part
+    inside the raster read as is, NaN at the nodata value and outside the raster (only the
+    blocks inside are fetched)."""
+    out = np.full((grid.height, grid.width), np.nan, dtype)
+    try:
+        inner = window.intersection(Window(0, 0, src.width, src.height))
+    except WindowError:  # the grid lies outside the raster
+        return out
+    if inner.width <= 0 or inner.height <= 0:
+        return out
+    raw = src.read(band, window=inner)
+    nodata = src.nodatavals[band - 1]
+    ok = np.ones(raw.shape, np.bool_) if nodata is None else _not_nodata(raw, nodata)
+    y0, x0 = int(inner.row_off - window.row_off), int(inner.col_off - window.col_off)
+    out[y0 : y0 + raw.shape[0], x0 : x0 + raw.shape[1]] = _as_float(raw, ok, dtype)
+    return out
+
+
+def _not_nodata(raw: NDArray[Any], nodata: float) -> NDArray[np.bool_]:
+    """``raw.astype(np.float64) != nodata``, the test the float64 read made, without the float64
+    copy where the dtype allows: a value equals ``nodata`` only if ``nodata`` is exactly
+    representable in the dtype (NaN equals nothing)."""
+    kind, name = raw.dtype.kind, raw.dtype.name
+    if name not in _EXACT_IN_FLOAT64:
+        return np.asarray(raw.astype(np.float64) != nodata)
+    if math.isnan(nodata):
+        return np.ones(raw.shape, np.bool_)
+    if kind in "iu":
+        info = np.iinfo(raw.dtype)
+        if not (float(nodata).is_integer() and info.min <= nodata <= info.max):
+            return np.ones(raw.shape, np.bool_)
+        return np.asarray(raw != raw.dtype.type(int(nodata)))
+    with np.errstate(over="ignore"):
+        same = raw.dtype.type(nodata)
+    if float(same) != nodata:  # not representable (or overflowed to inf): no value equals it
+        return np.ones(raw.shape, np.bool_)
+    return np.asarray(raw != same)
+
+
+def _as_float(
+    raw: NDArray[Any], ok: NDArray[np.bool_], dtype: type[np.float32] | type[np.float64]
+) -> NDArray[np.floating[Any]]:
+    """``np.where(ok, raw.astype(np.float64), np.nan).astype(dtype)``, with one copy instead of
+    three for the dtypes that cast exactly (``_EXACT_IN_FLOAT64``)."""
+    exact = raw if raw.dtype.name in _EXACT_IN_FLOAT64 else raw.astype(np.float64)
+    out: NDArray[np.floating[Any]] = exact.astype(dtype)
+    out[~ok] = np.nan
+    return out
 
 
 @contextmanager
@@ -208,7 +374,7 @@ def read_chip(
         try:
             limit = round(settings.max_fetch_mb * 1e6) if is_remote(href) else None
             with _gdal(settings, extra):
-                data = read_asset(href, grid, resampling, max_fetch_bytes=limit).astype(np.float32)
+                data = _read_asset(href, grid, resampling, 1, limit, np.float32)
             break
         except (RasterioError, OSError) as exc:
             if attempt + 1 == attempts:
@@ -224,21 +390,70 @@ def read_chip(
     return data
 
 
-def read_scene(
+_ALL = slice(None)
+#: The reason a scene with no pixel of data over the grid is skipped.
+NO_DATA = "no data over the site grid"
+
+
+@dataclass(frozen=True)
+class ScenePixels:
+    """One scene's assets on a grid before any decision from its pixels: DN (band, y, x),
+    NaN = no data; the mask band (0 where no data); per pixel the ``MaskReason`` its mask rules
+    give (clouds dilated), before pixels missing a band become ``NODATA``; the radiometry the
+    metadata decide; and the scene's CRS when it was reprojected onto the grid."""
+
+    scene: Scene
+    dn: NDArray[np.float32]
+    mask: NDArray[np.uint16]
+    mask_reasons: NDArray[np.uint8]
+    radiometry: Radiometry
+    verify_offset: bool
+    reprojected_from: str | None
+
+    def has_data(self, rows: slice = _ALL, cols: slice = _ALL) -> bool:
+        """Whether any band has data in ``rows`` x ``cols``."""
+        return bool(np.isfinite(self.dn[:, rows, cols]).any())
+
+    def boa_evidence(self, rows: slice = _ALL, cols: slice = _ALL) -> BoaEvidence:
+        """What ``radiometry.verify_boa_offset`` judges from in ``rows`` x ``cols``."""
+        return BoaEvidence.of(
+            self.dn[BAND_INDEX["swir22"], rows, cols],
+            self.mask[rows, cols],
+            self.mask_reasons[rows, cols] == MaskReason.CLEAR,
+        )
+
+    def reasons(self, rows: slice = _ALL, cols: slice = _ALL) -> NDArray[np.uint8]:
+        """The ``MaskReason`` per pixel of ``rows`` x ``cols``, ``NODATA`` where a band has
+        none (a copy)."""
+        out = self.mask_reasons[rows, cols].copy()
+        out[~np.isfinite(self.dn[:, rows, cols]).all(axis=0)] = MaskReason.NODATA
+        return out
+
+    def observation(self, radiometry: Radiometry) -> Observation:
+        """The scene as an ``Observation`` with ``radiometry`` (the verified one)."""
+        reflectance = radiometry.apply(self.dn)
+        reasons = self.mask_reasons.copy()
+        reasons[~np.isfinite(reflectance).all(axis=0)] = MaskReason.NODATA
+        s = self.scene
+        return Observation(
+            s.id, s.datetime, reflectance, reasons, radiometry, s.platform, self.reprojected_from
+        )
+
+
+def read_pixels(
     scene: Scene,
     grid: Grid,
-    rules: MaskRules | None = None,
-    settings: ReadSettings | None = None,
+    rules: MaskRules,
+    settings: ReadSettings,
     chips: ChipCache | None = None,
-) -> Observation:
-    """Read the reflectance bands and the mask of ``scene`` onto ``grid``.
+) -> ScenePixels:
+    """Read the reflectance bands, the mask (and QA_RADSAT where there) of ``scene`` onto
+    ``grid`` and decode the mask; no decision from the pixels yet (``read_scene`` makes them
+    for a whole grid, ``chunks`` over the chunks of one).
 
-    Raises ``SceneReadError`` (which a run records and skips) for an unknown profile, missing
-    assets, an asset that keeps failing, or a scene with no data over the grid; ``SourceError``
-    (``ChipMissingError``) offline when a chip is not cached.
+    Raises ``SceneReadError`` for an unknown profile, missing assets or an asset that keeps
+    failing; ``SourceError`` (``ChipMissingError``) offline when a chip is not cached.
     """
-    rules = rules or MaskRules()
-    settings = settings or ReadSettings()
     profile = PROFILES.get(scene.profile)
     if profile is None:
         raise SceneReadError(
@@ -277,25 +492,43 @@ def read_scene(
         if profile.saturation_asset and profile.saturation_asset in scene.assets
         else None
     )
-    if not np.isfinite(dn).any():
-        raise SceneReadError(scene.id, "no data over the site grid")
     mask_int = np.where(np.isfinite(mask), mask, 0).astype(np.uint16)
-    reasons = _decode_mask(profile, mask_int, radsat, rules, grid)
-    if profile.verify_offset:
-        radiometry = verify_boa_offset(
-            dn[BAND_INDEX["swir22"]], mask_int, radiometry, reasons == MaskReason.CLEAR
-        )
-    reflectance = radiometry.apply(dn)
-    reasons[~np.isfinite(reflectance).all(axis=0)] = MaskReason.NODATA
     crs = scene.crs
     moved = (
         crs
         if crs is not None and CRS.from_user_input(crs) != CRS.from_user_input(grid.crs)
         else None
     )
-    return Observation(
-        scene.id, scene.datetime, reflectance, reasons, radiometry, scene.platform, moved
-    )
+    reasons = _decode_mask(profile, mask_int, radsat, rules, grid)
+    return ScenePixels(scene, dn, mask_int, reasons, radiometry, profile.verify_offset, moved)
+
+
+def read_scene(
+    scene: Scene,
+    grid: Grid,
+    rules: MaskRules | None = None,
+    settings: ReadSettings | None = None,
+    chips: ChipCache | None = None,
+) -> Observation:
+    """Read the reflectance bands and the mask of ``scene`` onto ``grid``.
+
+    Raises ``SceneReadError`` (which a run records and skips) for an unknown profile, missing
+    assets, an asset that keeps failing, or a scene with no data over the grid; ``SourceError``
+    (``ChipMissingError``) offline when a chip is not cached.
+    """
+    pixels = read_pixels(scene, grid, rules or MaskRules(), settings or ReadSettings(), chips)
+    if not pixels.has_data():
+        raise SceneReadError(scene.id, NO_DATA)
+    radiometry = pixels.radiometry
+    if pixels.verify_offset:
+        radiometry = settle_boa_offset(radiometry, pixels.boa_evidence())
+    return pixels.observation(radiometry)
+
+
+def cloud_dilation_px(rules: MaskRules, grid: Grid) -> int:
+    """How far (pixels) the mask rules dilate clouds on ``grid``: the reach of a pixel's mask
+    reason (a chunk read with this halo decodes its interior as the whole grid does)."""
+    return round(rules.cloud_dilation_m / grid.resolution)
 
 
 def _decode_mask(
@@ -305,7 +538,7 @@ def _decode_mask(
     rules: MaskRules,
     grid: Grid,
 ) -> NDArray[np.uint8]:
-    dilation_px = round(rules.cloud_dilation_m / grid.resolution)
+    dilation_px = cloud_dilation_px(rules, grid)
     if profile.mask_kind == "scl":
         return reasons_from_scl(mask, rules.scl_masked, rules.scl_dilated, dilation_px)
     sat = (
