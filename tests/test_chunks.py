@@ -260,11 +260,6 @@ def test_window_read_equals_whole_read_sliced(folder: Path) -> None:
     _window_reads_match(folder, GRID, windows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs GDAL's resampling scale fixed and an exact transformer per read "
-    "(XSCALE/YSCALE and tolerance in read._read_onto)",
-)
 @pytest.mark.parametrize("grid_case", ["30 m grid", "other UTM zone"])
 def test_window_read_equals_whole_read_sliced_when_resampled(folder: Path, grid_case: str) -> None:
     """On a 30 m grid (20 m data downsampled) or on a grid in another CRS (a site across a UTM

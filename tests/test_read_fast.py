@@ -151,8 +151,10 @@ def test_qa_pixel_dilated_bits_use_the_same_dilation() -> None:
 def reference_read(
     href: str | Path, grid: Grid, resampling: Resampling, band: int = 1
 ) -> NDArray[np.float64]:
-    """The float64 ``WarpedVRT`` read ``read_asset`` made before (overview choice included)."""
-    from pipeline.sources.read import _overview_level
+    """The float64 ``WarpedVRT`` read ``read_asset`` made before (overview choice included),
+    with today's fixed resampling scale (``read._warp_scale``, which makes window reads agree
+    with whole-grid reads for ``pipeline.chunks``)."""
+    from pipeline.sources.read import _overview_level, _warp_scale
 
     with rasterio.open(href) as src:
         level = _overview_level(src, grid, band)
@@ -168,6 +170,7 @@ def reference_read(
             src_nodata=nodata,
             nodata=nodata,
             add_alpha=nodata is None,
+            **_warp_scale(src, grid),
         ) as vrt:
             data = vrt.read(band).astype(np.float64)
             ok = vrt.read(vrt.count) > 0 if nodata is None else data != nodata

@@ -226,10 +226,30 @@ def _read_onto(
         src_nodata=nodata,
         nodata=nodata,
         add_alpha=nodata is None,
+        **_warp_scale(src, grid),
     ) as vrt:
         raw = vrt.read(band)
         ok = vrt.read(vrt.count) > 0 if nodata is None else _not_nodata(raw, nodata)
     return _as_float(raw, ok, dtype)
+
+
+def _warp_scale(src: Any, grid: Grid) -> dict[str, Any]:
+    """Warp options that make a read of a window of ``grid`` give the pixels of the whole
+    grid's read there (``pipeline.chunks``): GDAL estimates the resampling scale from each
+    request's extent (``XSCALE``/``YSCALE`` fix it to the ratio of pixel sizes) and, across
+    CRSs, approximates the transform within ``tolerance`` pixels per request (0 is refused;
+    1e-9 makes it exact)."""
+    src_crs = CRS.from_user_input(src.crs) if src.crs is not None else None
+    grid_crs = CRS.from_user_input(grid.crs)
+    if src_crs is None or src_crs.is_geographic:
+        return {}  # no honest pixel-size ratio in metres: GDAL's own estimate
+    options: dict[str, Any] = {
+        "XSCALE": repr(abs(src.transform.a) / abs(grid.transform.a)),
+        "YSCALE": repr(abs(src.transform.e) / abs(grid.transform.e)),
+    }
+    if src_crs != grid_crs:
+        options["tolerance"] = 1e-9
+    return options
 
 
 def _on_lattice(src: Any, grid: Grid, band: int) -> tuple[int, int, int] | None:
