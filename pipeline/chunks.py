@@ -57,6 +57,7 @@ import numpy as np
 from affine import Affine
 from numpy.typing import NDArray
 
+from pipeline import task_progress
 from pipeline.bands import BAND_INDEX, BANDS
 from pipeline.errors import SceneReadError
 from pipeline.grid import Grid
@@ -169,6 +170,16 @@ def plan_chunks(shape: tuple[int, int], size: int | tuple[int, int], halo: int) 
 def halo_px(rules: MaskRules, grid: Grid) -> int:
     """The halo a chunk needs on ``grid`` for its interior to match the whole grid's."""
     return max(cloud_dilation_px(rules, grid) + GREENNESS_REACH_PX, MIN_HALO_PX)
+
+
+def chunk_steps(grid: Grid, chunk_px: int | tuple[int, int] | None) -> int:
+    """The chunk reads a site-year on ``grid`` makes (its progress total): each chunk once per
+    pass, 0 when it is read whole."""
+    if not needs_chunks(grid, chunk_px):
+        return 0
+    assert chunk_px is not None
+    rows, cols = (chunk_px, chunk_px) if isinstance(chunk_px, int) else chunk_px
+    return 2 * (-(-grid.height // rows)) * (-(-grid.width // cols))
 
 
 def needs_chunks(grid: Grid, chunk_px: int | tuple[int, int] | None) -> bool:
@@ -290,6 +301,7 @@ def _site_year(
                 if start <= scene.date <= end:
                     count[chunk.rows, chunk.cols] += clear
             swir[c][i] = np.where(clear, pixels.dn[BAND_INDEX["swir22"], rows, cols], np.nan)
+        task_progress.report("chunks", c + 1, 2 * len(chunks))
     if missing:
         raise ChipMissingError.combined(missing)
 
@@ -348,7 +360,7 @@ def _site_year(
     season = [used.index(k) for k in in_season]
     greens = [used.index(k) for k in green_obs]
     products = SeasonProducts.empty(len(BANDS), grid.shape)
-    for chunk in chunks:
+    for c, chunk in enumerate(chunks):
         read_grid = chunk.read_grid(grid)
         stack = np.empty((len(used), len(BANDS), *read_grid.shape), np.float32)
         clear = np.empty((len(used), *read_grid.shape), bool)
@@ -371,6 +383,7 @@ def _site_year(
         del stack, clear
         products.paste(chunk.rows, chunk.cols, part.window(*chunk.inner))
         del part
+        task_progress.report("chunks", len(chunks) + c + 1, 2 * len(chunks))
     return finish_site_year(
         site_id, year, (start, end), widened, tuple(site_records), products, area,
         grid.pixel_area_ha, params,

@@ -378,12 +378,16 @@ def _run_tasks(
     report: Progress,
 ) -> dict[tuple[str, int], TaskRecord]:
     """Run every site-year task on ``executor`` (None: here) and show progress: site-years
-    done, and scenes read and pixels delivered (MB) across all tasks, counting the running
-    tasks' own reports (``task_progress``) as they come."""
+    done, and across all tasks scenes read, chunks read (when sites are read by chunks) and
+    pixels delivered (MB), counting the running tasks' own reports (``task_progress``) as they
+    come; the bars' ETA comes from these counts."""
     totals = {
         "scenes read": [len(t.scenes) for t in tasks],
+        "chunks": [chunks.chunk_steps(t.grid, t.chunk_px) for t in tasks],
         "pixels read (MB)": [_pixel_mb(t) for t in tasks],
     }
+    if not any(totals["chunks"]):
+        del totals["chunks"]  # no site is read by chunks: no bar for them
     live: dict[int, dict[str, tuple[int, int]]] = {}  # running task -> counter -> (done, total)
     finished: dict[int, TaskRecord] = {}
 

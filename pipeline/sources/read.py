@@ -32,6 +32,7 @@ from rasterio.errors import RasterioError, WindowError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from pipeline import task_progress
 from pipeline.bands import BAND_INDEX, BANDS
 from pipeline.errors import LimitError, SceneReadError, SourceError
 from pipeline.grid import Grid
@@ -583,7 +584,7 @@ def read_scenes(
     observed: list[Observation] = []
     skipped: list[tuple[Scene, str]] = []
     missing: list[ChipMissingError] = []
-    for scene in scenes:
+    for n, scene in enumerate(scenes, start=1):
         try:
             observed.append(read_scene(scene, grid, rules, settings, chips))
         except ChipMissingError as exc:
@@ -591,6 +592,7 @@ def read_scenes(
         except SceneReadError as exc:
             logger.warning("skipping %s", exc)
             skipped.append((scene, exc.reason))
+        task_progress.report("scenes read", n, len(scenes))
     if missing:
         raise ChipMissingError.combined(missing)
     return observed, skipped
