@@ -414,8 +414,9 @@ class YearsConfig(_Model):
 class LimitsConfig(_Model):
     """Sizes refused before any search or read (``sites.check_site_limits``), so a site too big
     for the machine fails at once with what to do instead of a MemoryError hours in. The
-    defaults are sized for 24 GB: one site-year needs ~4.5 KB per grid pixel (60 scenes of 6
-    float32 bands and a mask, plus the composite's temporaries), per worker."""
+    defaults are sized for 24 GB: read by chunks (``grid.chunk_px``), a site-year needs ~500 B
+    per grid pixel per worker; read whole, ~4.5 KB (60 scenes of 6 float32 bands and a mask,
+    plus the composite's temporaries), so a whole-grid read also stays within 4 Mpx."""
 
     max_site_area_km2: Real = Field(
         DEFAULT_MAX_SITE_AREA_KM2,
@@ -429,9 +430,9 @@ class LimitsConfig(_Model):
         ge=1,
         le=1_000_000_000,
         strict=True,
-        description=f"refuse a site grid (buffer included) with more pixels: "
-        f"~{BYTES_PER_GRID_PIXEL:,} bytes per pixel per worker, 4 Mpx = 18 GB; coarsen "
-        "grid.resolution_m instead (at most 1e9)",
+        description=f"refuse a site grid (buffer included) with more pixels: read by chunks "
+        f"~{BYTES_PER_GRID_PIXEL:,} bytes per pixel per worker, 12 Mpx = 6 GB (read whole, at "
+        "most 4 Mpx: 18 GB); coarsen grid.resolution_m instead (at most 1e9)",
     )
 
 

@@ -584,6 +584,7 @@ def run(
         site_list,
         {s.id: s.grid(config.grid.resolution_m, config.grid.buffer_m) for s in site_list},
         config.limits,
+        chunked=config.grid.chunk_px is not None,
     )
     # An input inside the output folder (the demo writes its sites file there) is carried into
     # each new run, so that the swap does not delete it.

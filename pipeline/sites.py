@@ -42,19 +42,22 @@ ADJACENT_SUFFIX = "-adjacent"
 # boundaries, a raster exported as polygons) that would exhaust memory before any check.
 MAX_SITE_FILE_BYTES = 50_000_000
 
-# Memory of one site-year, per pixel of its grid (buffer included), measured with tracemalloc
-# on `recipe.site_year` (60 looks from June to November, the README's 40-60 Sentinel-2 scenes):
-# the looks hold 6 float32 bands + a clear mask each (60 x 25 B = 1.5 KB), the recipe's stacks,
-# NaN-masked copy and median/percentile temporaries add 2.8 KB at peak: ~4.3 KB, rounded up
-# to 4.5 KB for the reads' own buffers. Each worker holds one site-year.
-BYTES_PER_GRID_PIXEL = 4_500
-# 4 Mpx x 4.5 KB = 18 GB: one worker's site-year fits in 24 GB with room for the OS, Python,
-# GDAL's cache and the driver's per-year results. 2,000 x 2,000 pixels: 400 km2 at 10 m.
-DEFAULT_MAX_GRID_PIXELS = 4_000_000
+# Memory of one site-year, per pixel of its grid (buffer included). Read whole (``grid.chunk_px:
+# null``), measured with tracemalloc on `recipe.site_year` (60 looks from June to November): the
+# looks hold 6 float32 bands + a clear mask each (60 x 25 B = 1.5 KB), the recipe's stacks and
+# temporaries add 2.8 KB at peak: ~4.3 KB, rounded up to 4.5 KB. Read by chunks (the default,
+# ``pipeline.chunks``), only the whole-site products stay: measured peak RSS of a whole run,
+# 1.99 GB for a 5.5 Mpx site over ten years of 12 looks and 2.6 GB for one year of 30 looks
+# (benchmarks/whole_run.py, benchmarks/scaling.py): ~500 B per pixel.
+WHOLE_GRID_BYTES_PER_PIXEL = 4_500
+BYTES_PER_GRID_PIXEL = 500
+# 12 Mpx x 500 B = 6 GB by chunks: the whole-camp box of Kwanliso 16 (1,025 km2, the largest
+# documented; 10.7 Mpx at 10 m) runs at 10 m. Read whole, a grid must also stay within 4 Mpx
+# (x 4.5 KB = 18 GB: one worker's site-year fits in 24 GB).
+DEFAULT_MAX_GRID_PIXELS = 12_000_000
+WHOLE_GRID_MAX_PIXELS = 4_000_000
 # At 20 m (1 km2 = 2,500 pixels) a 1,500 km2 site with its buffer is just under 4 Mpx: any site
-# within this area fits the default pixel limit at 20 m or coarser. The whole-camp box of
-# Kwanliso 16 (1,025 km2, the largest documented) fits; at 10 m its 10.7 Mpx grid is refused
-# with the resolution that would fit.
+# within this area fits a whole-grid read at 20 m or coarser.
 DEFAULT_MAX_SITE_AREA_KM2 = 1_500.0
 
 _GEOD = Geod(ellps="WGS84")
@@ -155,38 +158,54 @@ class Site:
             raise SiteError(f"site {self.id}: {exc}") from None
 
 
-def check_site_limits(sites: Sequence[Site], grids: Mapping[str, Grid], limits: SiteLimits) -> None:
+def check_site_limits(
+    sites: Sequence[Site],
+    grids: Mapping[str, Grid],
+    limits: SiteLimits,
+    *,
+    chunked: bool = True,
+) -> None:
     """Refuse, before any search or read, a site larger than ``limits.max_site_area_km2`` or
-    whose grid (``grids[site.id]``) has more than ``limits.max_grid_pixels`` pixels, with a
-    ``LimitError`` naming the site, its size, the limit and what to do. Sites without a grid in
-    ``grids`` get the area check only."""
+    whose grid (``grids[site.id]``) has more than ``limits.max_grid_pixels`` pixels (and, read
+    whole, not ``chunked``, more than ``WHOLE_GRID_MAX_PIXELS``), with a ``LimitError`` naming
+    the site, its size, the limit and what to do. Sites without a grid in ``grids`` get the area
+    check only."""
+    per_pixel = BYTES_PER_GRID_PIXEL if chunked else WHOLE_GRID_BYTES_PER_PIXEL
     for site in sites:
         area = site.area_km2
         if not area <= limits.max_site_area_km2:
             raise LimitError(
                 f"site {site.id}: area {area:,.0f} km2 exceeds limits.max_site_area_km2 = "
-                f"{limits.max_site_area_km2:,.0f} km2 (about what 24 GB holds at 20 m); split it "
-                "into smaller sites in the site file, or raise limits.max_site_area_km2 on a "
-                f"machine with more memory (each worker needs ~{BYTES_PER_GRID_PIXEL:,} bytes per "
-                "grid pixel)"
+                f"{limits.max_site_area_km2:,.0f} km2; split it into smaller sites in the site "
+                "file, or raise limits.max_site_area_km2 on a machine with more memory (each "
+                f"worker needs ~{per_pixel:,} bytes per grid pixel)"
             )
     for site in sites:
         grid = grids.get(site.id)
         if grid is None:
             continue
         pixels = grid.width * grid.height
-        if pixels <= limits.max_grid_pixels:
+        limit = (
+            limits.max_grid_pixels
+            if chunked
+            else min(limits.max_grid_pixels, WHOLE_GRID_MAX_PIXELS)
+        )
+        if pixels <= limit:
             continue
         res = grid.resolution
-        fits = res * math.sqrt(pixels / limits.max_grid_pixels)
+        fits = res * math.sqrt(pixels / limit)
         coarser = math.ceil(fits / 10.0) * 10.0
+        name = "limits.max_grid_pixels" if limit == limits.max_grid_pixels else "a whole-grid read"
         raise LimitError(
             f"site {site.id}: its grid is {grid.width:,} x {grid.height:,} = {pixels:,} pixels at "
-            f"{res:g} m (buffer included), over limits.max_grid_pixels = "
-            f"{limits.max_grid_pixels:,} (one site-year needs ~{BYTES_PER_GRID_PIXEL:,} bytes per "
-            f"pixel per worker: ~{pixels * BYTES_PER_GRID_PIXEL / 1e9:,.0f} GB); coarsen the grid "
-            f"(grid.resolution_m: {coarser:g} or more fits), split the site, or raise "
-            "limits.max_grid_pixels on a machine with more memory"
+            f"{res:g} m (buffer included), over {name} = {limit:,} (one site-year needs "
+            f"~{per_pixel:,} bytes per pixel per worker: ~{pixels * per_pixel / 1e9:,.1f} GB); "
+            f"coarsen the grid (grid.resolution_m: {coarser:g} or more fits), split the site"
+            + (
+                ", or raise limits.max_grid_pixels on a machine with more memory"
+                if chunked
+                else ", or read it by chunks (grid.chunk_px: 1024)"
+            )
         )
 
 

@@ -279,13 +279,21 @@ def test_grid_pixel_limit_names_site_pixels_and_the_resolution_that_fits() -> No
     (camp16,) = load_sites(ROOT / "aoi" / "dprk_sites.geojson", only=["kwanliso-16"])
     assert 1_000 < camp16.area_km2 < DEFAULT_MAX_SITE_AREA_KM2  # the 1,025 km2 whole-camp box
     at_10 = {camp16.id: camp16.grid(10, 200)}
+    # Read by chunks (the default), the whole box fits at 10 m.
+    check_site_limits([camp16], at_10, LimitsConfig())
     with pytest.raises(
         LimitError,
         match=r"site kwanliso-16: its grid is 3,246 x 3,282 = 10,653,372 pixels at 10 m .*"
         r"over limits\.max_grid_pixels = 4,000,000 .*grid\.resolution_m: 20 or more fits",
     ):
-        check_site_limits([camp16], at_10, LimitsConfig())
-    check_site_limits([camp16], {camp16.id: camp16.grid(20, 200)}, LimitsConfig())
+        check_site_limits([camp16], at_10, LimitsConfig(max_grid_pixels=4_000_000))
+    # Read whole, it does not, and the message says how to read it by chunks.
+    with pytest.raises(
+        LimitError,
+        match=r"over a whole-grid read = 4,000,000 .*~47\.9 GB.*grid\.chunk_px: 1024",
+    ):
+        check_site_limits([camp16], at_10, LimitsConfig(), chunked=False)
+    check_site_limits([camp16], {camp16.id: camp16.grid(20, 200)}, LimitsConfig(), chunked=False)
     focus = load_sites(ROOT / "aoi" / "dprk_sites.geojson")
     small = [s for s in focus if s.area_km2 < 10]
     check_site_limits(small, {s.id: s.grid(10, 200) for s in small}, LimitsConfig())

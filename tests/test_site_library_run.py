@@ -51,7 +51,9 @@ def empty_collection(cid: str) -> dict[str, Any]:
 def local_config(
     pgstac_api: PgstacServer, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict[str, Any]]:
-    """configs/dprk-sentinel2.yaml pointed at the local API; nothing else changed."""
+    """configs/dprk-sentinel2.yaml pointed at the local API, with the grid limit of a
+    whole-grid read (4 Mpx), so that the refusal of the largest camps and their rerun at a
+    coarser grid are exercised (read by chunks, the default 12 Mpx lets them run at 10 m)."""
     pgstac_api.load([empty_collection(COLLECTION)], [])
     folder = tmp_path_factory.mktemp("library")
     raw = yaml.safe_load(CONFIG.read_text())
@@ -60,6 +62,7 @@ def local_config(
     raw["source"]["collections"] = [COLLECTION]
     raw["output_dir"] = str(folder / "runs")
     raw["cache_dir"] = str(folder / "cache")
+    raw["limits"] = {**raw.get("limits", {}), "max_grid_pixels": 4_000_000}
     path = folder / "dprk-sentinel2.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path, raw
