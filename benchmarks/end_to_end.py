@@ -234,7 +234,9 @@ def site_square(size_px: int) -> tuple[float, float, float, float]:
     return (SITE_LEFT, SITE_TOP - side, SITE_LEFT + side, SITE_TOP)
 
 
-def write_sitewatch_config(work: Path, api_url: str, size_px: int, cache: Path) -> Path:
+def write_sitewatch_config(
+    work: Path, api_url: str, size_px: int, cache: Path, chunk_px: int | None = None
+) -> Path:
     import yaml
     from shapely.geometry import box, mapping
 
@@ -265,7 +267,7 @@ def write_sitewatch_config(work: Path, api_url: str, size_px: int, cache: Path) 
             "collections": [COLLECTION],
             "max_cloud_cover": 100,
         },
-        "grid": {"resolution_m": 10, "buffer_m": 0},
+        "grid": {"resolution_m": 10, "buffer_m": 0, "chunk_px": chunk_px or 1024},
         "workers": 1,
         "cache_dir": str(cache),
     }
@@ -398,13 +400,18 @@ def run_child(argv: list[str], server: Any, profile: Path | None = None) -> dict
 
 
 def run_sitewatch(
-    work: Path, api_url: str, size_px: int, server: Any, profile: Path | None = None
+    work: Path,
+    api_url: str,
+    size_px: int,
+    server: Any,
+    profile: Path | None = None,
+    chunk_px: int | None = None,
 ) -> dict[str, Any]:
     """A cold `sitewatch run`: a fresh output folder and chip cache (a kept one would resume)."""
     out, cache = work / "sitewatch-out", work / "sitewatch-cache"
     for folder in (out, cache):
         shutil.rmtree(folder, ignore_errors=True)
-    config = write_sitewatch_config(work, api_url, size_px, cache)
+    config = write_sitewatch_config(work, api_url, size_px, cache, chunk_px)
     argv = ["--child", "sitewatch", "--config", str(config), "--out", str(out)]
     return run_child(argv, server, profile=profile)
 
@@ -438,6 +445,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each contender")
     parser.add_argument("--workdir", type=Path, help="keep the archive here (reused if built)")
     parser.add_argument("--profile", action="store_true", help="also profile a sitewatch run")
+    parser.add_argument(
+        "--chunk-px", type=int, help="sitewatch's grid.chunk_px (default 1024: the site is whole)"
+    )
     parser.add_argument("--child", choices=["odc-stac", "sitewatch"], help=argparse.SUPPRESS)
     parser.add_argument("--api", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -485,7 +495,9 @@ def main(argv: list[str] | None = None) -> None:
                     ["--child", "odc-stac", "--api", api.url, "--size", str(args.size)], server
                 )
             )
-            runs["sitewatch"].append(run_sitewatch(work, api.url, args.size, server))
+            runs["sitewatch"].append(
+                run_sitewatch(work, api.url, args.size, server, chunk_px=args.chunk_px)
+            )
         report["runs"] = runs
         if args.profile:
             prof = work / "sitewatch.prof"

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 from shapely.geometry import MultiPolygon, Polygon
 
@@ -233,7 +234,7 @@ def observe(task: SiteYearTask) -> SiteYear:
     chips = ChipCache(task.chip_root) if task.chip_root is not None else None
 
     def record(
-        scene: Scene, radiometry: Radiometry, counts: np.ndarray, moved: str | None
+        scene: Scene, radiometry: Radiometry, counts: NDArray[np.int64], moved: str | None
     ) -> SceneRecord:
         return look_record(
             scene.id,
