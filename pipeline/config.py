@@ -191,9 +191,18 @@ class ReadConfig(_Model):
         "that would be downloaded whole skips its scene",
     )
 
+    threads: int = Field(
+        4,
+        ge=1,
+        le=32,
+        strict=True,
+        description="scenes a worker reads at once (remote reads overlap their latency; the "
+        "results do not depend on it)",
+    )
+
     def settings(self, offline: bool = False) -> ReadSettings:
         return ReadSettings(
-            self.retries, self.backoff_s, self.timeout_s, offline, self.max_fetch_mb
+            self.retries, self.backoff_s, self.timeout_s, offline, self.max_fetch_mb, self.threads
         )
 
 

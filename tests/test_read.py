@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,9 @@ from affine import Affine
 
 from pipeline.errors import SceneReadError
 from pipeline.grid import Grid
-from pipeline.masking import MaskReason
+from pipeline.masking import MaskReason, MaskRules
 from pipeline.sources.base import Asset, Scene
-from pipeline.sources.read import read_scene
+from pipeline.sources.read import ReadSettings, read_scene, read_scenes
 from pipeline.sources.sensors import BANDS, s2_radiometry
 
 CRS = "EPSG:32651"
@@ -247,3 +248,35 @@ def test_hrefs_are_restricted_and_secrets_redacted() -> None:
     assert "SECRET" not in text
     assert "hunter2" not in text
     assert text.startswith("/vsicurl/https://h.net/x.tif?")
+
+
+def test_scenes_read_at_once_give_what_one_at_a_time_gives(tmp_path: Path) -> None:
+    """``read.threads``: the observations, their order and the skipped scenes (with reasons) do
+    not depend on how many scenes are read at once."""
+    scenes = []
+    for k, (baseline, dn) in enumerate([("05.09", 1500), ("03.01", 900), ("04.00", 2100)] * 3):
+        folder = tmp_path / f"s{k}"
+        folder.mkdir()
+        scene = make_scene(folder, baseline, dn)
+        scenes.append(dataclasses.replace(scene, id=f"S2X_{k}"))
+    broken = scenes[4]
+    scenes[4] = dataclasses.replace(
+        broken, assets={**broken.assets, "red": Asset(str(tmp_path / "gone.tif"))}
+    )
+    grid = Grid(CRS, Affine(10, 0, 500200, 0, -10, 4399800), 40, 30)
+    results = [
+        read_scenes(scenes, grid, MaskRules(), ReadSettings(threads=n, retries=1), None)
+        for n in (1, 4)
+    ]
+    (one, skipped_one), (many, skipped_many) = results
+    assert (
+        [o.scene_id for o in one]
+        == [o.scene_id for o in many]
+        == [s.id for s in scenes if s is not scenes[4]]
+    )
+    for a, b in zip(one, many, strict=True):
+        assert np.array_equal(a.reflectance, b.reflectance, equal_nan=True)
+        assert np.array_equal(a.reasons, b.reasons)
+        assert a.radiometry == b.radiometry
+    assert [(s.id, r) for s, r in skipped_one] == [(s.id, r) for s, r in skipped_many]
+    assert skipped_one[0][0].id == "S2X_4"

@@ -17,7 +17,8 @@ import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -71,6 +72,9 @@ class ReadSettings:
     timeout_s: float = 30.0
     offline: bool = False
     max_fetch_mb: float = 512.0
+    # Scenes read at once (``read_scenes``): GDAL releases the GIL while it fetches and
+    # decodes, so remote reads overlap their latency and local ones use the cores.
+    threads: int = 4
 
     def gdal_env(self) -> dict[str, str]:
         env = dict(GDAL_ENV)
@@ -580,19 +584,32 @@ def read_scenes(
     chips: ChipCache | None,
 ) -> tuple[list[Observation], list[tuple[Scene, str]]]:
     """Every scene on ``grid``, and the scenes that could not be read with the reason: one bad
-    scene never sinks a run. Offline cache misses are collected and raised together."""
+    scene never sinks a run. Offline cache misses are collected and raised together. Up to
+    ``settings.threads`` scenes are read at once; the results and their order do not depend on
+    it (each scene's read is independent)."""
+
+    def one(scene: Scene) -> Observation | SourceError:
+        try:
+            return read_scene(scene, grid, rules, settings, chips)
+        except (ChipMissingError, SceneReadError) as exc:
+            return exc
+
     observed: list[Observation] = []
     skipped: list[tuple[Scene, str]] = []
     missing: list[ChipMissingError] = []
-    for n, scene in enumerate(scenes, start=1):
-        try:
-            observed.append(read_scene(scene, grid, rules, settings, chips))
-        except ChipMissingError as exc:
-            missing.append(exc)
-        except SceneReadError as exc:
-            logger.warning("skipping %s", exc)
-            skipped.append((scene, exc.reason))
-        task_progress.report("scenes read", n, len(scenes))
+    threads = max(1, min(settings.threads, len(scenes)))
+    with ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool:
+        results = pool.map(one, scenes) if pool is not None else map(one, scenes)
+        for n, (scene, result) in enumerate(zip(scenes, results, strict=True), start=1):
+            if isinstance(result, ChipMissingError):
+                missing.append(result)
+            elif isinstance(result, SceneReadError):
+                logger.warning("skipping %s", result)
+                skipped.append((scene, result.reason))
+            else:
+                assert isinstance(result, Observation)
+                observed.append(result)
+            task_progress.report("scenes read", n, len(scenes))
     if missing:
         raise ChipMissingError.combined(missing)
     return observed, skipped
