@@ -9,11 +9,11 @@ mask reason depends on the mask within the cloud dilation radius (``cloud_dilati
 greenness on the NDVI of its 3 x 3 square (``classify.greenness``): the halo is the sum. Pixels
 beyond the grid's edge are never read, as in the whole-grid read, so edge chunks see the edge
 exactly as the whole grid does. Reading a window of the grid gives the whole-grid read's pixels
-in that window (``window_grid`` keeps the grid's lattice, and the warp is per output pixel) when
-GDAL's resampling scale is fixed per read (warp options ``XSCALE``/``YSCALE``) and, for a scene
-in another CRS, the transformer is exact: otherwise GDAL estimates both per request. Without
-them, 20 m bands upsampled onto a 10 m grid in the same CRS still match from 5 px across
-(``MIN_HALO_PX``); downsampling, other ratios and reprojection do not.
+in that window (``window_grid`` keeps the grid's lattice, and the warp is per output pixel):
+``read._warp_scale`` fixes GDAL's resampling scale per read (warp options ``XSCALE``/``YSCALE``)
+and, for a scene in another CRS, makes the transformer exact, which GDAL otherwise estimates
+per request. A source in a geographic CRS has no such fix (no pixel size in metres); a whole
+run's scenes come in UTM.
 
 The per-scene and per-site-year decisions are global; each is made from what it uses, gathered
 over the chunk interiors (which tile the grid, so counts add up and value vectors concatenate
