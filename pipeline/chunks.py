@@ -49,9 +49,12 @@ which can be another asset than the whole-grid read names; a remote asset's fetc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from itertools import islice
 
 import numpy as np
 from affine import Affine
@@ -59,7 +62,7 @@ from numpy.typing import NDArray
 
 from pipeline import task_progress
 from pipeline.bands import BAND_INDEX, BANDS
-from pipeline.errors import SceneReadError
+from pipeline.errors import SceneReadError, SourceError
 from pipeline.grid import Grid
 from pipeline.masking import MaskReason, MaskRules
 from pipeline.radiometry import (
@@ -274,11 +277,12 @@ def _site_year(
     for c, chunk in enumerate(chunks):
         read_grid = chunk.read_grid(grid)
         rows, cols = chunk.inner
-        for i, scene in enumerate(scenes):
-            if i in dead:
-                continue
+        live = [i for i in range(len(scenes)) if i not in dead]
+        reads = _read_many([scenes[i] for i in live], read_grid, rules, settings, chips)
+        for i, read in zip(live, reads, strict=True):
+            scene = scenes[i]
             try:
-                pixels = read_pixels(scene, read_grid, rules, settings, chips)
+                pixels = read()
             except ChipMissingError as exc:
                 missing.append(exc)
                 dead.add(i)
@@ -364,10 +368,11 @@ def _site_year(
         read_grid = chunk.read_grid(grid)
         stack = np.empty((len(used), len(BANDS), *read_grid.shape), np.float32)
         clear = np.empty((len(used), *read_grid.shape), bool)
-        for n, k in enumerate(used):
+        reads = _read_many([scenes[looks[k][0]] for k in used], read_grid, rules, settings, chips)
+        for n, (k, read) in enumerate(zip(used, reads, strict=True)):
             i, day, record, radiometry = looks[k]
             try:
-                pixels = read_pixels(scenes[i], read_grid, rules, settings, chips)
+                pixels = read()
             except SceneReadError as exc:
                 raise _LateFailure(scenes[i], exc) from None
             observation = pixels.observation(radiometry)
@@ -388,6 +393,46 @@ def _site_year(
         site_id, year, (start, end), widened, tuple(site_records), products, area,
         grid.pixel_area_ha, params,
     )  # fmt: skip
+
+
+def _read_many(
+    scenes: Sequence[Scene],
+    grid: Grid,
+    rules: MaskRules,
+    settings: ReadSettings,
+    chips: ChipCache | None,
+) -> Iterator[Callable[[], ScenePixels]]:
+    """``read_pixels`` of each scene on ``grid``, up to ``settings.threads`` at once, yielded
+    in order as a call that returns the pixels or raises the read's error (so the caller meets
+    each failure where the one-at-a-time loop would)."""
+
+    def one(scene: Scene) -> Callable[[], ScenePixels]:
+        try:
+            pixels = read_pixels(scene, grid, rules, settings, chips)
+        except SourceError as exc:
+            error = exc
+
+            def fail() -> ScenePixels:
+                raise error
+
+            return fail
+        return lambda: pixels
+
+    threads = max(1, min(settings.threads, len(scenes)))
+    if threads == 1:
+        yield from map(one, scenes)
+        return
+    # At most ``threads`` reads ahead of the caller: a chunk's scenes are not all held at once.
+    with ThreadPoolExecutor(threads) as pool:
+        ahead: deque[Future[Callable[[], ScenePixels]]] = deque()
+        pending = iter(scenes)
+        for scene in islice(pending, threads):
+            ahead.append(pool.submit(one, scene))
+        while ahead:
+            done = ahead.popleft().result()
+            for scene in islice(pending, 1):
+                ahead.append(pool.submit(one, scene))
+            yield done
 
 
 def _gather(survey: _Survey, pixels: ScenePixels, rows: slice, cols: slice) -> None:
