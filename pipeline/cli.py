@@ -27,6 +27,7 @@ from pipeline import __version__
 from pipeline.errors import ConfigError, SitewatchError
 from pipeline.export.atomic import atomic_write_text
 from pipeline.sites import SITE_KINDS
+from pipeline.sources.base import RedactSecrets
 
 console = Console(stderr=True)
 
@@ -303,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console_handler = logging.StreamHandler()
     console_handler.setLevel(max(logging.WARNING - 10 * args.verbose, logging.DEBUG))
     console_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    console_handler.addFilter(RedactSecrets())
     logging.basicConfig(level=logging.DEBUG, handlers=[console_handler])
     try:
         return _dispatch(args)

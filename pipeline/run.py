@@ -97,7 +97,7 @@ from pipeline.sites import (
     load_sites,
     select_sites,
 )
-from pipeline.sources.base import Scene, SceneSource
+from pipeline.sources.base import RedactSecrets, Scene, SceneSource
 from pipeline.sources.chips import ChipCache
 from pipeline.sources.read import ReadSettings, is_remote, read_scenes
 from pipeline.sources.registry import OpenedSource, SourceContext, TruthLookup, open_source
@@ -640,6 +640,7 @@ def run_log(path: Path) -> Iterator[None]:
         logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     )
     handler.setLevel(logging.INFO)
+    handler.addFilter(RedactSecrets())
     package = logging.getLogger("pipeline")
     level = package.level
     if package.getEffectiveLevel() > logging.INFO:

@@ -280,3 +280,19 @@ def test_scenes_read_at_once_give_what_one_at_a_time_gives(tmp_path: Path) -> No
         assert a.radiometry == b.radiometry
     assert [(s.id, r) for s, r in skipped_one] == [(s.id, r) for s, r in skipped_many]
     assert skipped_one[0][0].id == "S2X_4"
+
+
+def test_gdal_warnings_that_quote_a_signed_url_are_redacted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """GDAL's warnings reach the log through rasterio from any thread (``read.threads``) and
+    quote the URL they failed on: the query string never reaches a handler."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("rasterio._env").warning(
+            "CPLE_AppDefined in HTTP response code on %s: 0",
+            "http://127.0.0.1:9/blue.tif?sig=planted-SECRET&se=2030",
+        )
+    assert "planted-SECRET" not in caplog.text
+    assert "http://127.0.0.1:9/blue.tif?<redacted>" in caplog.text

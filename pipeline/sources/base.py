@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -132,6 +133,17 @@ def redact(text: str) -> str:
     """``text`` with URL query strings (signatures, tokens) and user:password@ removed, for
     messages, logs and the manifest: credentials never leave the process."""
     return _USERINFO.sub(r"\1", _QUERY.sub("?<redacted>", text))
+
+
+class RedactSecrets(logging.Filter):
+    """A handler filter that ``redact``s every record naming a URL or GDAL path: GDAL's own
+    warnings (logged by rasterio, from any thread) quote the signed URL they failed on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "://" in message or "/vsi" in message:
+            record.msg, record.args = redact(message), None
+        return True
 
 
 def gdal_href(href: str, base: Path | None = None) -> str:

@@ -39,11 +39,15 @@ from pipeline.errors import LimitError, SceneReadError, SourceError
 from pipeline.grid import Grid
 from pipeline.masking import MaskReason, MaskRules, reasons_from_qa_pixel, reasons_from_scl
 from pipeline.radiometry import BoaEvidence, Radiometry, settle_boa_offset
-from pipeline.sources.base import Scene, redact
+from pipeline.sources.base import RedactSecrets, Scene, redact
 from pipeline.sources.chips import ChipCache, ChipMissingError
 from pipeline.sources.sensors import PROFILES, SensorProfile
 
 logger = logging.getLogger(__name__)
+# GDAL's warnings, which rasterio logs from whichever thread met them, quote the signed URL they
+# failed on: every record of those loggers is redacted before any handler sees it.
+for _name in ("rasterio._env", "rasterio._err"):
+    logging.getLogger(_name).addFilter(RedactSecrets())
 
 # GDAL settings for cloud reads (GDAL docs, "Configuration options" and "/vsicurl/"): no
 # directory listing on open, only raster extensions probed, consecutive ranges merged, HTTP/2
