@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,8 +155,11 @@ class StoredArrays:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # A damaged archive fails here, not at first use (and before np.load, which leaks its
+        # file when the archive is damaged).
+        with zipfile.ZipFile(path) as archive:
+            archive.namelist()
         self._npz = np.load(path, allow_pickle=False)
-        self._npz.files  # noqa: B018 -- a damaged archive fails here, not at first use
 
     def __call__(self, name: str) -> NDArray[Any]:
         return np.asarray(self._npz[name])

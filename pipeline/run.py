@@ -313,10 +313,13 @@ def load_stored(
         return None
 
 
-def load_resumed(work: Path, key: str, task: SiteYearTask) -> SiteYear | None:
+def load_resumed(
+    work: Path, key: str, task: SiteYearTask, *, on_demand: bool = False
+) -> SiteYear | None:
     """The stored site-year of ``key`` if a resumed run may reuse it: None when there is none,
-    it is unreadable, or it skipped scenes (skips may be transient: it is recomputed)."""
-    result = load_stored(work, key, task)
+    it is unreadable, or it skipped scenes (skips may be transient: it is recomputed).
+    ``on_demand`` as for ``load_stored``."""
+    result = load_stored(work, key, task, on_demand=on_demand)
     if result is not None and result.n_skipped:
         logger.info(
             "%s %d: %d scene(s) were skipped last time; reading again",
@@ -354,7 +357,8 @@ def run_site_year(work: Path, key: str, task: SiteYearTask) -> TaskRecord:
     """The task a worker runs: reuse the stored site-year of ``key`` or compute and store it.
     Its progress goes to the listener of the driver's process, or elsewhere to a progress file
     beside the resume files, which the driver reads (``task_progress``)."""
-    reused = load_resumed(work, key, task) is not None
+    # The record and the archive's table of contents tell; the composites are the driver's.
+    reused = load_resumed(work, key, task, on_demand=True) is not None
     if not reused:
         if task_progress.listening():
             result = observe(task)
