@@ -50,9 +50,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from itertools import islice
 
@@ -194,17 +194,76 @@ def needs_chunks(grid: Grid, chunk_px: int | tuple[int, int] | None) -> bool:
     return grid.height > rows or grid.width > cols
 
 
-@dataclass
-class _Survey:
-    """What pass 1 gathers of one scene."""
+@dataclass(frozen=True)
+class ScenePart:
+    """What pass 1 learns of one scene from one chunk's interior: its radiometry as the
+    metadata decide, whether its offset is to be checked, the CRS it was reprojected from,
+    whether it has data here, its mask reason counts, its offset evidence (when checked), the
+    clear pixels (``np.packbits`` of the interior, row by row) and their SWIR2 DN in that order."""
 
-    scene: Scene
     radiometry: Radiometry
     verify_offset: bool
     reprojected_from: str | None
-    has_data: bool = False
-    counts: NDArray[np.int64] | None = None
-    evidence: list[BoaEvidence] | None = None
+    has_data: bool
+    counts: NDArray[np.int64]
+    evidence: BoaEvidence | None
+    clear_bits: NDArray[np.uint8]
+    clear_swir22: NDArray[np.float32]
+
+    def clear(self, shape: tuple[int, int]) -> NDArray[np.bool_]:
+        """The clear pixels of the interior of ``shape``."""
+        n = shape[0] * shape[1]
+        return np.unpackbits(self.clear_bits, count=n).astype(bool).reshape(shape)
+
+
+@dataclass(frozen=True)
+class ChunkSurvey:
+    """Pass 1 over one chunk: the part of each scene read there (by index into the
+    site-year's scenes), the scenes whose read failed there with the reason, and the chips an
+    offline cache lacks (``ChipMissingError``'s key, href and count of more). Picklable: a
+    chunk task hands it over through the run's work folder."""
+
+    parts: dict[int, ScenePart]
+    failed: dict[int, str]
+    missing: tuple[tuple[str, str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class PlannedLook:
+    """A look the decisions keep: its scene (index into the site-year's scenes), day, record
+    and settled radiometry."""
+
+    scene: int
+    day: date
+    record: SceneRecord
+    radiometry: Radiometry
+
+
+@dataclass(frozen=True)
+class SeasonPlan:
+    """The decisions of a chunked site-year (``settle``), all that pass 2 and the finish need:
+    the season window and whether it was widened, the records the site-year keeps, the looks,
+    the offset shifts by look, and which looks pass 2 reads (``used``: indices into ``looks``)
+    with their roles (``season``, ``greens``: indices into ``used``)."""
+
+    window: tuple[date, date]
+    widened: bool
+    records: tuple[SceneRecord, ...]
+    looks: tuple[PlannedLook, ...]
+    shifts: dict[int, float]
+    used: tuple[int, ...]
+    season: tuple[int, ...]
+    greens: tuple[int, ...]
+
+
+class LateFailure(Exception):
+    """A scene read in pass 1 whose read failed in pass 2 (a transient fault): the site-year
+    is settled again without it (``settle``'s ``late``)."""
+
+    def __init__(self, scene: int, error: SceneReadError) -> None:
+        super().__init__(str(error))
+        self.scene = scene
+        self.error = error
 
 
 def chunked_site_year(
@@ -222,135 +281,171 @@ def chunked_site_year(
     skipped: Sequence[tuple[Scene, str]] = (),
     skipped_record: Callable[[Scene, str], SceneRecord] | None = None,
 ) -> SiteYear:
-    """The site-year of ``scenes`` on ``grid`` read by chunks of ``chunk_px``: equal to
-    ``recipe.site_year`` on the whole grid's observations (see the module's docstring).
-    ``describe`` makes a read scene's record, ``skipped_record`` a skipped one's (with the
-    reason); ``skipped``: scenes already known unreadable."""
+    """The site-year of ``scenes`` on ``grid`` read by chunks of ``chunk_px``, one chunk after
+    another: equal to ``recipe.site_year`` on the whole grid's observations (see the module's
+    docstring). ``describe`` makes a read scene's record, ``skipped_record`` a skipped one's
+    (with the reason); ``skipped``: scenes already known unreadable.
+
+    The same steps run as tasks of their own on an executor (``pipeline.tasks``): ``survey``
+    per chunk, ``settle``, ``season_part`` per chunk, ``finish``."""
     chunks = plan_chunks(grid.shape, chunk_px, halo_px(rules, grid))
     logger.info(
         "%s %d: %d x %d px in %d chunks of %s px (halo %d)",
         site_id, year, grid.height, grid.width, len(chunks), chunk_px, halo_px(rules, grid),
     )  # fmt: skip
-    failed = list(skipped)
-    known = {id(f[0]) for f in failed}
+    known = {id(f[0]) for f in skipped}
     todo = [s for s in scenes if id(s) not in known]
+    surveys: list[ChunkSurvey] = []
+    dead: set[int] = set()  # failed in an earlier chunk: not read again
+    for c, chunk in enumerate(chunks):
+        surveys.append(survey(todo, grid, chunk, rules, settings, chips, skip=dead))
+        dead |= set(surveys[-1].failed) | _missing_scenes(surveys[-1], todo)
+        task_progress.report("chunks", c + 1, 2 * len(chunks))
+    late: dict[int, str] = {}
     while True:
+        plan = settle(site_id, year, todo, skipped, grid, area, params, chunks, surveys,
+                      describe, skipped_record, late)  # fmt: skip
+        if isinstance(plan, SiteYear):
+            return plan
+        products = SeasonProducts.empty(len(BANDS), grid.shape)
         try:
-            return _site_year(site_id, year, todo, failed, grid, area, params, rules, settings,
-                              chips, chunks, describe, skipped_record)  # fmt: skip
-        except _LateFailure as exc:  # read in some chunks, failed in another: skip it, again
+            for c, chunk in enumerate(chunks):
+                part = season_part(todo, plan, grid, chunk, year, params, rules, settings, chips)
+                products.paste(chunk.rows, chunk.cols, part)
+                del part
+                task_progress.report("chunks", len(chunks) + c + 1, 2 * len(chunks))
+        except LateFailure as exc:  # read in pass 1, failed now: settle again without it
             logger.warning("skipping %s", exc.error)
-            failed.append((exc.scene, exc.error.reason))
-            todo = [s for s in todo if s is not exc.scene]
+            late[exc.scene] = exc.error.reason
+            continue
+        return finish(site_id, year, plan, products, area, grid, params)
 
 
-class _LateFailure(Exception):
-    def __init__(self, scene: Scene, error: SceneReadError) -> None:
-        super().__init__(str(error))
-        self.scene = scene
-        self.error = error
-
-
-def _site_year(
-    site_id: str,
-    year: int,
+def survey(
     scenes: Sequence[Scene],
-    failed: list[tuple[Scene, str]],
     grid: Grid,
-    area: NDArray[np.bool_],
-    params: RecipeParams,
+    chunk: Chunk,
     rules: MaskRules,
     settings: ReadSettings,
     chips: ChipCache | None,
+    skip: Collection[int] = (),
+) -> ChunkSurvey:
+    """Pass 1 over ``chunk``: read each scene (but those in ``skip``) on the chunk's window
+    and keep what the decisions use of its interior."""
+    read_grid = chunk.read_grid(grid)
+    rows, cols = chunk.inner
+    live = [i for i in range(len(scenes)) if i not in skip]
+    parts: dict[int, ScenePart] = {}
+    failed: dict[int, str] = {}
+    missing: list[tuple[str, str, int]] = []
+    reads = _read_many([scenes[i] for i in live], read_grid, rules, settings, chips)
+    for i, read in zip(live, reads, strict=True):
+        try:
+            pixels = read()
+        except ChipMissingError as exc:
+            missing.append((exc.key, exc.href, exc.more))
+            continue
+        except SceneReadError as exc:
+            failed[i] = exc.reason
+            continue
+        reasons = pixels.reasons(rows, cols)
+        clear = reasons == MaskReason.CLEAR
+        parts[i] = ScenePart(
+            pixels.radiometry,
+            pixels.verify_offset,
+            pixels.reprojected_from,
+            pixels.has_data(rows, cols),
+            mask_counts(reasons),
+            pixels.boa_evidence(rows, cols) if pixels.verify_offset else None,
+            np.packbits(clear, axis=None),
+            pixels.dn[BAND_INDEX["swir22"], rows, cols][clear],
+        )
+    return ChunkSurvey(parts, failed, tuple(missing))
+
+
+def settle(
+    site_id: str,
+    year: int,
+    scenes: Sequence[Scene],
+    skipped: Sequence[tuple[Scene, str]],
+    grid: Grid,
+    area: NDArray[np.bool_],
+    params: RecipeParams,
     chunks: Sequence[Chunk],
+    surveys: Sequence[ChunkSurvey],
     describe: Describe,
-    skipped_record: Callable[[Scene, str], SceneRecord] | None,
-) -> SiteYear:
-    failed = list(failed)
-    windows = [params.window(year, widened) for widened in (False, True)]
-    clear_counts = [np.zeros(grid.shape, np.int64) for _ in windows]
-    surveys: dict[int, _Survey] = {}
-    dead: set[int] = set()
-    missing: list[ChipMissingError] = []
-    swir: list[dict[int, NDArray[np.float32]]] = [{} for _ in chunks]
-    # Pass 1: the decisions' evidence.
-    for c, chunk in enumerate(chunks):
-        read_grid = chunk.read_grid(grid)
-        rows, cols = chunk.inner
-        live = [i for i in range(len(scenes)) if i not in dead]
-        reads = _read_many([scenes[i] for i in live], read_grid, rules, settings, chips)
-        for i, read in zip(live, reads, strict=True):
-            scene = scenes[i]
-            try:
-                pixels = read()
-            except ChipMissingError as exc:
-                missing.append(exc)
-                dead.add(i)
-                continue
-            except SceneReadError as exc:
-                if c > 0:  # its earlier chunks are counted: start again without it
-                    raise _LateFailure(scene, exc) from None
-                logger.warning("skipping %s", exc)
-                failed.append((scene, exc.reason))
-                dead.add(i)
-                continue
-            survey = surveys.setdefault(
-                i,
-                _Survey(scene, pixels.radiometry, pixels.verify_offset, pixels.reprojected_from),
-            )
-            _gather(survey, pixels, rows, cols)
-            reasons = pixels.reasons(rows, cols)
-            clear = reasons == MaskReason.CLEAR
-            for (start, end), count in zip(windows, clear_counts, strict=True):
-                if start <= scene.date <= end:
-                    count[chunk.rows, chunk.cols] += clear
-            swir[c][i] = np.where(clear, pixels.dn[BAND_INDEX["swir22"], rows, cols], np.nan)
-        task_progress.report("chunks", c + 1, 2 * len(chunks))
+    skipped_record: Callable[[Scene, str], SceneRecord] | None = None,
+    late: Mapping[int, str] | None = None,
+) -> SeasonPlan | SiteYear:
+    """The decisions, as the whole grid makes them, from every chunk's survey: offsets,
+    skips, records, window, offset corrections. A scene whose read failed in any chunk is
+    skipped with the reason of the first such chunk; ``late``: scenes whose pass-2 read failed,
+    with the reason. Returns the site-year itself when the season has no look."""
+    missing = [ChipMissingError(*m) for s in surveys for m in s.missing]
     if missing:
         raise ChipMissingError.combined(missing)
+    reasons: dict[int, str] = {}
+    for s in surveys:
+        for i, reason in s.failed.items():
+            reasons.setdefault(i, reason)
+    for i, reason in (late or {}).items():
+        reasons.setdefault(i, reason)
+    failed = list(skipped)
+    for i in sorted(reasons):
+        if i not in (late or {}):
+            logger.warning("skipping %s", SceneReadError(scenes[i].id, reasons[i]))
+        failed.append((scenes[i], reasons[i]))
 
-    # The decisions, as the whole grid makes them.
-    looks: list[tuple[int, date, SceneRecord, Radiometry]] = []
+    windows = [params.window(year, widened) for widened in (False, True)]
+    clear_counts = [np.zeros(grid.shape, np.int64) for _ in windows]
+    looks: list[PlannedLook] = []
     for i, scene in enumerate(scenes):
-        if i in dead:
+        if i in reasons:
             continue
-        survey = surveys[i]
-        if not survey.has_data:
+        parts = [s.parts[i] for s in surveys]
+        if not any(p.has_data for p in parts):
             logger.warning("skipping %s", SceneReadError(scene.id, NO_DATA))
             failed.append((scene, NO_DATA))
             continue
-        radiometry = survey.radiometry
-        if survey.verify_offset:
-            assert survey.evidence is not None
-            radiometry = settle_boa_offset(radiometry, BoaEvidence.combined(survey.evidence))
-        assert survey.counts is not None
-        record = describe(scene, radiometry, survey.counts, survey.reprojected_from)
-        looks.append((i, scene.date, record, radiometry))
-    records = [r for _, _, r, _ in looks]
+        for chunk, part in zip(chunks, parts, strict=True):
+            clear = part.clear(_shape(chunk))
+            for (start, end), count in zip(windows, clear_counts, strict=True):
+                if start <= scene.date <= end:
+                    count[chunk.rows, chunk.cols] += clear
+        radiometry = parts[0].radiometry
+        if parts[0].verify_offset:
+            evidence = [p.evidence for p in parts if p.evidence is not None]
+            radiometry = settle_boa_offset(radiometry, BoaEvidence.combined(evidence))
+        counts = np.sum([p.counts for p in parts], axis=0)
+        record = describe(scene, radiometry, counts, parts[0].reprojected_from)
+        looks.append(PlannedLook(i, scene.date, record, radiometry))
+    records = [look.record for look in looks]
     checked = offset_checked(records)
     outliers = []
     if len(checked) >= _MIN_CHECKED:
         differences: list[list[NDArray[np.float32]]] = [[] for _ in checked]
-        for c in range(len(chunks)):
-            parts = [looks[k][3].apply(swir[c].pop(looks[k][0])) for k in checked]
-            for k, diff in enumerate(stable_differences(parts, [np.isfinite(p) for p in parts])):
+        for chunk, s in zip(chunks, surveys, strict=True):
+            swir = [
+                looks[k].radiometry.apply(_clear_swir22(s.parts[looks[k].scene], _shape(chunk)))
+                for k in checked
+            ]
+            for k, diff in enumerate(stable_differences(swir, [np.isfinite(p) for p in swir])):
                 differences[k].append(diff)
-            swir[c].clear()
         outliers = outliers_from_differences([np.concatenate(d) for d in differences])
-    del swir
     fixes = offset_corrections(records, checked, outliers)
-    records = [fixes[k][0] if k in fixes else r for k, r in enumerate(records)]
+    looks = [replace(look, record=fixes[k][0]) if k in fixes else look
+             for k, look in enumerate(looks)]  # fmt: skip
     shifts = {k: fixes[k][1] for k in fixes}
 
     start, end, widened = choose_window(site_id, year, lambda w: clear_counts[int(w)], area, params)
     clear_counts.clear()
-    skipped = [
+    skipped_records = [
         (scene.date, skipped_record(scene, reason) if skipped_record else _skipped(scene, reason))
         for scene, reason in failed
     ]
-    days = [d for _, d, _, _ in looks]
+    days = [look.day for look in looks]
     site_records = season_records(
-        list(zip(days, records, strict=True)), skipped, year, (start, end), params
+        [(look.day, look.record) for look in looks], skipped_records, year, (start, end), params
     )
     in_season, green_obs = season_looks(days, year, (start, end), params)
     if not in_season:
@@ -358,41 +453,82 @@ def _site_year(
             site_id, year, (start, end), widened, tuple(site_records), None, area,
             grid.pixel_area_ha, params,
         )  # fmt: skip
-
-    # Pass 2: the per-pixel products, chunk by chunk.
     used = sorted(set(in_season) | set(green_obs))
-    season = [used.index(k) for k in in_season]
-    greens = [used.index(k) for k in green_obs]
-    products = SeasonProducts.empty(len(BANDS), grid.shape)
-    for c, chunk in enumerate(chunks):
-        read_grid = chunk.read_grid(grid)
-        stack = np.empty((len(used), len(BANDS), *read_grid.shape), np.float32)
-        clear = np.empty((len(used), *read_grid.shape), bool)
-        reads = _read_many([scenes[looks[k][0]] for k in used], read_grid, rules, settings, chips)
-        for n, (k, read) in enumerate(zip(used, reads, strict=True)):
-            i, day, record, radiometry = looks[k]
-            try:
-                pixels = read()
-            except SceneReadError as exc:
-                raise _LateFailure(scenes[i], exc) from None
-            observation = pixels.observation(radiometry)
-            reflectance = observation.reflectance
-            if k in shifts:
-                reflectance = shifted(reflectance, shifts[k])
-            look = Look(day, reflectance, observation.clear, record, observation.platform)
-            (look,) = harmonized([look], params)
-            stack[n], clear[n] = look.reflectance, look.clear
-            del pixels, observation, reflectance, look
-        part = season_products(stack, clear, [days[k] for k in used], season, greens, year,
-                               params)  # fmt: skip
-        del stack, clear
-        products.paste(chunk.rows, chunk.cols, part.window(*chunk.inner))
-        del part
-        task_progress.report("chunks", len(chunks) + c + 1, 2 * len(chunks))
+    return SeasonPlan(
+        (start, end), widened, tuple(site_records), tuple(looks), shifts, tuple(used),
+        tuple(used.index(k) for k in in_season), tuple(used.index(k) for k in green_obs),
+    )  # fmt: skip
+
+
+def season_part(
+    scenes: Sequence[Scene],
+    plan: SeasonPlan,
+    grid: Grid,
+    chunk: Chunk,
+    year: int,
+    params: RecipeParams,
+    rules: MaskRules,
+    settings: ReadSettings,
+    chips: ChipCache | None,
+) -> SeasonProducts:
+    """Pass 2 over ``chunk``: the per-pixel products of its interior from the looks ``plan``
+    uses. Raises ``LateFailure`` when a scene's read fails now."""
+    read_grid = chunk.read_grid(grid)
+    used = [plan.looks[k] for k in plan.used]
+    stack = np.empty((len(used), len(BANDS), *read_grid.shape), np.float32)
+    clear = np.empty((len(used), *read_grid.shape), bool)
+    reads = _read_many([scenes[look.scene] for look in used], read_grid, rules, settings, chips)
+    for n, (k, look, read) in enumerate(zip(plan.used, used, reads, strict=True)):
+        try:
+            pixels = read()
+        except SceneReadError as exc:
+            raise LateFailure(look.scene, exc) from None
+        observation = pixels.observation(look.radiometry)
+        reflectance = observation.reflectance
+        if k in plan.shifts:
+            reflectance = shifted(reflectance, plan.shifts[k])
+        (seen,) = harmonized(
+            [Look(look.day, reflectance, observation.clear, look.record, observation.platform)],
+            params,
+        )
+        stack[n], clear[n] = seen.reflectance, seen.clear
+        del pixels, observation, reflectance, seen
+    part = season_products(stack, clear, [look.day for look in used], list(plan.season),
+                           list(plan.greens), year, params)  # fmt: skip
+    del stack, clear
+    return part.window(*chunk.inner)
+
+
+def finish(
+    site_id: str,
+    year: int,
+    plan: SeasonPlan,
+    products: SeasonProducts,
+    area: NDArray[np.bool_],
+    grid: Grid,
+    params: RecipeParams,
+) -> SiteYear:
+    """The site-year from its stitched products (``recipe.finish_site_year``)."""
     return finish_site_year(
-        site_id, year, (start, end), widened, tuple(site_records), products, area,
+        site_id, year, plan.window, plan.widened, plan.records, products, area,
         grid.pixel_area_ha, params,
     )  # fmt: skip
+
+
+def _shape(chunk: Chunk) -> tuple[int, int]:
+    return (chunk.rows.stop - chunk.rows.start, chunk.cols.stop - chunk.cols.start)
+
+
+def _clear_swir22(part: ScenePart, shape: tuple[int, int]) -> NDArray[np.float32]:
+    """The part's SWIR2 DN on the interior of ``shape``, NaN where not clear."""
+    out = np.full(shape, np.nan, np.float32)
+    out[part.clear(shape)] = part.clear_swir22
+    return out
+
+
+def _missing_scenes(survey: ChunkSurvey, scenes: Sequence[Scene]) -> set[int]:
+    """The scenes of ``survey`` that are neither read nor failed (their chips missing)."""
+    return set(range(len(scenes))) - set(survey.parts) - set(survey.failed)
 
 
 def _read_many(
@@ -433,15 +569,6 @@ def _read_many(
             for scene in islice(pending, 1):
                 ahead.append(pool.submit(one, scene))
             yield done
-
-
-def _gather(survey: _Survey, pixels: ScenePixels, rows: slice, cols: slice) -> None:
-    """Add what one chunk's interior says of a scene to its survey."""
-    survey.has_data |= pixels.has_data(rows, cols)
-    counts = mask_counts(pixels.reasons(rows, cols))
-    survey.counts = counts if survey.counts is None else survey.counts + counts
-    if survey.verify_offset:
-        survey.evidence = (survey.evidence or []) + [pixels.boa_evidence(rows, cols)]
 
 
 def _skipped(scene: Scene, reason: str) -> SceneRecord:
