@@ -35,10 +35,10 @@ from shapely.geometry import box
 from pipeline.grid import Grid, reproject_geometry
 from pipeline.masking import MaskRules
 from pipeline.recipe import RecipeParams
-from pipeline.run import SiteYearTask, observe
 from pipeline.sites import Site
 from pipeline.sources.base import Asset, Scene
 from pipeline.sources.read import ReadSettings
+from pipeline.tasks import SiteYearTask, observe
 
 CRS = "EPSG:32652"
 LEFT, TOP = 400_020.0, 4_300_020.0  # on the 60 m lattice

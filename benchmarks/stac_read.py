@@ -37,9 +37,10 @@ from support.rangeserver import RangeServer  # noqa: E402
 
 from pipeline.config import load_config  # noqa: E402
 from pipeline.grid import Grid  # noqa: E402
-from pipeline.run import make_source, observe, plan, run  # noqa: E402
+from pipeline.run import make_source, plan, run  # noqa: E402
 from pipeline.sites import load_sites  # noqa: E402
 from pipeline.sources.read import ReadSettings, read_chip  # noqa: E402
+from pipeline.tasks import observe  # noqa: E402
 
 REAL_DATA = ROOT.parent / "shared" / "real-data"
 COLLECTION = "sentinel-2-l2a"

@@ -50,8 +50,9 @@ from pipeline.analysis import analyse_site, score_against_truth
 from pipeline.grid import Grid, reproject_geometry
 from pipeline.recipe import RecipeParams
 from pipeline.results import SiteYear, site_year_arrays, site_year_from_stored, site_year_record
-from pipeline.run import make_source, observe, plan, recipe_params, resolve_sites
+from pipeline.run import make_source, plan, recipe_params, resolve_sites
 from pipeline.sites import Site
+from pipeline.tasks import observe
 
 TRAIN_CASE, TRAIN_SEED, TRAIN_YEAR = "baseline", 1, 2021
 #: The year the analyst labels in the ``site`` set-up: one where the hard case shows (the

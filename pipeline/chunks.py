@@ -301,22 +301,46 @@ def chunked_site_year(
         surveys.append(survey(todo, grid, chunk, rules, settings, chips, skip=dead))
         dead |= set(surveys[-1].failed) | _missing_scenes(surveys[-1], todo)
         task_progress.report("chunks", c + 1, 2 * len(chunks))
-    late: dict[int, str] = {}
+    return complete(site_id, year, todo, skipped, grid, area, params, rules, settings, chips,
+                    chunks, surveys, describe, skipped_record)  # fmt: skip
+
+
+def complete(
+    site_id: str,
+    year: int,
+    scenes: Sequence[Scene],
+    skipped: Sequence[tuple[Scene, str]],
+    grid: Grid,
+    area: NDArray[np.bool_],
+    params: RecipeParams,
+    rules: MaskRules,
+    settings: ReadSettings,
+    chips: ChipCache | None,
+    chunks: Sequence[Chunk],
+    surveys: Sequence[ChunkSurvey],
+    describe: Describe,
+    skipped_record: Callable[[Scene, str], SceneRecord] | None = None,
+    late: Mapping[int, str] | None = None,
+) -> SiteYear:
+    """The site-year from every chunk's survey: ``settle``, then pass 2 chunk by chunk and
+    ``finish``. A scene whose read fails in pass 2 (or in ``late``) is skipped and the
+    decisions made again without it."""
+    failed_late = dict(late or {})
     while True:
-        plan = settle(site_id, year, todo, skipped, grid, area, params, chunks, surveys,
-                      describe, skipped_record, late)  # fmt: skip
+        plan = settle(site_id, year, scenes, skipped, grid, area, params, chunks, surveys,
+                      describe, skipped_record, failed_late)  # fmt: skip
         if isinstance(plan, SiteYear):
             return plan
         products = SeasonProducts.empty(len(BANDS), grid.shape)
         try:
             for c, chunk in enumerate(chunks):
-                part = season_part(todo, plan, grid, chunk, year, params, rules, settings, chips)
+                part = season_part(scenes, plan, grid, chunk, year, params, rules, settings, chips)
                 products.paste(chunk.rows, chunk.cols, part)
                 del part
                 task_progress.report("chunks", len(chunks) + c + 1, 2 * len(chunks))
         except LateFailure as exc:  # read in pass 1, failed now: settle again without it
             logger.warning("skipping %s", exc.error)
-            late[exc.scene] = exc.error.reason
+            failed_late[exc.scene] = exc.error.reason
             continue
         return finish(site_id, year, plan, products, area, grid, params)
 

@@ -114,12 +114,21 @@ def _dask_executor(address: str) -> Iterator[Executor]:
         logger.info("running site-years on the dask cluster at %s (%d workers)", address, n)
         if n == 0:
             logger.warning("the dask cluster at %s has no workers yet; tasks wait for one", address)
-        # The workers' log records reach this process's handlers (the run's log file).
+        # The workers' log records reach this process's handlers (the run's log file); their
+        # ``pipeline`` loggers pass INFO, as this process's do during a run.
+        client.run(_log_info)
         client.forward_logging("pipeline", level=logging.INFO)  # type: ignore[no-untyped-call]
         executor: Executor = client.get_executor(pure=False)  # type: ignore[no-untyped-call]
         yield executor
     finally:
         client.close()  # type: ignore[no-untyped-call]
+
+
+def _log_info() -> None:
+    """On a dask worker: let the ``pipeline`` loggers' INFO records through."""
+    package = logging.getLogger("pipeline")
+    if package.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:

@@ -10,25 +10,26 @@ output folder ``<out>`` (``export.transaction``):
 * plan: per site, search every year's window (progress "searching"), then fix the site's grid
   on the data's own pixel lattice (``proj:transform`` of the scenes found).
 * tasks: read a site-year's scenes onto the grid (``sources.read.read_scenes``: a bad scene is
-  skipped and recorded) and run the recipe (``recipe.site_year``). Each finished site-year is
-  kept in the work folder ``<out>.work/`` (beside ``<out>``, never inside the published tree) as
-  ``<site>-<year>-<key>.npz`` (its arrays, loaded without pickle) and ``.json`` (everything
-  else; written last, it marks the pair complete), so a killed run resumes where it stopped.
-  The key covers what decides the site-year: ``RECIPE_VERSION``, the code version, the recipe
-  parameters and mask rules (not the whole config: a trend-only change reuses every site-year),
-  the site geometry, year, grid and, per scene, its id, collection and every asset's unsigned href with
-  a content identity (local files: size and mtime in ns; remote assets: their chip-cache key,
-  the chip cache making remote reads immutable). A changed input or rule gets a new key. A
-  site-year whose record lists skipped scenes is always recomputed on resume: skips may be
-  transient (a repaired file, a network back). ``force=True`` ignores and clears the work folder.
+  skipped and recorded) and run the recipe (``recipe.site_year``), or read it by chunks
+  (``chunks``) when the grid is larger than ``grid.chunk_px``. ``pipeline.tasks`` owns what a
+  worker runs and its resume files in the work folder ``<out>.work/`` (beside ``<out>``, never
+  inside the published tree): each finished site-year is kept there, keyed by what decides it
+  (``SiteYearTask.key``: the recipe's parameters and mask rules, not the whole config, so a
+  trend-only change reuses every site-year; the site, year, grid and each asset's content
+  identity), so a killed run resumes where it stopped. A site-year whose record lists skipped
+  scenes is always recomputed on resume: skips may be transient (a repaired file, a network
+  back). ``force=True`` ignores and clears the work folder. On an executor, a site-year read
+  by chunks runs as steps (each chunk's survey and part are tasks of their own), so one large
+  site spreads over the workers.
 * ``analysis.analyse_site`` per site, then ``export_run`` into ``<out>.staging-<pid>/``; the
   manifest is verified against the staged files (every file listed with its SHA-256, nothing
   else), then the staging folder is swapped in as ``<out>`` (an atomic exchange where Linux
   offers it, else two renames via ``<out>.old-<pid>``) and the previous run deleted. So ``<out>``
   always holds one complete, manifest-consistent run. After success the work folder is pruned.
 
-With ``workers > 1`` tasks run in a process pool; results are gathered in (site, year) order, so
-outputs do not depend on scheduling. Workers ignore SIGINT and die with the driver (Linux
+With ``workers > 1`` tasks run in a process pool, with ``scheduler`` on a dask.distributed
+cluster (``executors``); results are gathered in (site, year) order, so outputs do not depend
+on scheduling. Workers ignore SIGINT and die with the driver (Linux
 ``PR_SET_PDEATHSIG``, elsewhere a watchdog thread); Ctrl-C in the driver cancels pending tasks,
 terminates the workers and re-raises ``KeyboardInterrupt``.
 """
@@ -36,31 +37,23 @@ terminates the workers and re-raises ``KeyboardInterrupt``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
-import json
 import logging
-import os
 import shutil
 import socket
-import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 from shapely.geometry import MultiPolygon, Polygon
 
 from pipeline import __version__, chunks, task_progress
-from pipeline.analysis import analyse_site, analysis_area, perimeter_changes, score_against_truth
+from pipeline.analysis import analyse_site, perimeter_changes, score_against_truth
 from pipeline.config import RunConfig
 from pipeline.errors import OutputError, SiteError, SitewatchError
 from pipeline.executors import open_executor, run_unordered
-from pipeline.export.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.export.run_outputs import export_options, export_run
 from pipeline.export.transaction import (
     LOG_NAME,
@@ -73,20 +66,12 @@ from pipeline.export.transaction import (
     sweep_temporaries,
     verify_run_folder,
 )
-from pipeline.grid import Grid
-from pipeline.masking import MaskRules
 from pipeline.model import shorten
 from pipeline.perimeters import load_perimeters, perimeters_by_site
-from pipeline.radiometry import Radiometry
-from pipeline.recipe import Look, RecipeParams, look_record, mask_counts, site_year
+from pipeline.recipe import RecipeParams
 from pipeline.results import (
     RunResult,
-    SceneRecord,
     SiteYear,
-    StoredArrays,
-    site_year_arrays,
-    site_year_from_stored,
-    site_year_record,
 )
 from pipeline.sampling import sample_based_areas
 from pipeline.sites import (
@@ -98,10 +83,20 @@ from pipeline.sites import (
     select_sites,
 )
 from pipeline.sources.base import RedactSecrets, Scene, SceneSource
-from pipeline.sources.chips import ChipCache
-from pipeline.sources.read import ReadSettings, is_remote, read_scenes
 from pipeline.sources.registry import OpenedSource, SourceContext, TruthLookup, open_source
 from pipeline.sources.sensors import PROFILES, lattice_origin, snap_for
+from pipeline.tasks import (
+    SiteYearTask,
+    Step,
+    TaskRecord,
+    by_chunks,
+    chunk_count,
+    load_resumed,
+    load_stored,
+    progress_path,
+    run_site_year,
+    run_step,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,15 +105,10 @@ Progress = Callable[[str, int, int], None]
 
 WORK_SUFFIX = ".work"
 CHIP_DIR = "chips"
-#: Bump when the recipe's numbers change for the same inputs and config (a rule, a default
-#: inside a stage): every stored site-year is then recomputed.
-RECIPE_VERSION = "2"
 #: Site grids larger than this (pixels) keep their site-years' composites and coal frequencies
 #: on disk after the tasks (read when used: ~58 of a site-year's ~64 bytes per pixel), so a
 #: 550 km2 site's ten years do not all sit in memory at once.
 ON_DEMAND_PIXELS = 2_000_000
-#: Layout of the resume files (``<site>-<year>-<key>.npz`` and ``.json``).
-RESUME_FORMAT = 1
 
 
 def work_dir(out: Path) -> Path:
@@ -171,210 +161,6 @@ def recipe_params(config: RunConfig) -> RecipeParams:
 # Plan: searches and grids
 
 
-@dataclass(frozen=True)
-class SiteYearTask:
-    """Everything one worker needs for one site-year: no config, no open datasets."""
-
-    site: Site
-    year: int
-    grid: Grid
-    scenes: tuple[Scene, ...]
-    params: RecipeParams
-    rules: MaskRules
-    settings: ReadSettings
-    buffer_m: float
-    chip_root: Path | None
-    # Read and composite by chunks of this many pixels a side, or (rows, cols), when the grid
-    # is larger (None: whole grid). Not in the key: chunking never changes a result (``chunks``).
-    chunk_px: int | tuple[int, int] | None = None
-
-    def key(self) -> str:
-        """The resume key: every input that decides this site-year and nothing else: the
-        recipe's parameters and mask rules (not the whole config: a change to trends, change
-        detection or export reuses every finished site-year), the site's geometry, the grid,
-        and per asset a cheap content identity (``asset_identity``)."""
-        inputs = [
-            RECIPE_VERSION, __version__, repr(self.params), repr(self.rules), self.buffer_m,
-            self.site.id, self.site.geometry.wkb_hex, self.year, self.grid.crs,
-            list(self.grid.transform)[:6], self.grid.shape,
-            [(s.id, s.collection, s.profile,
-              sorted((k, a.href.split("?")[0], asset_identity(s, k, self.grid))
-                     for k, a in s.assets.items()))
-             for s in self.scenes],
-        ]  # fmt: skip
-        text = json.dumps(inputs, separators=(",", ":"), default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def asset_identity(scene: Scene, asset_key: str, grid: Grid) -> list[Any]:
-    """What identifies the content of one asset cheaply: a local file's size and mtime (ns), a
-    remote asset's chip-cache key (chips are immutable once read), or ``missing``."""
-    href = scene.assets[asset_key].href
-    if is_remote(href):
-        profile = PROFILES.get(scene.profile)
-        version = profile.version if profile is not None else "none"
-        return ["chip", ChipCache.key(scene, asset_key, grid, version)]
-    try:
-        st = os.stat(href)
-    except (OSError, ValueError):
-        return ["missing"]
-    return ["file", st.st_size, st.st_mtime_ns]
-
-
-def baseline_of(scene: Scene) -> str:
-    """The scene's Sentinel-2 processing baseline (``s2:processing_baseline``), or ""."""
-    return str(scene.properties.get("s2:processing_baseline") or "")
-
-
-def observe(task: SiteYearTask) -> SiteYear:
-    """Read a site-year's scenes and run the recipe on them: on the whole grid, or chunk by
-    chunk when the grid is wider or taller than ``task.chunk_px`` (``chunks``: the same
-    site-year in memory bounded by the chunk)."""
-
-    chips = ChipCache(task.chip_root) if task.chip_root is not None else None
-
-    def record(
-        scene: Scene, radiometry: Radiometry, counts: NDArray[np.int64], moved: str | None
-    ) -> SceneRecord:
-        return look_record(
-            scene.id,
-            scene.datetime.isoformat(),
-            collection=scene.collection,
-            platform=scene.platform,
-            offset_dn=radiometry.offset_dn,
-            scale=radiometry.scale,
-            radiometry=radiometry.reason,
-            offset_check=radiometry.check,
-            reason_counts=counts,
-            reprojected_from=moved,
-            processing_baseline=baseline_of(scene),
-        )
-
-    def skipped_record(scene: Scene, reason: str) -> SceneRecord:
-        return SceneRecord(
-            scene.id,
-            scene.datetime.isoformat(),
-            skipped=reason,
-            collection=scene.collection,
-            platform=scene.platform,
-            processing_baseline=baseline_of(scene),
-        )
-
-    area = analysis_area(task.site, task.grid, task.buffer_m)
-    if task.chunk_px is not None and chunks.needs_chunks(task.grid, task.chunk_px):
-        return chunks.chunked_site_year(
-            task.site.id, task.year, task.scenes, task.grid, area, task.params, task.rules,
-            task.settings, chips, task.chunk_px, record, skipped_record=skipped_record,
-        )  # fmt: skip
-    observed, failed = read_scenes(task.scenes, task.grid, task.rules, task.settings, chips)
-    by_id = {s.id: s for s in task.scenes}
-    looks = [
-        Look(
-            o.datetime.date(),
-            o.reflectance,
-            o.clear,
-            record(by_id[o.scene_id], o.radiometry, mask_counts(o.reasons), o.reprojected_from),
-            o.platform,
-        )
-        for o in observed
-    ]
-    skipped = [(scene.date, skipped_record(scene, reason)) for scene, reason in failed]
-    return site_year(
-        task.site.id, task.year, looks, skipped, area, task.grid.pixel_area_ha, task.params
-    )
-
-
-def _resume_stem(work: Path, key: str, task: SiteYearTask) -> Path:
-    return work / f"{task.site.id}-{task.year}-{key}"
-
-
-def load_stored(
-    work: Path, key: str, task: SiteYearTask, *, on_demand: bool = False
-) -> SiteYear | None:
-    """The stored site-year of ``key``, or None when there is none or it is unreadable. With
-    ``on_demand`` its composite and coal frequency are read from the file when used
-    (``results.StoredArrays``) instead of loaded."""
-    stem = _resume_stem(work, key, task)
-    record_path, arrays_path = stem.with_suffix(".json"), stem.with_suffix(".npz")
-    if not record_path.is_file():
-        return None
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        if record.get("format") != RESUME_FORMAT or record.get("key") != key:
-            return None
-        if on_demand:
-            stored = StoredArrays(arrays_path)
-            return site_year_from_stored(record["site_year"], stored, stored)
-        # Our own handle: np.load leaks its file when the archive is damaged.
-        with arrays_path.open("rb") as fh, np.load(fh, allow_pickle=False) as arrays:
-            return site_year_from_stored(record["site_year"], arrays)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
-        logger.warning("ignoring unreadable resume file %s (%s); recomputing", record_path, exc)
-        return None
-
-
-def load_resumed(
-    work: Path, key: str, task: SiteYearTask, *, on_demand: bool = False
-) -> SiteYear | None:
-    """The stored site-year of ``key`` if a resumed run may reuse it: None when there is none,
-    it is unreadable, or it skipped scenes (skips may be transient: it is recomputed).
-    ``on_demand`` as for ``load_stored``."""
-    result = load_stored(work, key, task, on_demand=on_demand)
-    if result is not None and result.n_skipped:
-        logger.info(
-            "%s %d: %d scene(s) were skipped last time; reading again",
-            task.site.id, task.year, result.n_skipped,
-        )  # fmt: skip
-        return None
-    return result
-
-
-def store_resumed(work: Path, key: str, task: SiteYearTask, result: SiteYear) -> None:
-    """Store ``result`` as ``.npz`` then ``.json`` (the commit marker), each atomically."""
-    stem = _resume_stem(work, key, task)
-    buffer = io.BytesIO()
-    np.savez(buffer, allow_pickle=False, **site_year_arrays(result))
-    record = {"format": RESUME_FORMAT, "key": key, "site_year": site_year_record(result)}
-    try:
-        atomic_write_bytes(stem.with_suffix(".npz"), buffer.getvalue())
-        atomic_write_text(stem.with_suffix(".json"), json.dumps(record, separators=(",", ":")))
-    except OSError as exc:
-        raise output_error(work, "writing resume files to", exc) from None
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """What a site-year task hands back to the driver: a small record, not the arrays (those
-    are in the work folder, so the driver's memory does not grow with the site-years run)."""
-
-    site_id: str
-    year: int
-    reused: bool  # found complete in the work folder (a resumed run)
-    host: str  # the machine that ran it
-
-
-def run_site_year(work: Path, key: str, task: SiteYearTask) -> TaskRecord:
-    """The task a worker runs: reuse the stored site-year of ``key`` or compute and store it.
-    Its progress goes to the listener of the driver's process, or elsewhere to a progress file
-    beside the resume files, which the driver reads (``task_progress``)."""
-    # The record and the archive's table of contents tell; the composites are the driver's.
-    reused = load_resumed(work, key, task, on_demand=True) is not None
-    if not reused:
-        if task_progress.listening():
-            result = observe(task)
-        else:
-            progress = task_progress.ProgressFile(_progress_path(work, key, task))
-            with task_progress.reporting_to(progress):
-                result = observe(task)
-        store_resumed(work, key, task, result)
-        _progress_path(work, key, task).unlink(missing_ok=True)
-    return TaskRecord(task.site.id, task.year, reused, socket.gethostname())
-
-
-def _progress_path(work: Path, key: str, task: SiteYearTask) -> Path:
-    return _resume_stem(work, key, task).with_suffix(".progress")
-
-
 def _run_tasks(
     executor: Executor | None,
     tasks: Sequence[SiteYearTask],
@@ -385,7 +171,12 @@ def _run_tasks(
     """Run every site-year task on ``executor`` (None: here) and show progress: site-years
     done, and across all tasks scenes read, chunks read (when sites are read by chunks) and
     pixels delivered (MB), counting the running tasks' own reports (``task_progress``) as they
-    come; the bars' ETA comes from these counts."""
+    come; the bars' ETA comes from these counts.
+
+    Here a site-year is one task. On an executor a site-year read by chunks runs as steps
+    (``tasks.Step``), in four waves over every such site-year: each chunk's survey (beside the
+    whole site-years), the decisions, each chunk's part, the finish; so a large site's chunks
+    spread over the workers."""
     totals = {
         "scenes read": [len(t.scenes) for t in tasks],
         "chunks": [chunks.chunk_steps(t.grid, t.chunk_px) for t in tasks],
@@ -408,28 +199,59 @@ def _run_tasks(
         live.pop(i, None)
         show()
 
-    calls = [(work, keys[(t.site.id, t.year)], t) for t in tasks]
+    args = [(work, keys[(t.site.id, t.year)], t) for t in tasks]
     if executor is None:
-        for i, args in enumerate(calls):
+        for i, task_args in enumerate(args):
 
             def listener(counter: str, done: int, total: int, i: int = i) -> None:
                 live.setdefault(i, {})[counter] = (done, total)
                 show()
 
             with task_progress.reporting_to(listener):
-                finish(i, run_site_year(*args))
-    else:
+                finish(i, run_site_year(*task_args))
+        return {(t.site.id, t.year): finished[i] for i, t in enumerate(tasks)}
 
-        def poll() -> None:
-            for i, args in enumerate(calls):
-                if i not in finished:
-                    state = task_progress.read_progress(_progress_path(*args))
-                    if state:
-                        live[i] = state
-            show()
+    stepped: list[int] = []  # site-years read by chunks, as steps
+    for i, (task_args, task) in enumerate(zip(args, tasks, strict=True)):
+        if by_chunks(task):
+            if load_resumed(*task_args, on_demand=True) is not None:
+                finish(i, TaskRecord(task.site.id, task.year, True, socket.gethostname()))
+            else:
+                stepped.append(i)
+    chunk_counts = {i: chunk_count(tasks[i]) for i in stepped}
+    steps_done = dict.fromkeys(stepped, 0)
 
-        for i, record in run_unordered(executor, run_site_year, calls, poll):
-            finish(i, record)
+    def poll() -> None:
+        for i, task_args in enumerate(args):
+            if i not in finished and i not in steps_done:
+                state = task_progress.read_progress(progress_path(*task_args))
+                if state:
+                    live[i] = state
+        show()
+
+    def run_wave(wave: list[tuple[int, Step]]) -> None:
+        calls = [(*args[i], step) for i, step in wave]
+        for n, record in run_unordered(executor, run_step, calls, poll):
+            i, step = wave[n]
+            if step.kind in ("survey", "part"):
+                steps_done[i] += 1
+                total = 2 * chunk_counts[i]
+                surveyed = min(steps_done[i], chunk_counts[i]) / chunk_counts[i]
+                live[i] = {
+                    "chunks": (steps_done[i], total),
+                    "pixels read (MB)": (round(totals["pixels read (MB)"][i] * surveyed), 0),
+                }
+            if record is not None:
+                finish(i, record)
+        show()
+
+    whole = [(i, Step("site-year")) for i in range(len(tasks)) if i not in finished]
+    whole = [(i, step) for i, step in whole if i not in steps_done]
+    run_wave(whole + [(i, Step("survey", c)) for i in stepped for c in range(chunk_counts[i])])
+    run_wave([(i, Step("settle")) for i in stepped])
+    parts = [i for i in stepped if i not in finished]
+    run_wave([(i, Step("part", c)) for i in parts for c in range(chunk_counts[i])])
+    run_wave([(i, Step("finish")) for i in parts])
     return {(t.site.id, t.year): finished[i] for i, t in enumerate(tasks)}
 
 

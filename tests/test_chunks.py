@@ -32,10 +32,10 @@ from pipeline.radiometry import (
 )
 from pipeline.recipe import RecipeParams
 from pipeline.results import SiteYear, site_year_arrays, site_year_record
-from pipeline.run import SiteYearTask, observe
 from pipeline.sites import Site
 from pipeline.sources.base import Asset, Scene
 from pipeline.sources.read import ReadSettings, read_scene
+from pipeline.tasks import SiteYearTask, observe
 
 CRS = "EPSG:32651"
 LEFT, TOP = 500_000.0, 4_400_000.0  # the scenes' corner, on the 60 m lattice

@@ -17,6 +17,7 @@ from shapely.geometry import box
 from test_export import assert_parquet_matches_csv
 
 from pipeline import run as run_module
+from pipeline import tasks as tasks_module
 from pipeline.cli import main
 from pipeline.config import RunConfig, load_config
 from pipeline.export import sha256_file
@@ -104,7 +105,7 @@ def test_killed_run_resumes_without_recomputing(
     def must_not_run(*_args: Any) -> None:
         raise AssertionError("a finished site-year was computed again")
 
-    monkeypatch.setattr(run_module, "observe", must_not_run)
+    monkeypatch.setattr(tasks_module, "observe", must_not_run)
     run_module.run(config, resumed)
     for name in TABLES:
         assert (resumed / name).read_bytes() == (out / name).read_bytes(), name
@@ -118,14 +119,14 @@ def test_changed_config_does_not_reuse_work(first: tuple[RunConfig, Path], tmp_p
         update={"boundaries": config.boundaries.model_copy(update={"min_mapping_unit_ha": 1.0})}
     )
     calls: list[int] = []
-    original = run_module.observe
+    original = tasks_module.observe
 
     def counting(*args: Any) -> Any:
         calls.append(1)
         return original(*args)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(run_module, "observe", counting)
+        mp.setattr(tasks_module, "observe", counting)
         run_module.run(changed, tmp_path / "out")
     assert len(calls) == 2
 
@@ -147,7 +148,7 @@ def test_trend_only_change_reuses_every_site_year(
     def must_not_run(*_args: Any) -> None:
         raise AssertionError("a site-year was recomputed for a trend-only change")
 
-    monkeypatch.setattr(run_module, "observe", must_not_run)
+    monkeypatch.setattr(tasks_module, "observe", must_not_run)
     run_module.run(changed, tmp_path / "out")
     assert (tmp_path / "out" / "trend_summary.csv").is_file()
 

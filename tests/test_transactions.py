@@ -21,6 +21,7 @@ import yaml
 from test_run import TABLES, interrupted_run, small_config
 
 from pipeline import run as run_module
+from pipeline import tasks as tasks_module
 from pipeline.config import RunConfig, load_config
 from pipeline.errors import OutputError, RunLockedError
 from pipeline.export import run_outputs
@@ -85,9 +86,9 @@ def leftovers(out: Path) -> list[str]:
 class Counting:
     def __init__(self) -> None:
         self.years: list[int] = []
-        self.original = run_module.observe
+        self.original = tasks_module.observe
 
-    def __call__(self, task: run_module.SiteYearTask) -> Any:
+    def __call__(self, task: tasks_module.SiteYearTask) -> Any:
         self.years.append(task.year)
         return self.original(task)
 
@@ -122,7 +123,7 @@ def test_resume_reads_a_repaired_scene_again(
 
     band.write_bytes(good)  # repaired
     counting = Counting()
-    monkeypatch.setattr(run_module, "observe", counting)
+    monkeypatch.setattr(tasks_module, "observe", counting)
     run_module.run(config, out)
     assert counting.years == [2021]  # the year with the skip is read again, 2022 is resumed
     for name in TABLES:
@@ -176,7 +177,7 @@ def test_force_recomputes(
     out = tmp_path / "out"
     interrupted_run(config, out)
     counting = Counting()
-    monkeypatch.setattr(run_module, "observe", counting)
+    monkeypatch.setattr(tasks_module, "observe", counting)
     run_module.run(config, out, force=True)
     assert counting.years == [2021, 2022]
 
@@ -190,7 +191,7 @@ def test_a_damaged_resume_file_is_recomputed(
     (npz,) = run_module.work_dir(out).glob("*-2022-*.npz")
     npz.write_bytes(npz.read_bytes()[:100])
     counting = Counting()
-    monkeypatch.setattr(run_module, "observe", counting)
+    monkeypatch.setattr(tasks_module, "observe", counting)
     run_module.run(config, out)
     assert counting.years == [2022]
     for name in TABLES:
@@ -363,7 +364,7 @@ def test_folder_errors_are_output_errors(
 # The CLI with the 2022 site-year made slow, so that a signal finds the workers busy.
 SLOW_CLI = """
 import sys, time
-import pipeline.run as r
+import pipeline.tasks as r
 original = r.observe
 def slow(task):
     if task.year == 2022:
