@@ -1,11 +1,14 @@
 """A site-year read and composited by chunks equals the whole-grid site-year, array for array
 and record for record (``pipeline.chunks``), on COG scenes written here: clouds across chunk
 borders, a wrong BOA offset caught by the per-scene check and one caught by the season's, a
-scene with data in part of the grid, one with none, one with a missing file."""
+scene with data in part of the grid, one with none, one with a missing file; also when the
+chunks run as the executor's steps through a work folder (``pipeline.tasks``), and when a
+scene's file goes missing between the passes."""
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,7 +38,7 @@ from pipeline.results import SiteYear, site_year_arrays, site_year_record
 from pipeline.sites import Site
 from pipeline.sources.base import Asset, Scene
 from pipeline.sources.read import ReadSettings, read_scene
-from pipeline.tasks import SiteYearTask, observe
+from pipeline.tasks import SiteYearTask, Step, chunk_count, load_stored, observe, run_step
 
 CRS = "EPSG:32651"
 LEFT, TOP = 500_000.0, 4_400_000.0  # the scenes' corner, on the 60 m lattice
@@ -329,3 +332,46 @@ def test_offset_outliers_unchanged_for_the_whole() -> None:
     looks[2] = looks[2] + np.float32(0.1)
     clear = [np.ones((20, 20), bool)] * 4
     assert [(o.index, o.shift) for o in offset_outliers(looks, clear)] == [(2, -0.1)]
+
+
+def run_steps(
+    task: SiteYearTask, work: Path, after_settle: Callable[[], None] = lambda: None
+) -> SiteYear:
+    """The site-year of ``task`` computed as the executor's steps (``tasks.run_step``), one
+    after another in this process, through step files in ``work``."""
+    work.mkdir(exist_ok=True)
+    key = task.key()
+    for c in range(chunk_count(task)):
+        assert run_step(work, key, task, Step("survey", c)) is None
+    assert run_step(work, key, task, Step("settle")) is None
+    after_settle()
+    for c in range(chunk_count(task)):
+        assert run_step(work, key, task, Step("part", c)) is None
+    record = run_step(work, key, task, Step("finish"))
+    assert record is not None
+    assert not record.reused
+    assert not list(work.glob("*.pkl"))  # the step files are gone once the site-year is stored
+    stored = load_stored(work, key, task)
+    assert stored is not None
+    return stored
+
+
+@pytest.mark.parametrize("chunk", [(9, 11), (36, 7)])
+def test_steps_through_a_work_folder_equal_the_whole_grid(
+    folder: Path, whole: SiteYear, chunk: tuple[int, int], tmp_path: Path
+) -> None:
+    task = replace(make_task(folder), chunk_px=chunk)
+    assert_same(run_steps(task, tmp_path / "work"), whole)
+
+
+def test_a_scene_failing_between_the_passes_is_skipped_as_if_it_never_read(
+    tmp_path: Path,
+) -> None:
+    """S04 reads in pass 1 and its NIR file is gone by pass 2: the finish settles again without
+    it, and the site-year equals the whole-grid one of scenes where that file never existed."""
+    task = replace(make_task(tmp_path / "scenes"), chunk_px=(16, 16))
+    nir = Path(next(s for s in task.scenes if s.id == "S04").assets["nir"].href)
+    stepped = run_steps(task, tmp_path / "work", after_settle=nir.unlink)
+    reference = observe(replace(task, chunk_px=None))
+    assert "asset nir" in (next(r for r in reference.scenes if r.scene_id == "S04").skipped or "")
+    assert_same(stepped, reference)
