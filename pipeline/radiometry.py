@@ -15,13 +15,14 @@ provider flag, and every decision and check is recorded per item:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from pipeline.composite import median_composite
 
 S2_SCALE = 1e-4
 S2_BOA_OFFSET_DN = -1000.0
@@ -180,17 +181,16 @@ def stable_differences(
 ) -> list[NDArray[np.float32]]:
     """Per scene, its SWIR2 minus the per-pixel median of the series on the stable pixels it
     sees clear (``offset_outliers``), in any order: per pixel, so the differences of disjoint
-    parts of a grid, concatenated, are those of the whole."""
-    stack = np.stack([np.where(c, s, np.nan) for s, c in zip(swir22, clear, strict=True)])
-    seen = np.isfinite(stack).sum(axis=0)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: never clear
-        ref = np.nanmedian(stack, axis=0)
-        mad = np.nanmedian(np.abs(stack - ref), axis=0)
-    stable = (seen >= min_scenes) & (mad < stable_mad)
+    parts of a grid, concatenated, are those of the whole. The median and its MAD over the
+    clear finite looks come from the compositing kernel (``composite.median_composite``)."""
+    clear_stack = np.stack(clear)
+    series = median_composite(np.stack(swir22)[:, None], clear_stack)
+    ref, mad = series.reflectance[0], series.mad[0]
+    with np.errstate(invalid="ignore"):
+        stable = (series.clear_count >= min_scenes) & (mad < stable_mad)
     out = []
-    for layer in stack:
-        use = stable & np.isfinite(layer)
+    for layer, seen in zip(swir22, clear_stack, strict=True):
+        use = stable & seen & np.isfinite(layer)
         out.append(layer[use] - ref[use])
     return out
 

@@ -3,6 +3,7 @@ chip cache: the pure parts of the read edge, with known answers."""
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +20,12 @@ from pipeline.masking import (
     reasons_from_qa_pixel,
     reasons_from_scl,
 )
-from pipeline.radiometry import Radiometry, offset_outliers, verify_boa_offset
+from pipeline.radiometry import (
+    Radiometry,
+    offset_outliers,
+    stable_differences,
+    verify_boa_offset,
+)
 from pipeline.sources.base import Asset, Scene, SearchFilter
 from pipeline.sources.chips import ChipCache
 from pipeline.sources.sensors import PROFILES, detect_profile, lattice_origin, snap_for
@@ -235,3 +241,25 @@ def test_search_filter() -> None:
     assert not keep.accepts({"eo:cloud_cover": 31, "platform": "sentinel-2a"})
     assert not keep.accepts({"eo:cloud_cover": 1, "platform": "sentinel-2b"})
     assert SearchFilter().accepts({})
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_stable_differences_by_the_kernel_match_numpy(seed: int) -> None:
+    """The series check's per-pixel median and MAD come from the compositing kernel; they equal
+    numpy's nanmedian ones, so the differences are numpy's to the bit (NaN pixels, clouds)."""
+    rng = np.random.default_rng(seed)
+    looks, clear = _season(8, rng)
+    looks[3][rng.random(looks[3].shape) < 0.05] = np.nan  # no data in some clear pixels
+    stack = np.stack([np.where(c, s, np.nan) for s, c in zip(looks, clear, strict=True)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = np.nanmedian(stack, axis=0)
+        mad = np.nanmedian(np.abs(stack - ref), axis=0)
+    stable = (np.isfinite(stack).sum(axis=0) >= 3) & (mad < 0.02)
+    expected = [layer[stable & np.isfinite(layer)] - ref[stable & np.isfinite(layer)]
+                for layer in stack]  # fmt: skip
+    found = stable_differences(looks, clear)
+    assert len(found) == len(expected)
+    for got, want in zip(found, expected, strict=True):
+        assert got.dtype == want.dtype
+        assert np.array_equal(got, want)
