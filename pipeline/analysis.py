@@ -8,12 +8,15 @@ Before anything is measured, each year's footprint is settled with its neighbour
 also keeps out ground cleared in mid-summer (it was green in June), which would otherwise show
 up a year late; and a cloudy summer leaves fields that no clear look saw green, which would show
 up as a year of false expansion. The last year with data cannot be re-dated: flagged
-``MAY_LAG``.
+``MAY_LAG``. Before that, the exposed bed of water drawn down (a reservoir's mud) leaves each
+footprint (``water.drop_exposed_beds``): ground the series saw under water, now wet, is not
+expansion.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -23,12 +26,14 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry import MultiPolygon, Polygon
 
-from pipeline import accuracy, boundaries, trends
+from pipeline import accuracy, boundaries, trends, water
 from pipeline.change import mask_change
 from pipeline.expansion import BoundaryChange, boundary_change, boundary_changes
 from pipeline.grid import Grid, reproject_geometry
 from pipeline.results import ChangeMetrics, SiteAnalysis, SiteYear, YearMetrics
 from pipeline.sites import Site
+
+logger = logging.getLogger(__name__)
 
 BoolArray = NDArray[np.bool_]
 
@@ -43,6 +48,9 @@ REDATED = "redated"
 #: Flag of a year whose footprint lost bare ground it never saw while crops stand and that its
 #: neighbouring years map as a field (``YearMetrics.unseen_fields_ha``).
 UNSEEN_FIELDS = "unseen-fields"
+#: Flag of a year whose footprint lost the exposed bed of water drawn down
+#: (``YearMetrics.exposed_bed_ha``, ``water.drop_exposed_beds``).
+EXPOSED_BED = "exposed-bed"
 #: Years a pixel must be mapped a field in before ``drop_unseen_fields`` believes it one.
 MIN_FIELD_YEARS = 2
 
@@ -64,7 +72,8 @@ def analyse_site(
     sectors: int = 16,
 ) -> SiteAnalysis:
     """Areas, polygons and year-to-year change for one site, with the boundary's movement
-    in ``sectors`` directions, all measured on the footprints ``date_footprints`` settled (the
+    in ``sectors`` directions, all measured on the footprints settled across years: exposed bed
+    of water drawn down out (``water.drop_exposed_beds``), then ``date_footprints`` (the
     returned ``years`` are those; ``YearMetrics`` says what moved and flags the years).
 
     Area uncertainties count internal edges only (``trends.edge_uncertainty_ha`` with the
@@ -72,17 +81,26 @@ def analyse_site(
     the first with the last when there are more than two."""
     px = grid.pixel_area_ha
     min_px = boundaries.min_pixels_for_area(min_mapping_unit_ha, px)
-    years = date_footprints(years, min_px)
+    beds = water.drop_exposed_beds(years, min_px)
+    years = date_footprints(beds.years, min_px)
+    for sy, bed in zip(years, beds.removed, strict=True):
+        if bed is not None and bed.any():
+            logger.info(
+                "%s %d: %.2f ha of exposed bed (former water, now wet ground) not counted",
+                sy.site_id, sy.year, float(bed.sum()) * px,
+            )  # fmt: skip
     metrics = []
     for sy in years:
         redated_ha = float(sy.redated.sum()) * px if sy.redated is not None else 0.0
         unseen_ha = float(sy.unseen_fields.sum()) * px if sy.unseen_fields is not None else 0.0
+        bed_ha = float(sy.exposed_bed.sum()) * px if sy.exposed_bed is not None else 0.0
         flags = tuple(
             flag
             for flag, on in (
                 (MAY_LAG, sy.composite is not None and sy.redated is None),
                 (REDATED, redated_ha > 0),
                 (UNSEEN_FIELDS, unseen_ha > 0),
+                (EXPOSED_BED, bed_ha > 0),
             )
             if on
         )
@@ -97,6 +115,7 @@ def analyse_site(
                 tuple(boundaries.vectorize(sy.coal_mask, grid.transform, min_px)),
                 redated_ha=redated_ha,
                 unseen_fields_ha=unseen_ha,
+                exposed_bed_ha=bed_ha,
                 flags=flags,
             )
         )

@@ -88,6 +88,9 @@ class SiteYear:
     # year), and the ground it lost as a field unseen while crops stand (by its neighbours).
     redated: BoolArray | None = None
     unseen_fields: BoolArray | None = None
+    # Set by ``water.drop_exposed_beds`` (``analysis.analyse_site``; None before it): the ground
+    # this year's footprint lost as the exposed bed of water drawn down.
+    exposed_bed: BoolArray | None = None
 
     @property
     def n_used(self) -> int:
@@ -288,7 +291,11 @@ class YearMetrics:
     # removed as a field this season never saw while crops stand (the neighbours' verdict).
     redated_ha: float = 0.0
     unseen_fields_ha: float = 0.0
-    # Flags for the trend tables (``analysis.MAY_LAG``, ``REDATED``, ``UNSEEN_FIELDS``).
+    # Ground taken out of this year's footprint as the exposed bed of water drawn down
+    # (``water.drop_exposed_beds``): former water, wet this year.
+    exposed_bed_ha: float = 0.0
+    # Flags for the trend tables (``analysis.MAY_LAG``, ``REDATED``, ``UNSEEN_FIELDS``,
+    # ``EXPOSED_BED``).
     flags: tuple[str, ...] = ()
 
 

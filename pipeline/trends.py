@@ -480,7 +480,7 @@ NOTED_FLAGS = frozenset({"radiometry-break"})
 """Row flags that keep the year but must be reported with the trend: a step at a radiometry
 change (e.g. Sentinel-2 baseline 04.00, January 2022) is not a trend (DOMAIN.md)."""
 
-DATING_FLAGS = frozenset({"may-lag", "redated", "unseen-fields"})
+DATING_FLAGS = frozenset({"may-lag", "redated", "unseen-fields", "exposed-bed"})
 """Row flags of the footprint's dating with its neighbouring years (``analysis.date_footprints``;
 the same strings as ``analysis.MAY_LAG``, ``REDATED`` and ``UNSEEN_FIELDS``). They keep the
 year: they say when ground was counted, not that the year's area is undercounted.
@@ -491,7 +491,9 @@ year: they say when ground was counted, not that the year's area is undercounted
 - ``redated``: the footprint includes ground cleared during the season, confirmed by the next
   year (``redated_ha`` in ``trends.csv``).
 - ``unseen-fields``: bare ground never seen while crops stand, a field in the neighbouring
-  years, was taken out of the footprint (``unseen_fields_ha``)."""
+  years, was taken out of the footprint (``unseen_fields_ha``).
+- ``exposed-bed``: ground another year saw under water, wet this year (a reservoir drawn
+  down), was taken out of the footprint (``exposed_bed_ha``; ``water.drop_exposed_beds``)."""
 
 KNOWN_FLAGS = EXCLUDING_FLAGS | NOTED_FLAGS | DATING_FLAGS | {"widened-window", "scenes-skipped"}
 """Every flag :func:`select_series` understands; any other is an error, so that a new flag is
@@ -543,6 +545,11 @@ FLAG_MEANINGS: Mapping[str, str] = {
         "Bare ground that no clear look saw while crops stand, and that the neighbouring years "
         "map as a field, was taken out of this year's footprint (unseen_fields_ha); the year "
         "is kept."
+    ),
+    "exposed-bed": (
+        "Ground that another year saw under water and that is wet this year, the exposed bed "
+        "of a reservoir or river drawn down, was taken out of this year's footprint "
+        "(exposed_bed_ha); land reclaimed and built or stocked stays; the year is kept."
     ),
 }
 """What each of :data:`KNOWN_FLAGS` means, one plain-English sentence an analyst can quote
