@@ -51,6 +51,9 @@ UNSEEN_FIELDS = "unseen-fields"
 #: Flag of a year whose footprint lost the exposed bed of water drawn down
 #: (``YearMetrics.exposed_bed_ha``, ``water.drop_exposed_beds``).
 EXPOSED_BED = "exposed-bed"
+#: Flag of a year whose footprint or coal left out a terrain-shadowed slope
+#: (``YearMetrics.terrain_shadow_ha``, ``terrain.shadowed``).
+TERRAIN_SHADOW = "terrain-shadow"
 #: Years a pixel must be mapped a field in before ``drop_unseen_fields`` believes it one.
 MIN_FIELD_YEARS = 2
 
@@ -94,6 +97,7 @@ def analyse_site(
         redated_ha = float(sy.redated.sum()) * px if sy.redated is not None else 0.0
         unseen_ha = float(sy.unseen_fields.sum()) * px if sy.unseen_fields is not None else 0.0
         bed_ha = float(sy.exposed_bed.sum()) * px if sy.exposed_bed is not None else 0.0
+        slope_ha = float(sy.terrain_shadow.sum()) * px if sy.terrain_shadow is not None else 0.0
         flags = tuple(
             flag
             for flag, on in (
@@ -101,6 +105,7 @@ def analyse_site(
                 (REDATED, redated_ha > 0),
                 (UNSEEN_FIELDS, unseen_ha > 0),
                 (EXPOSED_BED, bed_ha > 0),
+                (TERRAIN_SHADOW, slope_ha > 0),
             )
             if on
         )
@@ -116,6 +121,7 @@ def analyse_site(
                 redated_ha=redated_ha,
                 unseen_fields_ha=unseen_ha,
                 exposed_bed_ha=bed_ha,
+                terrain_shadow_ha=slope_ha,
                 flags=flags,
             )
         )

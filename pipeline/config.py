@@ -288,9 +288,37 @@ class CoalRule(_Model):
     )
 
 
+class TerrainRule(_Model):
+    """A slope in topographic shadow: dark ground whose brightness falls with the sinking sun
+    through the season, left out of footprint and coal (``pipeline/terrain.py``)."""
+
+    min_looks: int = Field(
+        4, ge=3, le=100, strict=True, description="clear looks a pixel needs to be judged"
+    )
+    min_span_deg: Real = Field(
+        8.0, gt=0, le=60, description="and the noon sun elevation they span (degrees)"
+    )
+    min_darkening_per_deg: Real = Field(
+        0.006, ge=0, le=1, description="mean darkening (ln reflectance) per degree of sun, at least"
+    )
+    seed_sigmas: Real = Field(
+        3.0, gt=0, le=20, description="a seed darkens this many spreads faster than flat ground"
+    )
+    grow_sigmas: Real = Field(
+        2.0, gt=0, le=20, description="and its connected neighbours this many"
+    )
+    significance: Real = Field(
+        0.025, gt=0, lt=0.5, description="one-sided level of a seed's Kendall trend test"
+    )
+    min_width_px: int = Field(
+        3, ge=1, le=20, strict=True, description="regions without a square this wide are kept"
+    )
+
+
 class ClassifyConfig(_Model):
     footprint: FootprintRule = FootprintRule()
     coal: CoalRule = CoalRule()
+    terrain: TerrainRule = TerrainRule()
     mode: Literal["rules", "supervised"] = Field(
         "rules",
         description="rules: the threshold recipe; supervised: a random forest trained on "

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from pipeline import boundaries, harmonize
+from pipeline import boundaries, harmonize, terrain
 from pipeline.bands import BAND_INDEX
 from pipeline.classify import (
     CoalFrequency,
@@ -46,6 +46,7 @@ from pipeline.composite import Composite, median_composite
 from pipeline.masking import MaskReason
 from pipeline.radiometry import S2_BOA_OFFSET_DN, S2_SCALE, OffsetOutlier, offset_outliers
 from pipeline.results import SceneRecord, SeasonEvidence, SiteYear
+from pipeline.terrain import SunResponse, sun_response
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +61,10 @@ class RecipeParams:
     the defaults are the config's defaults, so ``RecipeParams()`` is what a default run uses).
 
     Month-days are ``(month, day)``; ``footprint_rule`` and ``coal_rule`` are the keyword
-    thresholds of ``classify.footprint_mask`` and ``classify.coal_observation`` (empty: their
-    defaults). Crops are not harvested before ``harvest_from``: ground seen bare before it after
-    its last green look was cleared this season (or harvested early). Every crop stands green
+    thresholds of ``classify.footprint_mask`` and ``classify.coal_observation``, and
+    ``terrain_rule`` those of ``terrain.shadowed`` (empty: their defaults). Crops are not
+    harvested before ``harvest_from``: ground seen bare before it after its last green look
+    was cleared this season (or harvested early). Every crop stands green
     between the two days of ``crops_green`` (judgement: rice and maize peak from mid-July to
     mid-August in the DPRK, an early harvest comes after): a season without a clear look then
     cannot tell a field harvested before its first clear look from bare ground
@@ -86,6 +88,7 @@ class RecipeParams:
     harmonize_to: str = "none"
     crops_green: tuple[MonthDay, MonthDay] = ((7, 15), (8, 15))
     harvest_from: MonthDay = (9, 1)
+    terrain_rule: Mapping[str, float] = field(default_factory=dict)
 
     def window(self, year: int, widened: bool = False) -> tuple[date, date]:
         a, b = self.fallback if widened else self.season
@@ -295,9 +298,10 @@ def season_records(
 @dataclass(frozen=True)
 class SeasonProducts:
     """The per-pixel products of a site-year's looks, 2D (y, x) or (band, y, x): everything
-    ``finish_site_year`` needs from the time stack. Each pixel depends on its own time series
-    only, except ``green`` (a 3 x 3 minimum, ``classify.greenness``), so the products of a
-    window read with a one-pixel halo are, inside it, those of the whole grid."""
+    ``finish_site_year`` needs from the time stack (``sun``: how the season's looks followed
+    the sun, ``terrain.sun_response``). Each pixel depends on its own time series only, except
+    ``green`` (a 3 x 3 minimum, ``classify.greenness``), so the products of a window read with
+    a one-pixel halo are, inside it, those of the whole grid."""
 
     composite: Composite
     coal: CoalFrequency
@@ -305,6 +309,7 @@ class SeasonProducts:
     cropped: BoolArray
     cleared: BoolArray
     seen_standing: BoolArray  # seen clear while crops stand, before the 3 x 3 erosion
+    sun: SunResponse
 
     def window(self, rows: slice, cols: slice) -> SeasonProducts:
         """The products of the pixels ``rows`` x ``cols`` (views)."""
@@ -314,7 +319,7 @@ class SeasonProducts:
                       c.mad[:, rows, cols]),
             CoalFrequency(k.frequency[rows, cols], k.flagged[rows, cols], k.clear[rows, cols]),
             self.green[rows, cols], self.cropped[rows, cols], self.cleared[rows, cols],
-            self.seen_standing[rows, cols],
+            self.seen_standing[rows, cols], self.sun.window(rows, cols),
         )  # fmt: skip
 
     @classmethod
@@ -326,7 +331,7 @@ class SeasonProducts:
             CoalFrequency(np.empty(shape, np.float32), np.empty(shape, np.int16),
                           np.empty(shape, np.int16)),
             np.empty(shape, np.float32), np.empty(shape, bool), np.empty(shape, bool),
-            np.empty(shape, bool),
+            np.empty(shape, bool), SunResponse.empty(bands, shape),
         )  # fmt: skip
 
     def paste(self, rows: slice, cols: slice, part: SeasonProducts) -> None:
@@ -339,7 +344,7 @@ class SeasonProducts:
 def _arrays(p: SeasonProducts) -> tuple[NDArray[Any], ...]:
     c, k = p.composite, p.coal
     return (c.reflectance, c.clear_count, c.mad, k.frequency, k.flagged, k.clear, p.green,
-            p.cropped, p.cleared, p.seen_standing)  # fmt: skip
+            p.cropped, p.cleared, p.seen_standing, *p.sun.arrays())  # fmt: skip
 
 
 def season_products(
@@ -353,10 +358,12 @@ def season_products(
 ) -> SeasonProducts:
     """The products of the looks ``stack`` (time, band, y, x) with their ``clear`` masks and
     ``days``: ``in_season`` (indices, at least one) are the season window's looks, composited
-    and counted for coal; ``green_obs`` those of the greenness period (``season_looks``)."""
+    and counted for coal, and whose brightness is set against the sun (``sun_response``);
+    ``green_obs`` those of the greenness period (``season_looks``)."""
     season, season_clear = _take(stack, in_season), _take(clear, in_season)
     composite = median_composite(season, season_clear)
     coal = coal_frequency(season, season_clear, **params.coal_rule)
+    sun = sun_response(season, season_clear, [days[i] for i in in_season])
     del season, season_clear
     greens, greens_clear = _take(stack, green_obs), _take(clear, green_obs)
     green_days = [days[i] for i in green_obs]
@@ -370,7 +377,7 @@ def season_products(
     for look, ok, day in zip(greens, greens_clear, green_days, strict=True):
         if green_from <= day <= green_until:
             seen_standing |= ok & valid_pixels(look)
-    return SeasonProducts(composite, coal, green, signs.cropped, signs.cleared, seen_standing)
+    return SeasonProducts(composite, coal, green, signs.cropped, signs.cleared, seen_standing, sun)
 
 
 def _take(stack: NDArray[Any], index: Sequence[int]) -> NDArray[Any]:
@@ -410,7 +417,13 @@ def finish_site_year(
         params=params,
         green_ndvi=products.green,
         coal=products.coal,
+        sun=products.sun,
     )
+    if classified.terrain_shadow is not None and classified.terrain_shadow.any():
+        logger.info(
+            "%s %d: %.2f ha of footprint-like ground follows the sun (terrain shadow): not mapped",
+            site_id, year, float(classified.terrain_shadow.sum()) * pixel_area_ha,
+        )  # fmt: skip
     assert classified.green_excluded is not None  # greenness was given
     # The rim of a clearing is too mixed to look bare in a single look: one pixel of slack.
     near_cleared = ndimage.binary_dilation(
@@ -439,7 +452,7 @@ def finish_site_year(
         classified.footprint, classified.coal_mask, valid,
         median_clear=float(np.median(composite.clear_count[area])),
         coverage=round(float(valid.sum()) / max(int(area.sum()), 1), 4),
-        evidence=evidence,
+        evidence=evidence, terrain_shadow=classified.terrain_shadow,
     )  # fmt: skip
 
 
@@ -448,12 +461,15 @@ class Classified:
     """What ``classify`` maps. ``coal``: the coal frequency the coal mask was counted from (the
     one given, or the single look's). ``green_excluded``: ground the footprint rule accepts at the
     end of the season but the greenness test rejects (a harvested field, or ground cleared
-    during the season); None when no greenness was given."""
+    during the season); None when no greenness was given. ``terrain_shadow``: footprint-like or
+    coal-counted ground left unmapped because its brightness followed the sun
+    (``terrain.shadowed``); None when no sun response was given."""
 
     footprint: BoolArray
     coal_mask: BoolArray
     coal: CoalFrequency
     green_excluded: BoolArray | None
+    terrain_shadow: BoolArray | None = None
 
 
 def classify(
@@ -464,6 +480,7 @@ def classify(
     params: RecipeParams | None = None,
     green_ndvi: FloatArray | None = None,
     coal: CoalFrequency | None = None,
+    sun: SunResponse | None = None,
 ) -> Classified:
     """Footprint and coal masks of one image or composite (band, y, x): the one classification
     recipe of ``run`` and ``compare``. Only ``valid`` pixels (and finite ones) can be mapped.
@@ -478,6 +495,11 @@ def classify(
     ``green_ndvi`` is given), rim unmixing, union with the coal mask, minimum mapping unit.
     Without ``green_ndvi`` a harvested field is bare ground, hence footprint: compare two
     images of the same season, or expect fields to flicker.
+
+    Terrain shadow: with ``sun`` (``terrain.sun_response`` over the season's looks), ground the
+    footprint or coal rule accepts but whose brightness followed the sinking sun
+    (``terrain.shadowed``, against the site's other such ground) is a slope facing away from
+    the sun, neither footprint nor coal, and is left out of both.
     """
     params = params if params is not None else RecipeParams()
     valid = valid & valid_pixels(reflectance)
@@ -487,6 +509,13 @@ def classify(
         counted = coal.mask(params.coal_min_frequency, 1)
     else:
         counted = coal.mask(params.coal_min_frequency, params.coal_min_observations)
+    shadow = None
+    if sun is not None:
+        candidates = valid & (
+            counted | footprint_mask(reflectance, green_ndvi, opening_px=0, **params.footprint_rule)
+        )
+        shadow = candidates & terrain.shadowed(sun, candidates, **params.terrain_rule)
+        valid = valid & ~shadow
     coal_core = drop_thin_regions(counted & valid, params.coal_opening_px)
     coal_mask = boundaries.remove_small_regions(
         grow_mixed_edges(coal_core, reflectance, min_fraction=params.coal_edge_fraction) & valid,
@@ -502,7 +531,7 @@ def classify(
 
     footprint = footprint_with(green_ndvi)
     excluded = None if green_ndvi is None else footprint_with(None) & ~footprint
-    return Classified(footprint, coal_mask, coal, excluded)
+    return Classified(footprint, coal_mask, coal, excluded, shadow)
 
 
 def classify_single_image(

@@ -91,6 +91,9 @@ class SiteYear:
     # Set by ``water.drop_exposed_beds`` (``analysis.analyse_site``; None before it): the ground
     # this year's footprint lost as the exposed bed of water drawn down.
     exposed_bed: BoolArray | None = None
+    # Footprint-like or coal-counted ground left unmapped because its brightness followed the
+    # sinking sun through the season (``recipe.Classified.terrain_shadow``); None: not known.
+    terrain_shadow: BoolArray | None = None
 
     @property
     def n_used(self) -> int:
@@ -121,6 +124,8 @@ def site_year_arrays(sy: SiteYear) -> dict[str, NDArray[Any]]:
         arrays["redated"] = sy.redated
     if sy.unseen_fields is not None:
         arrays["unseen_fields"] = sy.unseen_fields
+    if sy.terrain_shadow is not None:
+        arrays["terrain_shadow"] = sy.terrain_shadow
     if sy.composite is not None:
         arrays["composite_reflectance"] = sy.composite.reflectance
         arrays["composite_clear_count"] = sy.composite.clear_count
@@ -147,6 +152,7 @@ def site_year_record(sy: SiteYear) -> dict[str, Any]:
         "has_evidence": sy.evidence is not None,
         "has_redated": sy.redated is not None,
         "has_unseen_fields": sy.unseen_fields is not None,
+        "has_terrain_shadow": sy.terrain_shadow is not None,
     }
 
 
@@ -270,6 +276,9 @@ def site_year_from_stored(
         unseen_fields=(
             arr("unseen_fields").astype(bool) if record.get("has_unseen_fields") else None
         ),
+        terrain_shadow=(
+            arr("terrain_shadow").astype(bool) if record.get("has_terrain_shadow") else None
+        ),
     )
 
 
@@ -294,8 +303,11 @@ class YearMetrics:
     # Ground taken out of this year's footprint as the exposed bed of water drawn down
     # (``water.drop_exposed_beds``): former water, wet this year.
     exposed_bed_ha: float = 0.0
+    # Ground left out of this year's footprint and coal as a terrain-shadowed slope (its
+    # brightness followed the sinking sun: ``terrain.shadowed``).
+    terrain_shadow_ha: float = 0.0
     # Flags for the trend tables (``analysis.MAY_LAG``, ``REDATED``, ``UNSEEN_FIELDS``,
-    # ``EXPOSED_BED``).
+    # ``EXPOSED_BED``, ``TERRAIN_SHADOW``).
     flags: tuple[str, ...] = ()
 
 

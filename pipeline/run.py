@@ -154,6 +154,7 @@ def recipe_params(config: RunConfig) -> RecipeParams:
         coal_edge_fraction=coal.edge_fraction,
         min_mapping_unit_ha=config.boundaries.min_mapping_unit_ha,
         harmonize_to=config.harmonize.to,
+        terrain_rule={k: float(v) for k, v in config.classify.terrain.model_dump().items()},
     )
 
 

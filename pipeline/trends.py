@@ -480,10 +480,11 @@ NOTED_FLAGS = frozenset({"radiometry-break"})
 """Row flags that keep the year but must be reported with the trend: a step at a radiometry
 change (e.g. Sentinel-2 baseline 04.00, January 2022) is not a trend (DOMAIN.md)."""
 
-DATING_FLAGS = frozenset({"may-lag", "redated", "unseen-fields", "exposed-bed"})
+DATING_FLAGS = frozenset({"may-lag", "redated", "unseen-fields", "exposed-bed", "terrain-shadow"})
 """Row flags of the footprint's dating with its neighbouring years (``analysis.date_footprints``;
-the same strings as ``analysis.MAY_LAG``, ``REDATED`` and ``UNSEEN_FIELDS``). They keep the
-year: they say when ground was counted, not that the year's area is undercounted.
+the same strings as ``analysis.MAY_LAG``, ``REDATED`` and ``UNSEEN_FIELDS``) and of ground the
+footprint leaves out (``EXPOSED_BED``, ``TERRAIN_SHADOW``). They keep the year: they say when
+or why ground was counted, not that the year's area is undercounted.
 
 - ``may-lag``: the footprint could not be checked against the next year (the last year with
   data, or a year stored without its season evidence): ground cleared in its season may show a
@@ -493,7 +494,10 @@ year: they say when ground was counted, not that the year's area is undercounted
 - ``unseen-fields``: bare ground never seen while crops stand, a field in the neighbouring
   years, was taken out of the footprint (``unseen_fields_ha``).
 - ``exposed-bed``: ground another year saw under water, wet this year (a reservoir drawn
-  down), was taken out of the footprint (``exposed_bed_ha``; ``water.drop_exposed_beds``)."""
+  down), was taken out of the footprint (``exposed_bed_ha``; ``water.drop_exposed_beds``).
+- ``terrain-shadow``: footprint-like or coal-like ground whose brightness followed the sinking
+  sun through the season (a slope in topographic shadow) was left unmapped
+  (``terrain_shadow_ha``; ``terrain.shadowed``)."""
 
 KNOWN_FLAGS = EXCLUDING_FLAGS | NOTED_FLAGS | DATING_FLAGS | {"widened-window", "scenes-skipped"}
 """Every flag :func:`select_series` understands; any other is an error, so that a new flag is
@@ -550,6 +554,11 @@ FLAG_MEANINGS: Mapping[str, str] = {
         "Ground that another year saw under water and that is wet this year, the exposed bed "
         "of a reservoir or river drawn down, was taken out of this year's footprint "
         "(exposed_bed_ha); land reclaimed and built or stocked stays; the year is kept."
+    ),
+    "terrain-shadow": (
+        "Dark ground whose brightness fell with the sinking autumn sun through the season, a "
+        "slope in topographic shadow, was left out of this year's footprint and coal "
+        "(terrain_shadow_ha); the year is kept."
     ),
 }
 """What each of :data:`KNOWN_FLAGS` means, one plain-English sentence an analyst can quote

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline import classify as classify_module
+from pipeline import terrain as terrain_module
 from pipeline.composite import median_composite
 from pipeline.demo import demo_config
 from pipeline.recipe import (
@@ -58,7 +59,7 @@ def test_recipe_defaults_are_a_default_runs(tmp_path: Path) -> None:
     run = recipe_params(demo_config(tmp_path / "cfg"))
     default = RecipeParams()
     for f in fields(RecipeParams):
-        if f.name not in ("footprint_rule", "coal_rule"):
+        if f.name not in ("footprint_rule", "coal_rule", "terrain_rule"):
             assert getattr(default, f.name) == getattr(run, f.name), f.name
     # The run spells its thresholds out; the stages' own defaults are the same values.
     stages = {
@@ -68,6 +69,7 @@ def test_recipe_defaults_are_a_default_runs(tmp_path: Path) -> None:
             classify_module.is_green,
         ),
         "coal_rule": (classify_module.coal_observation,),
+        "terrain_rule": (terrain_module.shadowed,),
     }
     for rule, functions in stages.items():
         assert getattr(default, rule) == {}

@@ -423,6 +423,7 @@ TREND_SCHEMA = _columns(
     ("redated_ha", "float", "ground cleared in this season, dated by the next year (ha)"),
     ("unseen_fields_ha", "float", "ground removed as a field unseen while crops stand (ha)"),
     ("exposed_bed_ha", "float", "exposed bed of water drawn down, not counted (ha)"),
+    ("terrain_shadow_ha", "float", "terrain-shadowed slope left out of footprint and coal (ha)"),
     ("sensors", "text", "platforms of the scenes used, ';'-joined"),
     ("processing_baselines", "text", "Sentinel-2 processing baselines, ';'-joined"),
     ("interval_basis", "text", "edge or sample: where the intervals come from"),
@@ -666,6 +667,7 @@ def trend_rows(
             "redated_ha": m.redated_ha if seen else None,
             "unseen_fields_ha": m.unseen_fields_ha if seen else None,
             "exposed_bed_ha": m.exposed_bed_ha if seen else None,
+            "terrain_shadow_ha": m.terrain_shadow_ha if seen else None,
             "sensors": scene_sensors(sy),
             "processing_baselines": processing_baselines(sy),
         }

@@ -1,0 +1,268 @@
+"""Terrain-shadowed slopes, told from flat ground by brightness that follows the sun.
+
+Surface reflectance (Sentinel-2 L2A, Landsat Collection 2 L2) is retrieved as for flat ground:
+the direct irradiance is taken as proportional to cos(z), z the solar zenith angle. On a slope
+of angle s and aspect a it goes with the local incidence angle instead,
+cos(i) = cos(z) cos(s) + sin(z) sin(s) cos(phi - a), phi the solar azimuth (Teillet, Guindon and
+Goodenough 1982, "On the slope-aspect correction of multispectral scanner data", Canadian
+Journal of Remote Sensing 8(2): 84-106, the cosine and C corrections), and it vanishes where the
+slope faces away from the sun by more than its elevation or a ridge casts its shadow (Richter
+1998, "Correction of satellite imagery over mountainous terrain", Applied Optics 37(18):
+4004-4015, the ATCOR terrain model that Sen2Cor inherits; its ATBD, S2PAD-ATBD-0001, maps such
+cast shadow as SCL class 2, "dark area", a class that also holds coal). Without a DEM the flat
+retrieval leaves a slope facing away from the sun with a factor of about cos(i) / cos(z) in
+every band, and that factor falls as the autumn sun sinks: such a slope darkens steadily over
+the season's clear looks, in every band and in step with the sun, while flat ground (built,
+bare, spoil, coal) keeps its reflectance, up to weather and changes not tied to the sun.
+
+``sun_response`` (a per-pixel product of the season's looks: each pixel depends on its own time
+series only) relates each band's log reflectance to the noon sun elevation of the look, by
+robust slopes and a rank trend; ``shadowed`` (whole-site: it compares with the site's own flat
+ground) calls a pixel a terrain-shadowed slope when its brightness falls with the sun in every
+band, deepest toward SWIR, far more steeply than the site's footprint-like ground, with a
+significant trend somewhere in its region. Such a pixel is neither footprint nor coal
+(``recipe.classify``), and the area so left out is recorded (``recipe.Classified``).
+
+Limits: with one season, a change that darkens ground steadily through the autumn (a coal pile
+growing over bare ground look by look) follows the sun as well; the magnitude, the spectral
+shape and the significance bars keep that rare, and the next season, where the slope darkens
+again and the pile does not, is the evidence a later step could use. Sen2Cor's SCL class 2
+would be supporting evidence only (it flags coal too); the recipe does not receive it.
+
+The sun enters as its noon elevation, which north of the Tropic of Cancer is
+``90 - latitude + declination``: slopes against the declination of the look's day
+(``solar_declination``) are the same at every such latitude, so no site coordinate is
+needed. At 10:30 local solar time (the Sentinel-2 and Landsat overpass) the elevation moves
+with the declination at 0.85 to 0.96 degrees per degree from 30 to 50 N: the thresholds
+below hold to that precision.
+South of the equator the autumn of the northern calendar is spring: this test is for sites north
+of the Tropic of Cancer, as every site of the project is.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage, stats
+
+from pipeline.bands import BAND_INDEX
+from pipeline.classify import drop_thin_regions
+
+FloatArray = NDArray[np.float32]
+BoolArray = NDArray[np.bool_]
+
+#: Reflectance floor before the logarithm: deep shade reads ~0.01 in SWIR, noise can read 0.
+_LOG_FLOOR = 0.005
+_SWIR = [BAND_INDEX["swir16"], BAND_INDEX["swir22"]]
+#: Pairwise slopes held at once (pairs x pixels): ~32 MB of float32, whatever the site's size.
+_BLOCK_VALUES = 8_000_000
+
+
+def solar_declination(day: date) -> float:
+    """The sun's declination on ``day`` at noon, in degrees: Spencer's Fourier series (Spencer
+    1971, "Fourier series representation of the position of the Sun", Search 2(5): 172),
+    within 0.04 degrees of the ephemeris."""
+    g = 2.0 * math.pi * (day.timetuple().tm_yday - 1) / 365.0
+    radians = (
+        0.006918
+        - 0.399912 * math.cos(g)
+        + 0.070257 * math.sin(g)
+        - 0.006758 * math.cos(2 * g)
+        + 0.000907 * math.sin(2 * g)
+        - 0.002697 * math.cos(3 * g)
+        + 0.00148 * math.sin(3 * g)
+    )
+    return math.degrees(radians)
+
+
+@dataclass(frozen=True)
+class SunResponse:
+    """How each pixel's brightness followed the sun over its clear looks (``sun_response``).
+
+    ``slope`` (band, y, x): Theil-Sen slope (the median of the slopes between every two looks)
+    of ln(reflectance) on the noon sun elevation, per degree (positive: darker as the sun
+    sinks); ``trend`` (y, x): Kendall's S between the sun and the mean log reflectance over the
+    bands, as a standard normal score (positive: darker as the sun sinks; Mann-Kendall's
+    continuity-corrected z); ``span`` (y, x): degrees of sun elevation between the pixel's
+    first and last clear look; ``looks`` (y, x): clear looks counted. NaN where fewer than two
+    looks or no span.
+    """
+
+    slope: FloatArray
+    trend: FloatArray
+    span: FloatArray
+    looks: NDArray[np.int16]
+
+    def window(self, rows: slice, cols: slice) -> SunResponse:
+        """The response of the pixels ``rows`` x ``cols`` (views)."""
+        return SunResponse(
+            self.slope[:, rows, cols], self.trend[rows, cols], self.span[rows, cols],
+            self.looks[rows, cols],
+        )  # fmt: skip
+
+    @classmethod
+    def empty(cls, bands: int, shape: tuple[int, int]) -> SunResponse:
+        """A response of ``shape`` to fill window by window."""
+        return cls(
+            np.empty((bands, *shape), np.float32), np.empty(shape, np.float32),
+            np.empty(shape, np.float32), np.empty(shape, np.int16),
+        )  # fmt: skip
+
+    def arrays(self) -> tuple[NDArray[np.float32] | NDArray[np.int16], ...]:
+        """Every array, in a fixed order (for pasting windows)."""
+        return (self.slope, self.trend, self.span, self.looks)
+
+
+def sun_response(stack: FloatArray, clear: BoolArray, days: Sequence[date]) -> SunResponse:
+    """Relate, per pixel, ln(reflectance) of the clear looks of ``stack`` (time, band, y, x) to
+    the sun elevation of their ``days`` (``solar_declination``: the noon elevation up to a
+    constant). A look counts at a pixel when ``clear`` (time, y, x) and every band is finite;
+    reflectance is floored at 0.005 before the logarithm.
+
+    Robust by construction: one look darkened by a cloud shadow the mask missed moves neither
+    the Theil-Sen slope (Sen 1968, JASA 63: 1379-1389) nor Kendall's S much, where it would
+    swing a least-squares fit; and a cast shadow that deepens by steps rather than linearly is
+    still a monotone trend."""
+    if len(days) != stack.shape[0] or clear.shape != (stack.shape[0], *stack.shape[2:]):
+        raise ValueError(
+            f"stack {stack.shape}, clear {clear.shape} and {len(days)} days do not describe "
+            "the same looks"
+        )
+    sun = np.array([solar_declination(d) for d in days], np.float64)
+    out = SunResponse.empty(stack.shape[1], stack.shape[2:])
+    pairs = len(days) * (len(days) - 1) // 2
+    step = max(1, _BLOCK_VALUES // max(pairs * stack.shape[3], 1))
+    for r in range(0, stack.shape[2], step):
+        rows = slice(r, r + step)
+        part = _response(stack[:, :, rows], clear[:, rows], sun)
+        for into, value in zip(out.window(rows, slice(None)).arrays(), part, strict=True):
+            into[...] = value
+    return out
+
+
+def _response(
+    stack: FloatArray, clear: BoolArray, sun: NDArray[np.float64]
+) -> tuple[NDArray[Any], ...]:
+    """``sun_response``'s arrays for the pixels of ``stack`` (a band of rows: the pairs of
+    looks of every pixel are held at once)."""
+    ok = clear & np.isfinite(stack).all(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logs = np.where(ok[:, None], np.log(np.maximum(stack, _LOG_FLOOR)), np.nan)
+    logs = logs.astype(np.float32)
+    first, second = np.triu_indices(len(sun), k=1)
+    apart = sun[second] != sun[first]  # two looks of one day tell nothing of the sun
+    first, second = first[apart], second[apart]
+    run = (sun[second] - sun[first]).astype(np.float32)[:, None, None]
+    shape = stack.shape[2:]
+    slope = np.full((stack.shape[1], *shape), np.nan, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no look, no slope
+        for b in range(stack.shape[1]):
+            if first.size:
+                slope[b] = np.nanmedian((logs[second, b] - logs[first, b]) / run, axis=0)
+        mean_log = logs.mean(axis=1)
+    signs = np.sign(run) * np.sign(mean_log[second] - mean_log[first])
+    s_stat = np.nansum(signs, axis=0) if first.size else np.zeros(shape)
+    n = ok.sum(axis=0).astype(np.float64)
+    variance = n * (n - 1) * (2 * n + 5)
+    for value in np.unique(sun):  # looks of one day are ties in the sun (Kendall 1975)
+        g = ok[sun == value].sum(axis=0).astype(np.float64)
+        variance -= g * (g - 1) * (2 * g + 5)
+    low = np.where(ok, sun[:, None, None], np.inf).min(axis=0)
+    high = np.where(ok, sun[:, None, None], -np.inf).max(axis=0)
+    usable = (n >= 2) & (high > low)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.sign(s_stat) * np.maximum(np.abs(s_stat) - 1.0, 0.0) / np.sqrt(variance / 18)
+    return (
+        np.where(usable, slope, np.nan).astype(np.float32),
+        np.where(usable, score, np.nan).astype(np.float32),
+        np.where(usable, high - low, np.nan).astype(np.float32),
+        n.astype(np.int16),
+    )
+
+
+def shadowed(
+    response: SunResponse,
+    reference: BoolArray,
+    *,
+    min_looks: float = 4,
+    min_span_deg: float = 8.0,
+    min_darkening_per_deg: float = 0.006,
+    seed_sigmas: float = 3.0,
+    grow_sigmas: float = 2.0,
+    significance: float = 0.025,
+    min_width_px: float = 3,
+) -> BoolArray:
+    """Pixels of a terrain-shadowed slope: brightness that falls with the sinking sun, by
+    itself and against the site's own flat ground, the pixels of ``reference`` (footprint-like
+    ground: built, bare, coal). Their typical slope per band (``shorth``, which a slope's own
+    pixels among them do not drag) is what every look shares (the residual sun dependence of
+    the flat retrieval, a hazier late look); the spread of their mean slope over the bands is
+    what the site's looks let flat ground do by chance.
+
+    Only pixels with at least ``min_looks`` clear looks spanning ``min_span_deg`` of sun
+    elevation are decided (fewer: not shadowed). A pixel follows the sun when every band
+    darkens as the sun sinks, both by itself and faster than the reference, both SWIR bands at
+    least as fast as blue (losing the direct beam leaves skylight, which is bluest, so shade
+    deepens toward SWIR; haze, which adds most in blue, cannot mimic it), and its mean log
+    brightness by at least ``min_darkening_per_deg`` per degree by itself and by at least
+    ``grow_sigmas`` spreads against the reference. At that floor a season spanning 25 degrees
+    of sun darkens a pixel by 14 %: the direct beam on a slope of about 10 degrees facing away
+    from the sun at mid latitudes (d ln cos(i) / dz = tan z - tan(z + s), in radians).
+
+    A slope is a region: pixels that follow the sun by ``seed_sigmas`` spreads, with a
+    significant trend (one-sided Mann-Kendall test of the mean log brightness against the sun at
+    level ``significance``), seed it, and the connected pixels that follow the sun join them
+    (hysteresis), since a few looks leave single pixels short of the seed's bar. A slope is
+    also wide: regions that hold no ``min_width_px`` square anywhere (the strip a tall building
+    shades more as the sun sinks, a north-facing roof) are not terrain and stay mapped.
+    """
+    decided = (response.looks >= min_looks) & (response.span >= min_span_deg)
+    usable = reference & np.isfinite(response.slope).all(axis=0)
+    level = np.zeros(response.slope.shape[0], np.float64)
+    spread = 0.0
+    if usable.any():
+        level = np.array([shorth(band[usable])[0] for band in response.slope])
+        spread = shorth(response.slope[:, usable].mean(axis=0))[1]
+    excess = response.slope - level[:, None, None]
+    mean_excess = excess.mean(axis=0)
+    blue, swir = response.slope[BAND_INDEX["blue"]], response.slope[_SWIR, ...]
+    with np.errstate(invalid="ignore"):
+        darker = (
+            decided
+            & (response.slope > 0).all(axis=0)
+            & (excess > 0).all(axis=0)
+            & (swir >= blue).all(axis=0)
+            & (response.slope.mean(axis=0) >= min_darkening_per_deg)
+            & (mean_excess >= min_darkening_per_deg)
+        )
+        follows = darker & (mean_excess >= grow_sigmas * spread)
+        trend = response.trend >= stats.norm.isf(significance)
+        seeds = darker & (mean_excess >= seed_sigmas * spread) & trend
+    grown = ndimage.binary_propagation(seeds, structure=np.ones((3, 3), bool), mask=follows)
+    return drop_thin_regions(np.asarray(grown, dtype=bool), int(min_width_px) // 2)
+
+
+def shorth(values: NDArray[np.floating[Any]]) -> tuple[float, float]:
+    """(location, scale) of ``values`` that stay on the majority when up to half of them sit
+    above it, as a slope's pixels do among a small site's flat ground. Location: the midpoint
+    of the shortest interval holding half of the values (the shorth, Rousseeuw and Leroy 1988,
+    "A robust scale estimator based on the shortest half", Statistica Neerlandica 42:
+    103-116). Scale: 1.4826 times the median distance below it (the lower half's MAD, which
+    values above cannot inflate). NaN values are ignored; (0, 0) when none is left."""
+    v = np.sort(values[np.isfinite(values)].astype(np.float64))
+    if v.size == 0:
+        return 0.0, 0.0
+    h = v.size // 2 + 1
+    widths = v[h - 1 :] - v[: v.size - h + 1]
+    i = int(np.argmin(widths))
+    location = float(v[i] + v[i + h - 1]) / 2.0
+    below = location - v[v <= location]
+    return location, 1.4826 * float(np.median(below)) if below.size else 0.0

@@ -1,0 +1,259 @@
+"""Terrain-shadowed slopes (``terrain``, ``recipe.classify``): ground whose brightness follows
+the sinking autumn sun is neither footprint nor coal; flat ground is kept.
+
+The looks are built here from the physics the module cites, not from the synthetic scenario:
+a slope of 15 degrees facing north at 40 N, lit by a direct beam that goes with
+cos(i) / cos(z) = cos(z + s) / cos(z) and by skylight that is bluest (a larger diffuse share in
+blue than in SWIR), on a season of eight looks from early September to mid November.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from pipeline import terrain
+from pipeline.bands import BANDS
+from pipeline.classify import coal_frequency
+from pipeline.composite import median_composite
+from pipeline.recipe import Look, RecipeParams, SeasonProducts, classify, look_record, site_year
+from pipeline.terrain import SunResponse, shadowed, shorth, solar_declination, sun_response
+
+DAYS = [date(2023, 9, 2), date(2023, 9, 12), date(2023, 9, 22), date(2023, 10, 2),
+        date(2023, 10, 12), date(2023, 10, 22), date(2023, 11, 1), date(2023, 11, 11)]  # fmt: skip
+LATITUDE = 40.0
+SLOPE_DEG = 15.0
+# Share of skylight in the irradiance, per band (blue ... swir22): bluest.
+DIFFUSE = np.array([0.35, 0.28, 0.22, 0.15, 0.08, 0.06], np.float32)
+ROCK = np.array([0.080, 0.090, 0.100, 0.130, 0.170, 0.150], np.float32)
+YARD = np.array([0.100, 0.130, 0.165, 0.215, 0.300, 0.255], np.float32)
+COAL = np.array([0.040, 0.042, 0.044, 0.048, 0.056, 0.058], np.float32)
+FOREST = np.array([0.035, 0.060, 0.070, 0.260, 0.200, 0.110], np.float32)
+PIXEL_HA = 0.01  # 10 m pixels
+
+Mask = NDArray[np.bool_]
+
+
+def _illumination(day: date) -> float:
+    """cos(i) / cos(z) of a north-facing slope at the 10:30 sun (zenith ~5 deg past noon's)."""
+    zenith = math.radians(LATITUDE - solar_declination(day) + 5.0)
+    return max(math.cos(zenith + math.radians(SLOPE_DEG)), 0.0) / math.cos(zenith)
+
+
+def _scene(seed: int = 3) -> tuple[NDArray[np.float32], Mask, dict[str, Mask]]:
+    """(stack (time, band, y, x), clear (time, y, x), masks): flat yard, a coal pile whose
+    brightness changes at random from look to look, a shadowed rock slope, and a second slope
+    with only three clear looks, in forest; a look-wide gain and sensor noise everywhere."""
+    assert len(BANDS) == 6
+    rng = np.random.default_rng(seed)
+    shape = (40, 40)
+    masks = {name: np.zeros(shape, bool) for name in ("yard", "coal", "slope", "few")}
+    masks["yard"][0:15, :] = True
+    masks["coal"][20:30, 0:10] = True
+    masks["slope"][20:30, 15:25] = True
+    masks["few"][20:30, 30:40] = True
+    stack = np.empty((len(DAYS), len(BANDS), *shape), np.float32)
+    clear = np.ones((len(DAYS), *shape), bool)
+    for t, day in enumerate(DAYS):
+        lit = DIFFUSE + (1.0 - DIFFUSE) * _illumination(day)
+        look = np.broadcast_to(FOREST[:, None, None], stack.shape[1:]).copy()
+        look[:, masks["yard"]] = YARD[:, None]
+        look[:, masks["coal"]] = (COAL * np.exp(rng.normal(0.0, 0.15)))[:, None]
+        look[:, masks["slope"] | masks["few"]] = (ROCK * lit)[:, None]
+        look *= np.float32(np.exp(rng.normal(0.0, 0.02)))
+        stack[t] = look + rng.normal(0.0, 0.002, look.shape).astype(np.float32)
+        if t not in (0, 4, 7):
+            clear[t][masks["few"]] = False
+    return stack, clear, masks
+
+
+def _classified(with_sun: bool, seed: int = 3) -> tuple[object, dict[str, Mask]]:
+    stack, clear, masks = _scene(seed)
+    composite = median_composite(stack, clear)
+    return (
+        classify(
+            composite.reflectance,
+            valid=np.ones(stack.shape[2:], bool),
+            pixel_area_ha=PIXEL_HA,
+            params=RecipeParams(),
+            coal=coal_frequency(stack, clear),
+            sun=sun_response(stack, clear, DAYS) if with_sun else None,
+        ),
+        masks,
+    )
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_slope_that_darkens_with_the_sun_is_neither_footprint_nor_coal(seed: int) -> None:
+    before, masks = _classified(with_sun=False, seed=seed)
+    after, _ = _classified(with_sun=True, seed=seed)
+    slope = masks["slope"]
+    assert before.footprint[slope].mean() > 0.9  # the rules alone map it: the case is real
+    assert after.footprint[slope].mean() < 0.05
+    assert not after.coal_mask[slope].any()
+    assert after.terrain_shadow is not None
+    assert after.terrain_shadow[slope].mean() > 0.9
+    assert not after.terrain_shadow[~slope].any()  # the excluded area is the slope's only
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_flat_ground_and_coal_are_kept(seed: int) -> None:
+    before, masks = _classified(with_sun=False, seed=seed)
+    after, _ = _classified(with_sun=True, seed=seed)
+    assert after.footprint[masks["yard"]].mean() > 0.95
+    assert after.coal_mask[masks["coal"]].mean() > 0.9
+    np.testing.assert_array_equal(after.coal_mask, before.coal_mask)
+    outside = ~masks["slope"]
+    np.testing.assert_array_equal(after.footprint[outside], before.footprint[outside])
+
+
+def test_site_year_maps_neither_the_slope_nor_loses_the_rest() -> None:
+    """The whole recipe: the season's products carry the sun response, and the site-year's
+    footprint and coal leave the slope out."""
+    stack, clear, masks = _scene()
+    looks = [
+        Look(day, stack[t], clear[t], look_record(f"look-{t}", f"{day.isoformat()}T02:30:00Z"))
+        for t, day in enumerate(DAYS)
+    ]
+    area = np.ones(stack.shape[2:], bool)
+    sy = site_year("slope-site", 2023, looks, [], area, PIXEL_HA, RecipeParams())
+    assert sy.footprint[masks["slope"]].mean() < 0.05
+    assert sy.footprint[masks["yard"]].mean() > 0.95
+    assert sy.coal_mask[masks["coal"]].mean() > 0.9
+    assert sy.footprint[masks["few"]].mean() > 0.9
+
+
+def test_too_few_looks_leave_the_slope_undecided() -> None:
+    before, masks = _classified(with_sun=False)
+    after, _ = _classified(with_sun=True)
+    stack, clear, _ = _scene()
+    response = sun_response(stack, clear, DAYS)
+    few = masks["few"]
+    assert (response.looks[few] == 3).all()
+    assert before.footprint[few].mean() > 0.9
+    np.testing.assert_array_equal(after.footprint[few], before.footprint[few])
+
+
+def test_one_dark_look_the_mask_missed_is_not_a_trend() -> None:
+    """A flat pixel under an undetected cloud shadow in one late look: least squares would see
+    a pixel darkening with the sun; the Theil-Sen slope and Kendall's S barely move."""
+    stack, clear, masks = _scene()
+    stack[6][:, masks["yard"]] *= 0.45
+    response = sun_response(stack, clear, DAYS)
+    assert abs(float(np.median(response.slope[:, masks["yard"]]))) < 0.003
+    flat = shadowed(response, masks["yard"] | masks["coal"] | masks["slope"])
+    assert not flat[masks["yard"]].any()
+
+
+def test_theil_sen_slope_and_trend_of_a_known_darkening() -> None:
+    days = DAYS[:6]
+    sun = np.array([solar_declination(d) for d in days])
+    rate = 0.02  # ln reflectance per degree
+    level = (0.1 * np.exp(rate * (sun - sun[0]))).astype(np.float32)
+    stack = np.broadcast_to(level[:, None, None, None], (6, len(BANDS), 2, 3)).copy()
+    clear = np.ones((6, 2, 3), bool)
+    response = sun_response(stack, clear, days)
+    np.testing.assert_allclose(response.slope, rate, rtol=1e-4)
+    n = 6
+    expected = (n * (n - 1) / 2 - 1) / math.sqrt(n * (n - 1) * (2 * n + 5) / 18)
+    np.testing.assert_allclose(response.trend, expected, rtol=1e-5)
+    np.testing.assert_allclose(response.span, sun[0] - sun[-1], rtol=1e-5)
+    assert (response.looks == 6).all()
+
+
+def test_a_pixel_never_clear_has_no_response() -> None:
+    stack, clear, _ = _scene()
+    clear[:, 0, 0] = False
+    clear[1:, 0, 1] = False
+    response = sun_response(stack, clear, DAYS)
+    for px in ((0, 0), (0, 1)):
+        assert np.isnan(response.slope[(slice(None), *px)]).all()
+        assert np.isnan(response.trend[px])
+        assert np.isnan(response.span[px])
+    assert response.looks[0, 0] == 0
+    assert response.looks[0, 1] == 1
+
+
+def test_response_is_per_pixel_so_windows_paste_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``chunks`` relies on: the response of a window is the window of the response
+    (also when computed by bands of rows), and ``SeasonProducts`` carries it through
+    ``empty``/``window``/``paste``."""
+    stack, clear, _ = _scene()
+    whole = sun_response(stack, clear, DAYS)
+    with monkeypatch.context() as m:
+        m.setattr(terrain, "_BLOCK_VALUES", 1)  # one row at a time
+        by_rows = sun_response(stack, clear, DAYS)
+    for a, b in zip(by_rows.arrays(), whole.arrays(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    rows, cols = slice(7, 29), slice(12, 33)
+    part = sun_response(stack[:, :, rows, cols], clear[:, rows, cols], DAYS)
+    for mine, theirs in zip(whole.window(rows, cols).arrays(), part.arrays(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    pasted = SunResponse.empty(len(BANDS), stack.shape[2:])
+    for r in (slice(0, 20), slice(20, 40)):
+        piece = sun_response(stack[:, :, r], clear[:, r], DAYS)
+        for into, value in zip(pasted.window(r, slice(None)).arrays(), piece.arrays(), strict=True):
+            into[...] = value
+    for a, b in zip(pasted.arrays(), whole.arrays(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert "sun" in SeasonProducts.__dataclass_fields__
+
+
+def test_two_looks_of_one_day_are_ties_in_the_sun() -> None:
+    """Kendall's variance loses the tied pairs: a look repeated on the same day (two orbits,
+    or Sentinel-2 and Landsat) adds no pair and no evidence of a trend."""
+    days = DAYS[:5]
+    sun = np.array([solar_declination(d) for d in days])
+    level = (0.1 * np.exp(0.02 * (sun - sun[0]))).astype(np.float32)
+    stack = np.broadcast_to(level[:, None, None, None], (5, len(BANDS), 1, 1)).copy()
+    doubled = np.concatenate([stack, stack[-1:]])
+    clear = np.ones((6, 1, 1), bool)
+    once = sun_response(stack, clear[:5], days)
+    twice = sun_response(doubled, clear, [*days, days[-1]])
+    np.testing.assert_allclose(twice.slope, once.slope, rtol=1e-5)
+    s_stat = 10 + 4  # 10 concordant pairs of distinct days, 4 more with the repeated look
+    variance = (6 * 5 * 17 - 2 * 1 * 9) / 18
+    np.testing.assert_allclose(twice.trend, (s_stat - 1) / math.sqrt(variance), rtol=1e-5)
+    assert twice.looks[0, 0] == 6
+
+
+def test_building_shadow_strips_are_not_terrain() -> None:
+    """Two pixels wide, following the sun: a tall building's lengthening shadow, not a slope."""
+    stack, clear, masks = _scene()
+    strip = np.zeros(masks["yard"].shape, bool)
+    strip[5:7, 5:35] = True
+    for t, day in enumerate(DAYS):
+        lit = DIFFUSE + (1.0 - DIFFUSE) * _illumination(day)
+        stack[t][:, strip] *= lit[:, None]
+    response = sun_response(stack, clear, DAYS)
+    found = shadowed(response, masks["yard"] | masks["coal"] | masks["slope"])
+    assert not found[strip].any()
+    assert found[masks["slope"]].mean() > 0.9
+
+
+def test_mismatched_looks_are_refused() -> None:
+    stack, clear, _ = _scene()
+    with pytest.raises(ValueError, match="do not describe the same looks"):
+        sun_response(stack, clear, DAYS[:-1])
+
+
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [(date(2023, 6, 21), 23.44), (date(2023, 12, 21), -23.44), (date(2023, 3, 20), 0.0),
+     (date(2023, 9, 23), 0.0)],
+)  # fmt: skip
+def test_solar_declination(day: date, expected: float) -> None:
+    assert solar_declination(day) == pytest.approx(expected, abs=0.5)
+
+
+def test_shorth_stays_on_the_majority() -> None:
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0.0, 1.0, 600), rng.normal(6.0, 0.5, 400), [np.nan]])
+    location, scale = shorth(values)
+    assert abs(location) < 0.3
+    assert 0.7 < scale < 1.4
+    assert shorth(np.array([np.nan])) == (0.0, 0.0)
