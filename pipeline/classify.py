@@ -196,21 +196,31 @@ def coal_observation(
     swir22_min: float = 0.02,
     mndwi_max: float = 0.1,
     swir_minus_blue_min: float = 0.0,
+    nir_minus_red_max: float = 0.025,
 ) -> BoolArray:
     """Coal-like pixels in one clear observation: dark and flat across the spectrum.
 
     Darkness is judged on the mean of the bands (coal ~0.05, asphalt ~0.09: DOMAIN.md), which
     sensor noise barely moves, with a looser ceiling on every single band. The SWIR floors and
     MNDWI ceiling reject water; SWIR1 >= blue rejects shadows, which fall toward SWIR while coal
-    does not (DOMAIN.md, "Confusers"). NDVI is noisy on targets this dark, hence 0.2.
+    does not (DOMAIN.md, "Confusers").
+
+    Not vegetation: NDVI below ``ndvi_max``, or NIR - red below ``nir_minus_red_max``. On a
+    target this dark NDVI is mostly noise: coal's NIR - red is ~0.005 (NDVI ~0.05), and sensor
+    noise of 0.006 reflectance per band (the no-change tests' level) gives the difference a
+    spread of 0.0085, which over NIR + red ~0.09 spreads NDVI by ~0.09, so a coal pixel in one
+    look of five fails NDVI < 0.2 (more on darker piles); the difference's own 3-sigma bound
+    (0.025) does not move with darkness. Vegetation, shaded too, keeps NIR - red well above it
+    (a forest canopy in deep shade ~0.04 with NDVI ~0.8).
     """
     blue = indices.band(reflectance, "blue")
     swir16 = indices.band(reflectance, "swir16")
+    nir_minus_red = indices.band(reflectance, "nir") - indices.band(reflectance, "red")
     with np.errstate(invalid="ignore"):
         mask = (
             (np.mean(reflectance, axis=0) < brightness_max)
             & (np.max(reflectance, axis=0) < reflectance_max)
-            & (indices.ndvi(reflectance) < ndvi_max)
+            & ((indices.ndvi(reflectance) < ndvi_max) | (nir_minus_red < nir_minus_red_max))
             & (swir16 > swir16_min)
             & (indices.band(reflectance, "swir22") > swir22_min)
             & (indices.mndwi(reflectance) < mndwi_max)

@@ -268,6 +268,12 @@ class CoalRule(_Model):
     swir_minus_blue_min: Real = Field(
         0.0, ge=-1, le=1, description="SWIR1 - blue at least (not shadow)"
     )
+    nir_minus_red_max: Real = Field(
+        0.025,
+        ge=0,
+        le=1,
+        description="or NIR - red below this (not vegetation where NDVI is noise: dark ground)",
+    )
     min_frequency: Real = Field(0.5, gt=0, le=1, description="share of clear observations flagged")
     min_observations: int = Field(
         3,

@@ -84,6 +84,25 @@ def test_coal_rule_rejects_confusers() -> None:
     assert coal_observation(img)[0].tolist() == [True, False, False, False, False, False]
 
 
+def test_coal_rule_holds_under_sensor_noise_where_ndvi_does_not() -> None:
+    """Coal seen with 0.006 reflectance of noise per band (the no-change tests' level): NDVI on
+    a target this dark swings past 0.2 in a fair share of looks, the NIR - red bound does not;
+    shaded vegetation, as dark, stays out under the same noise."""
+    rng = np.random.default_rng(20261130)
+    n = 4000
+    coal = np.array(COAL, np.float32)[:, None, None] + rng.normal(0, 0.006, (6, 1, n)).astype(
+        np.float32
+    )
+    with np.errstate(invalid="ignore"):
+        ndvi_fails = float((indices.ndvi(coal) >= 0.2).mean())
+    assert ndvi_fails > 0.03  # the case is real: NDVI alone loses coal looks
+    kept, ndvi_only = coal_observation(coal).mean(), coal_observation(coal, nir_minus_red_max=0.0)
+    assert kept - ndvi_only.mean() > 0.8 * ndvi_fails  # most of them come back
+    assert kept > 0.92  # the rest: SWIR1 >= blue and the darkness bounds under the same noise
+    shade = np.array(SHADOWED_VEG, np.float32)[:, None, None] + rng.normal(0, 0.006, (6, 1, n))
+    assert coal_observation(shade.astype(np.float32)).mean() < 0.01
+
+
 def test_coal_frequency_rule() -> None:
     t = 6
     stack = np.repeat(image(COAL, COAL, COAL, BUILT)[None], t, axis=0)
