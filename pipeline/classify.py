@@ -197,6 +197,7 @@ def coal_observation(
     mndwi_max: float = 0.1,
     swir_minus_blue_min: float = 0.0,
     nir_minus_red_max: float = 0.025,
+    flat_range_max: float = 0.04,
 ) -> BoolArray:
     """Coal-like pixels in one clear observation: dark and flat across the spectrum.
 
@@ -205,22 +206,28 @@ def coal_observation(
     MNDWI ceiling reject water; SWIR1 >= blue rejects shadows, which fall toward SWIR while coal
     does not (DOMAIN.md, "Confusers").
 
-    Not vegetation: NDVI below ``ndvi_max``, or NIR - red below ``nir_minus_red_max``. On a
+    Not vegetation: NDVI below ``ndvi_max``, or, for a pixel flat across the spectrum (every
+    band within ``flat_range_max`` of the others: coal is flat from blue to SWIR2, 0.03-0.07,
+    DOMAIN.md; char and lignite rise toward SWIR), NIR - red below ``nir_minus_red_max``. On a
     target this dark NDVI is mostly noise: coal's NIR - red is ~0.005 (NDVI ~0.05), and sensor
     noise of 0.006 reflectance per band (the no-change tests' level) gives the difference a
     spread of 0.0085, which over NIR + red ~0.09 spreads NDVI by ~0.09, so a coal pixel in one
-    look of five fails NDVI < 0.2 (more on darker piles); the difference's own 3-sigma bound
+    look of twenty fails NDVI < 0.2 (more on darker piles); the difference's own 3-sigma bound
     (0.025) does not move with darkness. Vegetation, shaded too, keeps NIR - red well above it
     (a forest canopy in deep shade ~0.04 with NDVI ~0.8).
     """
     blue = indices.band(reflectance, "blue")
     swir16 = indices.band(reflectance, "swir16")
     nir_minus_red = indices.band(reflectance, "nir") - indices.band(reflectance, "red")
+    spread = np.max(reflectance, axis=0) - np.min(reflectance, axis=0)
     with np.errstate(invalid="ignore"):
         mask = (
             (np.mean(reflectance, axis=0) < brightness_max)
             & (np.max(reflectance, axis=0) < reflectance_max)
-            & ((indices.ndvi(reflectance) < ndvi_max) | (nir_minus_red < nir_minus_red_max))
+            & (
+                (indices.ndvi(reflectance) < ndvi_max)
+                | ((nir_minus_red < nir_minus_red_max) & (spread < flat_range_max))
+            )
             & (swir16 > swir16_min)
             & (indices.band(reflectance, "swir22") > swir22_min)
             & (indices.mndwi(reflectance) < mndwi_max)

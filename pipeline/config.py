@@ -274,6 +274,12 @@ class CoalRule(_Model):
         le=1,
         description="or NIR - red below this (not vegetation where NDVI is noise: dark ground)",
     )
+    flat_range_max: Real = Field(
+        0.04,
+        ge=0,
+        le=1,
+        description="when the bands lie within this of each other (flat, as coal is)",
+    )
     min_frequency: Real = Field(0.5, gt=0, le=1, description="share of clear observations flagged")
     min_observations: int = Field(
         3,

@@ -101,6 +101,12 @@ def test_coal_rule_holds_under_sensor_noise_where_ndvi_does_not() -> None:
     assert kept > 0.92  # the rest: SWIR1 >= blue and the darkness bounds under the same noise
     shade = np.array(SHADOWED_VEG, np.float32)[:, None, None] + rng.normal(0, 0.006, (6, 1, n))
     assert coal_observation(shade.astype(np.float32)).mean() < 0.01
+    # Char rises toward SWIR (not flat): NIR - red admits hardly any of it that NDVI did not.
+    char = np.array([0.030, 0.032, 0.035, 0.050, 0.080, 0.075], np.float32)[:, None, None]
+    char = (char + rng.normal(0, 0.006, (6, 1, n))).astype(np.float32)
+    extra = coal_observation(char) & ~coal_observation(char, nir_minus_red_max=0.0)
+    assert extra.mean() < 0.01
+    assert coal_observation(char, flat_range_max=1.0).mean() - coal_observation(char).mean() > 0.02
 
 
 def test_coal_frequency_rule() -> None:
