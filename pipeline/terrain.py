@@ -42,18 +42,19 @@ of the Tropic of Cancer, as every site of the project is.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import numba  # type: ignore[import-untyped,unused-ignore]
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage, stats
 
 from pipeline.bands import BAND_INDEX
 from pipeline.classify import drop_thin_regions
+from pipeline.composite import _over_rows, _sort_columns, sorting_network
 
 FloatArray = NDArray[np.float32]
 BoolArray = NDArray[np.bool_]
@@ -150,42 +151,148 @@ def sun_response(stack: FloatArray, clear: BoolArray, days: Sequence[date]) -> S
 def _response(
     stack: FloatArray, clear: BoolArray, sun: NDArray[np.float64]
 ) -> tuple[NDArray[Any], ...]:
-    """``sun_response``'s arrays for the pixels of ``stack`` (a band of rows: the pairs of
-    looks of every pixel are held at once)."""
-    ok = clear & np.isfinite(stack).all(axis=1)
+    """``sun_response``'s arrays for the pixels of ``stack`` (a band of rows).
+
+    The statistics run in ``_response_kernel`` over bands of rows on threads; the logarithm
+    stays numpy's (its float32 ``log`` is vectorised, and its last bit is part of the
+    definition the tests hold the kernel to)."""
+    ok = np.ascontiguousarray(clear & np.isfinite(stack).all(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        logs = np.where(ok[:, None], np.log(np.maximum(stack, _LOG_FLOOR)), np.nan)
-    logs = logs.astype(np.float32)
+        logs = np.log(np.maximum(stack, _LOG_FLOOR)).astype(np.float32, copy=False)
     first, second = np.triu_indices(len(sun), k=1)
     apart = sun[second] != sun[first]  # two looks of one day tell nothing of the sun
     first, second = first[apart], second[apart]
-    run = (sun[second] - sun[first]).astype(np.float32)[:, None, None]
-    shape = stack.shape[2:]
-    slope = np.full((stack.shape[1], *shape), np.nan, np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no look, no slope
-        for b in range(stack.shape[1]):
-            if first.size:
-                slope[b] = np.nanmedian((logs[second, b] - logs[first, b]) / run, axis=0)
-        mean_log = logs.mean(axis=1)
-    signs = np.sign(run) * np.sign(mean_log[second] - mean_log[first])
-    s_stat = np.nansum(signs, axis=0) if first.size else np.zeros(shape)
-    n = ok.sum(axis=0).astype(np.float64)
-    variance = n * (n - 1) * (2 * n + 5)
-    for value in np.unique(sun):  # looks of one day are ties in the sun (Kendall 1975)
-        g = ok[sun == value].sum(axis=0).astype(np.float64)
-        variance -= g * (g - 1) * (2 * g + 5)
-    low = np.where(ok, sun[:, None, None], np.inf).min(axis=0)
-    high = np.where(ok, sun[:, None, None], -np.inf).max(axis=0)
-    usable = (n >= 2) & (high > low)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        score = np.sign(s_stat) * np.maximum(np.abs(s_stat) - 1.0, 0.0) / np.sqrt(variance / 18)
-    return (
-        np.where(usable, slope, np.nan).astype(np.float32),
-        np.where(usable, score, np.nan).astype(np.float32),
-        np.where(usable, high - low, np.nan).astype(np.float32),
-        n.astype(np.int16),
-    )
+    run = (sun[second] - sun[first]).astype(np.float32)
+    days, group = np.unique(sun, return_inverse=True)  # the looks of one day: ties in the sun
+    bands, height, width = stack.shape[1:]
+    slope = np.empty((bands, height, width), np.float32)
+    trend = np.empty((height, width), np.float32)
+    span = np.empty((height, width), np.float32)
+    looks = np.empty((height, width), np.int16)
+    sun = np.ascontiguousarray(sun, np.float64)
+    network = sorting_network(len(run))
+    group = group.astype(np.intp).reshape(-1)
+
+    def rows(y0: int, y1: int) -> None:
+        _response_kernel(
+            logs, ok, sun, first, second, run, network, group, len(days),
+            y0, y1, slope, trend, span, looks,
+        )  # fmt: skip
+
+    _over_rows(rows, height, None)
+    return slope, trend, span, looks
+
+
+# The kernel: plain Python over plain arrays, compiled at the end of the module, over the rows
+# [y0, y1) of its outputs. The definition it keeps bit for bit is the numpy one it replaced
+# (tests/test_terrain_shadow.py holds a copy): slopes (log_j - log_i) / run in float32 over the
+# pairs of looks of distinct days; their median as np.nanmedian's, the two middle values
+# summed in float32 and halved in float32 (and, below 600 pairs, where numpy takes its masked
+# median, the middle value of an odd count summed with itself and halved); Kendall's S between
+# the sun and the band-mean log, that mean a float32 sum over the bands divided in float64. Slopes are sorted a row at a time with
+# ``composite``'s sorting network, each compare-exchange a vectorised min/max over the row;
+# pairs that do not count are +inf and sort last. A sort may order -0.0 and 0.0 either way, in
+# numpy as here: the sign of a zero slope is the one bit this does not hold fixed.
+
+
+def _sign(value: np.float32) -> np.float32:
+    """``np.sign`` of a float32 that is not NaN (+0 for either zero)."""
+    if value > 0:
+        return np.float32(1.0)
+    if value < 0:
+        return np.float32(-1.0)
+    return np.float32(0.0)
+
+
+def _response_kernel(
+    logs: FloatArray,
+    ok: BoolArray,
+    sun: NDArray[np.float64],
+    first: NDArray[np.intp],
+    second: NDArray[np.intp],
+    run: FloatArray,
+    network: NDArray[np.intp],
+    group: NDArray[np.intp],
+    groups: int,
+    y0: int,
+    y1: int,
+    slope: FloatArray,
+    trend: FloatArray,
+    span: FloatArray,
+    looks: NDArray[np.int16],
+) -> None:
+    n_time, n_band, _, width = logs.shape
+    n_pair = run.size
+    halve_odd = n_pair < 600
+    work = np.empty((n_pair, width), np.float32)
+    counted = np.empty(width, np.intp)
+    mean = np.empty((n_time, width), np.float32)
+    s_stat = np.empty(width, np.float32)
+    tied = np.empty((groups, width), np.float64)
+    usable = np.empty(width, np.bool_)
+    for y in range(y0, y1):
+        for x in range(width):
+            n = 0
+            low = np.inf
+            high = -np.inf
+            for t in range(n_time):
+                if ok[t, y, x]:
+                    n += 1
+                    low = min(low, sun[t])
+                    high = max(high, sun[t])
+            looks[y, x] = n
+            usable[x] = n >= 2 and high > low
+            span[y, x] = np.float32(high - low) if usable[x] else np.nan
+        for b in range(n_band):
+            counted[:] = 0
+            for p in range(n_pair):
+                i = first[p]
+                j = second[p]
+                for x in range(width):
+                    s = (logs[j, b, y, x] - logs[i, b, y, x]) / run[p]
+                    keep = ok[i, y, x] and ok[j, y, x] and not np.isnan(s)
+                    work[p, x] = s if keep else np.inf
+                    counted[x] += keep
+            _sort_columns(work, network)
+            for x in range(width):
+                k = counted[x]
+                if not usable[x] or k == 0:
+                    slope[b, y, x] = np.nan
+                elif k % 2 == 1:
+                    middle = work[k // 2, x]
+                    slope[b, y, x] = (middle + middle) / np.float32(2.0) if halve_odd else middle
+                else:
+                    slope[b, y, x] = (work[k // 2 - 1, x] + work[k // 2, x]) / np.float32(2.0)
+        for t in range(n_time):
+            for x in range(width):
+                total = logs[t, 0, y, x]
+                for b in range(1, n_band):
+                    total += logs[t, b, y, x]
+                mean[t, x] = np.float32(np.float64(total) / n_band)
+        s_stat[:] = 0.0
+        for p in range(n_pair):
+            i = first[p]
+            j = second[p]
+            direction = _sign(run[p])
+            for x in range(width):
+                if ok[i, y, x] and ok[j, y, x]:
+                    s_stat[x] += direction * _sign(mean[j, x] - mean[i, x])
+        tied[:] = 0.0
+        for t in range(n_time):
+            for x in range(width):
+                tied[group[t], x] += ok[t, y, x]
+        for x in range(width):
+            if not usable[x]:
+                trend[y, x] = np.nan
+                continue
+            m = np.float64(looks[y, x])
+            variance = m * (m - 1.0) * (2.0 * m + 5.0)
+            for g in range(groups):
+                variance -= tied[g, x] * (tied[g, x] - 1.0) * (2.0 * tied[g, x] + 5.0)
+            excess = max(abs(s_stat[x]) - np.float32(1.0), np.float32(0.0))
+            trend[y, x] = np.float32(
+                np.float64(_sign(s_stat[x]) * excess) / np.sqrt(variance / 18.0)
+            )
 
 
 def shadowed(
@@ -266,3 +373,9 @@ def shorth(values: NDArray[np.floating[Any]]) -> tuple[float, float]:
     location = float(v[i] + v[i + h - 1]) / 2.0
     below = location - v[v <= location]
     return location, 1.4826 * float(np.median(below)) if below.size else 0.0
+
+
+# numpy's error model: a float division by zero is IEEE's, not a raised ZeroDivisionError, and
+# divisions need no check for it.
+_sign = numba.njit(cache=True, nogil=True, error_model="numpy")(_sign)
+_response_kernel = numba.njit(cache=True, nogil=True, error_model="numpy")(_response_kernel)

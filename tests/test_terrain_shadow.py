@@ -10,10 +10,14 @@ blue than in SWIR), on a season of eight looks from early September to mid Novem
 from __future__ import annotations
 
 import math
-from datetime import date
+import warnings
+from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from pipeline import terrain
@@ -257,3 +261,98 @@ def test_shorth_stays_on_the_majority() -> None:
     assert abs(location) < 0.3
     assert 0.7 < scale < 1.4
     assert shorth(np.array([np.nan])) == (0.0, 0.0)
+
+
+def _numpy_response(
+    stack: NDArray[np.float32], clear: Mask, sun: NDArray[np.float64]
+) -> tuple[NDArray[Any], ...]:
+    """The definition: the numpy ``terrain._response`` the numba kernel replaced, verbatim."""
+    ok = clear & np.isfinite(stack).all(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logs = np.where(ok[:, None], np.log(np.maximum(stack, 0.005)), np.nan)
+    logs = logs.astype(np.float32)
+    first, second = np.triu_indices(len(sun), k=1)
+    apart = sun[second] != sun[first]
+    first, second = first[apart], second[apart]
+    run = (sun[second] - sun[first]).astype(np.float32)[:, None, None]
+    shape = stack.shape[2:]
+    slope = np.full((stack.shape[1], *shape), np.nan, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for b in range(stack.shape[1]):
+            if first.size:
+                slope[b] = np.nanmedian((logs[second, b] - logs[first, b]) / run, axis=0)
+        mean_log = logs.mean(axis=1)
+    signs = np.sign(run) * np.sign(mean_log[second] - mean_log[first])
+    s_stat = np.nansum(signs, axis=0) if first.size else np.zeros(shape)
+    n = ok.sum(axis=0).astype(np.float64)
+    variance = n * (n - 1) * (2 * n + 5)
+    for value in np.unique(sun):
+        g = ok[sun == value].sum(axis=0).astype(np.float64)
+        variance -= g * (g - 1) * (2 * g + 5)
+    low = np.where(ok, sun[:, None, None], np.inf).min(axis=0)
+    high = np.where(ok, sun[:, None, None], -np.inf).max(axis=0)
+    usable = (n >= 2) & (high > low)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.sign(s_stat) * np.maximum(np.abs(s_stat) - 1.0, 0.0) / np.sqrt(variance / 18)
+    return (
+        np.where(usable, slope, np.nan).astype(np.float32),
+        np.where(usable, score, np.nan).astype(np.float32),
+        np.where(usable, high - low, np.nan).astype(np.float32),
+        n.astype(np.int16),
+    )
+
+
+def _random_looks(
+    seed: int, n_time: int, *, distinct: bool = False
+) -> tuple[NDArray[np.float32], Mask, list[date]]:
+    """Quantised reflectance (ties, zero slopes, values under the log floor and below zero),
+    NaN and inf bands, 30 % cloud, whole cloudy looks, looks of one day (unless ``distinct``)
+    and days out of order."""
+    rng = np.random.default_rng(seed)
+    if distinct:
+        offsets = rng.permutation(120)[:n_time]
+    else:
+        offsets = rng.integers(0, 40 if seed % 2 else 300, n_time)
+    days = [date(2023, 8, 25) + timedelta(days=int(d)) for d in offsets]
+    if seed % 3 == 0:
+        days.sort()
+    levels = (10000, 200, 25)[seed % 3]
+    shape = (n_time, len(BANDS), 5, 7)
+    stack = (np.round(rng.uniform(-0.02, 0.4, shape) * levels) / levels).astype(np.float32)
+    stack[rng.random(shape) < 0.03] = np.nan
+    stack[rng.random(shape) < 0.005] = np.inf
+    clear = rng.random((n_time, *shape[2:])) > 0.3
+    clear[rng.random(n_time) < 0.15] = False
+    clear[:, 0, 0] = False  # never clear
+    return stack, clear, days
+
+
+def _assert_as_numpy(stack: NDArray[np.float32], clear: Mask, days: list[date]) -> None:
+    sun = np.array([solar_declination(d) for d in days], np.float64)
+    got = sun_response(stack, clear, days).arrays()
+    want = _numpy_response(stack, clear, sun)
+    for name, a, b in zip(("slope", "trend", "span", "looks"), got, want, strict=True):
+        assert a.dtype == b.dtype, name
+        assert a.shape == b.shape, name
+        # Equal as numbers, NaN where NaN. A sort may order -0.0 and 0.0 either way, in numpy
+        # as in the kernel: the sign of a zero slope is the one bit this does not hold fixed.
+        assert np.array_equal(a, b, equal_nan=True), name
+        if name != "slope":
+            assert np.array_equal(np.signbit(a), np.signbit(b)), name
+
+
+@settings(max_examples=60, derandomize=True, database=None, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 40))
+def test_kernel_matches_the_numpy_definition(seed: int, n_time: int) -> None:
+    _assert_as_numpy(*_random_looks(seed, n_time))
+
+
+@pytest.mark.parametrize("n_time", [2, 3, 12, 24, 35, 36, 40])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kernel_matches_the_numpy_definition_across_its_median_paths(
+    seed: int, n_time: int
+) -> None:
+    """35 looks of distinct days make 595 pairs, 36 make 630: numpy's nanmedian takes its
+    masked-array path below 600 and its one-pixel-at-a-time path above."""
+    _assert_as_numpy(*_random_looks(seed, n_time, distinct=True))
