@@ -75,20 +75,20 @@ def wrap(owner, name, after=False):
 import pipeline.export.run_outputs as run_outputs
 import pipeline.export.transaction as transaction
 import pipeline.recipe as recipe
-import pipeline.run as run
 import pipeline.sources.catalog as catalog
 import pipeline.sources.read as read
+import pipeline.tasks as tasks
 
 if point == "search":
     wrap(catalog.StaticCatalogSource, "search")
 elif point == "read":
     wrap(read, "read_scene")
 elif point == "recipe":
-    wrap(run, "site_year")
+    wrap(tasks, "site_year")
 elif point == "composite":
     wrap(recipe, "median_composite")
 elif point == "resume-record":
-    wrap(run, "atomic_write_text")  # the .npz is written, its .json (the commit) not yet
+    wrap(tasks, "atomic_write_text")  # the .npz is written, its .json (the commit) not yet
 elif point == "rasters":
     wrap(run_outputs, "write_cog", after=True)
 elif point == "geojson":
