@@ -363,7 +363,12 @@ def season_products(
     season, season_clear = _take(stack, in_season), _take(clear, in_season)
     composite = median_composite(season, season_clear)
     coal = coal_frequency(season, season_clear, **params.coal_rule)
-    sun = sun_response(season, season_clear, [days[i] for i in in_season])
+    # Only ground the footprint or coal rule may accept can be a shadowed slope left out of them
+    # (``classify``'s candidates lie within: greenness and the opening only take away).
+    may_map = (coal.flagged > 0) | footprint_mask(
+        composite.reflectance, None, opening_px=0, **params.footprint_rule
+    )
+    sun = sun_response(season, season_clear, [days[i] for i in in_season], where=may_map)
     del season, season_clear
     greens, greens_clear = _take(stack, green_obs), _take(clear, green_obs)
     green_days = [days[i] for i in green_obs]

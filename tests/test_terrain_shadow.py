@@ -356,3 +356,22 @@ def test_kernel_matches_the_numpy_definition_across_its_median_paths(
     """35 looks of distinct days make 595 pairs, 36 make 630: numpy's nanmedian takes its
     masked-array path below 600 and its one-pixel-at-a-time path above."""
     _assert_as_numpy(*_random_looks(seed, n_time, distinct=True))
+
+
+def test_where_relates_only_those_pixels_each_as_without_it() -> None:
+    """``where`` packs the pixels it names: their response is the whole grid's, the others
+    have none (NaN, 0 looks)."""
+    rng = np.random.default_rng(11)
+    t, h, w = 9, 13, 17
+    days = [date(2023, 9, 1) + timedelta(days=8 * i) for i in range(t)]
+    stack = rng.uniform(0.01, 0.3, (t, 6, h, w)).astype(np.float32)
+    clear = rng.random((t, h, w)) > 0.25
+    where = rng.random((h, w)) > 0.6
+    whole, part = sun_response(stack, clear, days), sun_response(stack, clear, days, where=where)
+    for a, b in zip(whole.arrays(), part.arrays(), strict=True):
+        assert np.array_equal(a[..., where], b[..., where], equal_nan=True)
+    assert np.isnan(part.slope[:, ~where]).all()
+    assert np.isnan(part.trend[~where]).all()
+    assert (part.looks[~where] == 0).all()
+    none = sun_response(stack, clear, days, where=np.zeros((h, w), bool))
+    assert (none.looks == 0).all()
