@@ -512,7 +512,8 @@ class RunConfig(_Model):
         ge=1,
         le=64,
         strict=True,
-        description="parallel processes over (site, year); each holds one site-year in memory",
+        description="parallel processes over site-years, and over the chunks of a site read by "
+        "chunks (grid.chunk_px); each holds one task's arrays in memory",
     )
     scheduler: str | None = Field(
         None,
