@@ -27,7 +27,8 @@ to the whole grid's, in another order that no percentile or median depends on):
 * the decisions: offsets, skips, records, window, offset corrections.
 * pass 2, every chunk, the scenes the season uses: the per-pixel products
   (``recipe.SeasonProducts``: composite, clear count, spread, coal counts, greenness, crop
-  signs, seen while crops stand) of the chunk, whose interiors are pasted into the site's.
+  signs, seen while crops stand, the sun response) of the chunk, whose interiors are pasted
+  into the site's.
 
 Then the whole-site stage (``recipe.finish_site_year``: classification with its connected
 regions, minimum mapping unit, rim unmixing and dilations) runs on those 2D products, O(bands x
@@ -36,11 +37,16 @@ any number of chunks, so that stage stays whole-site.
 
 Cost: every asset of every scene is read twice (the scenes outside the season's windows once),
 about 2x the bytes of a whole-grid read, plus the halos; remote chips come from the chip cache
-the second time. Pass 1 keeps the clear SWIR2 of the Sentinel-2 looks (4 bytes x looks x pixels)
-until the offsets are settled.
+the second time. Pass 1 keeps, per scene and chunk, its clear pixels (1 bit each) and their
+SWIR2 (4 bytes each) until the offsets are settled (``ChunkSurvey``).
 
-A scene whose read fails in pass 2 after succeeding in pass 1 (a transient fault) is skipped
-with its reason and the site-year recomputed without it, as the whole-grid read would have.
+The steps (``survey`` per chunk, ``settle``, ``season_part`` per chunk, ``finish``) run one
+after another in one task (``chunked_site_year``) or, on an executor, each as a task of its own
+(``pipeline.tasks``), with the same results.
+
+A scene whose read fails in a later chunk, or in pass 2 after succeeding in pass 1 (a
+transient fault), is skipped with its reason: its parts leave the surveys and the decisions
+are made again without it (pass 2 again), as the whole-grid read would have.
 Where several assets of one scene are broken, the reason names the first met chunk by chunk,
 which can be another asset than the whole-grid read names; a remote asset's fetch limit
 (``read.max_fetch_mb``) applies to each chunk's read.
