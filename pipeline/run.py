@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
@@ -91,9 +90,9 @@ from pipeline.tasks import (
     TaskRecord,
     by_chunks,
     chunk_count,
-    load_resumed,
     load_stored,
     progress_path,
+    reused_record,
     run_site_year,
     run_step,
 )
@@ -215,8 +214,9 @@ def _run_tasks(
     stepped: list[int] = []  # site-years read by chunks, as steps
     for i, (task_args, task) in enumerate(zip(args, tasks, strict=True)):
         if by_chunks(task):
-            if load_resumed(*task_args, on_demand=True) is not None:
-                finish(i, TaskRecord(task.site.id, task.year, True, socket.gethostname()))
+            reused = reused_record(*task_args)
+            if reused is not None:
+                finish(i, reused)
             else:
                 stepped.append(i)
     chunk_counts = {i: chunk_count(tasks[i]) for i in stepped}
@@ -246,8 +246,7 @@ def _run_tasks(
                 finish(i, record)
         show()
 
-    whole = [(i, Step("site-year")) for i in range(len(tasks)) if i not in finished]
-    whole = [(i, step) for i, step in whole if i not in steps_done]
+    whole = [(i, Step("site-year")) for i, task in enumerate(tasks) if not by_chunks(task)]
     run_wave(whole + [(i, Step("survey", c)) for i in stepped for c in range(chunk_counts[i])])
     run_wave([(i, Step("settle")) for i in stepped])
     parts = [i for i in stepped if i not in finished]

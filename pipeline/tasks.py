@@ -279,18 +279,27 @@ def run_site_year(work: Path, key: str, task: SiteYearTask) -> TaskRecord:
     """The task a worker runs: reuse the stored site-year of ``key`` or compute and store it.
     Its progress goes to the listener of the driver's process, or elsewhere to a progress file
     beside the resume files, which the driver reads (``task_progress``)."""
-    # The record and the archive's table of contents tell; the composites are the driver's.
-    reused = load_resumed(work, key, task, on_demand=True) is not None
-    if not reused:
-        if task_progress.listening():
+    reused = reused_record(work, key, task)
+    if reused is not None:
+        return reused
+    if task_progress.listening():
+        result = observe(task)
+    else:
+        progress = task_progress.ProgressFile(progress_path(work, key, task))
+        with task_progress.reporting_to(progress):
             result = observe(task)
-        else:
-            progress = task_progress.ProgressFile(progress_path(work, key, task))
-            with task_progress.reporting_to(progress):
-                result = observe(task)
-        store_resumed(work, key, task, result)
-        progress_path(work, key, task).unlink(missing_ok=True)
-    return TaskRecord(task.site.id, task.year, reused, socket.gethostname())
+    store_resumed(work, key, task, result)
+    progress_path(work, key, task).unlink(missing_ok=True)
+    return TaskRecord(task.site.id, task.year, False, socket.gethostname())
+
+
+def reused_record(work: Path, key: str, task: SiteYearTask) -> TaskRecord | None:
+    """The record of ``task``'s site-year when a resumed run may reuse the stored one
+    (``load_resumed``), else None. The record and the archive's table of contents tell; the
+    composites are left for the driver."""
+    if load_resumed(work, key, task, on_demand=True) is None:
+        return None
+    return TaskRecord(task.site.id, task.year, True, socket.gethostname())
 
 
 def progress_path(work: Path, key: str, task: SiteYearTask) -> Path:
@@ -386,17 +395,11 @@ def _surveys(work: Path, key: str, task: SiteYearTask) -> list[chunks.ChunkSurve
     return out
 
 
-def _settle(
-    work: Path, key: str, task: SiteYearTask, late: dict[int, str] | None = None
-) -> chunks.SeasonPlan | SiteYear:
-    return chunks.settle(
-        task.site.id, task.year, task.scenes, (), task.grid, _area(task), task.params,
-        _chunks(task), _surveys(work, key, task), scene_record, skipped_record, late,
-    )  # fmt: skip
-
-
 def _settle_step(work: Path, key: str, task: SiteYearTask) -> TaskRecord | None:
-    plan = _settle(work, key, task)
+    plan = chunks.settle(
+        task.site.id, task.year, task.scenes, (), task.grid, _area(task), task.params,
+        _chunks(task), _surveys(work, key, task), scene_record, skipped_record,
+    )  # fmt: skip
     if isinstance(plan, SiteYear):  # no look in the season: done
         return _stored(work, key, task, plan)
     _write_step(_step_path(work, key, task, "plan"), plan)
@@ -446,7 +449,7 @@ def _finish_step(work: Path, key: str, task: SiteYearTask) -> TaskRecord:
             late.setdefault(part[0], part[1])
         del part, kept
     if late:  # read in pass 1, failed in pass 2: settle again without them, here
-        assert task.chunk_px is not None
+        del products
         result = chunks.complete(
             task.site.id, task.year, task.scenes, (), grid, _area(task), task.params,
             task.rules, task.settings, _chips(task), pieces, _surveys(work, key, task),
@@ -455,7 +458,6 @@ def _finish_step(work: Path, key: str, task: SiteYearTask) -> TaskRecord:
     else:
         result = chunks.finish(task.site.id, task.year, plan, products, _area(task), grid,
                                task.params)  # fmt: skip
-    del products
     return _stored(work, key, task, result)
 
 
