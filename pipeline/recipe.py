@@ -20,6 +20,7 @@ of the grid with a one-pixel halo), and the whole-site stage on those 2D product
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -29,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from pipeline import boundaries, harmonize, terrain
+from pipeline import bands, boundaries, harmonize, terrain
 from pipeline.bands import BAND_INDEX
 from pipeline.classify import (
     CoalFrequency,
@@ -423,6 +424,10 @@ def finish_site_year(
         green_ndvi=products.green,
         coal=products.coal,
         sun=products.sun,
+        rim_px=bands.rim_px(
+            (r.platform for r in records if r.role == "season" and r.skipped is None),
+            math.sqrt(pixel_area_ha * 1e4),
+        ),
     )
     if classified.terrain_shadow is not None and classified.terrain_shadow.any():
         logger.info(
@@ -486,6 +491,7 @@ def classify(
     green_ndvi: FloatArray | None = None,
     coal: CoalFrequency | None = None,
     sun: SunResponse | None = None,
+    rim_px: int = 1,
 ) -> Classified:
     """Footprint and coal masks of one image or composite (band, y, x): the one classification
     recipe of ``run`` and ``compare``. Only ``valid`` pixels (and finite ones) can be mapped.
@@ -505,6 +511,9 @@ def classify(
     footprint or coal rule accepts but whose brightness followed the sinking sun
     (``terrain.shadowed``, against the site's other such ground) is a slope facing away from
     the sun, neither footprint nor coal, and is left out of both.
+
+    ``rim_px``: how wide the mixed rim of a surface is on this grid (``bands.rim_px``: three
+    pixels for Landsat's 30 m resampled to 10 m); rim unmixing reaches that far.
     """
     params = params if params is not None else RecipeParams()
     valid = valid & valid_pixels(reflectance)
@@ -523,7 +532,10 @@ def classify(
         valid = valid & ~shadow
     coal_core = drop_thin_regions(counted & valid, params.coal_opening_px)
     coal_mask = boundaries.remove_small_regions(
-        grow_mixed_edges(coal_core, reflectance, min_fraction=params.coal_edge_fraction) & valid,
+        grow_mixed_edges(
+            coal_core, reflectance, min_fraction=params.coal_edge_fraction, ring_px=rim_px
+        )
+        & valid,
         min_px,
     )
 
@@ -531,7 +543,9 @@ def classify(
         core = footprint_mask(
             reflectance, green, opening_px=params.footprint_opening_px, **params.footprint_rule
         )
-        grown = grow_mixed_edges(core, reflectance, min_fraction=params.footprint_edge_fraction)
+        grown = grow_mixed_edges(
+            core, reflectance, min_fraction=params.footprint_edge_fraction, ring_px=rim_px
+        )
         return boundaries.remove_small_regions((grown | coal_mask) & valid, min_px)
 
     footprint = footprint_with(green_ndvi)
