@@ -424,10 +424,7 @@ def finish_site_year(
         green_ndvi=products.green,
         coal=products.coal,
         sun=products.sun,
-        rim_px=bands.rim_px(
-            (r.platform for r in records if r.role == "season" and r.skipped is None),
-            math.sqrt(pixel_area_ha * 1e4),
-        ),
+        rims=_rims(records, pixel_area_ha),
     )
     if classified.terrain_shadow is not None and classified.terrain_shadow.any():
         logger.info(
@@ -466,6 +463,19 @@ def finish_site_year(
     )  # fmt: skip
 
 
+Rims = tuple[int, int]
+
+
+def _rims(records: Sequence[SceneRecord], pixel_area_ha: float) -> Rims:
+    """(footprint, coal) rim widths in pixels for the platforms of the season's looks: the
+    footprint's rim is where NDVI (red, NIR) turns, the coal's where its darkness, judged on
+    every band, does, so it spans Sentinel-2's 20 m SWIR pixel (two 10 m pixels: a rim pixel of
+    pure coal reads the yard's SWIR) and Landsat's 30 m (three)."""
+    platforms = [r.platform for r in records if r.role == "season" and r.skipped is None]
+    grid_m = math.sqrt(pixel_area_ha * 1e4)
+    return bands.rim_px(platforms, grid_m, ("red", "nir")), bands.rim_px(platforms, grid_m)
+
+
 @dataclass(frozen=True)
 class Classified:
     """What ``classify`` maps. ``coal``: the coal frequency the coal mask was counted from (the
@@ -491,7 +501,7 @@ def classify(
     green_ndvi: FloatArray | None = None,
     coal: CoalFrequency | None = None,
     sun: SunResponse | None = None,
-    rim_px: int = 1,
+    rims: Rims = (1, 1),
 ) -> Classified:
     """Footprint and coal masks of one image or composite (band, y, x): the one classification
     recipe of ``run`` and ``compare``. Only ``valid`` pixels (and finite ones) can be mapped.
@@ -512,8 +522,8 @@ def classify(
     (``terrain.shadowed``, against the site's other such ground) is a slope facing away from
     the sun, neither footprint nor coal, and is left out of both.
 
-    ``rim_px``: how wide the mixed rim of a surface is on this grid (``bands.rim_px``: three
-    pixels for Landsat's 30 m resampled to 10 m); rim unmixing reaches that far.
+    ``rims``: how many pixels wide the mixed rims of (footprint, coal) are on this grid
+    (``_rims``); rim unmixing reaches that far.
     """
     params = params if params is not None else RecipeParams()
     valid = valid & valid_pixels(reflectance)
@@ -533,7 +543,7 @@ def classify(
     coal_core = drop_thin_regions(counted & valid, params.coal_opening_px)
     coal_mask = boundaries.remove_small_regions(
         grow_mixed_edges(
-            coal_core, reflectance, min_fraction=params.coal_edge_fraction, ring_px=rim_px
+            coal_core, reflectance, min_fraction=params.coal_edge_fraction, ring_px=rims[1]
         )
         & valid,
         min_px,
@@ -544,7 +554,7 @@ def classify(
             reflectance, green, opening_px=params.footprint_opening_px, **params.footprint_rule
         )
         grown = grow_mixed_edges(
-            core, reflectance, min_fraction=params.footprint_edge_fraction, ring_px=rim_px
+            core, reflectance, min_fraction=params.footprint_edge_fraction, ring_px=rims[0]
         )
         return boundaries.remove_small_regions((grown | coal_mask) & valid, min_px)
 

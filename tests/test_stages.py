@@ -17,7 +17,7 @@ from shapely.geometry import box
 
 from pipeline import indices
 from pipeline.analysis import analyse_site, year_change
-from pipeline.bands import rim_px
+from pipeline.bands import BANDS, rim_px
 from pipeline.change import mask_change, spectral_change
 from pipeline.classify import (
     CoalFrequency,
@@ -435,20 +435,21 @@ def test_analyse_site_areas_count_internal_edges_only() -> None:
 
 
 @pytest.mark.parametrize(
-    ("platforms", "grid_m", "expected"),
+    ("platforms", "grid_m", "bands", "expected"),
     [
-        (["sentinel-2a", "sentinel-2b"], 10.0, 1),
-        (["landsat-8"], 10.0, 3),
-        (["landsat-9", "sentinel-2a"], 10.0, 3),  # the coarsest sensor sets the rim
-        (["landsat-8"], 30.0, 1),
-        (["unknown-sat"], 10.0, 1),
-        ([], 10.0, 1),
+        (["sentinel-2a", "sentinel-2b"], 10.0, ("red", "nir"), 1),
+        (["sentinel-2a"], 10.0, BANDS, 2),  # the 20 m SWIR bands
+        (["landsat-8"], 10.0, ("red", "nir"), 3),
+        (["landsat-9", "sentinel-2a"], 10.0, ("red", "nir"), 3),  # the coarsest sensor's
+        (["landsat-8"], 30.0, BANDS, 1),
+        (["unknown-sat"], 10.0, BANDS, 1),
+        ([], 10.0, BANDS, 1),
     ],
 )
-def test_rim_px_follows_the_coarsest_sensor(
-    platforms: list[str], grid_m: float, expected: int
+def test_rim_px_follows_the_coarsest_band(
+    platforms: list[str], grid_m: float, bands: tuple[str, ...], expected: int
 ) -> None:
-    assert rim_px(platforms, grid_m) == expected
+    assert rim_px(platforms, grid_m, bands) == expected
 
 
 def test_mixed_rim_of_a_30m_pile_on_a_10m_grid_is_restored() -> None:
