@@ -28,6 +28,7 @@ from shapely.geometry import MultiPolygon, Polygon
 
 from pipeline import accuracy, boundaries, trends, water
 from pipeline.change import mask_change
+from pipeline.classify import drop_thin_regions
 from pipeline.expansion import BoundaryChange, boundary_change, boundary_changes
 from pipeline.grid import Grid, reproject_geometry
 from pipeline.results import ChangeMetrics, SiteAnalysis, SiteYear, YearMetrics
@@ -211,7 +212,8 @@ def date_footprints(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYear
 
 
 def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYear]:
-    """``years`` without the footprint a season could not tell from a harvested field.
+    """``years`` without the footprint a season could not tell from a harvested field, and
+    without the footprint and coal that greened again the next year.
 
     A pixel ``unconfirmed`` in year Y (footprint with no clear look while crops stand) is judged
     by the nearest year before Y and the nearest after Y that did see it while crops stand (a
@@ -223,6 +225,13 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
     left smaller than ``min_pixels`` with it. Coal is kept. (A late harvest can keep a field
     green through a judging year; fields come back year after year, while one year's field
     signs may be a single look under unflagged haze, which makes forest look harvested.)
+
+    Ground the nearest years before and after Y both saw as vegetation came and went within Y,
+    whatever Y saw: a burn scar's char (dark, flat to NIR, low NDVI: it passes for coal and
+    bare ground, and is gone within 1-2 seasons, DOMAIN.md "Confusers"), or a field. It leaves
+    Y's footprint and coal, seen while crops stand or not: built ground and piles do not green
+    the next year. Such ground thinner than 3 pixels everywhere (a strip along an edge: the
+    years' misregistration) stays.
 
     Ground really built over a field in Y stays footprint in the next year that sees it, so it
     is kept in Y, except near the end of the series, where no later year saw it: it may then
@@ -263,10 +272,14 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
             continue
         (seen_a, field_a), (seen_b, field_b) = before[i], after[i]
         judged = (seen_a | seen_b) & (field_a | ~seen_a) & (field_b | ~seen_b)
-        dropped = this.evidence.unconfirmed & ~this.coal_mask & judged & recurrent
-        footprint = boundaries.remove_small_regions(this.footprint & ~dropped, min_pixels)
-        footprint |= this.coal_mask
-        out[i] = replace(this, footprint=footprint, unseen_fields=this.footprint & ~footprint)
+        # A strip one pixel wide along an edge is the years' misregistration, not a burn.
+        regreened = drop_thin_regions(seen_a & field_a & seen_b & field_b, 1)
+        dropped = (this.evidence.unconfirmed & ~this.coal_mask & judged & recurrent) | regreened
+        coal = this.coal_mask & ~regreened
+        footprint = boundaries.remove_small_regions(this.footprint & ~dropped, min_pixels) | coal
+        out[i] = replace(
+            this, footprint=footprint, coal_mask=coal, unseen_fields=this.footprint & ~footprint
+        )
     return out
 
 
@@ -281,6 +294,10 @@ def redate_clearings(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYea
     smaller than ``min_pixels`` that touch nothing of Y's footprint are dropped (the minimum
     mapping unit). Each re-dated year records its gain in ``redated``; a year with data that
     could not be judged (the last one, or without evidence) keeps ``redated=None``.
+
+    Coal the same way: ground counted as coal in Y but green earlier in Y (``coal_on_green``)
+    is a pile dumped on vegetation during Y when the next year's coal holds it, and joins Y's
+    coal (and footprint); a burn scar's char regreens and stays out.
     """
     out = list(years)
     observed = [i for i, sy in enumerate(years) if sy.composite is not None]
@@ -288,10 +305,17 @@ def redate_clearings(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYea
         this, after = years[i], years[j]
         if this.evidence is None:
             continue
-        confirmed = this.evidence.ambiguous & after.footprint & after.valid & this.valid
+        seen = after.valid & this.valid
+        confirmed = this.evidence.ambiguous & after.footprint & seen
         joined = boundaries.remove_small_regions(this.footprint | confirmed, min_pixels)
-        footprint = this.footprint | (joined & confirmed)
-        out[i] = replace(this, footprint=footprint, redated=footprint & ~this.footprint)
+        coal = this.coal_mask
+        if this.evidence.coal_on_green is not None:
+            stayed = this.evidence.coal_on_green & after.coal_mask & seen
+            coal = coal | (boundaries.remove_small_regions(coal | stayed, min_pixels) & stayed)
+        footprint = this.footprint | (joined & confirmed) | coal
+        out[i] = replace(
+            this, footprint=footprint, coal_mask=coal, redated=footprint & ~this.footprint
+        )
     return out
 
 

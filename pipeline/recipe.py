@@ -453,6 +453,7 @@ def finish_site_year(
         field=vegetated & products.cropped,
         ambiguous=ambiguous,
         unconfirmed=classified.footprint & ~seen_standing,
+        coal_on_green=classified.coal_on_green,
     )
     return SiteYear(
         site_id, year, text_window, widened, records, composite, classified.coal,
@@ -483,13 +484,17 @@ class Classified:
     end of the season but the greenness test rejects (a harvested field, or ground cleared
     during the season); None when no greenness was given. ``terrain_shadow``: footprint-like or
     coal-counted ground left unmapped because its brightness followed the sun
-    (``terrain.shadowed``); None when no sun response was given."""
+    (``terrain.shadowed``); None when no sun response was given. ``coal_on_green``: ground the
+    coal count accepts but the greenness test calls green earlier in the season, left out of the
+    coal (char of a burn, or a pile dumped on vegetation: the next year tells); None when no
+    greenness was given."""
 
     footprint: BoolArray
     coal_mask: BoolArray
     coal: CoalFrequency
     green_excluded: BoolArray | None
     terrain_shadow: BoolArray | None = None
+    coal_on_green: BoolArray | None = None
 
 
 def classify(
@@ -510,7 +515,8 @@ def classify(
     regions thinner than ``coal_opening_px`` dropped, rim pixels restored by unmixing on
     ``reflectance``, then the minimum mapping unit. Without ``coal``, the coal rule runs on
     ``reflectance`` itself as one clear look that counts (frequency 1 of 1): a single image has
-    no persistence test, so a residual shadow there can read as coal.
+    no persistence test, so a residual shadow there can read as coal. With ``green_ndvi``,
+    ground green earlier in the season is not coal this year (``Classified.coal_on_green``).
 
     Footprint: ``footprint_mask`` on ``reflectance`` (with the greenness test when
     ``green_ndvi`` is given), rim unmixing, union with the coal mask, minimum mapping unit.
@@ -533,6 +539,12 @@ def classify(
         counted = coal.mask(params.coal_min_frequency, 1)
     else:
         counted = coal.mask(params.coal_min_frequency, params.coal_min_observations)
+    coal_on_green = None
+    if green_ndvi is not None:
+        # A pile does not grow out of vegetation within weeks; a burn scar's char does
+        # (DOMAIN.md "Confusers": burn scars are told apart by persistence).
+        coal_on_green = counted & valid & is_green(green_ndvi, **params.footprint_rule)
+        counted = counted & ~coal_on_green
     shadow = None
     if sun is not None:
         candidates = valid & (
@@ -560,7 +572,7 @@ def classify(
 
     footprint = footprint_with(green_ndvi)
     excluded = None if green_ndvi is None else footprint_with(None) & ~footprint
-    return Classified(footprint, coal_mask, coal, excluded, shadow)
+    return Classified(footprint, coal_mask, coal, excluded, shadow, coal_on_green)
 
 
 def classify_single_image(

@@ -57,6 +57,10 @@ class SeasonEvidence:
     # Footprint that had no clear look while crops stand: a field harvested before the first
     # clear look would look the same. The neighbouring years tell.
     unconfirmed: BoolArray
+    # Coal-counted ground that was green earlier in the season (so not coal this year): a burn
+    # scar's char, or a pile dumped on vegetation during the season. The next year tells: char
+    # regreens, a pile stays. None: not known (stored before it existed).
+    coal_on_green: BoolArray | None = None
 
 
 #: Arrays of ``SeasonEvidence`` in a stored site-year, by npz name.
@@ -120,6 +124,8 @@ def site_year_arrays(sy: SiteYear) -> dict[str, NDArray[Any]]:
     if sy.evidence is not None:
         for name, key in _EVIDENCE_ARRAYS.items():
             arrays[key] = getattr(sy.evidence, name)
+        if sy.evidence.coal_on_green is not None:
+            arrays["evidence_coal_on_green"] = sy.evidence.coal_on_green
     if sy.redated is not None:
         arrays["redated"] = sy.redated
     if sy.unseen_fields is not None:
@@ -150,6 +156,7 @@ def site_year_record(sy: SiteYear) -> dict[str, Any]:
         "has_composite": sy.composite is not None,
         "has_coal": sy.coal is not None,
         "has_evidence": sy.evidence is not None,
+        "has_coal_on_green": sy.evidence is not None and sy.evidence.coal_on_green is not None,
         "has_redated": sy.redated is not None,
         "has_unseen_fields": sy.unseen_fields is not None,
         "has_terrain_shadow": sy.terrain_shadow is not None,
@@ -268,7 +275,14 @@ def site_year_from_stored(
         median_clear=float(record["median_clear"]),
         coverage=float(record["coverage"]),
         evidence=(
-            SeasonEvidence(**{n: arr(k).astype(bool) for n, k in _EVIDENCE_ARRAYS.items()})
+            SeasonEvidence(
+                **{n: arr(k).astype(bool) for n, k in _EVIDENCE_ARRAYS.items()},
+                coal_on_green=(
+                    arr("evidence_coal_on_green").astype(bool)
+                    if record.get("has_coal_on_green")
+                    else None
+                ),
+            )
             if record.get("has_evidence")
             else None
         ),

@@ -489,10 +489,11 @@ or why ground was counted, not that the year's area is undercounted.
 - ``may-lag``: the footprint could not be checked against the next year (the last year with
   data, or a year stored without its season evidence): ground cleared in its season may show a
   year late.
-- ``redated``: the footprint includes ground cleared during the season, confirmed by the next
-  year (``redated_ha`` in ``trends.csv``).
+- ``redated``: the footprint includes ground cleared during the season, or coal dumped on
+  ground green earlier in it, confirmed by the next year (``redated_ha`` in ``trends.csv``).
 - ``unseen-fields``: bare ground never seen while crops stand, a field in the neighbouring
-  years, was taken out of the footprint (``unseen_fields_ha``).
+  years or vegetation in the years before and after (a burn scar's char), was taken out of the
+  footprint (``unseen_fields_ha``).
 - ``exposed-bed``: ground another year saw under water, wet this year (a reservoir drawn
   down), was taken out of the footprint (``exposed_bed_ha``; ``water.drop_exposed_beds``).
 - ``terrain-shadow``: footprint-like or coal-like ground whose brightness followed the sinking
@@ -541,14 +542,14 @@ FLAG_MEANINGS: Mapping[str, str] = {
         "only show up a year late; the year is kept."
     ),
     "redated": (
-        "The footprint includes ground cleared during this season that the next year confirmed "
-        "as cleared (redated_ha), so the expansion is dated to the year it happened; the year "
-        "is kept."
+        "The footprint includes ground cleared during this season, or coal dumped on ground "
+        "green earlier in it, that the next year confirmed (redated_ha), so the expansion is "
+        "dated to the year it happened; the year is kept."
     ),
     "unseen-fields": (
         "Bare ground that no clear look saw while crops stand, and that the neighbouring years "
-        "map as a field, was taken out of this year's footprint (unseen_fields_ha); the year "
-        "is kept."
+        "map as a field, or as vegetation both before and after (a burn scar's char), was "
+        "taken out of this year's footprint (unseen_fields_ha); the year is kept."
     ),
     "exposed-bed": (
         "Ground that another year saw under water and that is wet this year, the exposed bed "
