@@ -263,7 +263,10 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
             continue
         (seen_a, field_a), (seen_b, field_b) = before[i], after[i]
         judged = (seen_a | seen_b) & (field_a | ~seen_a) & (field_b | ~seen_b)
-        dropped = this.evidence.unconfirmed & ~this.coal_mask & judged & recurrent
+        # Green in a later year, the ground was not built or cleared in Y: footprint does not
+        # green within a season. No need then for field signs a cloudy series may never show.
+        greened = judged & seen_b
+        dropped = this.evidence.unconfirmed & ~this.coal_mask & judged & (recurrent | greened)
         footprint = boundaries.remove_small_regions(this.footprint & ~dropped, min_pixels)
         footprint |= this.coal_mask
         out[i] = replace(this, footprint=footprint, unseen_fields=this.footprint & ~footprint)
