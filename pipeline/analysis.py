@@ -224,6 +224,12 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
     green through a judging year; fields come back year after year, while one year's field
     signs may be a single look under unflagged haze, which makes forest look harvested.)
 
+    When a later year saw vegetation there (and the earlier one too, if any), the field signs
+    are not needed: built or cleared ground does not green within a season, so the pixel was
+    not footprint in Y whatever it is. Under persistent cloud a series may show a field's
+    signs (a clear look of it green and one of it bare in the same season) in one year only,
+    and its fields would stay footprint in every year no summer look saw.
+
     Ground really built over a field in Y stays footprint in the next year that sees it, so it
     is kept in Y, except near the end of the series, where no later year saw it: it may then
     show a year late (the last year is flagged ``MAY_LAG``). ``unseen_fields`` records the loss;

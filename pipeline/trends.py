@@ -492,7 +492,7 @@ or why ground was counted, not that the year's area is undercounted.
 - ``redated``: the footprint includes ground cleared during the season, confirmed by the next
   year (``redated_ha`` in ``trends.csv``).
 - ``unseen-fields``: bare ground never seen while crops stand, a field in the neighbouring
-  years, was taken out of the footprint (``unseen_fields_ha``).
+  years or green in a later one, was taken out of the footprint (``unseen_fields_ha``).
 - ``exposed-bed``: ground another year saw under water, wet this year (a reservoir drawn
   down), was taken out of the footprint (``exposed_bed_ha``; ``water.drop_exposed_beds``).
 - ``terrain-shadow``: footprint-like or coal-like ground whose brightness followed the sinking
@@ -547,8 +547,8 @@ FLAG_MEANINGS: Mapping[str, str] = {
     ),
     "unseen-fields": (
         "Bare ground that no clear look saw while crops stand, and that the neighbouring years "
-        "map as a field, was taken out of this year's footprint (unseen_fields_ha); the year "
-        "is kept."
+        "map as a field or a later year saw green, was taken out of this year's footprint "
+        "(unseen_fields_ha); the year is kept."
     ),
     "exposed-bed": (
         "Ground that another year saw under water and that is wet this year, the exposed bed "
