@@ -226,12 +226,18 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
     green through a judging year; fields come back year after year, while one year's field
     signs may be a single look under unflagged haze, which makes forest look harvested.)
 
+    When a later year saw vegetation there (and the earlier one too, if any), the field signs
+    are not needed: built or cleared ground does not green within a season, so the pixel was
+    not footprint in Y whatever it is. Under persistent cloud a series may show a field's
+    signs (a clear look of it green and one of it bare in the same season) in one year only,
+    and its fields would stay footprint in every year no summer look saw.
+
     Ground the nearest years before and after Y both saw as vegetation came and went within Y,
-    whatever Y saw: a burn scar's char (dark, flat to NIR, low NDVI: it passes for coal and
-    bare ground, and is gone within 1-2 seasons, DOMAIN.md "Confusers"), or a field. It leaves
-    Y's footprint and coal, seen while crops stand or not: built ground and piles do not green
-    the next year. Such ground thinner than 3 pixels everywhere (a strip along an edge: the
-    years' misregistration) stays.
+    whatever Y saw, and seen while crops stand or not: a burn scar's char (dark, flat to NIR,
+    low NDVI: it passes for coal and bare ground, and is gone within 1-2 seasons, DOMAIN.md
+    "Confusers"), or a field. It leaves Y's footprint and coal: built ground and piles do not
+    green the next year. Such ground thinner than 3 pixels everywhere (a strip along an edge:
+    the years' misregistration) stays.
 
     Ground really built over a field in Y stays footprint in the next year that sees it, so it
     is kept in Y, except near the end of the series, where no later year saw it: it may then
@@ -272,10 +278,14 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
             continue
         (seen_a, field_a), (seen_b, field_b) = before[i], after[i]
         judged = (seen_a | seen_b) & (field_a | ~seen_a) & (field_b | ~seen_b)
+        # Green in a later year, the ground was not built or cleared in Y: footprint does not
+        # green within a season. No need then for field signs a cloudy series may never show.
+        greened = judged & seen_b
+        unseen = this.evidence.unconfirmed & ~this.coal_mask & judged & (recurrent | greened)
         # A strip one pixel wide along an edge is the years' misregistration, not a burn.
         regreened = drop_thin_regions(seen_a & field_a & seen_b & field_b, 1)
-        dropped = (this.evidence.unconfirmed & ~this.coal_mask & judged & recurrent) | regreened
         coal = this.coal_mask & ~regreened
+        dropped = unseen | regreened
         footprint = boundaries.remove_small_regions(this.footprint & ~dropped, min_pixels) | coal
         out[i] = replace(
             this, footprint=footprint, coal_mask=coal, unseen_fields=this.footprint & ~footprint

@@ -492,8 +492,8 @@ or why ground was counted, not that the year's area is undercounted.
 - ``redated``: the footprint includes ground cleared during the season, or coal dumped on
   ground green earlier in it, confirmed by the next year (``redated_ha`` in ``trends.csv``).
 - ``unseen-fields``: bare ground never seen while crops stand, a field in the neighbouring
-  years or vegetation in the years before and after (a burn scar's char), was taken out of the
-  footprint (``unseen_fields_ha``).
+  years, green in a later one, or vegetation in the years before and after (a burn scar's
+  char), was taken out of the footprint and coal (``unseen_fields_ha``).
 - ``exposed-bed``: ground another year saw under water, wet this year (a reservoir drawn
   down), was taken out of the footprint (``exposed_bed_ha``; ``water.drop_exposed_beds``).
 - ``terrain-shadow``: footprint-like or coal-like ground whose brightness followed the sinking
@@ -548,8 +548,9 @@ FLAG_MEANINGS: Mapping[str, str] = {
     ),
     "unseen-fields": (
         "Bare ground that no clear look saw while crops stand, and that the neighbouring years "
-        "map as a field, or as vegetation both before and after (a burn scar's char), was "
-        "taken out of this year's footprint (unseen_fields_ha); the year is kept."
+        "map as a field or a later year saw green, or that the years before and after both saw "
+        "as vegetation (a burn scar's char), was taken out of this year's footprint and coal "
+        "(unseen_fields_ha); the year is kept."
     ),
     "exposed-bed": (
         "Ground that another year saw under water and that is wet this year, the exposed bed "

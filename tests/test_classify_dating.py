@@ -215,3 +215,22 @@ def test_one_year_of_field_signs_is_not_a_field(site_years: list[SiteYear]) -> N
     dropped = drop_unseen_fields(edited, 25)
     assert share(dropped[-1].footprint, LATE) == 1.0  # kept: built in the last year after all
     assert share(dropped[-1].footprint, FIELD) == 0.0
+
+
+def test_a_field_that_greens_later_leaves_the_cloudy_years_before(
+    site_years: list[SiteYear],
+) -> None:
+    """A series opening with two cloudy summers (Y+1, Y+2) shows field signs in one year only
+    (Y+3): too few to call the ground a field, but green in Y+3 is enough to take it out of
+    the years before, since built or cleared ground does not green within a season. The
+    last year (Y+4), with no later year to look at, keeps it (and says it may lag)."""
+    series = site_years[1:]
+    dropped = drop_unseen_fields(series, 25)
+    fp = {sy.year: sy.footprint for sy in dropped}
+    assert [share(fp[y], FIELD) for y in YEARS[1:]] == [0.0, 0.0, 0.0, 1.0]
+    # Built in the spring of Y+1 and seen built in Y+3: footprint in every year.
+    assert [share(fp[y], CONVERTED) for y in YEARS[1:]] == [1.0, 1.0, 1.0, 1.0]
+    assert [share(fp[y], CAMP) for y in YEARS[1:]] == [1.0, 1.0, 1.0, 1.0]
+    # The first year has no earlier year to judge by, and is judged by the later one alone.
+    unchanged = drop_unseen_fields(series[:1], 25)
+    assert share(unchanged[0].footprint, FIELD) == 1.0
