@@ -418,6 +418,14 @@ class CoregistrationConfig(_Model):
     upsample_factor: int = Field(
         20, ge=1, le=100, strict=True, description="sub-pixel precision: 1/upsample_factor px"
     )
+    min_shift_px: Real = Field(
+        0.75,
+        ge=0.5,
+        le=5,
+        description="a year moves along an axis only when it lies this far off the others "
+        "(pixels): a one-pixel move helps only past half a pixel, and the estimate and the "
+        "frame are each uncertain by about 0.15 px",
+    )
 
 
 class BoundariesConfig(_Model):

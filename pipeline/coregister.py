@@ -28,7 +28,8 @@ al. 2008) and without an external reference image:
 4. Maps move by whole pixels only (classes and counts are not resampled; a half pixel is the
    best a 10 m map can do): the frame is the one that leaves the least misregistration between
    the years once each is moved by its rounded position, then the one that moves the fewest
-   pixels (most years are right in most series), then the one nearest the series' mean.
+   pixels (most years are right in most series), then the one nearest the series' mean. An
+   axis moves only when the year lies ``min_shift_px`` or more off the frame along it.
 5. A move is kept only when it raises the year's correlation with the per-pixel median of the
    other years (moved likewise): AROSICS's check that a correction improves similarity.
 
@@ -68,6 +69,12 @@ MIN_CORRELATION = 0.2
 MIN_OVERLAP_PX = 2500
 #: A pair whose shift differs from the network's adjustment by more than this is a blunder.
 MAX_RESIDUAL_PX = 0.35
+#: A year moves along an axis only when it lies this far off the frame (pixels). Moving an
+#: image by one pixel helps only when its true offset exceeds half a pixel; with the estimate
+#: and the frame each uncertain by about 0.15 px (the spread of seasonal composites, whose
+#: pixels come from different scenes), 0.75 px makes that so with about 90% confidence
+#: (0.5 + 1.28 x 0.21), where 0.5 would be a coin toss.
+MIN_SHIFT_PX = 0.75
 #: Sub-pixel precision of the pairwise shifts: 1/UPSAMPLE_FACTOR px.
 UPSAMPLE_FACTOR = 20
 
@@ -84,6 +91,7 @@ class CoregistrationParams:
     min_overlap_px: int = MIN_OVERLAP_PX
     max_residual_px: float = MAX_RESIDUAL_PX
     upsample_factor: int = UPSAMPLE_FACTOR
+    min_shift_px: float = MIN_SHIFT_PX
 
 
 #: What ``analysis.analyse_site`` uses unless told otherwise (the config's defaults).
@@ -291,8 +299,8 @@ def place_images(
     for axis in (0, 1):
         along = [positions[k][axis] for k in placed]  # type: ignore[index]
         frame[axis], axis_moves = whole_pixel_moves(along)
-        for k, m in zip(placed, axis_moves, strict=True):
-            moves[k][axis] = m
+        for k, p, m in zip(placed, along, axis_moves, strict=True):
+            moves[k][axis] = m if abs(p - frame[axis]) >= params.min_shift_px else 0
     kept_moves = {k: (moves[k][0], moves[k][1]) for k in placed}
     for k in placed:
         if kept_moves[k] != (0, 0) and not _improves(k, images, kept_moves):

@@ -138,6 +138,7 @@ def coregistration_params(config: RunConfig) -> CoregistrationParams | None:
         min_overlap_px=c.min_overlap_px,
         max_residual_px=float(c.max_residual_px),
         upsample_factor=c.upsample_factor,
+        min_shift_px=float(c.min_shift_px),
     )
 
 

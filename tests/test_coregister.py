@@ -65,16 +65,15 @@ def coarse(image: NDArray[np.floating], offset: tuple[int, int], factor: int = 3
     h = (image.shape[0] - factor) // factor * factor
     w = (image.shape[1] - factor) // factor * factor
     part = np.asarray(image[oy : oy + h, ox : ox + w], np.float64)
-    return (
-        part.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3)).astype(np.float32)
-    )
+    blocks = part.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+    return np.asarray(blocks, np.float32)
 
 
 @pytest.fixture(scope="module")
 def red(real_data: Path) -> F32:
     """The real scene's red band (100 m, reflectance)."""
     with rasterio.open(real_data / S2_RED) as src:
-        return (src.read(1).astype(np.float32) * 1e-4).astype(np.float32)
+        return np.asarray(src.read(1) * 1e-4, np.float32)
 
 
 def _image(band: F32) -> NDArray[np.float64]:
@@ -295,8 +294,8 @@ def test_years_without_a_composite_are_left_alone() -> None:
 
 
 def test_config_defaults_are_the_module_defaults(tmp_path: Path) -> None:
-    from pipeline.run import coregistration_params
     from pipeline.demo import demo_config
+    from pipeline.run import coregistration_params
 
     config = demo_config(tmp_path / "demo", tmp_path / "cache")
     assert coregistration_params(config) == CoregistrationParams()
