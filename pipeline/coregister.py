@@ -30,8 +30,10 @@ al. 2008) and without an external reference image:
    the years once each is moved by its rounded position, then the one that moves the fewest
    pixels (most years are right in most series), then the one nearest the series' mean. An
    axis moves only when the year lies ``min_shift_px`` or more off the frame along it.
-5. A move is kept only when it raises the year's correlation with the per-pixel median of the
-   other years (moved likewise): AROSICS's check that a correction improves similarity.
+5. A move is kept only when every reliable pair of the year agreed with the adjustment (a pair
+   dropped as a blunder may be the year's own false match) and it raises the year's
+   correlation with the per-pixel median of the other years (moved likewise): AROSICS's check
+   that a correction improves similarity.
 
 A year without a composite, or without a reliable pair, is left where it is.
 """
@@ -47,6 +49,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
 from skimage.filters import sobel, window
 from skimage.registration import phase_cross_correlation
 
@@ -122,19 +125,22 @@ class Placement:
 
 
 def registration_image(band: NDArray[Any], valid: BoolArray) -> FloatArray | None:
-    """The standardised gradient magnitude (Sobel) of ``band`` over ``valid`` (0 elsewhere and
-    along the edge of ``valid``), or None when it has no texture at all (no valid pixel, or a
+    """The standardised gradient magnitude (Sobel) of ``band`` over the pixels of ``valid``
+    whose 3x3 neighbourhood is valid (0 elsewhere, which is the mean), or None when it has no texture at all (no valid pixel, or a
     constant band)."""
     ok = valid & np.isfinite(band)
-    if ok.sum() < 2:
+    # Where the 3x3 operator sees only valid pixels: the edge of ``valid`` (the analysis area,
+    # the same every year) must not become a feature that pins every shift at zero.
+    interior = ndimage.binary_erosion(ok, np.ones((3, 3), bool))
+    if interior.sum() < 2:
         return None
     values = np.where(ok, band, np.median(band[ok])).astype(np.float64)
-    grad = sobel(values, mask=ok)  # type: ignore[no-untyped-call]
-    inside = grad[ok]
+    grad = sobel(values)  # type: ignore[no-untyped-call]
+    inside = grad[interior]
     spread = float(inside.std())
     if not spread > 0.0:
         return None
-    return np.where(ok, (grad - float(inside.mean())) / spread, 0.0)
+    return np.where(interior, (grad - float(inside.mean())) / spread, 0.0)
 
 
 def shift_array(array: NDArray[Any], move: tuple[int, int], fill: Any) -> NDArray[Any]:
@@ -302,9 +308,12 @@ def place_images(
         for k, p, m in zip(placed, along, axis_moves, strict=True):
             moves[k][axis] = m if abs(p - frame[axis]) >= params.min_shift_px else 0
     kept_moves = {k: (moves[k][0], moves[k][1]) for k in placed}
+    for p in pairs:
+        if p not in kept:  # a blunder: the false match may be either year's
+            kept_moves[p.i] = kept_moves[p.j] = (0, 0)
     for k in placed:
         if kept_moves[k] != (0, 0) and not _improves(k, images, kept_moves):
-            logger.info(
+            logger.debug(
                 "image %d: a move of %s px does not raise its correlation with the others; "
                 "left in place", k, kept_moves[k],
             )  # fmt: skip

@@ -70,7 +70,8 @@ class Registration:
     """Where a site-year's imagery lay against its site's common frame, in pixels east and
     north (``coregister.coregister_years``): ``shift_px`` as estimated (sub-pixel), ``moved_px``
     the whole-pixel correction applied (every per-pixel array was moved back by it; (0, 0):
-    left in place, the shift being under half a pixel or the move not improving the match),
+    left in place, the shift being under ``min_shift_px``, or the move not confirmed by every
+    pair or not improving the match),
     ``pairs`` how many reliable pairs with other years placed it."""
 
     shift_px: tuple[float, float]

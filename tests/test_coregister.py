@@ -22,6 +22,8 @@ from pipeline.config import CoregistrationConfig
 from pipeline.coregister import (
     DEFAULT_COREGISTRATION,
     CoregistrationParams,
+    PairShift,
+    adjust_network,
     coregister_years,
     pair_shift,
     place_images,
@@ -204,6 +206,22 @@ def test_whole_pixel_moves_pick_the_frame_that_moves_least() -> None:
     assert sorted(abs(m) for m in moves) == [0, 1]
     # A third of a pixel apart: nothing moves.
     assert whole_pixel_moves([0.15, -0.15, 0.05])[1] == [0, 0, 0]
+
+
+def test_the_network_drops_a_blunder_and_centres_the_positions() -> None:
+    true = np.array([(0.0, 0.0), (1.0, -1.0), (0.0, 2.0), (-1.0, 0.0)])
+    pairs = [
+        PairShift(i, j, (float(true[i, 0] - true[j, 0]), float(true[i, 1] - true[j, 1])), 0.8)
+        for i in range(4)
+        for j in range(i + 1, 4)
+    ]
+    pairs[2] = PairShift(0, 3, (3.0, 1.0), 0.5)  # a false match
+    positions, kept = adjust_network(5, pairs, 0.35)
+    assert len(kept) == 5
+    assert all(p.j != 3 or p.i != 0 for p in kept)
+    assert positions[4] is None  # no pair reaches it
+    placed = np.array([p for p in positions if p is not None])
+    np.testing.assert_allclose(placed, true - true.mean(axis=0), atol=1e-9)
 
 
 def test_shift_array_fills_and_never_wraps() -> None:
