@@ -3,7 +3,10 @@ first vs last, polygons, areas with their edge uncertainty, and the score agains
 
 Pure: site-years (arrays) and plain parameters in, frozen records out.
 
-Before anything is measured, each year's footprint is settled with its neighbouring years
+Before anything is measured, the years are brought onto one frame (``coregister``): a year whose
+imagery sits a pixel or more off the others (Landsat against Sentinel-2, Sentinel-2 before the
+Global Reference Image) is moved back by whole pixels, masks and composite alike, and flagged
+``COREGISTERED``. Then each year's footprint is settled with its neighbouring years
 (``date_footprints``): the greenness test keeps harvested fields out of a year's footprint but
 also keeps out ground cleared in mid-summer (it was green in June), which would otherwise show
 up a year late; and a cloudy summer leaves fields that no clear look saw green, which would show
@@ -29,6 +32,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from pipeline import accuracy, boundaries, trends, water
 from pipeline.change import mask_change
 from pipeline.classify import drop_thin_regions
+from pipeline.coregister import DEFAULT_COREGISTRATION, CoregistrationParams, coregister_years
 from pipeline.expansion import BoundaryChange, boundary_change, boundary_changes
 from pipeline.grid import Grid, reproject_geometry
 from pipeline.results import ChangeMetrics, SiteAnalysis, SiteYear, YearMetrics
@@ -55,6 +59,9 @@ EXPOSED_BED = "exposed-bed"
 #: Flag of a year whose footprint or coal left out a terrain-shadowed slope
 #: (``YearMetrics.terrain_shadow_ha``, ``terrain.shadowed``).
 TERRAIN_SHADOW = "terrain-shadow"
+#: Flag of a year whose imagery sat a whole pixel or more off the site's other years and was
+#: moved back onto their common frame (``YearMetrics.shift_x_px``/``shift_y_px``, ``coregister``).
+COREGISTERED = "coregistered"
 #: Years a pixel must be mapped a field in before ``drop_unseen_fields`` believes it one.
 MIN_FIELD_YEARS = 2
 
@@ -74,17 +81,22 @@ def analyse_site(
     min_mapping_unit_ha: float,
     change_opening_px: int,
     sectors: int = 16,
+    coregistration: CoregistrationParams | None = DEFAULT_COREGISTRATION,
 ) -> SiteAnalysis:
     """Areas, polygons and year-to-year change for one site, with the boundary's movement
-    in ``sectors`` directions, all measured on the footprints settled across years: exposed bed
-    of water drawn down out (``water.drop_exposed_beds``), then ``date_footprints`` (the
-    returned ``years`` are those; ``YearMetrics`` says what moved and flags the years).
+    in ``sectors`` directions, all measured on the footprints settled across years: the years
+    brought onto one frame (``coregister.coregister_years`` with ``coregistration``; None: left
+    as they are), exposed bed of water drawn down out (``water.drop_exposed_beds``), then
+    ``date_footprints`` (the returned ``years`` are those; ``YearMetrics`` says what moved and
+    flags the years).
 
     Area uncertainties count internal edges only (``trends.edge_uncertainty_ha`` with the
     year's ``valid``). Changes (:func:`year_change`) compare consecutive years with data, and
     the first with the last when there are more than two."""
     px = grid.pixel_area_ha
     min_px = boundaries.min_pixels_for_area(min_mapping_unit_ha, px)
+    if coregistration is not None:
+        years = coregister_years(years, coregistration)
     beds = water.drop_exposed_beds(years, min_px)
     years = date_footprints(beds.years, min_px)
     for sy, bed in zip(years, beds.removed, strict=True):
@@ -99,6 +111,7 @@ def analyse_site(
         unseen_ha = float(sy.unseen_fields.sum()) * px if sy.unseen_fields is not None else 0.0
         bed_ha = float(sy.exposed_bed.sum()) * px if sy.exposed_bed is not None else 0.0
         slope_ha = float(sy.terrain_shadow.sum()) * px if sy.terrain_shadow is not None else 0.0
+        shift = sy.registration.shift_px if sy.registration is not None else (None, None)
         flags = tuple(
             flag
             for flag, on in (
@@ -107,6 +120,7 @@ def analyse_site(
                 (UNSEEN_FIELDS, unseen_ha > 0),
                 (EXPOSED_BED, bed_ha > 0),
                 (TERRAIN_SHADOW, slope_ha > 0),
+                (COREGISTERED, sy.registration is not None and sy.registration.moved),
             )
             if on
         )
@@ -123,6 +137,8 @@ def analyse_site(
                 unseen_fields_ha=unseen_ha,
                 exposed_bed_ha=bed_ha,
                 terrain_shadow_ha=slope_ha,
+                shift_x_px=shift[0],
+                shift_y_px=shift[1],
                 flags=flags,
             )
         )

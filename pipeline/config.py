@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.bands import BANDS
 from pipeline.errors import ConfigError, LimitError
 from pipeline.events import DEFAULT_EVENTS
 from pipeline.masking import (
@@ -367,6 +368,66 @@ class ChangeConfig(_Model):
     )
 
 
+BandName = Literal[BANDS]  # type: ignore[valid-type]
+
+
+class CoregistrationConfig(_Model):
+    """Bringing a site's years onto one frame before areas and boundary movement are measured
+    (``pipeline/coregister.py``: phase correlation of every pair of years, a least-squares
+    network, whole-pixel moves kept only when they improve the match, as AROSICS checks)."""
+
+    enabled: bool = Field(
+        True,
+        strict=True,
+        description="co-register each site's years (a year a pixel or more off the others is "
+        "moved back by whole pixels and flagged coregistered)",
+    )
+    band: BandName = Field(
+        "swir16",
+        description="band whose gradient magnitude is matched (edges persist across seasons and "
+        "sensors)",
+    )
+    max_shift_px: Real = Field(
+        5.0,
+        gt=0,
+        le=50,
+        description="largest shift believed (pixels; AROSICS's default, 50 m at 10 m, covers the "
+        "38 m found between Landsat 8 and Sentinel-2)",
+    )
+    min_correlation: Real = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="two years count only when their gradient images, aligned, correlate at "
+        "least this much (too little shared texture: no shift)",
+    )
+    min_overlap_px: int = Field(
+        2500,
+        ge=64,
+        le=100_000_000,
+        strict=True,
+        description="pixels valid in both years for their pair to count",
+    )
+    max_residual_px: Real = Field(
+        0.35,
+        gt=0,
+        le=5,
+        description="a pair disagreeing with the network's adjustment by more than this "
+        "(pixels) is dropped as a blunder",
+    )
+    upsample_factor: int = Field(
+        20, ge=1, le=100, strict=True, description="sub-pixel precision: 1/upsample_factor px"
+    )
+    min_shift_px: Real = Field(
+        0.75,
+        ge=0.5,
+        le=5,
+        description="a year moves along an axis only when it lies this far off the others "
+        "(pixels): a one-pixel move helps only past half a pixel, and the estimate and the "
+        "frame are each uncertain by about 0.15 px",
+    )
+
+
 class BoundariesConfig(_Model):
     min_mapping_unit_ha: Real = Field(0.25, ge=0, le=100, description="smallest polygon kept (ha)")
 
@@ -500,6 +561,7 @@ class RunConfig(_Model):
     harmonize: HarmonizeConfig = HarmonizeConfig()
     classify: ClassifyConfig = ClassifyConfig()
     change: ChangeConfig = ChangeConfig()
+    coregistration: CoregistrationConfig = CoregistrationConfig()
     boundaries: BoundariesConfig = BoundariesConfig()
     adjacent_zones: AdjacentZonesConfig = AdjacentZonesConfig()
     expansion: ExpansionConfig = ExpansionConfig()

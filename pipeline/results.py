@@ -70,6 +70,24 @@ _EVIDENCE_ARRAYS = {"vegetated": "evidence_vegetated", "field": "evidence_field"
 
 
 @dataclass(frozen=True)
+class Registration:
+    """Where a site-year's imagery lay against its site's common frame, in pixels east and
+    north (``coregister.coregister_years``): ``shift_px`` as estimated (sub-pixel), ``moved_px``
+    the whole-pixel correction applied (every per-pixel array was moved back by it; (0, 0):
+    left in place, the shift being under ``min_shift_px``, or the move not confirmed by every
+    pair or not improving the match),
+    ``pairs`` how many reliable pairs with other years placed it."""
+
+    shift_px: tuple[float, float]
+    moved_px: tuple[int, int]
+    pairs: int
+
+    @property
+    def moved(self) -> bool:
+        return self.moved_px != (0, 0)
+
+
+@dataclass(frozen=True)
 class SiteYear:
     """One site-year after composite and classification."""
 
@@ -98,6 +116,10 @@ class SiteYear:
     # Footprint-like or coal-counted ground left unmapped because its brightness followed the
     # sinking sun through the season (``recipe.Classified.terrain_shadow``); None: not known.
     terrain_shadow: BoolArray | None = None
+    # Set by ``coregister.coregister_years`` (``analysis.analyse_site``): where this year lay
+    # against the site's common frame and how it was moved; None: not estimated (no composite,
+    # no reliable pair, co-registration off, or before the analysis).
+    registration: Registration | None = None
 
     @property
     def n_used(self) -> int:
@@ -320,8 +342,12 @@ class YearMetrics:
     # Ground left out of this year's footprint and coal as a terrain-shadowed slope (its
     # brightness followed the sinking sun: ``terrain.shadowed``).
     terrain_shadow_ha: float = 0.0
+    # Where the year's imagery lay against the site's common frame, pixels east and north
+    # (``Registration.shift_px``); None: not estimated.
+    shift_x_px: float | None = None
+    shift_y_px: float | None = None
     # Flags for the trend tables (``analysis.MAY_LAG``, ``REDATED``, ``UNSEEN_FIELDS``,
-    # ``EXPOSED_BED``, ``TERRAIN_SHADOW``).
+    # ``EXPOSED_BED``, ``TERRAIN_SHADOW``, ``COREGISTERED``).
     flags: tuple[str, ...] = ()
 
 

@@ -50,7 +50,9 @@ from shapely.geometry import MultiPolygon, Polygon
 
 from pipeline import __version__, chunks, task_progress
 from pipeline.analysis import analyse_site, perimeter_changes, score_against_truth
+from pipeline.bands import BAND_INDEX
 from pipeline.config import RunConfig
+from pipeline.coregister import CoregistrationParams
 from pipeline.errors import OutputError, SiteError, SitewatchError
 from pipeline.executors import open_executor, run_unordered
 from pipeline.export.run_outputs import export_options, export_run
@@ -122,6 +124,22 @@ def _no_progress(_task: str, _done: int, _total: int) -> None:
 def _month_day(text: str) -> tuple[int, int]:
     month, day = text.split("-")
     return int(month), int(day)
+
+
+def coregistration_params(config: RunConfig) -> CoregistrationParams | None:
+    """The co-registration's frozen parameters from the run config; None when it is off."""
+    c = config.coregistration
+    if not c.enabled:
+        return None
+    return CoregistrationParams(
+        band=BAND_INDEX[c.band],
+        max_shift_px=float(c.max_shift_px),
+        min_correlation=float(c.min_correlation),
+        min_overlap_px=c.min_overlap_px,
+        max_residual_px=float(c.max_residual_px),
+        upsample_factor=c.upsample_factor,
+        min_shift_px=float(c.min_shift_px),
+    )
 
 
 def recipe_params(config: RunConfig) -> RecipeParams:
@@ -551,6 +569,7 @@ def _run_logged(
             min_mapping_unit_ha=config.boundaries.min_mapping_unit_ha,
             change_opening_px=config.change.opening_px,
             sectors=config.expansion.sectors,
+            coregistration=coregistration_params(config),
         )
         if site.id in perimeters:
             drawn = perimeter_changes(

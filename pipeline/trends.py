@@ -500,11 +500,18 @@ or why ground was counted, not that the year's area is undercounted.
   sun through the season (a slope in topographic shadow) was left unmapped
   (``terrain_shadow_ha``; ``terrain.shadowed``)."""
 
-KNOWN_FLAGS = EXCLUDING_FLAGS | NOTED_FLAGS | DATING_FLAGS | {"widened-window", "scenes-skipped"}
+KNOWN_FLAGS = (
+    EXCLUDING_FLAGS
+    | NOTED_FLAGS
+    | DATING_FLAGS
+    | {"widened-window", "scenes-skipped", "coregistered"}
+)
 """Every flag :func:`select_series` understands; any other is an error, so that a new flag is
 classified (excluding or not) before it reaches a table. ``widened-window`` (window widened
 to find 3 clear looks, still the same day-of-year window every year), ``scenes-skipped``
-(unreadable scenes, recorded in the manifest) and the :data:`DATING_FLAGS` keep the year.
+(unreadable scenes, recorded in the manifest), ``coregistered`` (the year's imagery sat a pixel
+or more off the other years and was moved back onto their frame: ``analysis.COREGISTERED``) and
+the :data:`DATING_FLAGS` keep the year.
 :data:`FLAG_MEANINGS` says each in words."""
 
 FLAG_MEANINGS: Mapping[str, str] = {
@@ -529,6 +536,11 @@ FLAG_MEANINGS: Mapping[str, str] = {
     "scenes-skipped": (
         "One or more scenes could not be read and were skipped (the manifest says why), and "
         "the year is kept in the statistics."
+    ),
+    "coregistered": (
+        "This year's imagery sat a whole pixel or more off the site's other years (shift_x_px "
+        "east, shift_y_px north), so its maps were moved back onto their common frame before "
+        "areas and boundary movement were measured; the year is kept."
     ),
     "radiometry-break": (
         "The radiometric processing changed since the previous year with data (for example "

@@ -424,6 +424,8 @@ TREND_SCHEMA = _columns(
     ("unseen_fields_ha", "float", "ground removed as a field unseen while crops stand (ha)"),
     ("exposed_bed_ha", "float", "exposed bed of water drawn down, not counted (ha)"),
     ("terrain_shadow_ha", "float", "terrain-shadowed slope left out of footprint and coal (ha)"),
+    ("shift_x_px", "float", "imagery east of the site's common frame before co-registration (px)"),
+    ("shift_y_px", "float", "imagery north of the site's common frame before co-registration (px)"),
     ("sensors", "text", "platforms of the scenes used, ';'-joined"),
     ("processing_baselines", "text", "Sentinel-2 processing baselines, ';'-joined"),
     ("interval_basis", "text", "edge or sample: where the intervals come from"),
@@ -668,6 +670,8 @@ def trend_rows(
             "unseen_fields_ha": m.unseen_fields_ha if seen else None,
             "exposed_bed_ha": m.exposed_bed_ha if seen else None,
             "terrain_shadow_ha": m.terrain_shadow_ha if seen else None,
+            "shift_x_px": m.shift_x_px if seen else None,
+            "shift_y_px": m.shift_y_px if seen else None,
             "sensors": scene_sensors(sy),
             "processing_baselines": processing_baselines(sy),
         }

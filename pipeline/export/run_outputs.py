@@ -255,6 +255,9 @@ def build_manifest(
                         "median_clear_obs": sy.median_clear,
                         "coverage": sy.coverage,
                         "scenes": [asdict(s) for s in sy.scenes],
+                        "registration": (
+                            None if sy.registration is None else asdict(sy.registration)
+                        ),
                     }
                     for sy in a.years
                 ],
