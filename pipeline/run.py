@@ -50,7 +50,7 @@ from shapely.geometry import MultiPolygon, Polygon
 
 from pipeline import __version__, chunks, task_progress
 from pipeline.analysis import analyse_site, perimeter_changes, score_against_truth
-from pipeline.config import RunConfig
+from pipeline.config import HazeConfig, RunConfig
 from pipeline.errors import OutputError, SiteError, SitewatchError
 from pipeline.executors import open_executor, run_unordered
 from pipeline.export.run_outputs import export_options, export_run
@@ -65,6 +65,7 @@ from pipeline.export.transaction import (
     sweep_temporaries,
     verify_run_folder,
 )
+from pipeline.haze import HazeRule
 from pipeline.model import shorten
 from pipeline.perimeters import load_perimeters, perimeters_by_site
 from pipeline.recipe import RecipeParams
@@ -154,7 +155,18 @@ def recipe_params(config: RunConfig) -> RecipeParams:
         min_mapping_unit_ha=config.boundaries.min_mapping_unit_ha,
         harmonize_to=config.harmonize.to,
         terrain_rule={k: float(v) for k, v in config.classify.terrain.model_dump().items()},
+        haze=_haze_rule(config.haze),
     )
+
+
+def _haze_rule(haze: HazeConfig) -> HazeRule | None:
+    if not haze.enabled:
+        return None
+    return HazeRule(
+        block_m=float(haze.block_m), percentile=float(haze.percentile),
+        min_pixels=haze.min_pixels,
+        angstrom=float(haze.angstrom), floor=float(haze.floor),
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
