@@ -232,6 +232,12 @@ class HazeConfig(_Model):
     min_pixels: int = Field(
         100, ge=1, strict=True, description="dark vegetated clear pixels a block needs"
     )
+    min_haze: Real = Field(
+        0.006,
+        ge=0,
+        le=0.1,
+        description="block estimates below this (the DDV relation's uncertainty in blue) are 0",
+    )
     angstrom: Real = Field(
         1.5, ge=0, le=4, description="Angstrom exponent: haze falls as wavelength^-angstrom"
     )

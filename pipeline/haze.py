@@ -14,9 +14,11 @@ retrievals (Kaufman et al. 1997, IEEE TGRS 35:1286; Sen2Cor ATBD): over dark veg
 ``blue - 0.25 * SWIR2`` is ~0 on such ground without haze and rises by the haze's blue path
 reflectance with it; every other surface (soil, built, coal, water, cloud) sits above it. A low
 percentile of that excess over the candidate pixels of a block of the grid is the block's haze,
-never below 0: the lower envelope of the relation, which sits below its line by about twice the
-scatter of sensor noise and of the relation itself (about 0.006 in blue, Kaufman et al. 1997),
-so the estimate errs on the side of leaving haze in, and a haze-free look is left as it is.
+the lower envelope of the relation, which sits below its line by about twice the scatter of
+sensor noise and of the relation itself, so the estimate errs on the side of leaving haze in.
+A block whose estimate is below ``min_haze`` (the relation's own uncertainty, about 0.006 in
+blue, Kaufman et al. 1997) has no haze the relation can tell from its ground: 0, so a
+haze-free look is left exactly as it is.
 Blocks follow the haze's spatial variation (it is smooth over kilometres); blocks without
 enough candidates take their nearest estimated block's value, and the field is bilinear
 between block centres.
@@ -58,12 +60,13 @@ class HazeRule:
     """How haze is estimated and removed (``run`` builds it from ``haze`` in the config).
 
     ``block_m``: side of the estimate's blocks (metres); ``percentile`` of the DDV excess over a block's
-    candidates (at least ``min_pixels``) is its haze; ``angstrom``: the haze spectrum's exponent; ``floor``: no band is
+    candidates (at least ``min_pixels``) is its haze, 0 below ``min_haze``; ``angstrom``: the haze spectrum's exponent; ``floor``: no band is
     taken below it."""
 
     block_m: float = 500.0
     percentile: float = 5.0
     min_pixels: int = 100
+    min_haze: float = 0.006
     angstrom: float = 1.5
     floor: float = 0.005
 
@@ -159,7 +162,7 @@ def estimate(
     if not enough.any():
         return HazeField(blocks, b)
     low = np.nanpercentile(per_block[enough], rule.percentile, axis=-1)
-    blocks[enough] = np.maximum(low, 0.0)
+    blocks[enough] = np.where(low >= rule.min_haze, low, 0.0)
     if not enough.all():
         # Blocks without dark vegetation take the value of the nearest block with it.
         _, (ri, ci) = ndimage.distance_transform_edt(~enough, return_indices=True)

@@ -164,7 +164,7 @@ def _haze_rule(haze: HazeConfig) -> HazeRule | None:
         return None
     return HazeRule(
         block_m=float(haze.block_m), percentile=float(haze.percentile),
-        min_pixels=haze.min_pixels,
+        min_pixels=haze.min_pixels, min_haze=float(haze.min_haze),
         angstrom=float(haze.angstrom), floor=float(haze.floor),
     )  # fmt: skip
 

@@ -159,3 +159,11 @@ def test_recipe_dehazes_each_look_and_records_the_haze() -> None:
     off = dehazed(looks, pixel_ha, RecipeParams(haze=None))
     assert all(a.reflectance is b.reflectance for a, b in zip(off, looks, strict=True))
     assert off[1].record.haze_blue is None
+
+
+def test_ground_within_the_relations_uncertainty_is_not_haze() -> None:
+    """Noise-free forest 0.005 above the DDV line (within its ~0.006 scatter) is no haze."""
+    look = ground()
+    look[0] = np.where(look[0] == FOREST[0], 0.25 * FOREST[5] + 0.005, look[0])
+    assert estimate(look).max == 0.0
+    assert estimate(look + (haze.spectrum(1.5) * 0.03)[:, None, None]).max > 0.025
