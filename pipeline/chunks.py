@@ -23,8 +23,9 @@ to the whole grid's, in another order that no percentile or median depends on):
   scene without is skipped), the evidence of its BOA offset check (``BoaEvidence``), its mask
   reason counts (its record), the clear-look counts per pixel of the season and the fallback
   windows (the widening), and the clear SWIR2 of the Sentinel-2 looks (the season's offset
-  check, ``radiometry.stable_differences`` per chunk once the offsets are settled).
-* the decisions: offsets, skips, records, window, offset corrections.
+  check, ``radiometry.stable_differences`` per chunk once the offsets are settled), and their
+  clear blue (each look's residual haze, ``haze.estimate`` on the whole grid once settled).
+* the decisions: offsets, skips, records, window, offset corrections, haze.
 * pass 2, every chunk, the scenes the season uses: the per-pixel products
   (``recipe.SeasonProducts``: composite, clear count, spread, coal counts, greenness, crop
   signs, seen while crops stand, the sun response) of the chunk, whose interiors are pasted
@@ -38,7 +39,7 @@ any number of chunks, so that stage stays whole-site.
 Cost: every asset of every scene is read twice (the scenes outside the season's windows once),
 about 2x the bytes of a whole-grid read, plus the halos; remote chips come from the chip cache
 the second time. Pass 1 keeps, per scene and chunk, its clear pixels (1 bit each) and their
-SWIR2 (4 bytes each) until the offsets are settled (``ChunkSurvey``).
+SWIR2 and blue (4 bytes each) until the offsets and haze are settled (``ChunkSurvey``).
 
 The steps (``survey`` per chunk, ``settle``, ``season_part`` per chunk, ``finish``) run one
 after another in one task (``chunked_site_year``) or, on an executor, each as a task of its own
@@ -66,7 +67,7 @@ import numpy as np
 from affine import Affine
 from numpy.typing import NDArray
 
-from pipeline import task_progress
+from pipeline import haze, task_progress
 from pipeline.bands import BAND_INDEX, BANDS
 from pipeline.errors import SceneReadError, SourceError
 from pipeline.grid import Grid
@@ -83,15 +84,18 @@ from pipeline.recipe import (
     RecipeParams,
     SeasonProducts,
     choose_window,
+    dehaze,
     finish_site_year,
     harmonized,
     mask_counts,
     offset_checked,
     offset_corrections,
+    pixel_size_m,
     season_looks,
     season_products,
     season_records,
     shifted,
+    with_haze,
 )
 from pipeline.results import SceneRecord, SiteYear
 from pipeline.sources.base import Scene
@@ -205,7 +209,8 @@ class ScenePart:
     """What pass 1 learns of one scene from one chunk's interior: its radiometry as the
     metadata decide, whether its offset is to be checked, the CRS it was reprojected from,
     whether it has data here, its mask reason counts, its offset evidence (when checked), the
-    clear pixels (``np.packbits`` of the interior, row by row) and their SWIR2 DN in that order."""
+    clear pixels (``np.packbits`` of the interior, row by row) and their SWIR2 and blue DN in
+    that order."""
 
     radiometry: Radiometry
     verify_offset: bool
@@ -215,6 +220,7 @@ class ScenePart:
     evidence: BoaEvidence | None
     clear_bits: NDArray[np.uint8]
     clear_swir22: NDArray[np.float32]
+    clear_blue: NDArray[np.float32]
 
     def clear(self, shape: tuple[int, int]) -> NDArray[np.bool_]:
         """The clear pixels of the interior of ``shape``."""
@@ -249,14 +255,16 @@ class PlannedLook:
 class SeasonPlan:
     """The decisions of a chunked site-year (``settle``), all that pass 2 and the finish need:
     the season window and whether it was widened, the records the site-year keeps, the looks,
-    the offset shifts by look, and which looks pass 2 reads (``used``: indices into ``looks``)
-    with their roles (``season``, ``greens``: indices into ``used``)."""
+    the offset shifts by look, the haze found by look (``haze.estimate``; none when the recipe
+    removes no haze), and which looks pass 2 reads (``used``: indices into ``looks``) with their
+    roles (``season``, ``greens``: indices into ``used``)."""
 
     window: tuple[date, date]
     widened: bool
     records: tuple[SceneRecord, ...]
     looks: tuple[PlannedLook, ...]
     shifts: dict[int, float]
+    hazes: dict[int, haze.HazeField]
     used: tuple[int, ...]
     season: tuple[int, ...]
     greens: tuple[int, ...]
@@ -389,6 +397,7 @@ def survey(
             pixels.boa_evidence(rows, cols) if pixels.verify_offset else None,
             np.packbits(clear, axis=None),
             pixels.dn[BAND_INDEX["swir22"], rows, cols][clear],
+            pixels.dn[BAND_INDEX["blue"], rows, cols][clear],
         )
     return ChunkSurvey(parts, failed, tuple(missing))
 
@@ -466,6 +475,12 @@ def settle(
     looks = [replace(look, record=fixes[k][0]) if k in fixes else look
              for k, look in enumerate(looks)]  # fmt: skip
     shifts = {k: fixes[k][1] for k in fixes}
+    hazes: dict[int, haze.HazeField] = {}
+    if params.haze is not None:
+        for k, look in enumerate(looks):
+            found = _haze_of(look, shifts.get(k), chunks, surveys, grid, params.haze)
+            hazes[k] = found
+            looks[k] = replace(look, record=with_haze(look.record, found))
 
     start, end, widened = choose_window(site_id, year, lambda w: clear_counts[int(w)], area, params)
     clear_counts.clear()
@@ -485,7 +500,7 @@ def settle(
         )  # fmt: skip
     used = sorted(set(in_season) | set(green_obs))
     return SeasonPlan(
-        (start, end), widened, tuple(site_records), tuple(looks), shifts, tuple(used),
+        (start, end), widened, tuple(site_records), tuple(looks), shifts, hazes, tuple(used),
         tuple(used.index(k) for k in in_season), tuple(used.index(k) for k in green_obs),
     )  # fmt: skip
 
@@ -517,6 +532,9 @@ def season_part(
         reflectance = observation.reflectance
         if k in plan.shifts:
             reflectance = shifted(reflectance, plan.shifts[k])
+        if k in plan.hazes:
+            reflectance = dehaze(reflectance, plan.hazes[k], (chunk.read_rows, chunk.read_cols),
+                                 params)  # fmt: skip
         (seen,) = harmonized(
             [Look(look.day, reflectance, observation.clear, look.record, observation.platform)],
             params,
@@ -554,6 +572,30 @@ def _clear_swir22(part: ScenePart, shape: tuple[int, int]) -> NDArray[np.float32
     out = np.full(shape, np.nan, np.float32)
     out[part.clear(shape)] = part.clear_swir22
     return out
+
+
+def _haze_of(
+    look: PlannedLook,
+    shift: float | None,
+    chunks: Sequence[Chunk],
+    surveys: Sequence[ChunkSurvey],
+    grid: Grid,
+    rule: haze.HazeRule,
+) -> haze.HazeField:
+    """A look's haze (``haze.estimate``) from the clear blue and SWIR2 its surveys kept, in
+    reflectance as pass 2 reads it (settled radiometry, then the offset ``shift``): the values
+    the whole grid's estimate sees."""
+    blue = np.full(grid.shape, np.nan, np.float32)
+    swir22 = np.full(grid.shape, np.nan, np.float32)
+    clear = np.zeros(grid.shape, bool)
+    for chunk, s in zip(chunks, surveys, strict=True):
+        part = s.parts[look.scene]
+        ok = part.clear(_shape(chunk))
+        for out, dn in ((blue, part.clear_blue), (swir22, part.clear_swir22)):
+            values = look.radiometry.apply(dn)
+            out[chunk.rows, chunk.cols][ok] = values if shift is None else shifted(values, shift)
+        clear[chunk.rows, chunk.cols] = ok
+    return haze.estimate(blue, swir22, clear, pixel_size_m(grid.pixel_area_ha), rule)
 
 
 def _missing_scenes(survey: ChunkSurvey, scenes: Sequence[Scene]) -> set[int]:

@@ -217,6 +217,36 @@ class HarmonizeConfig(_Model):
     )
 
 
+class HazeConfig(_Model):
+    """Residual haze removed from each look before it is classified (``pipeline/haze.py``):
+    estimated from dark dense vegetation (surface blue ~ SWIR2 / 4, Kaufman et al. 1997, as in
+    the MODIS and Sen2Cor aerosol retrievals) block by block, removed along an Angstrom
+    spectrum, recorded per scene (``haze_blue`` in the manifest)."""
+
+    enabled: bool = Field(True, strict=True, description="estimate and remove residual haze")
+    block_m: Real = Field(
+        500.0, gt=0, le=50_000, description="side of the blocks haze is estimated on (metres)"
+    )
+    percentile: Real = Field(
+        5.0, gt=0, lt=50, description="percentile of a block's DDV blue excess taken as its haze"
+    )
+    min_pixels: int = Field(
+        100, ge=1, strict=True, description="dark vegetated clear pixels a block needs"
+    )
+    min_haze: Real = Field(
+        0.006,
+        ge=0,
+        le=0.1,
+        description="block estimates below this (the DDV relation's uncertainty in blue) are 0",
+    )
+    angstrom: Real = Field(
+        1.5, ge=0, le=4, description="Angstrom exponent: haze falls as wavelength^-angstrom"
+    )
+    floor: Real = Field(
+        0.005, ge=0, le=0.1, description="no band is taken below this reflectance by the removal"
+    )
+
+
 class FootprintRule(_Model):
     """Footprint (built, bare, spoil, coal) on the season composite."""
 
@@ -559,6 +589,7 @@ class RunConfig(_Model):
     masking: MaskingConfig = MaskingConfig()
     read: ReadConfig = ReadConfig()
     harmonize: HarmonizeConfig = HarmonizeConfig()
+    haze: HazeConfig = HazeConfig()
     classify: ClassifyConfig = ClassifyConfig()
     change: ChangeConfig = ChangeConfig()
     coregistration: CoregistrationConfig = CoregistrationConfig()

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from pipeline import bands, boundaries, harmonize, terrain
+from pipeline import bands, boundaries, harmonize, haze, terrain
 from pipeline.bands import BAND_INDEX
 from pipeline.classify import (
     CoalFrequency,
@@ -69,7 +69,8 @@ class RecipeParams:
     between the two days of ``crops_green`` (judgement: rice and maize peak from mid-July to
     mid-August in the DPRK, an early harvest comes after): a season without a clear look then
     cannot tell a field harvested before its first clear look from bare ground
-    (``site_year``'s ``SeasonEvidence``).
+    (``site_year``'s ``SeasonEvidence``). ``haze``: how each look's residual haze is estimated
+    and removed (``haze``, ``dehazed``); None leaves the looks as read.
     """
 
     season: tuple[MonthDay, MonthDay] = ((9, 1), (11, 15))
@@ -90,6 +91,7 @@ class RecipeParams:
     crops_green: tuple[MonthDay, MonthDay] = ((7, 15), (8, 15))
     harvest_from: MonthDay = (9, 1)
     terrain_rule: Mapping[str, float] = field(default_factory=dict)
+    haze: haze.HazeRule | None = field(default_factory=haze.HazeRule)
 
     def window(self, year: int, widened: bool = False) -> tuple[date, date]:
         a, b = self.fallback if widened else self.season
@@ -192,7 +194,7 @@ def site_year(
       neighbouring years tell.
     """
     shape = area.shape
-    looks = harmonized(correct_offset_outliers(looks), params)
+    looks = harmonized(dehazed(correct_offset_outliers(looks), pixel_area_ha, params), params)
 
     def clear_count(widened: bool) -> NDArray[np.int64]:
         start, end = params.window(year, widened)
@@ -235,6 +237,46 @@ def harmonized(looks: Sequence[Look], params: RecipeParams) -> list[Look]:
         Look(o.day, harmonize.to_oli(o.reflectance, o.platform), o.clear, o.record, o.platform)
         for o in looks
     ]
+
+
+def dehazed(looks: Sequence[Look], pixel_area_ha: float, params: RecipeParams) -> list[Look]:
+    """``looks`` without their residual haze (``haze.estimate`` on each look's clear pixels,
+    ``haze.remove``), each record saying how much was removed (``with_haze``)."""
+    if params.haze is None:
+        return list(looks)
+    pixel_m = pixel_size_m(pixel_area_ha)
+    out = []
+    for o in looks:
+        blue, swir22 = haze.blue_and_swir22(o.reflectance)
+        found = haze.estimate(blue, swir22, o.clear, pixel_m, params.haze)
+        whole = (slice(0, o.clear.shape[0]), slice(0, o.clear.shape[1]))
+        reflectance = dehaze(o.reflectance, found, whole, params)
+        out.append(Look(o.day, reflectance, o.clear, with_haze(o.record, found), o.platform))
+    return out
+
+
+def dehaze(
+    reflectance: FloatArray,
+    found: haze.HazeField,
+    window: tuple[slice, slice],
+    params: RecipeParams,
+) -> FloatArray:
+    """``reflectance`` of the grid's pixels ``window`` without the haze ``found`` (unchanged
+    when none was found)."""
+    if params.haze is None or found.max <= 0.0:
+        return reflectance
+    return haze.remove(reflectance, found.at(*window), params.haze)
+
+
+def with_haze(record: SceneRecord, found: haze.HazeField) -> SceneRecord:
+    """``record`` with the blue haze removed from its look: mean and largest over the grid's
+    blocks (reflectance, 4 decimals)."""
+    return replace(record, haze_blue=round(found.mean, 4), haze_blue_max=round(found.max, 4))
+
+
+def pixel_size_m(pixel_area_ha: float) -> float:
+    """The side (metres) of a square pixel of ``pixel_area_ha``."""
+    return float(np.sqrt(pixel_area_ha * 1e4))
 
 
 def choose_window(

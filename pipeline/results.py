@@ -40,6 +40,9 @@ class SceneRecord:
     mask: dict[str, float] = field(default_factory=dict)  # share of the grid per mask reason
     reprojected_from: str | None = None  # the scene's CRS when it differs from the site grid's
     processing_baseline: str = ""  # Sentinel-2 ``s2:processing_baseline`` (NN.NN), when known
+    # Residual haze removed (blue path reflectance, ``haze``): mean and largest over the grid.
+    haze_blue: float | None = None
+    haze_blue_max: float | None = None
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from pipeline import __version__, chunks, task_progress
 from pipeline.analysis import analyse_site, perimeter_changes, score_against_truth
 from pipeline.bands import BAND_INDEX
-from pipeline.config import RunConfig
+from pipeline.config import HazeConfig, RunConfig
 from pipeline.coregister import CoregistrationParams
 from pipeline.errors import OutputError, SiteError, SitewatchError
 from pipeline.executors import open_executor, run_unordered
@@ -67,6 +67,7 @@ from pipeline.export.transaction import (
     sweep_temporaries,
     verify_run_folder,
 )
+from pipeline.haze import HazeRule
 from pipeline.model import shorten
 from pipeline.perimeters import load_perimeters, perimeters_by_site
 from pipeline.recipe import RecipeParams
@@ -172,7 +173,18 @@ def recipe_params(config: RunConfig) -> RecipeParams:
         min_mapping_unit_ha=config.boundaries.min_mapping_unit_ha,
         harmonize_to=config.harmonize.to,
         terrain_rule={k: float(v) for k, v in config.classify.terrain.model_dump().items()},
+        haze=_haze_rule(config.haze),
     )
+
+
+def _haze_rule(haze: HazeConfig) -> HazeRule | None:
+    if not haze.enabled:
+        return None
+    return HazeRule(
+        block_m=float(haze.block_m), percentile=float(haze.percentile),
+        min_pixels=haze.min_pixels, min_haze=float(haze.min_haze),
+        angstrom=float(haze.angstrom), floor=float(haze.floor),
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from shapely.geometry import box
 
 from pipeline.chunks import Chunk, halo_px, needs_chunks, plan_chunks, window_grid
 from pipeline.grid import Grid, reproject_geometry
+from pipeline.haze import HazeRule
 from pipeline.masking import MaskRules
 from pipeline.radiometry import (
     BoaEvidence,
@@ -222,6 +223,19 @@ def test_footprint_regions_cross_chunk_borders(whole: SiteYear, chunk: tuple[int
         owner[c.rows, c.cols] = n
     labels, count = ndimage.label(whole.footprint)
     assert any(len(np.unique(owner[labels == k])) > 1 for k in range(1, count + 1))
+
+
+def test_haze_field_across_chunks_equals_the_whole_grid(folder: Path) -> None:
+    """Haze estimated on 120 m blocks (a field that varies over the grid, bilinear between
+    block centres): each look's estimate is settled from the surveys, so the chunked site-year
+    removes the same haze as the whole grid's, and records it the same."""
+    params = RecipeParams(haze=HazeRule(block_m=120.0, min_pixels=20))
+    base = observe(make_task(folder, params=params))
+    removed = [r.haze_blue_max for r in base.scenes if r.haze_blue_max]
+    assert removed, "the scenario must exercise the haze removal"
+    assert any(r.haze_blue_max != r.haze_blue for r in base.scenes if r.haze_blue_max)
+    for chunk in ((9, 11), (13, 39)):
+        assert_same(observe(replace(make_task(folder, params=params), chunk_px=chunk)), base)
 
 
 def test_widened_window_and_tiny_chunks(folder: Path) -> None:

@@ -187,6 +187,7 @@ def scene_provenance(sy: SiteYear) -> dict[str, Any]:
             "radiometry": s.radiometry,
             "offset_check": s.offset_check,
             "clear_fraction": s.clear_fraction,
+            "haze_blue": s.haze_blue,
         }
 
     return {
