@@ -209,8 +209,8 @@ class ScenePart:
     """What pass 1 learns of one scene from one chunk's interior: its radiometry as the
     metadata decide, whether its offset is to be checked, the CRS it was reprojected from,
     whether it has data here, its mask reason counts, its offset evidence (when checked), the
-    clear pixels (``np.packbits`` of the interior, row by row) and their SWIR2 and blue DN in
-    that order."""
+    clear pixels (``np.packbits`` of the interior, row by row), their SWIR2 DN (the offset
+    check's) and their DN of ``haze.DDV_BANDS`` (the haze estimate's)."""
 
     radiometry: Radiometry
     verify_offset: bool
@@ -220,7 +220,7 @@ class ScenePart:
     evidence: BoaEvidence | None
     clear_bits: NDArray[np.uint8]
     clear_swir22: NDArray[np.float32]
-    clear_blue: NDArray[np.float32]
+    clear_ddv: tuple[NDArray[np.float32], ...]
 
     def clear(self, shape: tuple[int, int]) -> NDArray[np.bool_]:
         """The clear pixels of the interior of ``shape``."""
@@ -397,7 +397,7 @@ def survey(
             pixels.boa_evidence(rows, cols) if pixels.verify_offset else None,
             np.packbits(clear, axis=None),
             pixels.dn[BAND_INDEX["swir22"], rows, cols][clear],
-            pixels.dn[BAND_INDEX["blue"], rows, cols][clear],
+            tuple(pixels.dn[BAND_INDEX[b], rows, cols][clear] for b in haze.DDV_BANDS),
         )
     return ChunkSurvey(parts, failed, tuple(missing))
 
@@ -582,20 +582,20 @@ def _haze_of(
     grid: Grid,
     rule: haze.HazeRule,
 ) -> haze.HazeField:
-    """A look's haze (``haze.estimate``) from the clear blue and SWIR2 its surveys kept, in
+    """A look's haze (``haze.estimate``) from the clear pixels' bands its surveys kept, in
     reflectance as pass 2 reads it (settled radiometry, then the offset ``shift``): the values
     the whole grid's estimate sees."""
-    blue = np.full(grid.shape, np.nan, np.float32)
-    swir22 = np.full(grid.shape, np.nan, np.float32)
+    bands = [np.full(grid.shape, np.nan, np.float32) for _ in haze.DDV_BANDS]
     clear = np.zeros(grid.shape, bool)
     for chunk, s in zip(chunks, surveys, strict=True):
         part = s.parts[look.scene]
         ok = part.clear(_shape(chunk))
-        for out, dn in ((blue, part.clear_blue), (swir22, part.clear_swir22)):
+        for out, dn in zip(bands, part.clear_ddv, strict=True):
             values = look.radiometry.apply(dn)
             out[chunk.rows, chunk.cols][ok] = values if shift is None else shifted(values, shift)
         clear[chunk.rows, chunk.cols] = ok
-    return haze.estimate(blue, swir22, clear, pixel_size_m(grid.pixel_area_ha), rule)
+    blue, swir16, swir22 = bands
+    return haze.estimate(blue, swir16, swir22, clear, pixel_size_m(grid.pixel_area_ha), rule)
 
 
 def _missing_scenes(survey: ChunkSurvey, scenes: Sequence[Scene]) -> set[int]:

@@ -227,6 +227,13 @@ class HazeConfig(_Model):
     block_m: Real = Field(
         500.0, gt=0, le=50_000, description="side of the blocks haze is estimated on (metres)"
     )
+    vegetation_swir_ratio: Real = Field(
+        1.5,
+        ge=1,
+        le=4,
+        description="dark vegetation candidates need SWIR1 >= this x SWIR2 (leaf water; soil, "
+        "built ground, coal and char sit at 1.0-1.3)",
+    )
     percentile: Real = Field(
         5.0, gt=0, lt=50, description="percentile of a block's DDV blue excess taken as its haze"
     )

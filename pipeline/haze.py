@@ -12,7 +12,10 @@ The estimate is the dark-dense-vegetation (DDV) relation behind the MODIS and Se
 retrievals (Kaufman et al. 1997, IEEE TGRS 35:1286; Sen2Cor ATBD): over dark vegetated ground
 (SWIR2 0.01-0.25) surface blue is about a quarter of SWIR2, which haze barely touches. So
 ``blue - 0.25 * SWIR2`` is ~0 on such ground without haze and rises by the haze's blue path
-reflectance with it; every other surface (soil, built, coal, water, cloud) sits above it. A low
+reflectance with it. Candidates must be vegetation by a test haze cannot move either: SWIR1 at
+least 1.5 x SWIR2 (leaf water absorbs deeper at 2.2 um: 1.5-2.5 for vegetation, 1.0-1.3 for
+soil, built ground, rock, coal and char), so a block of bare ground, whose own excess is
+~0.02, never passes for hazy vegetation. Every other surface sits above the line. A low
 percentile of that excess over the candidate pixels of a block of the grid is the block's haze,
 the lower envelope of the relation, which sits below its line by about twice the scatter of
 sensor noise and of the relation itself, so the estimate errs on the side of leaving haze in.
@@ -59,11 +62,14 @@ DDV_SWIR22 = (0.01, 0.25)
 class HazeRule:
     """How haze is estimated and removed (``run`` builds it from ``haze`` in the config).
 
-    ``block_m``: side of the estimate's blocks (metres); ``percentile`` of the DDV excess over a block's
-    candidates (at least ``min_pixels``) is its haze, 0 below ``min_haze``; ``angstrom``: the haze spectrum's exponent; ``floor``: no band is
-    taken below it."""
+    ``block_m``: side of the estimate's blocks (metres); candidates are clear pixels in
+    ``DDV_SWIR22`` with SWIR1 at least ``vegetation_swir_ratio`` x SWIR2; ``percentile`` of the
+    DDV excess over a block's candidates (at least ``min_pixels``) is its haze, 0 below
+    ``min_haze``; ``angstrom``: the haze spectrum's exponent; ``floor``: no band is taken below
+    it."""
 
     block_m: float = 500.0
+    vegetation_swir_ratio: float = 1.5
     percentile: float = 5.0
     min_pixels: int = 100
     min_haze: float = 0.006
@@ -124,14 +130,21 @@ def _weights(
     return lo, hi, (u - lo).astype(np.float32)
 
 
-def ddv_excess(blue: FloatArray, swir22: FloatArray) -> FloatArray:
+def ddv_excess(
+    blue: FloatArray, swir16: FloatArray, swir22: FloatArray, vegetation_swir_ratio: float = 1.5
+) -> FloatArray:
     """Blue above what dark dense vegetation of this SWIR2 reflects, per unit of blue haze
     (haze adds to SWIR2 too, a little): the blue haze where the pixel is such vegetation, more
-    elsewhere. NaN where SWIR2 lies outside ``DDV_SWIR22`` (not a dark vegetated target)."""
+    elsewhere. NaN where SWIR2 lies outside ``DDV_SWIR22`` or SWIR1 is below
+    ``vegetation_swir_ratio`` x SWIR2 (not a dark vegetated target)."""
     k = DDV_BLUE_PER_SWIR22
     in_swir22 = WAVELENGTH_UM["blue"] / WAVELENGTH_UM["swir22"]
     with np.errstate(invalid="ignore"):
-        dark = (swir22 >= DDV_SWIR22[0]) & (swir22 <= DDV_SWIR22[1])
+        dark = (
+            (swir22 >= DDV_SWIR22[0])
+            & (swir22 <= DDV_SWIR22[1])
+            & (swir16 >= np.float32(vegetation_swir_ratio) * swir22)
+        )
         excess = (blue - np.float32(k) * swir22) / np.float32(1 - k * in_swir22**1.5)
     out: FloatArray = np.where(dark, excess, np.nan).astype(np.float32)
     return out
@@ -139,19 +152,20 @@ def ddv_excess(blue: FloatArray, swir22: FloatArray) -> FloatArray:
 
 def estimate(
     blue: FloatArray,
+    swir16: FloatArray,
     swir22: FloatArray,
     clear: BoolArray,
     pixel_m: float,
     rule: HazeRule | None = None,
 ) -> HazeField:
-    """The haze field of one look from its ``blue`` and ``swir22`` reflectance (y, x) and its
-    ``clear`` mask on a grid of ``pixel_m`` pixels (see the module's docstring). Zero everywhere
-    when no block has enough dark vegetated candidates."""
+    """The haze field of one look from its ``blue``, ``swir16`` and ``swir22`` reflectance
+    (y, x) and its ``clear`` mask on a grid of ``pixel_m`` pixels (see the module's docstring).
+    Zero everywhere when no block has enough dark vegetated candidates."""
     rule = rule if rule is not None else HazeRule()
     b = rule.block_px(pixel_m)
     shape = blue.shape
     nb = (-(-shape[0] // b), -(-shape[1] // b))
-    excess = np.where(clear, ddv_excess(blue, swir22), np.nan)
+    excess = np.where(clear, ddv_excess(blue, swir16, swir22, rule.vegetation_swir_ratio), np.nan)
     # Pad to whole blocks with NaN, then one row of values per block.
     padded = np.full((nb[0] * b, nb[1] * b), np.nan, np.float32)
     padded[: shape[0], : shape[1]] = excess
@@ -183,6 +197,11 @@ def remove(
     return out.astype(np.float32, copy=False)
 
 
-def blue_and_swir22(reflectance: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """The two bands ``estimate`` reads from a look (band, y, x)."""
-    return reflectance[BAND_INDEX["blue"]], reflectance[BAND_INDEX["swir22"]]
+#: The bands ``estimate`` reads, in its argument order.
+DDV_BANDS = ("blue", "swir16", "swir22")
+
+
+def ddv_bands(reflectance: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The bands ``estimate`` reads from a look (band, y, x): blue, SWIR1, SWIR2."""
+    blue, swir16, swir22 = (reflectance[BAND_INDEX[b]] for b in DDV_BANDS)
+    return blue, swir16, swir22

@@ -247,8 +247,7 @@ def dehazed(looks: Sequence[Look], pixel_area_ha: float, params: RecipeParams) -
     pixel_m = pixel_size_m(pixel_area_ha)
     out = []
     for o in looks:
-        blue, swir22 = haze.blue_and_swir22(o.reflectance)
-        found = haze.estimate(blue, swir22, o.clear, pixel_m, params.haze)
+        found = haze.estimate(*haze.ddv_bands(o.reflectance), o.clear, pixel_m, params.haze)
         whole = (slice(0, o.clear.shape[0]), slice(0, o.clear.shape[1]))
         reflectance = dehaze(o.reflectance, found, whole, params)
         out.append(Look(o.day, reflectance, o.clear, with_haze(o.record, found), o.platform))

@@ -181,7 +181,8 @@ def _haze_rule(haze: HazeConfig) -> HazeRule | None:
     if not haze.enabled:
         return None
     return HazeRule(
-        block_m=float(haze.block_m), percentile=float(haze.percentile),
+        block_m=float(haze.block_m), vegetation_swir_ratio=float(haze.vegetation_swir_ratio),
+        percentile=float(haze.percentile),
         min_pixels=haze.min_pixels, min_haze=float(haze.min_haze),
         angstrom=float(haze.angstrom), floor=float(haze.floor),
     )  # fmt: skip

@@ -229,7 +229,8 @@ def test_haze_field_across_chunks_equals_the_whole_grid(folder: Path) -> None:
     """Haze estimated on 120 m blocks (a field that varies over the grid, bilinear between
     block centres): each look's estimate is settled from the surveys, so the chunked site-year
     removes the same haze as the whole grid's, and records it the same."""
-    params = RecipeParams(haze=HazeRule(block_m=120.0, min_pixels=20))
+    # The scene has no vegetation: its bare background stands in for it (ratio 1.39).
+    params = RecipeParams(haze=HazeRule(block_m=120.0, vegetation_swir_ratio=1.3, min_pixels=20))
     base = observe(make_task(folder, params=params))
     removed = [r.haze_blue_max for r in base.scenes if r.haze_blue_max]
     assert removed, "the scenario must exercise the haze removal"

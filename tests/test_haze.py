@@ -47,8 +47,7 @@ def seen(blue_haze: np.ndarray | float, seed: int) -> np.ndarray:
 
 
 def estimate(look: np.ndarray) -> haze.HazeField:
-    blue, swir22 = haze.blue_and_swir22(look)
-    return haze.estimate(blue, swir22, np.ones(SHAPE, bool), PIXEL_M)
+    return haze.estimate(*haze.ddv_bands(look), np.ones(SHAPE, bool), PIXEL_M)
 
 
 def corrected(look: np.ndarray) -> np.ndarray:
@@ -135,10 +134,9 @@ def test_blocks_without_dark_vegetation_take_their_neighbours_value() -> None:
     look = seen(0.04, seed=7)
     clear = np.ones(SHAPE, bool)
     clear[:50, :50] = False  # the first block has no clear pixel
-    blue, swir22 = haze.blue_and_swir22(look)
-    found = haze.estimate(blue, swir22, clear, PIXEL_M)
+    found = haze.estimate(*haze.ddv_bands(look), clear, PIXEL_M)
     assert found.blocks[0, 0] in (found.blocks[0, 1], found.blocks[1, 0], found.blocks[1, 1])
-    nothing = haze.estimate(blue, swir22, np.zeros(SHAPE, bool), PIXEL_M)
+    nothing = haze.estimate(*haze.ddv_bands(look), np.zeros(SHAPE, bool), PIXEL_M)
     assert nothing.max == 0.0
 
 
@@ -167,3 +165,20 @@ def test_ground_within_the_relations_uncertainty_is_not_haze() -> None:
     look[0] = np.where(look[0] == FOREST[0], 0.25 * FOREST[5] + 0.005, look[0])
     assert estimate(look).max == 0.0
     assert estimate(look + (haze.spectrum(1.5) * 0.03)[:, None, None]).max > 0.025
+
+
+def test_bare_ground_without_vegetation_is_not_haze() -> None:
+    """A block of bare soil and built ground (a mine or a town) sits ~0.02 above the DDV line in
+    SWIR2's range: without the vegetation test its lower envelope would read as haze."""
+    soil = np.array([0.070, 0.095, 0.120, 0.180, 0.260, 0.205], np.float32)
+    built = np.array([0.100, 0.110, 0.120, 0.150, 0.190, 0.175], np.float32)
+    rng = np.random.default_rng(3)
+    look = np.where(
+        (np.arange(SHAPE[1]) % 7 < 4)[None, None, :], soil[:, None, None], built[:, None, None]
+    ) * np.ones((1, *SHAPE), np.float32)
+    look = (look + rng.normal(0, NOISE, look.shape)).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        unguarded = (look[0] - 0.25 * look[5])[(look[5] > 0.01) & (look[5] < 0.25)]
+    assert np.percentile(unguarded, 5) > 0.01  # the case is real: soil sits above the line
+    assert estimate(look).max == 0.0
+    assert estimate(look + (haze.spectrum(1.5) * 0.03)[:, None, None]).max == 0.0  # no target
