@@ -22,8 +22,8 @@ to the whole grid's, in another order that no percentile or median depends on):
 * pass 1, every scene, every chunk, every asset: whether the scene has data over the grid (a
   scene without is skipped), the evidence of its BOA offset check (``BoaEvidence``), its mask
   reason counts (its record), the clear-look counts per pixel of the season and the fallback
-  windows (the widening), and the clear SWIR2 of the Sentinel-2 looks (the season's offset
-  check, ``radiometry.stable_differences`` per chunk once the offsets are settled).
+  windows (the widening), and the clear blue and SWIR2 of the Sentinel-2 looks (the season's
+  offset check, ``radiometry.series_evidence`` per chunk once the offsets are settled).
 * the decisions: offsets, skips, records, window, offset corrections.
 * pass 2, every chunk, the scenes the season uses: the per-pixel products
   (``recipe.SeasonProducts``: composite, clear count, spread, coal counts, greenness, crop
@@ -38,7 +38,8 @@ any number of chunks, so that stage stays whole-site.
 Cost: every asset of every scene is read twice (the scenes outside the season's windows once),
 about 2x the bytes of a whole-grid read, plus the halos; remote chips come from the chip cache
 the second time. Pass 1 keeps, per scene and chunk, its clear pixels (1 bit each) and their
-SWIR2 (4 bytes each) until the offsets are settled (``ChunkSurvey``).
+blue and SWIR2 (``radiometry.SERIES_BANDS``, 8 bytes each) until the offsets are settled
+(``ChunkSurvey``).
 
 The steps (``survey`` per chunk, ``settle``, ``season_part`` per chunk, ``finish``) run one
 after another in one task (``chunked_site_year``) or, on an executor, each as a task of its own
@@ -67,16 +68,18 @@ from affine import Affine
 from numpy.typing import NDArray
 
 from pipeline import task_progress
-from pipeline.bands import BAND_INDEX, BANDS
+from pipeline.bands import BANDS
 from pipeline.errors import SceneReadError, SourceError
 from pipeline.grid import Grid
 from pipeline.masking import MaskReason, MaskRules
 from pipeline.radiometry import (
+    SERIES_BAND_INDEX,
     BoaEvidence,
     Radiometry,
-    outliers_from_differences,
+    SeriesEvidence,
+    outliers_from_evidence,
+    series_evidence,
     settle_boa_offset,
-    stable_differences,
 )
 from pipeline.recipe import (
     Look,
@@ -205,7 +208,8 @@ class ScenePart:
     """What pass 1 learns of one scene from one chunk's interior: its radiometry as the
     metadata decide, whether its offset is to be checked, the CRS it was reprojected from,
     whether it has data here, its mask reason counts, its offset evidence (when checked), the
-    clear pixels (``np.packbits`` of the interior, row by row) and their SWIR2 DN in that order."""
+    clear pixels (``np.packbits`` of the interior, row by row) and their DN in the season
+    check's bands (``radiometry.SERIES_BANDS`` x clear pixels, in that order)."""
 
     radiometry: Radiometry
     verify_offset: bool
@@ -214,7 +218,7 @@ class ScenePart:
     counts: NDArray[np.int64]
     evidence: BoaEvidence | None
     clear_bits: NDArray[np.uint8]
-    clear_swir22: NDArray[np.float32]
+    clear_series: NDArray[np.float32]
 
     def clear(self, shape: tuple[int, int]) -> NDArray[np.bool_]:
         """The clear pixels of the interior of ``shape``."""
@@ -388,7 +392,7 @@ def survey(
             mask_counts(reasons),
             pixels.boa_evidence(rows, cols) if pixels.verify_offset else None,
             np.packbits(clear, axis=None),
-            pixels.dn[BAND_INDEX["swir22"], rows, cols][clear],
+            pixels.dn[list(SERIES_BAND_INDEX), rows, cols][:, clear],
         )
     return ChunkSurvey(parts, failed, tuple(missing))
 
@@ -453,15 +457,16 @@ def settle(
     checked = offset_checked(records)
     outliers = []
     if len(checked) >= _MIN_CHECKED:
-        differences: list[list[NDArray[np.float32]]] = [[] for _ in checked]
+        series: list[list[SeriesEvidence]] = [[] for _ in checked]
         for chunk, s in zip(chunks, surveys, strict=True):
-            swir = [
-                looks[k].radiometry.apply(_clear_swir22(s.parts[looks[k].scene], _shape(chunk)))
+            bands = [
+                looks[k].radiometry.apply(_clear_series(s.parts[looks[k].scene], _shape(chunk)))
                 for k in checked
             ]
-            for k, diff in enumerate(stable_differences(swir, [np.isfinite(p) for p in swir])):
-                differences[k].append(diff)
-        outliers = outliers_from_differences([np.concatenate(d) for d in differences])
+            seen = [np.logical_and.reduce(np.isfinite(b), axis=0) for b in bands]
+            for k, piece in enumerate(series_evidence(bands, seen)):
+                series[k].append(piece)
+        outliers = outliers_from_evidence([SeriesEvidence.combined(e) for e in series])
     fixes = offset_corrections(records, checked, outliers)
     looks = [replace(look, record=fixes[k][0]) if k in fixes else look
              for k, look in enumerate(looks)]  # fmt: skip
@@ -549,10 +554,11 @@ def _shape(chunk: Chunk) -> tuple[int, int]:
     return (chunk.rows.stop - chunk.rows.start, chunk.cols.stop - chunk.cols.start)
 
 
-def _clear_swir22(part: ScenePart, shape: tuple[int, int]) -> NDArray[np.float32]:
-    """The part's SWIR2 DN on the interior of ``shape``, NaN where not clear."""
-    out = np.full(shape, np.nan, np.float32)
-    out[part.clear(shape)] = part.clear_swir22
+def _clear_series(part: ScenePart, shape: tuple[int, int]) -> NDArray[np.float32]:
+    """The part's DN in the season check's bands on the interior of ``shape`` (band, y, x),
+    NaN where not clear."""
+    out = np.full((len(part.clear_series), *shape), np.nan, np.float32)
+    out[:, part.clear(shape)] = part.clear_series
     return out
 
 
