@@ -308,8 +308,7 @@ def series_verdict(
     n = diff.shape[1]
     if n < min_pixels:
         return SeriesVerdict("inconclusive", 0.0, f"{n} stable px, under {min_pixels}")
-    median = np.median(diff, axis=1)
-    q1, q3 = np.percentile(diff, [25, 75], axis=1)
+    q1, median, q3 = np.percentile(diff, [25, 50, 75], axis=1)
     seen = ", ".join(
         f"{_SERIES_LABEL[b]} {m:+.3f}" for b, m in zip(SERIES_BANDS, median, strict=True)
     )

@@ -124,9 +124,8 @@ def test_pixel_check_is_inconclusive_without_dark_reference() -> None:
 def _season(n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Blue and SWIR2 (``radiometry.SERIES_BANDS``) of ``n`` looks at a site: stable ground,
     fields harvested late, noise, clouds."""
-    base = np.stack(
-        [rng.uniform(0.03, 0.12, (50, 50)), rng.uniform(0.1, 0.35, (50, 50))]
-    ).astype(np.float32)
+    blue, swir2 = rng.uniform(0.03, 0.12, (50, 50)), rng.uniform(0.1, 0.35, (50, 50))
+    base = np.stack([blue, swir2]).astype(np.float32)
     looks, clear = [], []
     for i in range(n):
         look = base + rng.normal(0, 0.004, base.shape).astype(np.float32)
