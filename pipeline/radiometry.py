@@ -204,7 +204,7 @@ def offset_outliers(
     min_pixels: int = 100,
 ) -> list[OffsetOutlier]:
     """Scenes of a season whose reflectance differs from the others' by a uniform ``offset``
-    in every band: a wrong BOA offset (``series_verdict``). ``looks``: per scene its
+    in blue and SWIR2 alike: a wrong BOA offset (``series_verdict``). ``looks``: per scene its
     ``SERIES_BANDS`` reflectance (band, y, x) on one grid; ``clear``: its clear pixels.
 
     The per-pixel part (``series_evidence``) runs on any part of the scenes' common grid; the
