@@ -148,30 +148,39 @@ def is_green(
 
 
 def grow_mixed_edges(
-    core: BoolArray, reflectance: FloatArray, *, min_fraction: float = 0.5, window_px: int = 7
+    core: BoolArray,
+    reflectance: FloatArray,
+    *,
+    min_fraction: float = 0.5,
+    window_px: int = 7,
+    ring_px: int = 1,
 ) -> BoolArray:
-    """Add to ``core`` the pixels of its one-pixel ring that are at least ``min_fraction`` core
-    surface, by two-endmember linear unmixing of ``reflectance`` (band, y, x) between the local
-    mean of the core and the local mean of the background (pixels beyond the ring), each taken
-    over a ``window_px`` square.
+    """Add to ``core`` the pixels of its ``ring_px``-wide ring that are at least
+    ``min_fraction`` core surface and connect to it through such pixels, by two-endmember
+    linear unmixing of ``reflectance`` (band, y, x) between the local mean of the core and the
+    local mean of the background (pixels beyond the ring), each taken over a square of
+    ``window_px + 2 * (ring_px - 1)`` pixels.
 
     Strict spectral rules map a surface minus its rim: a rim pixel half coal and half yard is not
     dark enough for the coal rule, half roof and half crops is too green for the footprint rule.
     Reference maps count a pixel when most of it is the surface (the pixel-centre rule); the
-    least-squares fraction ``f = <x - bg, core - bg> / |core - bg|^2`` restores that.
+    least-squares fraction ``f = <x - bg, core - bg> / |core - bg|^2`` restores that. The rim is
+    as wide as the coarsest band's pixel over the grid's: one 10 m pixel for Sentinel-2's 10 m
+    bands, three for Landsat's 30 m pixels resampled to a 10 m grid.
     """
     square = np.ones((3, 3), bool)
     finite = np.isfinite(reflectance).all(axis=0)
-    near = ndimage.binary_dilation(core, structure=square)
+    near = ndimage.binary_dilation(core, structure=square, iterations=max(ring_px, 1))
     ring = near & ~core & finite
     if not ring.any():
         return core
+    window = window_px + 2 * (max(ring_px, 1) - 1)
 
     def local_mean(mask: BoolArray) -> NDArray[np.float64]:
-        weight = ndimage.uniform_filter(mask.astype(np.float64), window_px)
+        weight = ndimage.uniform_filter(mask.astype(np.float64), window)
         out = np.empty(reflectance.shape, np.float64)
         for b, band in enumerate(reflectance):
-            total = ndimage.uniform_filter(np.where(mask, band, 0.0).astype(np.float64), window_px)
+            total = ndimage.uniform_filter(np.where(mask, band, 0.0).astype(np.float64), window)
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[b] = np.where(weight > 1e-9, total / np.maximum(weight, 1e-12), np.nan)
         return out
@@ -183,7 +192,9 @@ def grow_mixed_edges(
     with np.errstate(invalid="ignore", divide="ignore"):
         fraction = np.sum((reflectance - background) * contrast, axis=0) / norm
         add = ring & (norm > 1e-6) & (fraction >= min_fraction)
-    return np.asarray(core | add, dtype=bool)
+    if ring_px <= 1:
+        return np.asarray(core | add, dtype=bool)
+    return np.asarray(ndimage.binary_propagation(core, structure=square, mask=core | add))
 
 
 def coal_observation(

@@ -20,6 +20,7 @@ of the grid with a one-pixel halo), and the whole-site stage on those 2D product
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -29,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from pipeline import boundaries, harmonize, terrain
+from pipeline import bands, boundaries, harmonize, terrain
 from pipeline.classify import (
     CoalFrequency,
     coal_frequency,
@@ -428,6 +429,7 @@ def finish_site_year(
         green_ndvi=products.green,
         coal=products.coal,
         sun=products.sun,
+        rims=_rims(records, pixel_area_ha),
     )
     if classified.terrain_shadow is not None and classified.terrain_shadow.any():
         logger.info(
@@ -466,6 +468,19 @@ def finish_site_year(
     )  # fmt: skip
 
 
+Rims = tuple[int, int]
+
+
+def _rims(records: Sequence[SceneRecord], pixel_area_ha: float) -> Rims:
+    """(footprint, coal) rim widths in pixels for the platforms of the season's looks: the
+    footprint's rim is where NDVI (red, NIR) turns, the coal's where its darkness, judged on
+    every band, does, so it spans Sentinel-2's 20 m SWIR pixel (two 10 m pixels: a rim pixel of
+    pure coal reads the yard's SWIR) and Landsat's 30 m (three)."""
+    platforms = [r.platform for r in records if r.role == "season" and r.skipped is None]
+    grid_m = math.sqrt(pixel_area_ha * 1e4)
+    return bands.rim_px(platforms, grid_m, ("red", "nir")), bands.rim_px(platforms, grid_m)
+
+
 @dataclass(frozen=True)
 class Classified:
     """What ``classify`` maps. ``coal``: the coal frequency the coal mask was counted from (the
@@ -491,6 +506,7 @@ def classify(
     green_ndvi: FloatArray | None = None,
     coal: CoalFrequency | None = None,
     sun: SunResponse | None = None,
+    rims: Rims = (1, 1),
 ) -> Classified:
     """Footprint and coal masks of one image or composite (band, y, x): the one classification
     recipe of ``run`` and ``compare``. Only ``valid`` pixels (and finite ones) can be mapped.
@@ -510,6 +526,9 @@ def classify(
     footprint or coal rule accepts but whose brightness followed the sinking sun
     (``terrain.shadowed``, against the site's other such ground) is a slope facing away from
     the sun, neither footprint nor coal, and is left out of both.
+
+    ``rims``: how many pixels wide the mixed rims of (footprint, coal) are on this grid
+    (``_rims``); rim unmixing reaches that far.
     """
     params = params if params is not None else RecipeParams()
     valid = valid & valid_pixels(reflectance)
@@ -528,7 +547,10 @@ def classify(
         valid = valid & ~shadow
     coal_core = drop_thin_regions(counted & valid, params.coal_opening_px)
     coal_mask = boundaries.remove_small_regions(
-        grow_mixed_edges(coal_core, reflectance, min_fraction=params.coal_edge_fraction) & valid,
+        grow_mixed_edges(
+            coal_core, reflectance, min_fraction=params.coal_edge_fraction, ring_px=rims[1]
+        )
+        & valid,
         min_px,
     )
 
@@ -536,7 +558,9 @@ def classify(
         core = footprint_mask(
             reflectance, green, opening_px=params.footprint_opening_px, **params.footprint_rule
         )
-        grown = grow_mixed_edges(core, reflectance, min_fraction=params.footprint_edge_fraction)
+        grown = grow_mixed_edges(
+            core, reflectance, min_fraction=params.footprint_edge_fraction, ring_px=rims[0]
+        )
         return boundaries.remove_small_regions((grown | coal_mask) & valid, min_px)
 
     footprint = footprint_with(green_ndvi)

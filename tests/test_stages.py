@@ -17,8 +17,15 @@ from shapely.geometry import box
 
 from pipeline import indices
 from pipeline.analysis import analyse_site, year_change
+from pipeline.bands import BANDS, rim_px
 from pipeline.change import mask_change, spectral_change
-from pipeline.classify import CoalFrequency, coal_frequency, coal_observation, footprint_mask
+from pipeline.classify import (
+    CoalFrequency,
+    coal_frequency,
+    coal_observation,
+    footprint_mask,
+    grow_mixed_edges,
+)
 from pipeline.composite import Composite, median_composite
 from pipeline.errors import InsufficientDataError
 from pipeline.grid import Grid
@@ -425,3 +432,42 @@ def test_analyse_site_areas_count_internal_edges_only() -> None:
     assert first_last.kind == "expansion"
     assert not a.changes[0].significant
     assert a.changes[0].kind == "no significant change"
+
+
+@pytest.mark.parametrize(
+    ("platforms", "grid_m", "bands", "expected"),
+    [
+        (["sentinel-2a", "sentinel-2b"], 10.0, ("red", "nir"), 1),
+        (["sentinel-2a"], 10.0, BANDS, 2),  # the 20 m SWIR bands
+        (["landsat-8"], 10.0, ("red", "nir"), 3),
+        (["landsat-9", "sentinel-2a"], 10.0, ("red", "nir"), 3),  # the coarsest sensor's
+        (["landsat-8"], 30.0, BANDS, 1),
+        (["unknown-sat"], 10.0, BANDS, 1),
+        ([], 10.0, BANDS, 1),
+    ],
+)
+def test_rim_px_follows_the_coarsest_band(
+    platforms: list[str], grid_m: float, bands: tuple[str, ...], expected: int
+) -> None:
+    assert rim_px(platforms, grid_m, bands) == expected
+
+
+def test_mixed_rim_of_a_30m_pile_on_a_10m_grid_is_restored() -> None:
+    """A 2.3 ha pile on yard, seen at 30 m (block means) and resampled to 10 m: the pure 30 m
+    pixels alone (the coal rule's core) undercount the pile; unmixing a 3-pixel rim restores
+    its area, where a 1-pixel rim cannot reach the outer mixed pixels."""
+    rng = np.random.default_rng(0)
+    truth = np.zeros((60, 60), bool)
+    truth[13:29, 14:28] = True  # off the 30 m block grid: every edge block is mixed
+    truth[29:35, 18:25] = True
+    fine = np.where(truth[None], np.array(COAL)[:, None, None], np.array(SOIL)[:, None, None])
+    coarse = fine.reshape(6, 20, 3, 20, 3).mean(axis=(2, 4))
+    seen = np.repeat(np.repeat(coarse, 3, axis=1), 3, axis=2).astype(np.float32)
+    seen += rng.normal(0, 0.004, seen.shape).astype(np.float32)
+    core = coal_observation(seen)
+    assert 0.3 < core.sum() / truth.sum() < 0.8  # the case is real: the core undercounts
+    one = grow_mixed_edges(core, seen, ring_px=1)
+    three = grow_mixed_edges(core, seen, ring_px=3)
+    assert abs(three.sum() / truth.sum() - 1.0) < 0.12
+    assert abs(three.sum() / truth.sum() - 1.0) < abs(one.sum() / truth.sum() - 1.0) - 0.1
+    assert (three & ~truth).sum() < 0.15 * truth.sum()  # grown onto the pile, not the yard
