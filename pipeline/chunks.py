@@ -22,9 +22,9 @@ to the whole grid's, in another order that no percentile or median depends on):
 * pass 1, every scene, every chunk, every asset: whether the scene has data over the grid (a
   scene without is skipped), the evidence of its BOA offset check (``BoaEvidence``), its mask
   reason counts (its record), the clear-look counts per pixel of the season and the fallback
-  windows (the widening), and the clear SWIR2 of the Sentinel-2 looks (the season's offset
-  check, ``radiometry.stable_differences`` per chunk once the offsets are settled), and their
-  clear blue (each look's residual haze, ``haze.estimate`` on the whole grid once settled).
+  windows (the widening), and the clear blue, SWIR1 and SWIR2 of the looks (``SURVEY_BANDS``:
+  the season's offset check, ``radiometry.series_evidence`` per chunk once the offsets are
+  settled, and each look's residual haze, ``haze.estimate`` on the whole grid once settled).
 * the decisions: offsets, skips, records, window, offset corrections, haze.
 * pass 2, every chunk, the scenes the season uses: the per-pixel products
   (``recipe.SeasonProducts``: composite, clear count, spread, coal counts, greenness, crop
@@ -39,7 +39,8 @@ any number of chunks, so that stage stays whole-site.
 Cost: every asset of every scene is read twice (the scenes outside the season's windows once),
 about 2x the bytes of a whole-grid read, plus the halos; remote chips come from the chip cache
 the second time. Pass 1 keeps, per scene and chunk, its clear pixels (1 bit each) and their
-SWIR2 and blue (4 bytes each) until the offsets and haze are settled (``ChunkSurvey``).
+blue, SWIR1 and SWIR2 (``SURVEY_BANDS``, 12 bytes each) until the offsets and haze are settled
+(``ChunkSurvey``).
 
 The steps (``survey`` per chunk, ``settle``, ``season_part`` per chunk, ``finish``) run one
 after another in one task (``chunked_site_year``) or, on an executor, each as a task of its own
@@ -73,11 +74,13 @@ from pipeline.errors import SceneReadError, SourceError
 from pipeline.grid import Grid
 from pipeline.masking import MaskReason, MaskRules
 from pipeline.radiometry import (
+    SERIES_BANDS,
     BoaEvidence,
     Radiometry,
-    outliers_from_differences,
+    SeriesEvidence,
+    outliers_from_evidence,
+    series_evidence,
     settle_boa_offset,
-    stable_differences,
 )
 from pipeline.recipe import (
     Look,
@@ -204,13 +207,18 @@ def needs_chunks(grid: Grid, chunk_px: int | tuple[int, int] | None) -> bool:
     return grid.height > rows or grid.width > cols
 
 
+#: The bands pass 1 keeps of each clear pixel: the season's offset check's
+#: (``radiometry.SERIES_BANDS``) and the haze estimate's (``haze.DDV_BANDS``), in band order.
+SURVEY_BANDS: tuple[str, ...] = tuple(b for b in BANDS if b in SERIES_BANDS or b in haze.DDV_BANDS)
+
+
 @dataclass(frozen=True)
 class ScenePart:
     """What pass 1 learns of one scene from one chunk's interior: its radiometry as the
     metadata decide, whether its offset is to be checked, the CRS it was reprojected from,
     whether it has data here, its mask reason counts, its offset evidence (when checked), the
-    clear pixels (``np.packbits`` of the interior, row by row), their SWIR2 DN (the offset
-    check's) and their DN of ``haze.DDV_BANDS`` (the haze estimate's)."""
+    clear pixels (``np.packbits`` of the interior, row by row) and their DN in ``SURVEY_BANDS``
+    (band x clear pixels)."""
 
     radiometry: Radiometry
     verify_offset: bool
@@ -219,8 +227,7 @@ class ScenePart:
     counts: NDArray[np.int64]
     evidence: BoaEvidence | None
     clear_bits: NDArray[np.uint8]
-    clear_swir22: NDArray[np.float32]
-    clear_ddv: tuple[NDArray[np.float32], ...]
+    clear_dn: NDArray[np.float32]
 
     def clear(self, shape: tuple[int, int]) -> NDArray[np.bool_]:
         """The clear pixels of the interior of ``shape``."""
@@ -396,8 +403,7 @@ def survey(
             mask_counts(reasons),
             pixels.boa_evidence(rows, cols) if pixels.verify_offset else None,
             np.packbits(clear, axis=None),
-            pixels.dn[BAND_INDEX["swir22"], rows, cols][clear],
-            tuple(pixels.dn[BAND_INDEX[b], rows, cols][clear] for b in haze.DDV_BANDS),
+            pixels.dn[[BAND_INDEX[b] for b in SURVEY_BANDS], rows, cols][:, clear],
         )
     return ChunkSurvey(parts, failed, tuple(missing))
 
@@ -462,15 +468,18 @@ def settle(
     checked = offset_checked(records)
     outliers = []
     if len(checked) >= _MIN_CHECKED:
-        differences: list[list[NDArray[np.float32]]] = [[] for _ in checked]
+        series: list[list[SeriesEvidence]] = [[] for _ in checked]
         for chunk, s in zip(chunks, surveys, strict=True):
-            swir = [
-                looks[k].radiometry.apply(_clear_swir22(s.parts[looks[k].scene], _shape(chunk)))
+            bands = [
+                looks[k].radiometry.apply(
+                    _clear_bands(s.parts[looks[k].scene], _shape(chunk), SERIES_BANDS)
+                )
                 for k in checked
             ]
-            for k, diff in enumerate(stable_differences(swir, [np.isfinite(p) for p in swir])):
-                differences[k].append(diff)
-        outliers = outliers_from_differences([np.concatenate(d) for d in differences])
+            seen = [np.logical_and.reduce(np.isfinite(b), axis=0) for b in bands]
+            for k, piece in enumerate(series_evidence(bands, seen)):
+                series[k].append(piece)
+        outliers = outliers_from_evidence([SeriesEvidence.combined(e) for e in series])
     fixes = offset_corrections(records, checked, outliers)
     looks = [replace(look, record=fixes[k][0]) if k in fixes else look
              for k, look in enumerate(looks)]  # fmt: skip
@@ -567,10 +576,13 @@ def _shape(chunk: Chunk) -> tuple[int, int]:
     return (chunk.rows.stop - chunk.rows.start, chunk.cols.stop - chunk.cols.start)
 
 
-def _clear_swir22(part: ScenePart, shape: tuple[int, int]) -> NDArray[np.float32]:
-    """The part's SWIR2 DN on the interior of ``shape``, NaN where not clear."""
-    out = np.full(shape, np.nan, np.float32)
-    out[part.clear(shape)] = part.clear_swir22
+def _clear_bands(
+    part: ScenePart, shape: tuple[int, int], names: Sequence[str]
+) -> NDArray[np.float32]:
+    """The part's DN in the bands ``names`` (of ``SURVEY_BANDS``) on the interior of ``shape``
+    (band, y, x), NaN where not clear."""
+    out = np.full((len(names), *shape), np.nan, np.float32)
+    out[:, part.clear(shape)] = part.clear_dn[[SURVEY_BANDS.index(b) for b in names]]
     return out
 
 
@@ -585,15 +597,13 @@ def _haze_of(
     """A look's haze (``haze.estimate``) from the clear pixels' bands its surveys kept, in
     reflectance as pass 2 reads it (settled radiometry, then the offset ``shift``): the values
     the whole grid's estimate sees."""
-    bands = [np.full(grid.shape, np.nan, np.float32) for _ in haze.DDV_BANDS]
+    bands = np.full((len(haze.DDV_BANDS), *grid.shape), np.nan, np.float32)
     clear = np.zeros(grid.shape, bool)
     for chunk, s in zip(chunks, surveys, strict=True):
         part = s.parts[look.scene]
-        ok = part.clear(_shape(chunk))
-        for out, dn in zip(bands, part.clear_ddv, strict=True):
-            values = look.radiometry.apply(dn)
-            out[chunk.rows, chunk.cols][ok] = values if shift is None else shifted(values, shift)
-        clear[chunk.rows, chunk.cols] = ok
+        values = look.radiometry.apply(_clear_bands(part, _shape(chunk), haze.DDV_BANDS))
+        bands[:, chunk.rows, chunk.cols] = values if shift is None else shifted(values, shift)
+        clear[chunk.rows, chunk.cols] = part.clear(_shape(chunk))
     blue, swir16, swir22 = bands
     return haze.estimate(blue, swir16, swir22, clear, pixel_size_m(grid.pixel_area_ha), rule)
 

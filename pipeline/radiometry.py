@@ -9,19 +9,22 @@ provider flag, and every decision and check is recorded per item:
   SWIR2 pixels under DN 800 prove that no offset is in the data; clear dark reference pixels
   (SCL dark area, shadow, water) with SWIR2 at DN 950-1800 prove that one is.
 * ``offset_outliers`` per site-year, relative: on pixels that are stable across the season, a
-  scene whose SWIR2 sits a uniform 0.1 above or below the others carries a wrong offset. This
-  also works where nothing is dark (deserts, dry autumns).
+  scene whose blue and SWIR2 both sit a uniform 0.1 above or below the others carries a wrong
+  offset (``series_verdict``: haze, snow, shadow and leaves move the two ends of the spectrum
+  differently, an offset alike), unless taking the offset off would leave pixels below zero.
+  This also works where nothing is dark (deserts, dry autumns).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.bands import BAND_INDEX
 from pipeline.composite import median_composite
 
 S2_SCALE = 1e-4
@@ -143,8 +146,55 @@ class OffsetOutlier:
     evidence: str
 
 
+#: The bands the season's check compares (``series_verdict``), one at each end of the spectrum.
+SERIES_BANDS: tuple[str, ...] = ("blue", "swir22")
+#: Their places in the recipe's band order (``bands.BANDS``).
+SERIES_BAND_INDEX: tuple[int, ...] = tuple(BAND_INDEX[b] for b in SERIES_BANDS)
+_SERIES_LABEL = {"blue": "blue", "swir22": "SWIR2"}
+_STABLE_BAND = SERIES_BANDS.index("swir22")  # haze-free: stable ground is stable there
+_BELOW_ZERO = 0.02  # reflectance below -0.02 is not noise (_BELOW_ZERO_DN: 200 DN under 1000)
+
+SeriesOutcome = Literal["offset", "consistent", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class SeriesEvidence:
+    """What the season's offset check judges one scene from, gathered over the site's grid or a
+    part of it: per ``SERIES_BANDS`` band, the scene's reflectance minus the season's per-pixel
+    median on the stable pixels it sees clear (``differences``, bands x pixels, in any order);
+    how many pixels it sees clear (``clear``, finite in every band); and how many of those have
+    a band under the offset less 0.02 (``dark``): taking the offset off would put them below
+    -0.02 reflectance, which no surface has. Parts of a grid that do not overlap add up
+    (``combined``) to the evidence of their union, so a site read chunk by chunk is judged
+    exactly as when read whole."""
+
+    differences: NDArray[np.float32]
+    clear: int
+    dark: int
+
+    @classmethod
+    def combined(cls, parts: Sequence[SeriesEvidence]) -> SeriesEvidence:
+        """The evidence of the union of disjoint parts (at least one)."""
+        return cls(
+            np.concatenate([p.differences for p in parts], axis=1),
+            sum(p.clear for p in parts),
+            sum(p.dark for p in parts),
+        )
+
+
+@dataclass(frozen=True)
+class SeriesVerdict:
+    """The season's offset check on one scene (``series_verdict``): ``outcome``, the
+    reflectance to add to the scene (``correction``: nonzero only for ``"offset"``) and what
+    the pixels showed (``evidence``)."""
+
+    outcome: SeriesOutcome
+    correction: float
+    evidence: str
+
+
 def offset_outliers(
-    swir22: Sequence[NDArray[np.float32]],
+    looks: Sequence[NDArray[np.float32]],
     clear: Sequence[NDArray[np.bool_]],
     *,
     offset: float = 0.1,
@@ -153,67 +203,126 @@ def offset_outliers(
     min_scenes: int = 3,
     min_pixels: int = 100,
 ) -> list[OffsetOutlier]:
-    """Scenes whose SWIR2 reflectance differs from the series by a uniform ``offset``.
+    """Scenes of a season whose reflectance differs from the others' by a uniform ``offset``
+    in blue and SWIR2 alike: a wrong BOA offset (``series_verdict``). ``looks``: per scene its
+    ``SERIES_BANDS`` reflectance (band, y, x) on one grid; ``clear``: its clear pixels.
 
-    Reference: per pixel, the median over the scenes; only pixels whose median absolute
-    deviation is below ``stable_mad`` count (harvests and floods change, a +-0.1 error in one of
-    three or more scenes does not move a median). A scene is an outlier when the median difference on
-    those pixels is within ``tolerance`` of +-``offset`` and the difference is uniform
-    (interquartile range below ``tolerance``), as an offset is and a surface change is not.
-
-    The per-pixel part (``stable_differences``) runs on any part of the scenes' common grid;
-    the verdict (``outliers_from_differences``) on the differences of all parts together.
+    The per-pixel part (``series_evidence``) runs on any part of the scenes' common grid; the
+    verdict (``outliers_from_evidence``) on the evidence of all parts together.
     """
-    if len(swir22) < min_scenes:
+    if len(looks) < min_scenes:
         return []
-    differences = stable_differences(swir22, clear, stable_mad=stable_mad, min_scenes=min_scenes)
-    return outliers_from_differences(
-        differences, offset=offset, tolerance=tolerance, min_pixels=min_pixels
+    evidence = series_evidence(
+        looks, clear, offset=offset, stable_mad=stable_mad, min_scenes=min_scenes
+    )
+    return outliers_from_evidence(
+        evidence, offset=offset, tolerance=tolerance, min_pixels=min_pixels
     )
 
 
-def stable_differences(
-    swir22: Sequence[NDArray[np.float32]],
+def series_evidence(
+    looks: Sequence[NDArray[np.float32]],
     clear: Sequence[NDArray[np.bool_]],
     *,
+    offset: float = 0.1,
     stable_mad: float = 0.02,
     min_scenes: int = 3,
-) -> list[NDArray[np.float32]]:
-    """Per scene, its SWIR2 minus the per-pixel median of the series on the stable pixels it
-    sees clear (``offset_outliers``), in any order: per pixel, so the differences of disjoint
-    parts of a grid, concatenated, are those of the whole. The median and its MAD over the
-    clear finite looks come from the compositing kernel (``composite.median_composite``)."""
+) -> list[SeriesEvidence]:
+    """Per scene, its ``SeriesEvidence`` over the grid of ``looks`` (``offset_outliers``).
+
+    Reference: per pixel and band, the median of the season's clear finite looks; stable
+    pixels: seen clear in ``min_scenes`` looks or more, with a SWIR2 median absolute deviation
+    under ``stable_mad`` (harvests and floods change; a 0.1 error in one of three or more looks
+    does not move a median). Median and MAD come from the compositing kernel
+    (``composite.median_composite``). Per pixel, so the evidence of disjoint parts of a grid,
+    combined, is that of the whole."""
     clear_stack = np.stack(clear)
-    series = median_composite(np.stack(swir22)[:, None], clear_stack)
-    ref, mad = series.reflectance[0], series.mad[0]
+    series = median_composite(np.stack(looks), clear_stack)
+    ref = series.reflectance
     with np.errstate(invalid="ignore"):
-        stable = (series.clear_count >= min_scenes) & (mad < stable_mad)
+        stable = (series.clear_count >= min_scenes) & (series.mad[_STABLE_BAND] < stable_mad)
     out = []
-    for layer, seen in zip(swir22, clear_stack, strict=True):
-        use = stable & seen & np.isfinite(layer)
-        out.append(layer[use] - ref[use])
+    for look, seen in zip(looks, clear_stack, strict=True):
+        valid = seen & np.isfinite(look).all(axis=0)
+        use = stable & valid
+        dark = valid & (look < offset - _BELOW_ZERO).any(axis=0)
+        out.append(SeriesEvidence(look[:, use] - ref[:, use], int(valid.sum()), int(dark.sum())))
     return out
 
 
-def outliers_from_differences(
-    differences: Sequence[NDArray[np.float32]],
+def outliers_from_evidence(
+    evidence: Sequence[SeriesEvidence],
     *,
     offset: float = 0.1,
     tolerance: float = 0.03,
     min_pixels: int = 100,
 ) -> list[OffsetOutlier]:
-    """The verdict of ``offset_outliers`` on each scene's ``stable_differences``."""
+    """The scenes whose ``series_verdict`` is ``"offset"``, with the shift that corrects
+    them."""
     out = []
-    for i, diff in enumerate(differences):
-        if diff.size < min_pixels:
-            continue
-        med = float(np.median(diff))
-        q1, q3 = np.percentile(diff, [25, 75])
-        if abs(abs(med) - offset) <= tolerance and float(q3 - q1) < tolerance:
-            shift = -offset if med > 0 else offset
-            out.append(
-                OffsetOutlier(
-                    i, shift, f"SWIR2 {med:+.3f} from the season median on {diff.size} stable px"
-                )
-            )
+    for i, scene in enumerate(evidence):
+        verdict = series_verdict(scene, offset=offset, tolerance=tolerance, min_pixels=min_pixels)
+        if verdict.outcome == "offset":
+            out.append(OffsetOutlier(i, verdict.correction, verdict.evidence))
     return out
+
+
+def series_verdict(
+    evidence: SeriesEvidence,
+    *,
+    offset: float = 0.1,
+    tolerance: float = 0.03,
+    min_pixels: int = 100,
+) -> SeriesVerdict:
+    """Whether one scene carries a wrong BOA offset, from its ``SeriesEvidence``.
+
+    A wrong offset moves every pixel of every band by the same ``offset``, up or down; nothing
+    else on the ground or in the air does. On the stable pixels the scene's difference from the
+    season is told, per band, by its median, and its uniformity by its interquartile range:
+
+    * ``"offset"``: in both bands the median sits within ``tolerance`` of the same +-``offset``
+      and the difference is uniform (interquartile range under ``tolerance``), and taking the
+      offset off leaves no clear pixel below zero reflectance (no more than the per-scene
+      check tolerates, ``settle_boa_offset``). The scene is moved back by the offset.
+    * ``"consistent"``: both medians within ``tolerance`` of zero: the decision stands.
+    * ``"inconclusive"``, anything else: the surface or the air changed (or too few stable
+      pixels, under ``min_pixels``); the scene's own decision (flag, baseline, its pixel
+      check) stands.
+
+    The two bands sit at the ends of the spectrum, where every natural change looks unlike an
+    offset. Blue, where land is darkest (0.02-0.08 for vegetation, water and most soils), moves
+    little under what leaves, soil moisture, shadow or a sensor gain do, all of which scale with
+    reflectance (a cloud shadow that takes 0.07 off SWIR2 takes 0.01-0.03 off blue), while haze
+    and snow add most there; SWIR2 (2.2 um) is nearly free of haze (aerosol optical depth falls
+    with wavelength, Angstrom 1929) and snow is dark there. Only an offset moves both alike. NIR
+    and SWIR1 are not compared: leaves move them by 0.1 and more through a season.
+
+    ``tolerance`` (0.03) bounds what stable ground does between two clear looks of a season
+    (residual haze, view and sun angles, a few per cent of gain); under half the offset, the two
+    hypotheses cannot both fit. The test is a likelihood ratio under errors bounded by
+    ``tolerance``, with the third outcome explicit: where neither hypothesis fits, the pixels
+    say nothing about the offset and the scene's decision so far (the metadata's, or its own
+    pixel check's) is kept.
+    """
+    diff = evidence.differences
+    n = diff.shape[1]
+    if n < min_pixels:
+        return SeriesVerdict("inconclusive", 0.0, f"{n} stable px, under {min_pixels}")
+    q1, median, q3 = np.percentile(diff, [25, 50, 75], axis=1)
+    seen = ", ".join(
+        f"{_SERIES_LABEL[b]} {m:+.3f}" for b, m in zip(SERIES_BANDS, median, strict=True)
+    )
+    text = f"{seen} from the season median on {n} stable px"
+    if bool(np.all(np.abs(median) <= tolerance)):
+        return SeriesVerdict("consistent", 0.0, text)
+    moved = offset if float(np.mean(median)) > 0 else -offset
+    if not (np.all(np.abs(median - moved) <= tolerance) and np.all(q3 - q1 < tolerance)):
+        return SeriesVerdict("inconclusive", 0.0, text)
+    if moved > 0 and evidence.dark >= max(_MIN_BELOW_ZERO_PX, 0.001 * evidence.clear):
+        return SeriesVerdict(
+            "inconclusive",
+            0.0,
+            f"{text}; taking {offset} off would put {evidence.dark} of {evidence.clear} clear "
+            f"px below -{_BELOW_ZERO}",
+        )
+    return SeriesVerdict("offset", -moved, text)

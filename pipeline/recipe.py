@@ -31,7 +31,6 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from pipeline import bands, boundaries, harmonize, haze, terrain
-from pipeline.bands import BAND_INDEX
 from pipeline.classify import (
     CoalFrequency,
     coal_frequency,
@@ -45,7 +44,13 @@ from pipeline.classify import (
 )
 from pipeline.composite import Composite, median_composite
 from pipeline.masking import MaskReason
-from pipeline.radiometry import S2_BOA_OFFSET_DN, S2_SCALE, OffsetOutlier, offset_outliers
+from pipeline.radiometry import (
+    S2_BOA_OFFSET_DN,
+    S2_SCALE,
+    SERIES_BAND_INDEX,
+    OffsetOutlier,
+    offset_outliers,
+)
 from pipeline.results import SceneRecord, SeasonEvidence, SiteYear
 from pipeline.terrain import SunResponse, sun_response
 
@@ -631,13 +636,13 @@ def classify_single_image(
 
 
 def correct_offset_outliers(looks: Sequence[Look]) -> list[Look]:
-    """Sentinel-2 looks whose reflectance sits a uniform 0.1 off the season's (a wrong BOA
-    offset the per-scene check could not see, ``radiometry.offset_outliers``) are shifted back
-    when the other offset is the valid alternative, and the record says so."""
+    """Sentinel-2 looks whose reflectance sits a uniform 0.1 off the season's in blue and SWIR2
+    alike (a wrong BOA offset the per-scene check could not see, ``radiometry.offset_outliers``)
+    are shifted back when the other offset is the valid alternative, and the record says so."""
     looks = list(looks)
     s2 = offset_checked([o.record for o in looks])
-    swir22 = [looks[i].reflectance[BAND_INDEX["swir22"]] for i in s2]
-    outliers = offset_outliers(swir22, [looks[i].clear for i in s2])
+    bands = [looks[i].reflectance[list(SERIES_BAND_INDEX)] for i in s2]
+    outliers = offset_outliers(bands, [looks[i].clear for i in s2])
     fixes = offset_corrections([o.record for o in looks], s2, outliers)
     for i, (record, shift) in fixes.items():
         look = looks[i]

@@ -342,8 +342,8 @@ def test_boa_evidence_of_parts_is_that_of_the_whole() -> None:
 
 def test_offset_outliers_unchanged_for_the_whole() -> None:
     rng = np.random.default_rng(5)
-    looks = [np.full((20, 20), 0.2, np.float32) + rng.normal(0, 0.002, (20, 20)).astype(np.float32)
-             for _ in range(4)]  # fmt: skip
+    looks = [np.full((2, 20, 20), 0.2, np.float32)
+             + rng.normal(0, 0.002, (2, 20, 20)).astype(np.float32) for _ in range(4)]  # fmt: skip
     looks[2] = looks[2] + np.float32(0.1)
     clear = [np.ones((20, 20), bool)] * 4
     assert [(o.index, o.shift) for o in offset_outliers(looks, clear)] == [(2, -0.1)]

@@ -23,7 +23,7 @@ from pipeline.masking import (
 from pipeline.radiometry import (
     Radiometry,
     offset_outliers,
-    stable_differences,
+    series_evidence,
     verify_boa_offset,
 )
 from pipeline.sources.base import Asset, Scene, SearchFilter
@@ -122,14 +122,16 @@ def test_pixel_check_is_inconclusive_without_dark_reference() -> None:
 
 
 def _season(n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """SWIR2 of ``n`` looks at a site: stable ground, fields harvested late, noise, clouds."""
-    base = rng.uniform(0.1, 0.35, (50, 50)).astype(np.float32)
+    """Blue and SWIR2 (``radiometry.SERIES_BANDS``) of ``n`` looks at a site: stable ground,
+    fields harvested late, noise, clouds."""
+    blue, swir2 = rng.uniform(0.03, 0.12, (50, 50)), rng.uniform(0.1, 0.35, (50, 50))
+    base = np.stack([blue, swir2]).astype(np.float32)
     looks, clear = [], []
     for i in range(n):
         look = base + rng.normal(0, 0.004, base.shape).astype(np.float32)
         if i >= n - 3:
-            look[:, :10] += 0.1  # harvest: the fields (a fifth) brighten for the last three looks
-        c = np.ones(base.shape, bool)
+            look[:, :, :10] += 0.1  # harvest: the fields (a fifth) brighten for the last three
+        c = np.ones(base.shape[1:], bool)
         c[rng.integers(0, 50) :, :5] = False  # some cloud
         looks.append(look.astype(np.float32))
         clear.append(c)
@@ -244,22 +246,25 @@ def test_search_filter() -> None:
 
 
 @pytest.mark.parametrize("seed", [5, 6])
-def test_stable_differences_by_the_kernel_match_numpy(seed: int) -> None:
+def test_series_evidence_by_the_kernel_matches_numpy(seed: int) -> None:
     """The series check's per-pixel median and MAD come from the compositing kernel; they equal
-    numpy's nanmedian ones, so the differences are numpy's to the bit (NaN pixels, clouds)."""
+    numpy's nanmedian ones, so the differences are numpy's to the bit (NaN pixels, clouds; a
+    look counts where it is clear and finite in every band, as in a composite)."""
     rng = np.random.default_rng(seed)
     looks, clear = _season(8, rng)
-    looks[3][rng.random(looks[3].shape) < 0.05] = np.nan  # no data in some clear pixels
-    stack = np.stack([np.where(c, s, np.nan) for s, c in zip(looks, clear, strict=True)])
+    looks[3][1][rng.random(looks[3].shape[1:]) < 0.05] = np.nan  # no SWIR2 in some clear px
+    counted = [c & np.isfinite(s).all(axis=0) for s, c in zip(looks, clear, strict=True)]
+    stack = np.stack([np.where(c, s, np.nan) for s, c in zip(looks, counted, strict=True)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ref = np.nanmedian(stack, axis=0)
-        mad = np.nanmedian(np.abs(stack - ref), axis=0)
-    stable = (np.isfinite(stack).sum(axis=0) >= 3) & (mad < 0.02)
-    expected = [layer[stable & np.isfinite(layer)] - ref[stable & np.isfinite(layer)]
-                for layer in stack]  # fmt: skip
-    found = stable_differences(looks, clear)
-    assert len(found) == len(expected)
-    for got, want in zip(found, expected, strict=True):
-        assert got.dtype == want.dtype
-        assert np.array_equal(got, want)
+        mad = np.nanmedian(np.abs(stack[:, 1] - ref[1]), axis=0)  # stable in SWIR2
+    stable = (np.isfinite(stack[:, 1]).sum(axis=0) >= 3) & (mad < 0.02)
+    found = series_evidence(looks, clear)
+    assert len(found) == len(stack)
+    for got, look in zip(found, stack, strict=True):
+        use = stable & np.isfinite(look).all(axis=0)
+        want = look[:, use] - ref[:, use]
+        assert got.differences.dtype == want.dtype
+        assert np.array_equal(got.differences, want)
+        assert got.clear == int(np.isfinite(look).all(axis=0).sum())
