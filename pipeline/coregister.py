@@ -72,6 +72,9 @@ MIN_CORRELATION = 0.2
 MIN_OVERLAP_PX = 2500
 #: A pair whose shift differs from the network's adjustment by more than this is a blunder.
 MAX_RESIDUAL_PX = 0.35
+#: Frames whose squared misregistration is within this of the least are equally good (px^2):
+#: a frame a whole pixel away repeats the same misfit but for float rounding.
+MISFIT_TOLERANCE_PX2 = 1e-9
 #: A year moves along an axis only when it lies this far off the frame (pixels). Moving an
 #: image by one pixel helps only when its true offset exceeds half a pixel; with the estimate
 #: and the frame each uncertain by about 0.15 px (the spread of seasonal composites, whose
@@ -267,9 +270,12 @@ def whole_pixel_moves(positions: Sequence[float]) -> tuple[float, list[int]]:
     )  # fmt: skip
     offsets = p[:, None] - candidates[None, :]
     moves = np.round(offsets)
-    misfit = np.round(((offsets - moves) ** 2).sum(axis=0), 4)
-    moved = np.abs(moves).sum(axis=0)
-    best = np.lexsort((np.abs(candidates - mean), moved, misfit))[0]
+    misfit = ((offsets - moves) ** 2).sum(axis=0)
+    # The misfit repeats with every whole pixel the frame moves by: a frame two pixels off, its
+    # misfit equal but for rounding, must not win over the one that moves nothing.
+    least = misfit <= misfit.min() + MISFIT_TOLERANCE_PX2
+    moved = np.where(least, np.abs(moves).sum(axis=0), np.inf)
+    best = np.lexsort((np.abs(candidates - mean), moved))[0]
     return float(candidates[best]), [int(m) for m in moves[:, best]]
 
 

@@ -322,3 +322,11 @@ def test_config_defaults_are_the_module_defaults(tmp_path: Path) -> None:
     assert CoregistrationConfig().band == "swir16"
     assert "coregistered" in KNOWN_FLAGS
     assert "coregistered" in FLAG_MEANINGS
+
+
+def test_a_frame_whole_pixels_away_never_wins_on_rounding() -> None:
+    """Years that agree within a fifth of a pixel move nowhere: the frame two pixels off
+    repeats their misfit but for float rounding, and used to win on it (every year moved 2 px)."""
+    frame, moves = whole_pixel_moves([0.081, -0.058, 0.034, -0.137])
+    assert moves == [0, 0, 0, 0]
+    assert abs(frame) < 0.2
