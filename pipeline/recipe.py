@@ -20,7 +20,6 @@ of the grid with a one-pixel halo), and the whole-site stage on those 2D product
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -519,7 +518,7 @@ def _rims(records: Sequence[SceneRecord], pixel_area_ha: float) -> Rims:
     every band, does, so it spans Sentinel-2's 20 m SWIR pixel (two 10 m pixels: a rim pixel of
     pure coal reads the yard's SWIR) and Landsat's 30 m (three)."""
     platforms = [r.platform for r in records if r.role == "season" and r.skipped is None]
-    grid_m = math.sqrt(pixel_area_ha * 1e4)
+    grid_m = pixel_size_m(pixel_area_ha)
     return bands.rim_px(platforms, grid_m, ("red", "nir")), bands.rim_px(platforms, grid_m)
 
 
