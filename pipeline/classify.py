@@ -164,9 +164,9 @@ def grow_mixed_edges(
     Strict spectral rules map a surface minus its rim: a rim pixel half coal and half yard is not
     dark enough for the coal rule, half roof and half crops is too green for the footprint rule.
     Reference maps count a pixel when most of it is the surface (the pixel-centre rule); the
-    least-squares fraction ``f = <x - bg, core - bg> / |core - bg|^2`` restores that. The rim is
-    as wide as the coarsest band's pixel over the grid's: one 10 m pixel for Sentinel-2's 10 m
-    bands, three for Landsat's 30 m pixels resampled to a 10 m grid.
+    least-squares fraction ``f = <x - bg, core - bg> / |core - bg|^2`` restores that. The caller
+    sets ``ring_px`` to the native pixel of the bands the rule reads (``bands.rim_px``: on a
+    10 m grid, 1 for Sentinel-2's 10 m bands, 2 for its 20 m SWIR, 3 for Landsat's 30 m).
     """
     square = np.ones((3, 3), bool)
     finite = np.isfinite(reflectance).all(axis=0)
