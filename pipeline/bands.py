@@ -7,9 +7,12 @@ band ids onto them. Kept at the bottom of the package so pure stages need no sou
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
 BAND_INDEX: Mapping[str, int] = {b: i for i, b in enumerate(BANDS)}
+
+T = TypeVar("T")
 
 # Native pixel size (m) of each band by platform prefix: Sentinel-2's visible and NIR bands are
 # 10 m and its SWIR bands 20 m (resampled to 10 m they blur an edge over two pixels); every
@@ -20,13 +23,20 @@ _NATIVE_PIXEL_M: Mapping[str, Mapping[str, float]] = {
 }
 
 
+def by_platform(table: Mapping[str, T], platform: str) -> T | None:
+    """The entry of ``table`` (keyed by platform prefix, e.g. ``sentinel-2``) for ``platform``
+    (e.g. ``Sentinel-2A``, any case); None when no prefix matches."""
+    key = platform.lower()
+    for prefix, value in table.items():
+        if key.startswith(prefix):
+            return value
+    return None
+
+
 def native_pixel_m(platform: str, band: str) -> float | None:
     """The native pixel size (m) of ``band`` on ``platform``; None if the platform is unknown."""
-    key = platform.lower()
-    for prefix, sizes in _NATIVE_PIXEL_M.items():
-        if key.startswith(prefix):
-            return float(sizes[band])
-    return None
+    sizes = by_platform(_NATIVE_PIXEL_M, platform)
+    return None if sizes is None else float(sizes[band])
 
 
 def rim_px(platforms: Iterable[str], grid_m: float, bands: Iterable[str] = BANDS) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.bands import BANDS
+from pipeline.bands import BANDS, by_platform
 
 # (slope, intercept) per band, in BANDS order: blue green red nir swir16 swir22.
 MSI_TO_OLI: tuple[tuple[float, float], ...] = (
@@ -34,11 +34,7 @@ assert len(MSI_TO_OLI) == len(ETM_TO_OLI) == len(BANDS)
 
 def coefficients(platform: str) -> tuple[tuple[float, float], ...] | None:
     """The (slope, intercept) per band onto OLI for ``platform``; None for OLI itself."""
-    key = platform.lower()
-    for prefix, coef in _BY_PLATFORM_PREFIX.items():
-        if key.startswith(prefix):
-            return coef
-    return None
+    return by_platform(_BY_PLATFORM_PREFIX, platform)
 
 
 def to_oli(reflectance: NDArray[np.float32], platform: str) -> NDArray[np.float32]:
