@@ -328,7 +328,9 @@ def field_signs(years: Sequence[SiteYear]) -> NDArray[np.int16]:
     (its unconfirmed footprint in a region that touches ground the same season saw as a field)
     when some year shows it a field by its own looks. A field under a summer cloud is the same
     field as its clear part: parcels are sown and harvested whole. Its own field signs keep
-    forest and ground never farmed (a compound cleared in the woods) out of it."""
+    forest and ground never farmed (a compound cleared in the woods) out of it; ground built on
+    part of a field under a cloudy summer, beside the rest of it seen that year, is taken for
+    the field and shows a year late (``drop_unseen_fields``)."""
     count = np.zeros(years[0].footprint.shape, np.int16)
     fields = [
         (sy, sy.evidence, sy.evidence.field & sy.valid)
