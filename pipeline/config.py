@@ -326,6 +326,15 @@ class CoalRule(_Model):
         strict=True,
         description="and at least this many flags (at most 100: no season holds more looks)",
     )
+    seen_once_reach_m: Real = Field(
+        30.0,
+        ge=0,
+        le=1000,
+        description=(
+            "where clouds leave a pixel one clear look, its coal flag counts only connected to "
+            "confirmed coal within this distance (a cloud edge across a pile); 0: never"
+        ),
+    )
     opening_px: int = Field(
         1,
         ge=0,

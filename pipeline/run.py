@@ -163,11 +163,18 @@ def recipe_params(config: RunConfig) -> RecipeParams:
         coal_rule={
             k: float(v)
             for k, v in coal.model_dump(
-                exclude={"min_frequency", "min_observations", "edge_fraction", "opening_px"}
+                exclude={
+                    "min_frequency",
+                    "min_observations",
+                    "seen_once_reach_m",
+                    "edge_fraction",
+                    "opening_px",
+                }
             ).items()
         },
         coal_min_frequency=coal.min_frequency,
         coal_min_observations=coal.min_observations,
+        coal_seen_once_reach_m=coal.seen_once_reach_m,
         coal_opening_px=coal.opening_px,
         coal_edge_fraction=coal.edge_fraction,
         min_mapping_unit_ha=config.boundaries.min_mapping_unit_ha,
