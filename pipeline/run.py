@@ -163,11 +163,20 @@ def recipe_params(config: RunConfig) -> RecipeParams:
         coal_rule={
             k: float(v)
             for k, v in coal.model_dump(
-                exclude={"min_frequency", "min_observations", "edge_fraction", "opening_px"}
+                exclude={
+                    "min_frequency",
+                    "min_observations",
+                    "false_flag_rate",
+                    "false_alarm_max",
+                    "edge_fraction",
+                    "opening_px",
+                }
             ).items()
         },
         coal_min_frequency=coal.min_frequency,
         coal_min_observations=coal.min_observations,
+        coal_false_flag_rate=coal.false_flag_rate,
+        coal_false_alarm_max=coal.false_alarm_max,
         coal_opening_px=coal.opening_px,
         coal_edge_fraction=coal.edge_fraction,
         min_mapping_unit_ha=config.boundaries.min_mapping_unit_ha,
