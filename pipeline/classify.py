@@ -263,8 +263,9 @@ class CoalFrequency:
         false_flag_rate: float = 0.1,
         false_alarm_max: float = 0.05,
     ) -> BoolArray:
-        """Coal for the year: flagged in at least ``flags_needed`` of the pixel's clear looks
-        (a share of them, and a count that chance flags rarely reach).
+        """DOMAIN.md counting rule, with the count made statistical: coal for the year when
+        flagged in at least ``flags_needed`` of the pixel's clear looks (at least
+        ``min_frequency`` of them, and a count that chance flags rarely reach).
 
         A pixel whose clear looks are too few for any count to be sure counts when flagged in
         every one of them and touching confirmed coal (hysteresis): one look alone is never
@@ -288,8 +289,9 @@ def flags_needed(
     false_alarm_max: float = 0.05,
 ) -> NDArray[np.int64]:
     """Per pixel, how many of its ``clear`` looks must flag coal for the year to count it: the
-    most of ``min_frequency`` of them (rounded up), ``min_observations``, and the fewest flags
-    that a pixel which is not coal reaches by chance with probability at most
+    most of ``min_frequency`` of them (rounded up), ``min_observations`` (or all of its looks
+    when it has fewer, but never fewer than 2 unless ``min_observations`` is 1), and the fewest
+    flags that a pixel which is not coal reaches by chance with probability at most
     ``false_alarm_max``, when each of its clear looks flags it independently with probability
     ``false_flag_rate`` (binomial upper tail). A pixel needing more flags than it has looks
     can never count on its own (``CoalFrequency.mask``).
@@ -304,23 +306,15 @@ def flags_needed(
     majority rule decides. ``false_alarm_max`` 1 disables the bound (a single image).
     """
     n = np.asarray(clear, np.int64)
-    top = int(n.max(initial=0))
-    counts = np.arange(top + 1)
-    # The smallest k with P(X >= k) <= false_alarm_max for X ~ Binomial(count, rate): the
-    # survival function sf(k - 1) is P(X >= k).
-    table = np.array(
-        [
-            next(
-                k
-                for k in range(count + 2)
-                if k > count or stats.binom.sf(k - 1, count, false_flag_rate) <= false_alarm_max
-            )
-            for count in counts
-        ],
-        np.int64,
-    )
+    counts = np.arange(int(n.max(initial=0)) + 1)
+    # The smallest k with P(X >= k) = sf(k - 1) <= false_alarm_max, X ~ Binomial(count, rate);
+    # k = count + 1 always qualifies (probability 0).
+    k = np.arange(counts.size + 1)[:, None]
+    chance = stats.binom.sf(k - 1, counts[None, :], false_flag_rate) <= false_alarm_max
+    bound = np.argmax(chance, axis=0)
     majority = np.ceil(np.round(min_frequency * counts, 9)).astype(np.int64)
-    table = np.maximum(np.maximum(table, majority), min_observations)
+    floor = np.maximum(np.minimum(counts, min_observations), min(2, min_observations))
+    table = np.maximum(np.maximum(bound, majority), floor)
     return np.asarray(table[n], np.int64)
 
 

@@ -324,7 +324,8 @@ class CoalRule(_Model):
         ge=1,
         le=100,
         strict=True,
-        description="and at least this many flags (at most 100: no season holds more looks)",
+        description="and at least this many flags, or all of a pixel's looks when it has fewer "
+        "(at most 100: no season holds more looks)",
     )
     false_flag_rate: Real = Field(
         0.1,
