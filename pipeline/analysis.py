@@ -181,9 +181,10 @@ def year_change(
 
     Rings: the change stage's added/removed footprint (opened by ``change_opening_px``, pieces
     below ``min_pixels`` dropped), each with its own edge uncertainty. The linear features
-    ``b`` gained (``SiteYear.linear``) are added whole: a road is a line, not a sliver. Net change: the raw
-    masks' area change with its correlated half-width (``trends.net_change``: the unchanged
-    boundary's error is common to both years); significant when it exceeds that half-width.
+    ``b`` gained (``SiteYear.linear``) are added whole: a road is a line, not a sliver. Net
+    change: the raw masks' area change with its correlated half-width (``trends.net_change``:
+    the unchanged boundary's error is common to both years); significant when it exceeds that
+    half-width.
     """
     res, px = grid.resolution, grid.pixel_area_ha
     valid = a.valid & b.valid
