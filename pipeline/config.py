@@ -509,6 +509,15 @@ class LinesConfig(_Model):
         "span_px - 2 pixels wide",
     )
 
+    max_gap_m: Real | None = Field(
+        30.0,
+        ge=0,
+        le=100_000,
+        description="a new line counts only when it comes this near the year's footprint (m; a "
+        "road cut to the camp or mine joins it, logging tracks and field paths out in the "
+        "country do not); null: anywhere in the analysis area",
+    )
+
     @field_validator("span_px")
     @classmethod
     def _odd(cls, v: int) -> int:

@@ -23,6 +23,7 @@ edge is a step), it lost greenness against the year before, and the loss persist
   skeleton, ``skimage.morphology.thin``, at most ``max_width_m``), pieces a pixel apart taken
   together and mended (a road is not broken by one pixel of a lighter mix).
 * ``persistent``: the lines whose median loss holds, each judged as a whole.
+* ``joining``: the lines that reach the footprint (a road cut to the camp or mine).
 * ``new_lines``: the lines that appeared in a year: valleys of that year's NDVI that lost
   greenness against the year before and stayed so the next year, long and thin.
 * ``track_lines``: per year of a series, the lines that appeared in it or earlier and are
@@ -43,6 +44,7 @@ from skimage import measure, morphology
 __all__ = [
     "LineRule",
     "greenness_loss",
+    "joining",
     "long_thin",
     "new_lines",
     "persistent",
@@ -65,6 +67,10 @@ class LineRule:
     of that still holds a road a quarter of a pixel off-centre, and lies above the composites'
     noise (a median of ~8 looks: valley depths of unchanged ground stay below 0.1 in 99 % of
     pixels).
+
+    ``max_gap_m``: how near a new line must come to the footprint the year already has (a road
+    cut to a camp or mine joins it; logging tracks and field paths out in the country do not
+    count); None: anywhere.
     """
 
     min_depth: float = 0.12
@@ -72,6 +78,7 @@ class LineRule:
     min_length_m: float = 200.0
     max_width_m: float = 30.0
     span_px: int = 5
+    max_gap_m: float | None = 30.0
 
 
 def _line_footprints(span_px: int) -> list[BoolArray]:
@@ -161,14 +168,31 @@ def new_lines(
     previous year), outside ``known`` (footprint the year already has: a line is what the
     per-pixel rules missed, and a road is not widened by the yard it leaves), long and thin
     (``long_thin``), whose loss against ``before`` persists in ``after`` (the next year:
-    ``persistent``)."""
+    ``persistent``), and that come within ``rule.max_gap_m`` of ``known`` (``joining``;
+    without ``known``, anywhere)."""
     with np.errstate(invalid="ignore"):
         candidates = (valley_depth(this, rule.span_px) >= rule.min_depth) & (
             greenness_loss(before, this) >= rule.min_loss
         )
     if known is not None:
         candidates &= ~known
-    return persistent(long_thin(candidates, pixel_m, rule), greenness_loss(before, after), rule)
+    lines = persistent(long_thin(candidates, pixel_m, rule), greenness_loss(before, after), rule)
+    if known is None or rule.max_gap_m is None:
+        return lines
+    return joining(lines, known, rule.max_gap_m / pixel_m)
+
+
+def joining(lines: BoolArray, known: BoolArray, max_gap_px: float) -> BoolArray:
+    """The lines of ``lines`` (grouped as ``long_thin`` groups them) that come within
+    ``max_gap_px`` pixels (centre to centre) of a pixel of ``known``."""
+    groups, n = _groups(lines)
+    if n == 0 or not known.any():
+        return np.zeros(lines.shape, bool)
+    near = ndimage.distance_transform_edt(~known) <= max_gap_px
+    keep = np.zeros(n + 1, bool)
+    keep[np.unique(groups[near & lines])] = True
+    keep[0] = False
+    return np.asarray(keep[groups], bool)
 
 
 def track_lines(

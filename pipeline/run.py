@@ -155,6 +155,7 @@ def line_rule(config: RunConfig) -> LineRule | None:
         min_length_m=float(c.min_length_m),
         max_width_m=float(c.max_width_m),
         span_px=c.span_px,
+        max_gap_m=None if c.max_gap_m is None else float(c.max_gap_m),
     )
 
 

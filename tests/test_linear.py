@@ -20,6 +20,7 @@ from pipeline.grid import Grid, reproject_geometry
 from pipeline.linear import (
     LineRule,
     greenness_loss,
+    joining,
     long_thin,
     new_lines,
     track_lines,
@@ -199,11 +200,14 @@ def _site_year(year: int, ndvi: F32, footprint: NDArray[np.bool_]) -> SiteYear:
     )  # fmt: skip
 
 
-def _camp_series() -> tuple[list[SiteYear], NDArray[np.bool_]]:
-    """A camp (bare yard) with a road cut north from it in 2021, which no pixel rule maps."""
+def _camp_series(
+    road: NDArray[np.bool_] | None = None,
+) -> tuple[list[SiteYear], NDArray[np.bool_]]:
+    """A camp (bare yard) with a road cut north from it in 2021 (or ``road``), which no pixel
+    rule maps."""
     camp = np.zeros(SHAPE, bool)
     camp[60:75, 30:50] = True
-    road = road_mask(rows=slice(20, 60))
+    road = road_mask(rows=slice(20, 60)) if road is None else road
     years = []
     for i, year in enumerate((2020, 2021, 2022, 2023)):
         ndvi = np.where(camp, 0.1, forest(i)).astype(np.float32)
@@ -220,6 +224,24 @@ def test_add_lines_dates_the_road_to_its_year_and_keeps_it_after() -> None:
         assert sy.linear is not None
         np.testing.assert_array_equal(sy.linear, road)
     np.testing.assert_array_equal(out[0].footprint, years[0].footprint)
+
+
+def test_a_track_far_from_the_footprint_is_not_the_camp_expanding() -> None:
+    track = road_mask(rows=slice(5, 45), col=70)  # 250 m east of the camp at its nearest
+    years, _ = _camp_series(track)
+    out = add_lines(years, PIXEL_M, RULE)
+    assert not any(sy.footprint[track].any() for sy in out)
+    anywhere = add_lines(years, PIXEL_M, replace(RULE, max_gap_m=None))
+    assert all(sy.footprint[track].all() for sy in anywhere[1:])
+
+
+def test_joining_keeps_whole_lines_that_reach_the_footprint() -> None:
+    camp = np.zeros(SHAPE, bool)
+    camp[60:75, 30:50] = True
+    near = road_mask(rows=slice(10, 58), col=40)  # ends 30 m (3 pixels) short of the camp
+    far = road_mask(rows=slice(10, 56), col=60)
+    joined = joining(near | far, camp, 3.0)
+    np.testing.assert_array_equal(joined, near)
 
 
 def test_the_road_survives_the_change_stage_opening() -> None:
