@@ -62,11 +62,11 @@ _SQUARE = np.ones((3, 3), bool)
 class LineRule:
     """What counts as a new linear feature (``config.LinesConfig`` documents each field).
 
-    Depths and losses are in NDVI units: a 12 m asphalt road (NDVI ~0.1) across a 10 m pixel
-    of forest (~0.8) leaves a mix near 0.35-0.5, a loss and a valley depth of 0.3 or more; half
-    of that still holds a road a quarter of a pixel off-centre, and lies above the composites'
-    noise (a median of ~8 looks: valley depths of unchanged ground stay below 0.1 in 99 % of
-    pixels).
+    Depths and losses are in NDVI units: a 12 m asphalt road (NDVI ~0.1) across 10 m pixels
+    of forest (0.6-0.8) leaves mixes near 0.35-0.5, a valley and a loss of 0.15-0.4 (more where
+    it is centred on a pixel, less where it straddles two); 0.12 keeps the straddling case and
+    lies above the composites' noise (medians of ~8 looks: valley depths of unchanged ground
+    stay below 0.1 in 99 % of pixels).
 
     ``max_gap_m``: how near a new line must come to the footprint the year already has (a road
     cut to a camp or mine joins it; logging tracks and field paths out in the country do not
@@ -133,8 +133,8 @@ def long_thin(candidates: BoolArray, pixel_m: float, rule: LineRule) -> BoolArra
 
 def greenness_loss(before: FloatArray, after: FloatArray) -> NDArray[np.float32]:
     """NDVI lost from ``before`` to ``after``, less the scene's median change: two years'
-    composites differ everywhere by phenology and residual haze (here 0.05-0.15 NDVI), which is
-    not change (the relative normalisation of change detection, e.g. Canty & Nielsen 2008,
+    composites differ everywhere by phenology and residual haze (by ~0.1 NDVI between some
+    years of the synthetic scenario), which is not change (the relative normalisation of change detection, e.g. Canty & Nielsen 2008,
     here reduced to an offset). NaN where either year is unseen."""
     with np.errstate(invalid="ignore"):
         change = np.asarray(before, np.float32) - np.asarray(after, np.float32)
