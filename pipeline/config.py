@@ -506,7 +506,7 @@ class LinesConfig(_Model):
         le=15,
         strict=True,
         description="pixels of the segments that measure a valley (odd): fills valleys up to "
-        "span_px - 2 pixels wide",
+        "span_px - 1 pixels wide",
     )
 
     max_gap_m: Real | None = Field(

@@ -22,6 +22,8 @@ edge is a step), it lost greenness against the year before, and the loss persist
   Feret diameter, at least ``min_length_m``) and thin (area over the length of the thinned
   skeleton, ``skimage.morphology.thin``, at most ``max_width_m``), pieces a pixel apart taken
   together and mended (a road is not broken by one pixel of a lighter mix).
+* ``displaced``: lines whose darkening is paired with greening beside them: a thin dark
+  feature moved by a sub-pixel shift, not a new one.
 * ``persistent``: the lines whose median loss holds, each judged as a whole.
 * ``joining``: the lines that reach the footprint (a road cut to the camp or mine).
 * ``new_lines``: the lines that appeared in a year: valleys of that year's NDVI that lost
@@ -43,6 +45,7 @@ from skimage import measure, morphology
 
 __all__ = [
     "LineRule",
+    "displaced",
     "greenness_loss",
     "joining",
     "long_thin",
@@ -93,7 +96,7 @@ def _line_footprints(span_px: int) -> list[BoolArray]:
 def valley_depth(index: FloatArray, span_px: int = 5) -> NDArray[np.float32]:
     """Depth of each pixel of ``index`` below the ground on both sides of it: the largest,
     over four directions, of the closing by a ``span_px`` segment minus ``index`` (valleys up
-    to ``span_px - 2`` pixels wide are filled; a step edge is not). NaN (unseen) pixels are
+    to ``span_px - 1`` pixels wide are filled; a step edge is not). NaN (unseen) pixels are
     filled with the image median first and come out 0."""
     if span_px < 3 or span_px % 2 == 0:
         raise ValueError(f"span_px must be an odd number >= 3, got {span_px}")
@@ -134,12 +137,31 @@ def long_thin(candidates: BoolArray, pixel_m: float, rule: LineRule) -> BoolArra
 def greenness_loss(before: FloatArray, after: FloatArray) -> NDArray[np.float32]:
     """NDVI lost from ``before`` to ``after``, less the scene's median change: two years'
     composites differ everywhere by phenology and residual haze (by ~0.1 NDVI between some
-    years of the synthetic scenario), which is not change (the relative normalisation of change detection, e.g. Canty & Nielsen 2008,
-    here reduced to an offset). NaN where either year is unseen."""
+    years of the synthetic scenario), which is not change (the relative normalisation of
+    change detection, e.g. Canty & Nielsen 2008, RSE 112:1025, here reduced to an offset).
+    NaN where either year is unseen."""
     with np.errstate(invalid="ignore"):
         change = np.asarray(before, np.float32) - np.asarray(after, np.float32)
     shift = np.nanmedian(change) if np.isfinite(change).any() else np.float32(0.0)
     return (change - np.float32(shift)).astype(np.float32)
+
+
+def displaced(lines: BoolArray, loss: FloatArray, radius_px: int, min_gain: float) -> BoolArray:
+    """The lines of ``lines`` (grouped as ``long_thin`` groups them) most of whose pixels have,
+    within ``radius_px`` pixels, one that gained at least ``min_gain`` (``loss`` at most
+    ``-min_gain``): a thin dark feature that moved between composites (a shift of part of a
+    pixel, below what co-registration moves, or a local one) darkens the pixels on one side
+    and brightens those on the other; a new road darkens without anything greening beside it."""
+    groups, n = _groups(lines)
+    if n == 0:
+        return np.zeros(lines.shape, bool)
+    with np.errstate(invalid="ignore"):
+        gained = np.asarray(loss) <= -min_gain
+    size = 2 * radius_px + 1
+    paired = ndimage.maximum_filter(gained, size=size) & lines
+    share = ndimage.mean(paired, groups, np.arange(1, n + 1))
+    keep = np.concatenate([[False], np.asarray(share) > 0.5])
+    return np.asarray(keep[groups], bool)
 
 
 def persistent(lines: BoolArray, loss: FloatArray, rule: LineRule) -> BoolArray:
@@ -167,16 +189,18 @@ def new_lines(
     deep that lost at least ``rule.min_loss`` (``greenness_loss``) against ``before`` (the
     previous year), outside ``known`` (footprint the year already has: a line is what the
     per-pixel rules missed, and a road is not widened by the yard it leaves), long and thin
-    (``long_thin``), whose loss against ``before`` persists in ``after`` (the next year:
-    ``persistent``), and that come within ``rule.max_gap_m`` of ``known`` (``joining``;
-    without ``known``, anywhere)."""
+    (``long_thin``), not a dark strip moved by a sub-pixel shift (``displaced``), whose loss
+    against ``before`` persists in ``after`` (the next year: ``persistent``), and that come
+    within ``rule.max_gap_m`` of ``known`` (``joining``; without ``known``, anywhere)."""
+    loss = greenness_loss(before, this)
     with np.errstate(invalid="ignore"):
-        candidates = (valley_depth(this, rule.span_px) >= rule.min_depth) & (
-            greenness_loss(before, this) >= rule.min_loss
-        )
+        candidates = (valley_depth(this, rule.span_px) >= rule.min_depth) & (loss >= rule.min_loss)
     if known is not None:
         candidates &= ~known
-    lines = persistent(long_thin(candidates, pixel_m, rule), greenness_loss(before, after), rule)
+    lines = long_thin(candidates, pixel_m, rule)
+    # A strip up to span_px - 1 wide moved by a pixel: its old rim lies that far from the new.
+    lines &= ~displaced(lines, loss, rule.span_px - 1, rule.min_loss)
+    lines = persistent(lines, greenness_loss(before, after), rule)
     if known is None or rule.max_gap_m is None:
         return lines
     return joining(lines, known, rule.max_gap_m / pixel_m)

@@ -19,6 +19,7 @@ from pipeline.composite import Composite
 from pipeline.grid import Grid, reproject_geometry
 from pipeline.linear import (
     LineRule,
+    displaced,
     greenness_loss,
     joining,
     long_thin,
@@ -147,6 +148,32 @@ def test_a_clearing_edge_shifted_by_one_pixel_is_not_a_line() -> None:
     after = np.where(shifted, 0.1, FOREST).astype(np.float32) + forest(3, level=0.0)
     assert (greenness_loss(before, this)[:, 40] > 0.5).all()  # it did lose greenness
     assert not new_lines(before, this, after, PIXEL_M, RULE).any()
+
+
+def test_a_thin_dark_strip_moved_by_part_of_a_pixel_is_not_a_new_line() -> None:
+    """An old track (two dark pixels and a mixed rim) seen a pixel further east: its new rim
+    is a darkened pixel inside a valley, but the old rim beside it greened."""
+    strip = road_mask(col=39) | road_mask(col=40)
+    old_rim, new_rim = road_mask(col=38), road_mask(col=41)
+    before = with_road(with_road(forest(1), strip, 0.1), old_rim, 0.3)
+    this = with_road(with_road(forest(2), strip, 0.1), new_rim, 0.35)
+    after = with_road(with_road(forest(3), strip, 0.1), new_rim, 0.35)
+    assert (valley_depth(this)[new_rim] >= RULE.min_depth).all()
+    assert (greenness_loss(before, this)[new_rim] >= RULE.min_loss).all()
+    assert not new_lines(before, this, after, PIXEL_M, RULE).any()
+    # The same rim darkened with nothing greening beside it is a new line (a widened track).
+    widened = with_road(with_road(forest(2), strip, 0.1), old_rim | new_rim, 0.3)
+    kept = with_road(with_road(forest(3), strip, 0.1), old_rim | new_rim, 0.3)
+    np.testing.assert_array_equal(new_lines(before, widened, kept, PIXEL_M, RULE), new_rim)
+
+
+def test_displaced_needs_most_of_a_line_paired_with_greening() -> None:
+    line = road_mask()
+    gain = np.zeros(SHAPE, np.float32)
+    gain[10:25, 42] = -0.3  # a quarter of the line has a field greening beside it
+    assert not displaced(line, gain, 3, RULE.min_loss).any()
+    gain[10:70, 42] = -0.3
+    np.testing.assert_array_equal(displaced(line, gain, 3, RULE.min_loss), line)
 
 
 def test_noise_alone_gives_no_line() -> None:
