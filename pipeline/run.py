@@ -68,6 +68,7 @@ from pipeline.export.transaction import (
     verify_run_folder,
 )
 from pipeline.haze import HazeRule
+from pipeline.linear import LineRule
 from pipeline.model import shorten
 from pipeline.perimeters import load_perimeters, perimeters_by_site
 from pipeline.recipe import RecipeParams
@@ -140,6 +141,21 @@ def coregistration_params(config: RunConfig) -> CoregistrationParams | None:
         max_residual_px=float(c.max_residual_px),
         upsample_factor=c.upsample_factor,
         min_shift_px=float(c.min_shift_px),
+    )
+
+
+def line_rule(config: RunConfig) -> LineRule | None:
+    """The line detection's frozen rule from the run config; None when it is off."""
+    c = config.lines
+    if not c.enabled:
+        return None
+    return LineRule(
+        min_depth=float(c.min_depth),
+        min_loss=float(c.min_loss),
+        min_length_m=float(c.min_length_m),
+        max_width_m=float(c.max_width_m),
+        span_px=c.span_px,
+        max_gap_m=None if c.max_gap_m is None else float(c.max_gap_m),
     )
 
 
@@ -594,6 +610,7 @@ def _run_logged(
             change_opening_px=config.change.opening_px,
             sectors=config.expansion.sectors,
             coregistration=coregistration_params(config),
+            lines=line_rule(config),
         )
         if site.id in perimeters:
             drawn = perimeter_changes(
