@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage, stats
+from scipy import ndimage
 
 from pipeline import indices
 from pipeline.composite import nan_percentile
@@ -257,74 +256,31 @@ class CoalFrequency:
     clear: NDArray[np.int16]
 
     def mask(
-        self,
-        min_frequency: float = 0.5,
-        min_observations: int = 2,
-        false_flag_rate: float = 0.1,
-        false_alarm_max: float = 0.05,
-        seen_once_reach_px: int = 3,
+        self, min_frequency: float = 0.5, min_observations: int = 3, seen_once_reach_px: int = 3
     ) -> BoolArray:
-        """DOMAIN.md counting rule, with the count made statistical: coal for the year when
-        flagged in at least ``flags_needed`` of the pixel's clear looks (at least
-        ``min_frequency`` of them, and a count that chance flags rarely reach).
+        """DOMAIN.md counting rule: coal for the year if flagged in >= 50% of the clear
+        observations and in at least 3.
 
-        A pixel whose clear looks are too few for any count to be sure counts when flagged in
-        every one of them and connected to confirmed coal within ``seen_once_reach_px`` of it
-        (hysteresis): one look alone is never enough, since one residual shadow looks like
-        coal, but the part of a confirmed pile seen once, where a cloud's edge crosses the
-        pile, is still that pile. The reach bounds it: an unflagged cloud shadow is kilometres
-        wide and turns asphalt and dark roofs coal-dark in its one look, and without a bound
-        the whole shadowed yard beside a pile would join it.
+        Where clouds leave fewer than 3 clear looks (the caller flags such years), a pixel
+        flagged in both of 2 looks counts, and a pixel flagged in its only look counts when it
+        is connected to such confirmed coal within ``seen_once_reach_px`` of it (hysteresis):
+        one look alone is never enough, since one residual shadow looks like coal, but the
+        part of a confirmed pile seen once, where a cloud's edge crosses the pile, is still
+        that pile. The reach bounds it: an unflagged cloud shadow is kilometres wide and turns
+        asphalt and dark roofs coal-dark in its one look, and without a bound the whole
+        shadowed yard beside a pile would join it.
         """
-        needed = flags_needed(
-            self.clear, min_frequency, min_observations, false_flag_rate, false_alarm_max
-        )
+        needed = np.maximum(np.minimum(self.clear, min_observations), min(2, min_observations))
         with np.errstate(invalid="ignore"):
-            strong = (self.clear > 0) & (self.flagged >= needed)
-            weak = (self.clear > 0) & (self.flagged == self.clear)
+            often = self.frequency >= min_frequency
+            strong = often & (self.flagged >= needed) & (self.clear > 0)
+            weak = often & (self.clear > 0) & (self.flagged == self.clear)
         if seen_once_reach_px > 0 and strong.any():
             size = 2 * seen_once_reach_px + 1
             weak &= ndimage.binary_dilation(strong, structure=np.ones((size, size), bool))
         else:
             weak &= strong
         return np.asarray(ndimage.binary_propagation(strong, mask=strong | weak), dtype=bool)
-
-
-def flags_needed(
-    clear: NDArray[np.integer[Any]],
-    min_frequency: float = 0.5,
-    min_observations: int = 2,
-    false_flag_rate: float = 0.1,
-    false_alarm_max: float = 0.05,
-) -> NDArray[np.int64]:
-    """Per pixel, how many of its ``clear`` looks must flag coal for the year to count it: the
-    most of ``min_frequency`` of them (rounded up), ``min_observations`` (or all of its looks
-    when it has fewer, but never fewer than 2 unless ``min_observations`` is 1), and the fewest
-    flags that a pixel which is not coal reaches by chance with probability at most
-    ``false_alarm_max``, when each of its clear looks flags it independently with probability
-    ``false_flag_rate`` (binomial upper tail). A pixel needing more flags than it has looks
-    can never count on its own (``CoalFrequency.mask``).
-
-    Why a binomial bound rather than a fixed count: a look flags ground that is not coal when
-    an unmasked cloud shadow falls on it (masks keep shadow flags clear on purpose, DOMAIN.md
-    "Masks"); with the judgement that about one clear look in ten does so, two flags out of
-    three looks happen by chance 2.8% of the time and two out of four 5.2%, so a season of
-    three clear looks (Landsat's 16-day revisit under autumn cloud) needs two, not all three,
-    and one contaminated look (a thin cloud edge the QA band leaves clear, a cloud shadow over
-    the pile) no longer drops the pile. Four looks still need three; from five on, the
-    majority rule decides. ``false_alarm_max`` 1 disables the bound (a single image).
-    """
-    n = np.asarray(clear, np.int64)
-    counts = np.arange(int(n.max(initial=0)) + 1)
-    # The smallest k with P(X >= k) = sf(k - 1) <= false_alarm_max, X ~ Binomial(count, rate);
-    # k = count + 1 always qualifies (probability 0).
-    k = np.arange(counts.size + 1)[:, None]
-    chance = stats.binom.sf(k - 1, counts[None, :], false_flag_rate) <= false_alarm_max
-    bound = np.argmax(chance, axis=0)
-    majority = np.ceil(np.round(min_frequency * counts, 9)).astype(np.int64)
-    floor = np.maximum(np.minimum(counts, min_observations), min(2, min_observations))
-    table = np.maximum(np.maximum(bound, majority), floor)
-    return np.asarray(table[n], np.int64)
 
 
 def coal_frequency(stack: FloatArray, clear: BoolArray, **rule: float) -> CoalFrequency:

@@ -320,27 +320,11 @@ class CoalRule(_Model):
     )
     min_frequency: Real = Field(0.5, gt=0, le=1, description="share of clear observations flagged")
     min_observations: int = Field(
-        2,
+        3,
         ge=1,
         le=100,
         strict=True,
-        description="and at least this many flags, or all of a pixel's looks when it has fewer "
-        "(at most 100: no season holds more looks)",
-    )
-    false_flag_rate: Real = Field(
-        0.1,
-        gt=0,
-        lt=1,
-        description="chance that one clear look flags ground that is not coal (an unmasked "
-        "cloud shadow); with false_alarm_max, sets the flags a pixel needs "
-        "(classify.flags_needed)",
-    )
-    false_alarm_max: Real = Field(
-        0.05,
-        gt=0,
-        le=1,
-        description="and the chance of reaching that many flags by chance at most this "
-        "(binomial tail; 1 disables the bound)",
+        description="and at least this many flags (at most 100: no season holds more looks)",
     )
     seen_once_reach_m: Real = Field(
         30.0,

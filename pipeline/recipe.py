@@ -87,9 +87,7 @@ class RecipeParams:
     footprint_edge_fraction: float = 0.5
     coal_rule: Mapping[str, float] = field(default_factory=dict)
     coal_min_frequency: float = 0.5
-    coal_min_observations: int = 2
-    coal_false_flag_rate: float = 0.1
-    coal_false_alarm_max: float = 0.05
+    coal_min_observations: int = 3
     coal_seen_once_reach_m: float = 30.0
     coal_opening_px: int = 1
     coal_edge_fraction: float = 0.5
@@ -584,15 +582,10 @@ def classify(
     min_px = boundaries.min_pixels_for_area(params.min_mapping_unit_ha, pixel_area_ha)
     if coal is None:
         coal = coal_frequency(reflectance[None], valid[None], **params.coal_rule)
-        counted = coal.mask(params.coal_min_frequency, 1, false_alarm_max=1.0)
+        counted = coal.mask(params.coal_min_frequency, 1)
     else:
-        counted = coal.mask(
-            params.coal_min_frequency,
-            params.coal_min_observations,
-            params.coal_false_flag_rate,
-            params.coal_false_alarm_max,
-            round(params.coal_seen_once_reach_m / pixel_size_m(pixel_area_ha)),
-        )
+        reach_px = round(params.coal_seen_once_reach_m / pixel_size_m(pixel_area_ha))
+        counted = coal.mask(params.coal_min_frequency, params.coal_min_observations, reach_px)
     coal_on_green = None
     if green_ndvi is not None:
         # A pile does not grow out of vegetation within weeks; a burn scar's char does

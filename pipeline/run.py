@@ -183,8 +183,6 @@ def recipe_params(config: RunConfig) -> RecipeParams:
                     "min_frequency",
                     "min_observations",
                     "seen_once_reach_m",
-                    "false_flag_rate",
-                    "false_alarm_max",
                     "edge_fraction",
                     "opening_px",
                 }
@@ -193,8 +191,6 @@ def recipe_params(config: RunConfig) -> RecipeParams:
         coal_min_frequency=coal.min_frequency,
         coal_min_observations=coal.min_observations,
         coal_seen_once_reach_m=coal.seen_once_reach_m,
-        coal_false_flag_rate=coal.false_flag_rate,
-        coal_false_alarm_max=coal.false_alarm_max,
         coal_opening_px=coal.opening_px,
         coal_edge_fraction=coal.edge_fraction,
         min_mapping_unit_ha=config.boundaries.min_mapping_unit_ha,
