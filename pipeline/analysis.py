@@ -11,7 +11,10 @@ Global Reference Image) is moved back by whole pixels, masks and composite alike
 also keeps out ground cleared in mid-summer (it was green in June), which would otherwise show
 up a year late; and a cloudy summer leaves fields that no clear look saw green, which would show
 up as a year of false expansion. The last year with data cannot be re-dated: flagged
-``MAY_LAG``. Before that, the exposed bed of water drawn down (a reservoir's mud) leaves each
+``MAY_LAG``. Then the new linear features (roads, tracks: ``linear``) join the footprint of the
+year they appear in and of every later year that still holds them (``add_lines``): one pixel
+thin and mixed with forest, no per-pixel rule maps them, and the opening would remove them.
+Before that, the exposed bed of water drawn down (a reservoir's mud) leaves each
 footprint (``water.drop_exposed_beds``): ground the series saw under water, now wet, is not
 expansion.
 """
@@ -30,12 +33,13 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from shapely.geometry import MultiPolygon, Polygon
 
-from pipeline import accuracy, boundaries, trends, water
+from pipeline import accuracy, boundaries, indices, trends, water
 from pipeline.change import mask_change
 from pipeline.classify import drop_thin_regions
 from pipeline.coregister import DEFAULT_COREGISTRATION, CoregistrationParams, coregister_years
 from pipeline.expansion import BoundaryChange, boundary_change, boundary_changes
 from pipeline.grid import Grid, reproject_geometry
+from pipeline.linear import LineRule, track_lines
 from pipeline.results import ChangeMetrics, SeasonEvidence, SiteAnalysis, SiteYear, YearMetrics
 from pipeline.sites import Site
 
@@ -63,6 +67,9 @@ TERRAIN_SHADOW = "terrain-shadow"
 #: Flag of a year whose imagery sat a whole pixel or more off the site's other years and was
 #: moved back onto their common frame (``YearMetrics.shift_x_px``/``shift_y_px``, ``coregister``).
 COREGISTERED = "coregistered"
+#: Flag of a year whose footprint holds linear features (roads, tracks) found as lines since
+#: the first year (``add_lines``, ``SiteYear.linear``).
+LINEAR_FEATURES = "linear-features"
 #: Years a pixel must be mapped a field in before ``drop_unseen_fields`` believes it one.
 MIN_FIELD_YEARS = 2
 
@@ -83,13 +90,15 @@ def analyse_site(
     change_opening_px: int,
     sectors: int = 16,
     coregistration: CoregistrationParams | None = DEFAULT_COREGISTRATION,
+    lines: LineRule | None = None,
 ) -> SiteAnalysis:
     """Areas, polygons and year-to-year change for one site, with the boundary's movement
     in ``sectors`` directions, all measured on the footprints settled across years: the years
     brought onto one frame (``coregister.coregister_years`` with ``coregistration``; None: left
     as they are), exposed bed of water drawn down out (``water.drop_exposed_beds``), then
-    ``date_footprints`` (the returned ``years`` are those; ``YearMetrics`` says what moved and
-    flags the years).
+    ``date_footprints``, then the new linear features added (``add_lines`` with ``lines``;
+    None: none looked for). The returned ``years`` are those; ``YearMetrics`` says what moved
+    and flags the years.
 
     Area uncertainties count internal edges only (``trends.edge_uncertainty_ha`` with the
     year's ``valid``). Changes (:func:`year_change`) compare consecutive years with data, and
@@ -100,6 +109,8 @@ def analyse_site(
         years = coregister_years(years, coregistration)
     beds = water.drop_exposed_beds(years, min_px)
     years = date_footprints(beds.years, min_px)
+    if lines is not None:
+        years = add_lines(years, grid.resolution, lines)
     for sy, bed in zip(years, beds.removed, strict=True):
         if bed is not None and bed.any():
             logger.info(
@@ -122,6 +133,7 @@ def analyse_site(
                 (EXPOSED_BED, bed_ha > 0),
                 (TERRAIN_SHADOW, slope_ha > 0),
                 (COREGISTERED, sy.registration is not None and sy.registration.moved),
+                (LINEAR_FEATURES, sy.linear is not None and bool(sy.linear.any())),
             )
             if on
         )
@@ -169,15 +181,20 @@ def year_change(
     """The change from year ``a`` to year ``b``, within the pixels seen in both.
 
     Rings: the change stage's added/removed footprint (opened by ``change_opening_px``, pieces
-    below ``min_pixels`` dropped), each with its own edge uncertainty. Net change: the raw
-    masks' area change with its correlated half-width (``trends.net_change``: the unchanged
-    boundary's error is common to both years); significant when it exceeds that half-width.
+    below ``min_pixels`` dropped), each with its own edge uncertainty. The linear features
+    ``b`` gained (``SiteYear.linear``) are added whole: a road is a line, not a sliver. Net
+    change: the raw masks' area change with its correlated half-width (``trends.net_change``:
+    the unchanged boundary's error is common to both years); significant when it exceeds that
+    half-width.
     """
     res, px = grid.resolution, grid.pixel_area_ha
     valid = a.valid & b.valid
     fp = mask_change(a.footprint, b.footprint, valid, change_opening_px)
     coal = mask_change(a.coal_mask, b.coal_mask, valid, change_opening_px)
-    added = boundaries.remove_small_regions(fp.added, min_pixels)
+    gained = fp.added
+    if b.linear is not None:
+        gained = gained | (b.linear & ~a.footprint & valid)
+    added = boundaries.remove_small_regions(gained, min_pixels)
     removed = boundaries.remove_small_regions(fp.removed, min_pixels)
     added_ha, removed_ha = float(added.sum()) * px, float(removed.sum()) * px
     added_pm = trends.edge_uncertainty_ha(added, res, valid)
@@ -351,6 +368,34 @@ def unseen_part_of_field(unseen: BoolArray, field: BoolArray) -> BoolArray:
     eight = np.ones((3, 3), bool)
     touching = unseen & ndimage.binary_dilation(field, eight)
     return np.asarray(ndimage.binary_propagation(touching, eight, mask=unseen), dtype=bool)
+
+
+def add_lines(years: Sequence[SiteYear], pixel_m: float, rule: LineRule) -> list[SiteYear]:
+    """``years`` (ascending, on one frame) with the new linear features each holds added to its
+    footprint and recorded in ``linear`` (``linear.track_lines`` on the NDVI of the years with
+    data, unseen pixels NaN, outside each year's footprint): a line appears in a year judged by
+    the years before and after it, and stays in the later years that still hold it. Years
+    without a composite are skipped (a gap neither starts nor ends a line)."""
+    observed = [i for i, sy in enumerate(years) if sy.composite is not None]
+    out = list(years)
+    if len(observed) < 3:
+        return out
+    ndvi = []
+    for i in observed:
+        composite = years[i].composite
+        assert composite is not None
+        ndvi.append(np.where(years[i].valid, indices.ndvi(composite.reflectance), np.nan))
+    found = track_lines(ndvi, pixel_m, rule, [years[i].footprint for i in observed])
+    for i, lines in zip(observed, found, strict=True):
+        this = years[i]
+        gained = lines & ~this.footprint
+        if gained.any():
+            logger.info(
+                "%s %d: %.2f ha of new linear features (roads, tracks) added to the footprint",
+                this.site_id, this.year, float(gained.sum()) * pixel_m**2 / 1e4,
+            )  # fmt: skip
+        out[i] = replace(this, footprint=this.footprint | gained, linear=gained)
+    return out
 
 
 def redate_clearings(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYear]:

@@ -255,21 +255,31 @@ class CoalFrequency:
     flagged: NDArray[np.int16]
     clear: NDArray[np.int16]
 
-    def mask(self, min_frequency: float = 0.5, min_observations: int = 3) -> BoolArray:
+    def mask(
+        self, min_frequency: float = 0.5, min_observations: int = 3, seen_once_reach_px: int = 3
+    ) -> BoolArray:
         """DOMAIN.md counting rule: coal for the year if flagged in >= 50% of the clear
         observations and in at least 3.
 
         Where clouds leave fewer than 3 clear looks (the caller flags such years), a pixel
         flagged in both of 2 looks counts, and a pixel flagged in its only look counts when it
-        touches such confirmed coal (hysteresis): one look alone is never enough, since one
-        residual shadow looks like coal, but the part of a confirmed pile seen once is still
-        that pile.
+        is connected to such confirmed coal within ``seen_once_reach_px`` of it (hysteresis):
+        one look alone is never enough, since one residual shadow looks like coal, but the
+        part of a confirmed pile seen once, where a cloud's edge crosses the pile, is still
+        that pile. The reach bounds it: an unflagged cloud shadow is kilometres wide and turns
+        asphalt and dark roofs coal-dark in its one look, and without a bound the whole
+        shadowed yard beside a pile would join it.
         """
         needed = np.maximum(np.minimum(self.clear, min_observations), min(2, min_observations))
         with np.errstate(invalid="ignore"):
             often = self.frequency >= min_frequency
             strong = often & (self.flagged >= needed) & (self.clear > 0)
             weak = often & (self.clear > 0) & (self.flagged == self.clear)
+        if seen_once_reach_px > 0 and strong.any():
+            size = 2 * seen_once_reach_px + 1
+            weak &= ndimage.binary_dilation(strong, structure=np.ones((size, size), bool))
+        else:
+            weak &= strong
         return np.asarray(ndimage.binary_propagation(strong, mask=strong | weak), dtype=bool)
 
 

@@ -326,6 +326,15 @@ class CoalRule(_Model):
         strict=True,
         description="and at least this many flags (at most 100: no season holds more looks)",
     )
+    seen_once_reach_m: Real = Field(
+        30.0,
+        ge=0,
+        le=1000,
+        description=(
+            "where clouds leave a pixel one clear look, its coal flag counts only connected to "
+            "confirmed coal within this distance (a cloud edge across a pile); 0: never"
+        ),
+    )
     opening_px: int = Field(
         1,
         ge=0,
@@ -465,6 +474,67 @@ class CoregistrationConfig(_Model):
     )
 
 
+class LinesConfig(_Model):
+    """New linear features (roads, tracks) found as lines against the neighbouring years and
+    added to each year's footprint (``pipeline/linear.py``, ``analysis.add_lines``): a 12 m
+    road through forest fills half of each 10 m pixel it crosses, too green for the per-pixel
+    rules, and one pixel thin, what the opening removes. Depths and losses are NDVI."""
+
+    enabled: bool = Field(True, strict=True, description="look for new linear features")
+    min_depth: Real = Field(
+        0.12,
+        gt=0,
+        le=1,
+        description="a line lies at least this far below the ground on both sides of it (NDVI; "
+        "a road half across a pixel of forest: ~0.3; unchanged ground: below 0.1 in 99% of "
+        "pixels); a field edge or a shifted edge is a step, not a valley",
+    )
+    min_loss: Real = Field(
+        0.12,
+        gt=0,
+        le=2,
+        description="NDVI a line lost against the year before it appeared, beyond the scene's "
+        "median change, along its median, and still lost the next year",
+    )
+    min_length_m: Real = Field(
+        200.0,
+        gt=0,
+        le=100_000,
+        description="a line's largest extent (m): shorter dark strips are not taken for roads",
+    )
+    max_width_m: Real = Field(
+        30.0,
+        gt=0,
+        le=1000,
+        description="a line's mean width (area over length, m): three 10 m pixels, the widest "
+        "strip the footprint's one-pixel opening removes",
+    )
+    span_px: int = Field(
+        5,
+        ge=3,
+        le=15,
+        strict=True,
+        description="pixels of the segments that measure a valley (odd): fills valleys up to "
+        "span_px - 1 pixels wide",
+    )
+
+    max_gap_m: Real | None = Field(
+        30.0,
+        ge=0,
+        le=100_000,
+        description="a new line counts only when it comes this near the year's footprint (m; a "
+        "road cut to the camp or mine joins it, logging tracks and field paths out in the "
+        "country do not); null: anywhere in the analysis area",
+    )
+
+    @field_validator("span_px")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"span_px must be odd, got {v}")
+        return v
+
+
 class BoundariesConfig(_Model):
     min_mapping_unit_ha: Real = Field(0.25, ge=0, le=100, description="smallest polygon kept (ha)")
 
@@ -600,6 +670,7 @@ class RunConfig(_Model):
     classify: ClassifyConfig = ClassifyConfig()
     change: ChangeConfig = ChangeConfig()
     coregistration: CoregistrationConfig = CoregistrationConfig()
+    lines: LinesConfig = LinesConfig()
     boundaries: BoundariesConfig = BoundariesConfig()
     adjacent_zones: AdjacentZonesConfig = AdjacentZonesConfig()
     expansion: ExpansionConfig = ExpansionConfig()

@@ -6,8 +6,9 @@ metadata decide first (``sources.sensors``); two checks from the pixels then cat
 provider flag, and every decision and check is recorded per item:
 
 * ``verify_boa_offset`` per scene, absolute: reflectance cannot be well below zero, so many
-  SWIR2 pixels under DN 800 prove that no offset is in the data; clear dark reference pixels
-  (SCL dark area, shadow, water) with SWIR2 at DN 950-1800 prove that one is.
+  SWIR2 pixels under DN 800 prove that no offset is in the data (any pixel with data: cloud,
+  haze and cloud edges only brighten, so a cloudy scene proves it too); clear dark reference
+  pixels (SCL dark area, shadow, water) with SWIR2 at DN 950-1800 prove that one is.
 * ``offset_outliers`` per site-year, relative: on pixels that are stable across the season, a
   scene whose blue and SWIR2 both sit a uniform 0.1 above or below the others carries a wrong
   offset (``series_verdict``: haze, snow, shadow and leaves move the two ends of the spectrum
@@ -57,15 +58,21 @@ _DARK_WITH_OFFSET_DN = (950.0, 1800.0)
 
 @dataclass(frozen=True)
 class BoaEvidence:
-    """What ``verify_boa_offset`` decides from, gathered over one scene or a part of it: the
-    valid (clear, finite, positive) SWIR2 pixels, how many of them sit below
-    ``_BELOW_ZERO_DN``, and the SWIR2 DN of the valid dark reference pixels (SCL 2/3/6), in any
-    order. Parts of a scene that do not overlap add up (``combined``) to the evidence of their
-    union, so a scene read chunk by chunk is judged exactly as when read whole."""
+    """What ``verify_boa_offset`` decides from, gathered over one scene or a part of it.
+
+    ``data``: the SWIR2 pixels with data (finite, positive), clear or not; ``low``: how many of
+    them sit below ``_BELOW_ZERO_DN``. Clouds, haze and cloud edges only brighten SWIR2, so a
+    value below zero-with-offset cannot come from them: the below-zero proof takes every pixel,
+    and a scene that no clear pixel can check still proves an offset absent. ``valid``: the
+    clear ones among ``data``; ``dark``: the SWIR2 DN of the clear dark reference pixels (SCL
+    2/3/6), in any order (a brightened shadow would pass for one carrying the offset). Parts of
+    a scene that do not overlap add up (``combined``) to the evidence of their union, so a
+    scene read chunk by chunk is judged exactly as when read whole."""
 
     valid: int
     low: int
     dark: NDArray[Any]
+    data: int
 
     @classmethod
     def of(
@@ -74,11 +81,11 @@ class BoaEvidence:
         scl: NDArray[np.integer],
         clear: NDArray[np.bool_] | None = None,
     ) -> BoaEvidence:
-        valid = np.isfinite(swir22_dn) & (swir22_dn > 0)
-        if clear is not None:
-            valid &= clear
-        low = int((valid & (swir22_dn < _BELOW_ZERO_DN)).sum())
-        return cls(int(valid.sum()), low, swir22_dn[valid & np.isin(scl, _DARK_SCL)])
+        data = np.isfinite(swir22_dn) & (swir22_dn > 0)
+        valid = data if clear is None else data & clear
+        low = int((data & (swir22_dn < _BELOW_ZERO_DN)).sum())
+        dark = swir22_dn[valid & np.isin(scl, _DARK_SCL)]
+        return cls(int(valid.sum()), low, dark, int(data.sum()))
 
     @classmethod
     def combined(cls, parts: Sequence[BoaEvidence]) -> BoaEvidence:
@@ -87,6 +94,7 @@ class BoaEvidence:
             sum(p.valid for p in parts),
             sum(p.low for p in parts),
             np.concatenate([p.dark for p in parts]),
+            sum(p.data for p in parts),
         )
 
 
@@ -104,12 +112,11 @@ def verify_boa_offset(
 
 def settle_boa_offset(decided: Radiometry, evidence: BoaEvidence) -> Radiometry:
     """The verdict of ``verify_boa_offset`` on gathered ``evidence``."""
-    n = evidence.valid
-    if n < _MIN_PX:
-        return replace(decided, check="inconclusive: too few valid pixels")
-    low = evidence.low
-    if low >= max(_MIN_BELOW_ZERO_PX, 0.001 * n):
+    n, low = evidence.data, evidence.low
+    if n >= _MIN_PX and low >= max(_MIN_BELOW_ZERO_PX, 0.001 * n):
         in_data, evidence_text = False, f"{low} of {n} px with B12 DN < {_BELOW_ZERO_DN:.0f}"
+    elif evidence.valid < _MIN_PX:
+        return replace(decided, check="inconclusive: too few valid pixels")
     else:
         # Vegetation is no reference: senescent autumn crops reach 0.1-0.15 in SWIR2.
         dark, label = evidence.dark, "SCL 2/3/6"

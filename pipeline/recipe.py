@@ -88,6 +88,7 @@ class RecipeParams:
     coal_rule: Mapping[str, float] = field(default_factory=dict)
     coal_min_frequency: float = 0.5
     coal_min_observations: int = 3
+    coal_seen_once_reach_m: float = 30.0
     coal_opening_px: int = 1
     coal_edge_fraction: float = 0.5
     min_mapping_unit_ha: float = 0.25
@@ -583,7 +584,8 @@ def classify(
         coal = coal_frequency(reflectance[None], valid[None], **params.coal_rule)
         counted = coal.mask(params.coal_min_frequency, 1)
     else:
-        counted = coal.mask(params.coal_min_frequency, params.coal_min_observations)
+        reach_px = round(params.coal_seen_once_reach_m / pixel_size_m(pixel_area_ha))
+        counted = coal.mask(params.coal_min_frequency, params.coal_min_observations, reach_px)
     coal_on_green = None
     if green_ndvi is not None:
         # A pile does not grow out of vegetation within weeks; a burn scar's char does

@@ -123,6 +123,10 @@ class SiteYear:
     # against the site's common frame and how it was moved; None: not estimated (no composite,
     # no reliable pair, co-registration off, or before the analysis).
     registration: Registration | None = None
+    # Set by ``analysis.add_lines`` (None before it, or with line detection off): the long,
+    # thin features (new roads, tracks) this year's footprint gained as lines
+    # (``linear.track_lines``), which the change stage's opening leaves in place.
+    linear: BoolArray | None = None
 
     @property
     def n_used(self) -> int:
@@ -350,7 +354,7 @@ class YearMetrics:
     shift_x_px: float | None = None
     shift_y_px: float | None = None
     # Flags for the trend tables (``analysis.MAY_LAG``, ``REDATED``, ``UNSEEN_FIELDS``,
-    # ``EXPOSED_BED``, ``TERRAIN_SHADOW``, ``COREGISTERED``).
+    # ``EXPOSED_BED``, ``TERRAIN_SHADOW``, ``COREGISTERED``, ``LINEAR_FEATURES``).
     flags: tuple[str, ...] = ()
 
 

@@ -68,6 +68,7 @@ from pipeline.export.transaction import (
     verify_run_folder,
 )
 from pipeline.haze import HazeRule
+from pipeline.linear import LineRule
 from pipeline.model import shorten
 from pipeline.perimeters import load_perimeters, perimeters_by_site
 from pipeline.recipe import RecipeParams
@@ -143,6 +144,21 @@ def coregistration_params(config: RunConfig) -> CoregistrationParams | None:
     )
 
 
+def line_rule(config: RunConfig) -> LineRule | None:
+    """The line detection's frozen rule from the run config; None when it is off."""
+    c = config.lines
+    if not c.enabled:
+        return None
+    return LineRule(
+        min_depth=float(c.min_depth),
+        min_loss=float(c.min_loss),
+        min_length_m=float(c.min_length_m),
+        max_width_m=float(c.max_width_m),
+        span_px=c.span_px,
+        max_gap_m=None if c.max_gap_m is None else float(c.max_gap_m),
+    )
+
+
 def recipe_params(config: RunConfig) -> RecipeParams:
     """The recipe's frozen parameters from the run config."""
     fp, coal, season = config.classify.footprint, config.classify.coal, config.season
@@ -163,11 +179,18 @@ def recipe_params(config: RunConfig) -> RecipeParams:
         coal_rule={
             k: float(v)
             for k, v in coal.model_dump(
-                exclude={"min_frequency", "min_observations", "edge_fraction", "opening_px"}
+                exclude={
+                    "min_frequency",
+                    "min_observations",
+                    "seen_once_reach_m",
+                    "edge_fraction",
+                    "opening_px",
+                }
             ).items()
         },
         coal_min_frequency=coal.min_frequency,
         coal_min_observations=coal.min_observations,
+        coal_seen_once_reach_m=coal.seen_once_reach_m,
         coal_opening_px=coal.opening_px,
         coal_edge_fraction=coal.edge_fraction,
         min_mapping_unit_ha=config.boundaries.min_mapping_unit_ha,
@@ -583,6 +606,7 @@ def _run_logged(
             change_opening_px=config.change.opening_px,
             sectors=config.expansion.sectors,
             coregistration=coregistration_params(config),
+            lines=line_rule(config),
         )
         if site.id in perimeters:
             drawn = perimeter_changes(

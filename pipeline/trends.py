@@ -480,7 +480,9 @@ NOTED_FLAGS = frozenset({"radiometry-break"})
 """Row flags that keep the year but must be reported with the trend: a step at a radiometry
 change (e.g. Sentinel-2 baseline 04.00, January 2022) is not a trend (DOMAIN.md)."""
 
-DATING_FLAGS = frozenset({"may-lag", "redated", "unseen-fields", "exposed-bed", "terrain-shadow"})
+DATING_FLAGS = frozenset(
+    {"may-lag", "redated", "unseen-fields", "exposed-bed", "terrain-shadow", "linear-features"}
+)
 """Row flags of the footprint's dating with its neighbouring years (``analysis.date_footprints``;
 the same strings as ``analysis.MAY_LAG``, ``REDATED`` and ``UNSEEN_FIELDS``) and of ground the
 footprint leaves out (``EXPOSED_BED``, ``TERRAIN_SHADOW``). They keep the year: they say when
@@ -498,7 +500,10 @@ or why ground was counted, not that the year's area is undercounted.
   down), was taken out of the footprint (``exposed_bed_ha``; ``water.drop_exposed_beds``).
 - ``terrain-shadow``: footprint-like or coal-like ground whose brightness followed the sinking
   sun through the season (a slope in topographic shadow) was left unmapped
-  (``terrain_shadow_ha``; ``terrain.shadowed``)."""
+  (``terrain_shadow_ha``; ``terrain.shadowed``).
+- ``linear-features``: the footprint includes long, thin features (a new road or track) found
+  as lines against the years before and after (``analysis.add_lines``): too thin and mixed for
+  the per-pixel rules."""
 
 KNOWN_FLAGS = (
     EXCLUDING_FLAGS
@@ -573,6 +578,11 @@ FLAG_MEANINGS: Mapping[str, str] = {
         "Dark ground whose brightness fell with the sinking autumn sun through the season, a "
         "slope in topographic shadow, was left out of this year's footprint and coal "
         "(terrain_shadow_ha); the year is kept."
+    ),
+    "linear-features": (
+        "The footprint includes long, thin features, a new road or track, found as lines that "
+        "lost greenness against the year before they appeared and kept it lost the year after: "
+        "too thin and mixed with vegetation for the per-pixel rules; the year is kept."
     ),
 }
 """What each of :data:`KNOWN_FLAGS` means, one plain-English sentence an analyst can quote

@@ -114,6 +114,24 @@ def test_pixel_check_settles_the_offset(in_data: int, decided: float) -> None:
     assert abs(float(np.median(water)) - 0.01) < 0.005
 
 
+@pytest.mark.parametrize("in_data", [0, 1000])
+def test_pixel_check_of_a_scene_with_no_clear_pixel(in_data: int) -> None:
+    # Thin cloud over the whole window: nothing is clear, and the cloud brightens every pixel
+    # (water 0.01 -> 0.04). Without an offset in the data the water still sits below DN 800,
+    # which no cloud can make of a scene carrying the offset; with one, nothing can tell.
+    dn, _ = _dark_scene(in_data, np.random.default_rng(7 + in_data))
+    dn += 300.0
+    cloudy = np.zeros(dn.shape, bool)
+    decided = Radiometry(1e-4, -1000.0, "metadata says the offset is in the data")
+    checked = verify_boa_offset(dn, np.full(dn.shape, 8, np.uint8), decided, cloudy)
+    if in_data:
+        assert checked.offset_dn == -1000.0
+        assert checked.check == "inconclusive: too few valid pixels"
+    else:
+        assert checked.offset_dn == 0.0
+        assert checked.check.startswith("contradicted")
+
+
 def test_pixel_check_is_inconclusive_without_dark_reference() -> None:
     dn = np.full((40, 40), 2500.0)  # a bright desert: nothing says whether an offset is there
     checked = verify_boa_offset(dn, np.full((40, 40), 5), Radiometry(1e-4, -1000.0, "meta"))

@@ -139,6 +139,21 @@ def test_coal_frequency_rule() -> None:
     assert coal_frequency(stack, clear).mask(0.5, 3)[0, :2].all()
 
 
+def test_coal_seen_once_joins_a_confirmed_pile_only_near_it() -> None:
+    # A pile confirmed in 4 looks (columns 0-4); clouds leave the 20 columns east of it one clear
+    # look, in which an unflagged cloud shadow darkens the yard there to coal's level.
+    flagged = np.zeros((5, 25), np.int16)
+    flagged[:, :5] = 4
+    flagged[:, 5:] = 1
+    clear = np.where(flagged == 4, 4, 1).astype(np.int16)
+    freq = CoalFrequency((flagged / clear).astype(np.float32), flagged, clear)
+    near = freq.mask(0.5, 3, seen_once_reach_px=3)
+    assert near[:, :8].all()  # the pile, and its part seen once up to 3 px beyond it
+    assert not near[:, 8:].any()  # not the shadowed yard beyond
+    assert freq.mask(0.5, 3, seen_once_reach_px=30).all()  # an unbounded reach takes it all
+    assert freq.mask(0.5, 3, seen_once_reach_px=0).sum() == 25  # 0: confirmed coal alone
+
+
 def test_scl_mask_keeps_dark_classes_and_dilates_clouds() -> None:
     scl = np.full((11, 11), 5, np.uint8)
     scl[0, 0], scl[0, 1], scl[0, 2] = 2, 3, 6  # dark area, shadow, water stay clear

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
-from pipeline.analysis import EXPOSED_BED, MAY_LAG, REDATED, TERRAIN_SHADOW, UNSEEN_FIELDS
+from pipeline.analysis import (
+    EXPOSED_BED,
+    LINEAR_FEATURES,
+    MAY_LAG,
+    REDATED,
+    TERRAIN_SHADOW,
+    UNSEEN_FIELDS,
+)
 from pipeline.errors import InsufficientDataError
 from pipeline.trends import (
     DATING_FLAGS,
@@ -694,7 +701,8 @@ def test_select_series_flag_sets() -> None:
 def test_dating_flags_keep_the_year() -> None:
     """The flags of ``analysis.date_footprints`` say when ground was counted, not that the
     year's area is undercounted: known, and never a reason to leave a year out."""
-    assert {MAY_LAG, REDATED, UNSEEN_FIELDS, EXPOSED_BED, TERRAIN_SHADOW} == DATING_FLAGS
+    dating = {MAY_LAG, REDATED, UNSEEN_FIELDS, EXPOSED_BED, TERRAIN_SHADOW, LINEAR_FEATURES}
+    assert dating == DATING_FLAGS
     assert DATING_FLAGS <= KNOWN_FLAGS
     assert not DATING_FLAGS & (EXCLUDING_FLAGS | NOTED_FLAGS)
     rows = [
