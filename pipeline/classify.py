@@ -6,7 +6,7 @@ functions can be called from a notebook with nothing but arrays.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from pipeline import indices
+from pipeline.bands import BAND_INDEX
 from pipeline.composite import nan_percentile
 from pipeline.masking import open_mask
 
@@ -283,13 +284,78 @@ class CoalFrequency:
         return np.asarray(ndimage.binary_propagation(strong, mask=strong | weak), dtype=bool)
 
 
-def coal_frequency(stack: FloatArray, clear: BoolArray, **rule: float) -> CoalFrequency:
-    """Classify each clear observation of ``stack`` (time, band, y, x) and count coal flags."""
+def obscured_looks(
+    stack: FloatArray,
+    clear: BoolArray,
+    reference: FloatArray,
+    *,
+    veil_min_rise: float = 0.015,
+    shade_min_loss: float = 0.2,
+) -> BoolArray:
+    """(time, y, x): where a clear look of ``stack`` (time, band, y, x) is veiled or shaded by a
+    cloud its mask missed, judged against ``reference`` (band, y, x; the season's median).
+    Each test is off at 0.
+
+    Veiled: blue, green and red brighter, by ``veil_min_rise`` at least on their mean, and
+    neither SWIR band risen more than that mean (within ``veil_min_rise``). A cloud edge below the mask's opacity threshold (Sen2Cor
+    leaves edges below 0.3 opacity unflagged; Fmask's dilation stops at a fixed distance), thin
+    cirrus or residual haze lies in front of the ground and is brighter in the visible than in
+    the SWIR, where water and ice absorb (clouds) and scattering fades with wavelength (haze).
+    This is the multi-temporal cloud test of MAJA (Hagolle et al. 2010, Remote Sens. Environ.
+    114:1747: a look much brighter in blue than the pixel's clear reference is cloud), with a
+    spectral condition that keeps real change out: ground uncovered where coal was carted off
+    (yard, soil, concrete) rises more in the SWIR than in the visible (concrete uncovered from
+    coal: 0.09 in the visible, 0.17 in SWIR1; a cloud edge of 8% opacity: 0.04 and 0.03). The
+    default ``veil_min_rise`` is 2.5 times the sensor noise of one band (0.006, DOMAIN.md), over
+    four times that of the mean of three.
+
+    Shaded: darker in every band, and the mean of the bands at least ``shade_min_loss`` (a
+    share) darker. A cloud shadow the mask missed (Sen2Cor's SCL 3 and Fmask's shadow are kept,
+    DOMAIN.md "Masks") takes 55-75% of the light; coal under it falls below the coal rule's
+    SWIR floors or into its shadow test. On coal (mean 0.047) a 20% loss is 3.7 times the noise
+    of the mean of six bands (0.006 / sqrt(6)), and noise darkens all six at once in one look of
+    64 at most.
+
+    A pile under a veil is too bright for the coal rule, and under a shade too dark: either
+    look would count as a clear look without the flag, and a pile seen in three looks is lost
+    for one of them (``coal_frequency`` does not count them).
+    """
+    obscured = np.zeros(clear.shape, bool)
+    with np.errstate(invalid="ignore"):
+        if veil_min_rise > 0:
+            rise = stack - reference[None]
+            visible = rise[:, np.array([BAND_INDEX[b] for b in ("blue", "green", "red")])]
+            swir = rise[:, np.array([BAND_INDEX[b] for b in ("swir16", "swir22")])]
+            lift = np.mean(visible, axis=1)
+            obscured |= (
+                (lift >= veil_min_rise)
+                & np.all(visible > 0, axis=1)
+                & (np.max(swir, axis=1) <= lift + veil_min_rise)
+            )
+        if shade_min_loss > 0:
+            level = np.mean(stack, axis=1) <= (1.0 - shade_min_loss) * np.mean(reference, axis=0)
+            obscured |= level & np.all(stack < reference[None], axis=1)
+    return np.asarray(clear & obscured, dtype=bool)
+
+
+def coal_frequency(
+    stack: FloatArray,
+    clear: BoolArray,
+    rule: Mapping[str, float] | None = None,
+    *,
+    obscured: BoolArray | None = None,
+) -> CoalFrequency:
+    """Classify each clear observation of ``stack`` (time, band, y, x) by ``coal_observation``
+    with the thresholds ``rule`` (None: its defaults) and count coal flags; a look ``obscured`` (time, y, x; ``obscured_looks``) where it is not flagged is not
+    counted: the veil or shade may hide coal. A look flagged through it still counts."""
     flagged = np.zeros(stack.shape[2:], np.int16)
     count = np.zeros(stack.shape[2:], np.int16)
-    for obs, ok in zip(stack, clear, strict=True):
+    for t, (obs, ok) in enumerate(zip(stack, clear, strict=True)):
         ok = ok & valid_pixels(obs)
-        flagged += (coal_observation(obs, **rule) & ok).astype(np.int16)
+        flag = coal_observation(obs, **(rule or {})) & ok
+        if obscured is not None:
+            ok = ok & (flag | ~obscured[t])
+        flagged += flag.astype(np.int16)
         count += ok.astype(np.int16)
     with np.errstate(invalid="ignore", divide="ignore"):
         freq = np.where(count > 0, flagged / np.maximum(count, 1), np.nan).astype(np.float32)

@@ -335,6 +335,27 @@ class CoalRule(_Model):
             "confirmed coal within this distance (a cloud edge across a pile); 0: never"
         ),
     )
+    veil_min_rise: Real = Field(
+        0.015,
+        ge=0,
+        le=1,
+        description=(
+            "a look at least this much brighter than the season's median in blue, green and "
+            "red, and no more in the SWIR (a thin cloud edge or haze the mask missed), is not "
+            "counted as a clear look of the pixel unless flagged coal through it; 0: every "
+            "clear look counts"
+        ),
+    )
+    shade_min_loss: Real = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description=(
+            "a look darker than the season's median by at least this share in every band (a "
+            "cloud shadow the mask missed) is not counted as a clear look of the pixel unless "
+            "flagged coal through it; 0: every clear look counts"
+        ),
+    )
     opening_px: int = Field(
         1,
         ge=0,

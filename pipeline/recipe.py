@@ -39,6 +39,7 @@ from pipeline.classify import (
     greenness,
     grow_mixed_edges,
     is_green,
+    obscured_looks,
     valid_pixels,
 )
 from pipeline.composite import Composite, median_composite
@@ -89,6 +90,8 @@ class RecipeParams:
     coal_min_frequency: float = 0.5
     coal_min_observations: int = 3
     coal_seen_once_reach_m: float = 30.0
+    coal_veil_min_rise: float = 0.015
+    coal_shade_min_loss: float = 0.2
     coal_opening_px: int = 1
     coal_edge_fraction: float = 0.5
     min_mapping_unit_ha: float = 0.25
@@ -409,7 +412,11 @@ def season_products(
     ``green_obs`` those of the greenness period (``season_looks``)."""
     season, season_clear = _take(stack, in_season), _take(clear, in_season)
     composite = median_composite(season, season_clear)
-    coal = coal_frequency(season, season_clear, **params.coal_rule)
+    obscured = obscured_looks(
+        season, season_clear, composite.reflectance,
+        veil_min_rise=params.coal_veil_min_rise, shade_min_loss=params.coal_shade_min_loss,
+    )  # fmt: skip
+    coal = coal_frequency(season, season_clear, params.coal_rule, obscured=obscured)
     # Only ground the footprint or coal rule may accept can be a shadowed slope left out of them
     # (``classify``'s candidates lie within: greenness and the opening only take away).
     may_map = (coal.flagged > 0) | footprint_mask(
@@ -581,7 +588,7 @@ def classify(
     valid = valid & valid_pixels(reflectance)
     min_px = boundaries.min_pixels_for_area(params.min_mapping_unit_ha, pixel_area_ha)
     if coal is None:
-        coal = coal_frequency(reflectance[None], valid[None], **params.coal_rule)
+        coal = coal_frequency(reflectance[None], valid[None], params.coal_rule)
         counted = coal.mask(params.coal_min_frequency, 1)
     else:
         reach_px = round(params.coal_seen_once_reach_m / pixel_size_m(pixel_area_ha))

@@ -183,6 +183,8 @@ def recipe_params(config: RunConfig) -> RecipeParams:
                     "min_frequency",
                     "min_observations",
                     "seen_once_reach_m",
+                    "veil_min_rise",
+                    "shade_min_loss",
                     "edge_fraction",
                     "opening_px",
                 }
@@ -191,6 +193,8 @@ def recipe_params(config: RunConfig) -> RecipeParams:
         coal_min_frequency=coal.min_frequency,
         coal_min_observations=coal.min_observations,
         coal_seen_once_reach_m=coal.seen_once_reach_m,
+        coal_veil_min_rise=coal.veil_min_rise,
+        coal_shade_min_loss=coal.shade_min_loss,
         coal_opening_px=coal.opening_px,
         coal_edge_fraction=coal.edge_fraction,
         min_mapping_unit_ha=config.boundaries.min_mapping_unit_ha,
