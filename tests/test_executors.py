@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +22,16 @@ def square(x: int) -> int:
 
 def kernel_threads(_: int) -> int | None:
     return composite._default_threads
+
+
+def ignores_sigint(_: int) -> bool:
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def blocks_sigint(thread: threading.Thread) -> bool:
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:"))
+    return bool(int(mask, 16) >> (signal.SIGINT - 1) & 1)
 
 
 def test_run_unordered_gives_every_result_with_its_index_and_ticks() -> None:
@@ -65,6 +77,21 @@ def test_open_executor_runs_here_with_one_worker_and_in_processes_with_more() ->
         share = max(1, len(os.sched_getaffinity(0)) // 2)
         assert set(dict(run_unordered(pool, kernel_threads, [(0,), (1,)])).values()) == {share}
     assert composite._default_threads is None  # this process keeps every core
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_pool_leaves_ctrl_c_to_the_main_thread() -> None:
+    # The kernel gives a process's SIGINT to a thread that does not block it, and only the main
+    # thread raises KeyboardInterrupt: the pool's threads block it, its workers ignore it.
+    before = set(threading.enumerate())
+    with open_executor(2) as pool:
+        assert pool is not None
+        assert set(dict(run_unordered(pool, ignores_sigint, [(0,), (1,)])).values()) == {True}
+        started = [t for t in threading.enumerate() if t not in before]
+        assert started  # the pool's manager and queue feeder
+        assert all(blocks_sigint(t) for t in started)
+        assert not blocks_sigint(threading.main_thread())
+        assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
 
 
 def test_report_reaches_the_listener_of_its_block_only() -> None:
