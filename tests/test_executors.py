@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
@@ -92,6 +93,27 @@ def test_a_pool_leaves_ctrl_c_to_the_main_thread() -> None:
         assert all(blocks_sigint(t) for t in started)
         assert not blocks_sigint(threading.main_thread())
         assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_a_ctrl_c_while_spawned_workers_start_does_not_reach_them() -> None:
+    # A spawned worker imports for seconds before its initializer ignores SIGINT. A Ctrl-C then
+    # (here sent to each new worker at the first tick, 10 ms after the calls are submitted)
+    # must not kill it: its traceback would follow the driver's one line, and the pool break.
+    before = set(multiprocessing.active_children())
+    sent: list[int] = []
+
+    def ctrl_c_to_new_workers() -> None:
+        for child in set(multiprocessing.active_children()) - before:
+            if child.pid is not None and child.pid not in sent:
+                os.kill(child.pid, signal.SIGINT)
+                sent.append(child.pid)
+
+    with open_executor(2, start_method="spawn") as pool:
+        assert pool is not None
+        calls = [(3,), (4,)]
+        got = dict(run_unordered(pool, square, calls, ctrl_c_to_new_workers, every_s=0.01))
+    assert got == {0: 9, 1: 16}
+    assert sent  # the workers had their Ctrl-C
 
 
 def test_report_reaches_the_listener_of_its_block_only() -> None:
