@@ -420,13 +420,20 @@ def slow_run(config_path: Path, out: Path) -> Iterator[subprocess.Popen[str]]:
         proc.communicate()
 
 
+def stored_records(out: Path, year: int) -> list[Path]:
+    """The resume records of ``year`` in the run's work folder: renamed into place, not the
+    hidden temporary of a write in progress (which the same glob matches)."""
+    records = run_module.work_dir(out).glob(f"*-{year}-*.json")
+    return [p for p in records if not p.name.startswith(".")]
+
+
 def wait_for_site_years(proc: subprocess.Popen[str], out: Path) -> list[int]:
     """Wait until the 2021 site-year is stored and the workers run; return the workers."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         workers = children_of(proc.pid)
-        if list(run_module.work_dir(out).glob("*-2021-*.json")) and len(workers) >= 2:
+        if stored_records(out, 2021) and len(workers) >= 2:
             return workers
         time.sleep(0.05)
     proc.kill()
@@ -489,4 +496,4 @@ def test_ctrl_c_stops_every_worker_with_one_line(
     assert wait_gone(workers) == []
     assert not lock_path(out).exists()
     assert not out.exists()
-    assert list(run_module.work_dir(out).glob("*-2021-*.json"))  # kept for the resume
+    assert stored_records(out, 2021)  # kept for the resume
