@@ -5,9 +5,12 @@ process) and owns its life:
 
 * ``workers <= 1`` and no scheduler: None; the driver runs each task itself.
 * ``workers > 1``: a local ``ProcessPoolExecutor`` with the platform's default start method
-  (spawn would force every analyst's script to guard its entry point). Workers ignore SIGINT and
-  die with the driver (Linux ``PR_SET_PDEATHSIG``, elsewhere a watchdog thread); on Ctrl-C or a
-  failed task the pool is terminated, not waited for, so no worker outlives the run.
+  (spawn would force every analyst's script to guard its entry point) unless the caller names
+  one. Workers ignore SIGINT and die with the driver (Linux ``PR_SET_PDEATHSIG``, elsewhere a
+  watchdog thread); on Ctrl-C or a failed task the pool is terminated, not waited for, so no
+  worker outlives the run. ``run_unordered`` starts the workers with SIGINT blocked, so none
+  takes a Ctrl-C before it ignores it: a spawned worker spends seconds importing, and a
+  KeyboardInterrupt there would print its traceback under the driver's one line.
 * ``scheduler``: an existing dask.distributed cluster (``tcp://host:8786``), through
   ``Client.get_executor``; nothing home-made. Its workers must import the same ``pipeline``
   version and see the run's work folder (a shared file system): tasks write their arrays there
@@ -21,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import multiprocessing
 import os
 import signal
 import sys
@@ -42,9 +46,12 @@ CONNECT_TIMEOUT_S = 20
 
 
 @contextlib.contextmanager
-def open_executor(workers: int, scheduler: str | None = None) -> Iterator[Executor | None]:
+def open_executor(
+    workers: int, scheduler: str | None = None, start_method: str | None = None
+) -> Iterator[Executor | None]:
     """The executor for a run (see the module docstring); shut down on exit, terminated on
-    an exception (Ctrl-C included)."""
+    an exception (Ctrl-C included). ``start_method`` (``multiprocessing``'s, e.g. "spawn")
+    starts a local pool's workers; None: the platform's default."""
     if scheduler is not None:
         with _dask_executor(scheduler) as executor:
             yield executor
@@ -54,7 +61,10 @@ def open_executor(workers: int, scheduler: str | None = None) -> Iterator[Execut
         return
     share = max(1, len(os.sched_getaffinity(0)) // workers)  # each worker's cores
     pool = ProcessPoolExecutor(
-        max_workers=workers, initializer=_worker_init, initargs=(os.getpid(), share)
+        max_workers=workers,
+        mp_context=multiprocessing.get_context(start_method),
+        initializer=_worker_init,
+        initargs=(os.getpid(), share),
     )
     try:
         yield pool
@@ -76,8 +86,9 @@ def run_unordered(
     fails, the calls not yet started are cancelled."""
     futures: list[Future[T]] = []
     try:
-        # With fork, a local pool forks every worker on the first submit: SIGINT stays blocked
-        # meanwhile so that no worker can take a Ctrl-C before its initializer ignores it.
+        # A local pool starts its workers on submit (with fork, all of them on the first): SIGINT
+        # stays blocked meanwhile, and workers inherit the mask (across exec too, with spawn), so
+        # that none can take a Ctrl-C before its initializer ignores it.
         with _sigint_blocked():
             futures = [executor.submit(fn, *args) for args in calls]
         index = {id(f): i for i, f in enumerate(futures)}

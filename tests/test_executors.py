@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +23,16 @@ def square(x: int) -> int:
 
 def kernel_threads(_: int) -> int | None:
     return composite._default_threads
+
+
+def ignores_sigint(_: int) -> bool:
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def blocks_sigint(thread: threading.Thread) -> bool:
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:"))
+    return bool(int(mask, 16) >> (signal.SIGINT - 1) & 1)
 
 
 def test_run_unordered_gives_every_result_with_its_index_and_ticks() -> None:
@@ -65,6 +78,42 @@ def test_open_executor_runs_here_with_one_worker_and_in_processes_with_more() ->
         share = max(1, len(os.sched_getaffinity(0)) // 2)
         assert set(dict(run_unordered(pool, kernel_threads, [(0,), (1,)])).values()) == {share}
     assert composite._default_threads is None  # this process keeps every core
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_pool_leaves_ctrl_c_to_the_main_thread() -> None:
+    # The kernel gives a process's SIGINT to a thread that does not block it, and only the main
+    # thread raises KeyboardInterrupt: the pool's threads block it, its workers ignore it.
+    before = set(threading.enumerate())
+    with open_executor(2) as pool:
+        assert pool is not None
+        assert set(dict(run_unordered(pool, ignores_sigint, [(0,), (1,)])).values()) == {True}
+        started = [t for t in threading.enumerate() if t not in before]
+        assert started  # the pool's manager and queue feeder
+        assert all(blocks_sigint(t) for t in started)
+        assert not blocks_sigint(threading.main_thread())
+        assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_a_ctrl_c_while_spawned_workers_start_does_not_reach_them() -> None:
+    # A spawned worker imports for seconds before its initializer ignores SIGINT. A Ctrl-C then
+    # (here sent to each new worker at the first tick, 10 ms after the calls are submitted)
+    # must not kill it: its traceback would follow the driver's one line, and the pool break.
+    before = set(multiprocessing.active_children())
+    sent: list[int] = []
+
+    def ctrl_c_to_new_workers() -> None:
+        for child in set(multiprocessing.active_children()) - before:
+            if child.pid is not None and child.pid not in sent:
+                os.kill(child.pid, signal.SIGINT)
+                sent.append(child.pid)
+
+    with open_executor(2, start_method="spawn") as pool:
+        assert pool is not None
+        calls = [(3,), (4,)]
+        got = dict(run_unordered(pool, square, calls, ctrl_c_to_new_workers, every_s=0.01))
+    assert got == {0: 9, 1: 16}
+    assert sent  # the workers had their Ctrl-C
 
 
 def test_report_reaches_the_listener_of_its_block_only() -> None:

@@ -3,6 +3,7 @@ staging swapped in whole, the run lock, folder errors, and workers that die with
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -361,9 +363,13 @@ def test_folder_errors_are_output_errors(
 
 # ---- process hygiene: SIGKILL and Ctrl-C with 2 workers ---------------------------------------
 
-# The CLI with the 2022 site-year made slow, so that a signal finds the workers busy.
+# The CLI with the 2022 site-year made slow, so that a signal finds the workers busy. It first
+# takes SIGINT as a terminal's foreground job does: a test runner started in the background by a
+# non-interactive shell (``bash .ci/run &``) ignores SIGINT, every child inherits that, and Python
+# then installs no KeyboardInterrupt handler, so the Ctrl-C below would be ignored.
 SLOW_CLI = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import pipeline.tasks as r
 original = r.observe
 def slow(task):
@@ -388,13 +394,37 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def start_slow_run(config_path: Path, out: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+def catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (``SigCgt`` in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    raise AssertionError(f"no SigCgt line for process {pid}")
+
+
+@contextlib.contextmanager
+def slow_run(config_path: Path, out: Path) -> Iterator[subprocess.Popen[str]]:
+    """The slow run, in a process group of its own; killed with its workers at the end of the
+    block if it is still running (a failed test must not leak it into the rest of the suite)."""
+    proc = subprocess.Popen(
         [sys.executable, "-c", SLOW_CLI, "60", "-q", "run", str(config_path), "--out", str(out),
          "--workers", "2"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+
+def stored_records(out: Path, year: int) -> list[Path]:
+    """The resume records of ``year`` in the run's work folder: renamed into place, not the
+    hidden temporary of a write in progress (which the same glob matches)."""
+    records = run_module.work_dir(out).glob(f"*-{year}-*.json")
+    return [p for p in records if not p.name.startswith(".")]
 
 
 def wait_for_site_years(proc: subprocess.Popen[str], out: Path) -> list[int]:
@@ -403,7 +433,7 @@ def wait_for_site_years(proc: subprocess.Popen[str], out: Path) -> list[int]:
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         workers = children_of(proc.pid)
-        if list(run_module.work_dir(out).glob("*-2021-*.json")) and len(workers) >= 2:
+        if stored_records(out, 2021) and len(workers) >= 2:
             return workers
         time.sleep(0.05)
     proc.kill()
@@ -428,10 +458,10 @@ def test_sigkill_leaves_no_worker_and_the_rerun_is_identical(
 ) -> None:
     config_path = small_config(tmp_path, cache)
     out = tmp_path / "out"
-    proc = start_slow_run(config_path, out)
-    workers = wait_for_site_years(proc, out)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=30)
+    with slow_run(config_path, out) as proc:
+        workers = wait_for_site_years(proc, out)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
     survivors = wait_gone(workers)
     for pid in survivors:  # do not leak them into the rest of the suite
         os.kill(pid, signal.SIGKILL)
@@ -455,14 +485,15 @@ def test_ctrl_c_stops_every_worker_with_one_line(
 ) -> None:
     config_path = small_config(tmp_path, cache)
     out = tmp_path / "out"
-    proc = start_slow_run(config_path, out)
-    workers = wait_for_site_years(proc, out)
-    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C goes to the whole process group
-    _, stderr = proc.communicate(timeout=60)
+    with slow_run(config_path, out) as proc:
+        workers = wait_for_site_years(proc, out)
+        assert catches(proc.pid, signal.SIGINT), "the run ignores SIGINT: no Ctrl-C stops it"
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C goes to the whole process group
+        _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "interrupted" in stderr
     assert wait_gone(workers) == []
     assert not lock_path(out).exists()
     assert not out.exists()
-    assert list(run_module.work_dir(out).glob("*-2021-*.json"))  # kept for the resume
+    assert stored_records(out, 2021)  # kept for the resume

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -25,6 +23,7 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 
 from pipeline.errors import SourceError
+from pipeline.executors import open_executor, run_unordered
 from pipeline.export.rasters import GDAL_WRITE_ERRORS, gdal_write_error
 from pipeline.sources.synthetic.params import GENERATOR_VERSION, ScenarioParams
 from pipeline.sources.synthetic.render import asset_grid, render_scenes
@@ -144,22 +143,18 @@ def build_scenario(
     done = 0
     if progress:
         progress(0, total)
-    if workers <= 1:
-        for i, unit in enumerate(units):
-            results[i] = _build_unit(unit)
-            done += len(unit.dates)
+    # The run's executor seam, so that a Ctrl-C during the build stops it with the run's one line.
+    with open_executor(workers, start_method="spawn") as pool:
+        built = (
+            enumerate(map(_build_unit, units))
+            if pool is None
+            else run_unordered(pool, _build_unit, [(unit,) for unit in units])
+        )
+        for i, unit_items in built:
+            results[i] = unit_items
+            done += len(units[i].dates)
             if progress:
                 progress(done, total)
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {pool.submit(_build_unit, unit): i for i, unit in enumerate(units)}
-            for future in as_completed(futures):
-                i = futures[future]
-                results[i] = future.result()
-                done += len(units[i].dates)
-                if progress:
-                    progress(done, total)
     items = [item for i in range(len(units)) for item in results[i]]
     items.sort(key=lambda d: (d["properties"]["datetime"], d["id"]))
     catalog_path = write_catalog(params, root, items)
