@@ -79,6 +79,9 @@ UPSAMPLE_FACTOR = 20
 #: 0.25 px it halves it, as much as the misregistration it removes costs the median.
 MIN_SHIFT_PX = 0.25
 ROUNDS = 2
+#: A shift "improves" the match when the correlation it gives is no more than this below the
+#: unmoved look's (float and interpolation rounding of a look that is where it belongs).
+CORRELATION_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,7 @@ def _centred(
     reference looks placed (step 4): the median image sits where the middle looks do, which
     is not where they are on average when they cluster."""
     placed = [s for s in (found[t].shift for t in reference_looks) if s is not None]
-    if not placed:
+    if len(placed) < 2:  # one look is no consensus
         return [NOT_ESTIMATED] * len(found)
     cy, cx = (float(v) for v in np.mean(placed, axis=0))
     out = []
@@ -247,7 +250,9 @@ def _match(
         return NOT_ESTIMATED
     before = _correlation(reference, image)
     after = _correlation(reference, resample(np.where(image != 0, image, np.nan), shift))
-    if not (after >= params.min_correlation and after > before):
+    # No worse than unmoved (to the precision of the resampling: a look where it belongs
+    # correlates as well either way).
+    if not (after >= params.min_correlation and after >= before - CORRELATION_TOLERANCE):
         return NOT_ESTIMATED
     return LookShift(shift, round(after, 4), False)
 
