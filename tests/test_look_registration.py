@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from affine import Affine
 from numpy.typing import NDArray
 from scipy import ndimage
@@ -156,3 +158,19 @@ def test_a_chunk_reads_the_registration_reach_around_it() -> None:
     rules = MaskRules(cloud_dilation_m=30.0)
     assert halo_px(rules, grid, RecipeParams(registration=None)) == 4
     assert halo_px(rules, grid, RecipeParams()) == 3 + 3 + 1  # dilation, reach, greenness
+
+
+@pytest.mark.parametrize("city", ["bordeaux", "hongkong", "mumbai", "nantes"])
+def test_real_sentinel2_looks_of_one_place_are_left_as_read(real_data: Path, city: str) -> None:
+    """Two real Sentinel-2 looks of one city (OSCD, years apart, with construction between
+    them) lie well under min_shift_px apart: matched, placed, neither moved."""
+    looks = []
+    for folder in ("imgs_1", "imgs_2"):
+        (path,) = (real_data / "oscd-dev" / city / folder).glob("*B04.tif")
+        with rasterio.open(path) as ds:
+            looks.append(ds.read(1).astype(np.float32) / 10000.0)
+    h, w = min(a.shape[0] for a in looks), min(a.shape[1] for a in looks)
+    band = np.stack([a[:h, :w] for a in looks])
+    found = register_looks(band, band > 0, [0, 1], PARAMS)
+    assert all(f.shift is not None for f in found)
+    assert not any(f.moved for f in found)
