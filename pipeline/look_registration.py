@@ -22,8 +22,9 @@ median as the reference image instead of an external one):
    ``1/upsample_factor`` px (Guizar-Sicairos et al. 2008, ``skimage``'s
    ``phase_cross_correlation``). The shift counts only when the look has ``min_overlap_px``
    clear pixels on the reference, stays within ``max_shift_px``, and the look's gradient image,
-   moved by it, correlates with the reference's at ``min_correlation`` at least and better than
-   unmoved (AROSICS's reliability tests: noise, a flat field or a cloudy look is not moved).
+   moved by it, correlates with the reference's at ``min_correlation`` at least and no worse
+   than unmoved (AROSICS's reliability tests: noise, a flat field or a cloudy look is not
+   moved).
 3. A look moves only when it lies ``min_shift_px`` or more off (along either axis) the frame of
    step 4: below that the bilinear resampling smooths the look about as much as the
    misregistration does.
