@@ -24,8 +24,10 @@ to the whole grid's, in another order that no percentile or median depends on):
   reason counts (its record), the clear-look counts per pixel of the season and the fallback
   windows (the widening), and the clear blue, SWIR1 and SWIR2 of the looks (``SURVEY_BANDS``:
   the season's offset check, ``radiometry.series_evidence`` per chunk once the offsets are
-  settled, and each look's residual haze, ``haze.estimate`` on the whole grid once settled).
-* the decisions: offsets, skips, records, window, offset corrections, haze.
+  settled, and each look's residual haze, ``haze.estimate`` on the whole grid once settled),
+  with the band the looks are registered on (``survey_bands``).
+* the decisions: offsets, skips, records, window, offset corrections, haze, and where each
+  look lies against the season's consensus (``look_registration``, on the whole grid).
 * pass 2, every chunk, the scenes the season uses: the per-pixel products
   (``recipe.SeasonProducts``: composite, clear count, spread, coal counts, greenness, crop
   signs, seen while crops stand, the sun response) of the chunk, whose interiors are pasted
@@ -39,8 +41,8 @@ any number of chunks, so that stage stays whole-site.
 Cost: every asset of every scene is read twice (the scenes outside the season's windows once),
 about 2x the bytes of a whole-grid read, plus the halos; remote chips come from the chip cache
 the second time. Pass 1 keeps, per scene and chunk, its clear pixels (1 bit each) and their
-blue, SWIR1 and SWIR2 (``SURVEY_BANDS``, 12 bytes each) until the offsets and haze are settled
-(``ChunkSurvey``).
+blue, SWIR1 and SWIR2 (``SURVEY_BANDS``, 12 bytes each) and the registration band (4 more)
+until the offsets, haze and registration are settled (``ChunkSurvey``).
 
 The steps (``survey`` per chunk, ``settle``, ``season_part`` per chunk, ``finish``) run one
 after another in one task (``chunked_site_year``) or, on an executor, each as a task of its own
@@ -72,6 +74,7 @@ from pipeline import haze, task_progress
 from pipeline.bands import BAND_INDEX, BANDS
 from pipeline.errors import SceneReadError, SourceError
 from pipeline.grid import Grid
+from pipeline.look_registration import LookShift
 from pipeline.masking import MaskReason, MaskRules
 from pipeline.radiometry import (
     SERIES_BANDS,
@@ -90,15 +93,18 @@ from pipeline.recipe import (
     dehaze,
     finish_site_year,
     harmonized,
+    look_shifts,
     mask_counts,
     offset_checked,
     offset_corrections,
     pixel_size_m,
+    registered,
     season_looks,
     season_products,
     season_records,
     shifted,
     with_haze,
+    with_registration,
 )
 from pipeline.results import SceneRecord, SiteYear
 from pipeline.sources.base import Scene
@@ -183,9 +189,14 @@ def plan_chunks(shape: tuple[int, int], size: int | tuple[int, int], halo: int) 
     return out
 
 
-def halo_px(rules: MaskRules, grid: Grid) -> int:
-    """The halo a chunk needs on ``grid`` for its interior to match the whole grid's."""
-    return max(cloud_dilation_px(rules, grid) + GREENNESS_REACH_PX, MIN_HALO_PX)
+def halo_px(rules: MaskRules, grid: Grid, params: RecipeParams | None = None) -> int:
+    """The halo a chunk needs on ``grid`` for its interior to match the whole grid's: the
+    cloud dilation, then how far a registered look reaches for its values (``params``' look
+    registration; none without ``params``), then greenness's 3 x 3 minimum."""
+    reach = 0
+    if params is not None and params.registration is not None:
+        reach = params.registration.reach_px
+    return max(cloud_dilation_px(rules, grid) + reach + GREENNESS_REACH_PX, MIN_HALO_PX)
 
 
 def chunk_steps(grid: Grid, chunk_px: int | tuple[int, int] | None) -> int:
@@ -212,13 +223,22 @@ def needs_chunks(grid: Grid, chunk_px: int | tuple[int, int] | None) -> bool:
 SURVEY_BANDS: tuple[str, ...] = tuple(b for b in BANDS if b in SERIES_BANDS or b in haze.DDV_BANDS)
 
 
+def survey_bands(params: RecipeParams) -> tuple[str, ...]:
+    """The bands pass 1 keeps for ``params``: ``SURVEY_BANDS`` and the band the looks are
+    registered on (``params.registration``), in band order."""
+    names = set(SURVEY_BANDS)
+    if params.registration is not None:
+        names.add(BANDS[params.registration.band])
+    return tuple(b for b in BANDS if b in names)
+
+
 @dataclass(frozen=True)
 class ScenePart:
     """What pass 1 learns of one scene from one chunk's interior: its radiometry as the
     metadata decide, whether its offset is to be checked, the CRS it was reprojected from,
     whether it has data here, its mask reason counts, its offset evidence (when checked), the
-    clear pixels (``np.packbits`` of the interior, row by row) and their DN in ``SURVEY_BANDS``
-    (band x clear pixels)."""
+    clear pixels (``np.packbits`` of the interior, row by row) and their DN in ``bands`` (band x
+    clear pixels)."""
 
     radiometry: Radiometry
     verify_offset: bool
@@ -228,6 +248,7 @@ class ScenePart:
     evidence: BoaEvidence | None
     clear_bits: NDArray[np.uint8]
     clear_dn: NDArray[np.float32]
+    bands: tuple[str, ...] = SURVEY_BANDS
 
     def clear(self, shape: tuple[int, int]) -> NDArray[np.bool_]:
         """The clear pixels of the interior of ``shape``."""
@@ -264,7 +285,9 @@ class SeasonPlan:
     the season window and whether it was widened, the records the site-year keeps, the looks,
     the offset shifts by look, the haze found by look (``haze.estimate``; none when the recipe
     removes no haze), and which looks pass 2 reads (``used``: indices into ``looks``) with their
-    roles (``season``, ``greens``: indices into ``used``)."""
+    roles (``season``, ``greens``: indices into ``used``) and where each lay against the
+    season's consensus (``registration``, by index into ``looks``; none when the recipe
+    registers no look)."""
 
     window: tuple[date, date]
     widened: bool
@@ -275,6 +298,7 @@ class SeasonPlan:
     used: tuple[int, ...]
     season: tuple[int, ...]
     greens: tuple[int, ...]
+    registration: dict[int, LookShift]
 
 
 class LateFailure(Exception):
@@ -309,17 +333,20 @@ def chunked_site_year(
 
     The same steps run as tasks of their own on an executor (``pipeline.tasks``): ``survey``
     per chunk, ``settle``, ``season_part`` per chunk, ``finish``."""
-    chunks = plan_chunks(grid.shape, chunk_px, halo_px(rules, grid))
+    halo = halo_px(rules, grid, params)
+    chunks = plan_chunks(grid.shape, chunk_px, halo)
     logger.info(
         "%s %d: %d x %d px in %d chunks of %s px (halo %d)",
-        site_id, year, grid.height, grid.width, len(chunks), chunk_px, halo_px(rules, grid),
+        site_id, year, grid.height, grid.width, len(chunks), chunk_px, halo,
     )  # fmt: skip
     known = {id(f[0]) for f in skipped}
     todo = [s for s in scenes if id(s) not in known]
     surveys: list[ChunkSurvey] = []
     dead: set[int] = set()  # failed in an earlier chunk: not read again
     for c, chunk in enumerate(chunks):
-        surveys.append(survey(todo, grid, chunk, rules, settings, chips, skip=dead))
+        surveys.append(
+            survey(todo, grid, chunk, rules, settings, chips, skip=dead, bands=survey_bands(params))
+        )
         dead |= set(surveys[-1].failed) | _missing_scenes(surveys[-1], todo)
         task_progress.report("chunks", c + 1, 2 * len(chunks))
     return complete(site_id, year, todo, skipped, grid, area, params, rules, settings, chips,
@@ -374,9 +401,11 @@ def survey(
     settings: ReadSettings,
     chips: ChipCache | None,
     skip: Collection[int] = (),
+    bands: tuple[str, ...] = SURVEY_BANDS,
 ) -> ChunkSurvey:
     """Pass 1 over ``chunk``: read each scene (but those in ``skip``) on the chunk's window
-    and keep what the decisions use of its interior."""
+    and keep what the decisions use of its interior (the clear pixels' ``bands``:
+    ``survey_bands`` of the recipe's parameters)."""
     read_grid = chunk.read_grid(grid)
     rows, cols = chunk.inner
     live = [i for i in range(len(scenes)) if i not in skip]
@@ -403,7 +432,8 @@ def survey(
             mask_counts(reasons),
             pixels.boa_evidence(rows, cols) if pixels.verify_offset else None,
             np.packbits(clear, axis=None),
-            pixels.dn[[BAND_INDEX[b] for b in SURVEY_BANDS], rows, cols][:, clear],
+            pixels.dn[[BAND_INDEX[b] for b in bands], rows, cols][:, clear],
+            bands,
         )
     return ChunkSurvey(parts, failed, tuple(missing))
 
@@ -498,19 +528,31 @@ def settle(
         for scene, reason in failed
     ]
     days = [look.day for look in looks]
+    in_season, green_obs = season_looks(days, year, (start, end), params)
+    used = sorted(set(in_season) | set(green_obs))
+    registration: dict[int, LookShift] = {}
+    if in_season and params.registration is not None:
+        band = BANDS[params.registration.band]
+        matched = [_survey_band(looks[k], shifts.get(k), chunks, surveys, grid, band)
+                   for k in used]  # fmt: skip
+        placed = look_shifts([m[0] for m in matched], [m[1] for m in matched],
+                             [used.index(k) for k in in_season], params.registration)  # fmt: skip
+        del matched
+        for k, shift in zip(used, placed, strict=True):
+            registration[k] = shift
+            looks[k] = replace(looks[k], record=with_registration(looks[k].record, shift))
     site_records = season_records(
         [(look.day, look.record) for look in looks], skipped_records, year, (start, end), params
     )
-    in_season, green_obs = season_looks(days, year, (start, end), params)
     if not in_season:
         return finish_site_year(
             site_id, year, (start, end), widened, tuple(site_records), None, area,
             grid.pixel_area_ha, params,
         )  # fmt: skip
-    used = sorted(set(in_season) | set(green_obs))
     return SeasonPlan(
         (start, end), widened, tuple(site_records), tuple(looks), shifts, hazes, tuple(used),
         tuple(used.index(k) for k in in_season), tuple(used.index(k) for k in green_obs),
+        registration,
     )  # fmt: skip
 
 
@@ -548,6 +590,8 @@ def season_part(
             [Look(look.day, reflectance, observation.clear, look.record, observation.platform)],
             params,
         )
+        if k in plan.registration:
+            seen = registered(seen, plan.registration[k])
         stack[n], clear[n] = seen.reflectance, seen.clear
         del pixels, observation, reflectance, seen
     part = season_products(stack, clear, [look.day for look in used], list(plan.season),
@@ -579,10 +623,10 @@ def _shape(chunk: Chunk) -> tuple[int, int]:
 def _clear_bands(
     part: ScenePart, shape: tuple[int, int], names: Sequence[str]
 ) -> NDArray[np.float32]:
-    """The part's DN in the bands ``names`` (of ``SURVEY_BANDS``) on the interior of ``shape``
+    """The part's DN in the bands ``names`` (of its ``bands``) on the interior of ``shape``
     (band, y, x), NaN where not clear."""
     out = np.full((len(names), *shape), np.nan, np.float32)
-    out[:, part.clear(shape)] = part.clear_dn[[SURVEY_BANDS.index(b) for b in names]]
+    out[:, part.clear(shape)] = part.clear_dn[[part.bands.index(b) for b in names]]
     return out
 
 
@@ -597,15 +641,44 @@ def _haze_of(
     """A look's haze (``haze.estimate``) from the clear pixels' bands its surveys kept, in
     reflectance as pass 2 reads it (settled radiometry, then the offset ``shift``): the values
     the whole grid's estimate sees."""
-    bands = np.full((len(haze.DDV_BANDS), *grid.shape), np.nan, np.float32)
+    bands, clear = _survey_bands(look, shift, chunks, surveys, grid, haze.DDV_BANDS)
+    blue, swir16, swir22 = bands
+    return haze.estimate(blue, swir16, swir22, clear, pixel_size_m(grid.pixel_area_ha), rule)
+
+
+def _survey_band(
+    look: PlannedLook,
+    shift: float | None,
+    chunks: Sequence[Chunk],
+    surveys: Sequence[ChunkSurvey],
+    grid: Grid,
+    name: str,
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """One band the surveys kept of a look on the whole grid, as ``_survey_bands``."""
+    bands, clear = _survey_bands(look, shift, chunks, surveys, grid, (name,))
+    return bands[0], clear
+
+
+def _survey_bands(
+    look: PlannedLook,
+    shift: float | None,
+    chunks: Sequence[Chunk],
+    surveys: Sequence[ChunkSurvey],
+    grid: Grid,
+    names: Sequence[str],
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """A look's bands ``names`` (of those its surveys kept; band, y, x) on the whole grid, NaN where
+    not clear, and its clear mask, from the clear pixels its surveys kept, in reflectance as
+    pass 2 reads it (settled radiometry, then the offset ``shift``): on the clear pixels, the
+    values of the whole grid's look with its offset corrected."""
+    bands = np.full((len(names), *grid.shape), np.nan, np.float32)
     clear = np.zeros(grid.shape, bool)
     for chunk, s in zip(chunks, surveys, strict=True):
         part = s.parts[look.scene]
-        values = look.radiometry.apply(_clear_bands(part, _shape(chunk), haze.DDV_BANDS))
+        values = look.radiometry.apply(_clear_bands(part, _shape(chunk), names))
         bands[:, chunk.rows, chunk.cols] = values if shift is None else shifted(values, shift)
         clear[chunk.rows, chunk.cols] = part.clear(_shape(chunk))
-    blue, swir16, swir22 = bands
-    return haze.estimate(blue, swir16, swir22, clear, pixel_size_m(grid.pixel_area_ha), rule)
+    return bands, clear
 
 
 def _missing_scenes(survey: ChunkSurvey, scenes: Sequence[Scene]) -> set[int]:

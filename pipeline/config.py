@@ -495,6 +495,58 @@ class CoregistrationConfig(_Model):
     )
 
 
+class LookRegistrationConfig(_Model):
+    """Registering each look the season uses onto the looks' consensus at sub-pixel precision
+    before they are composited (``pipeline/look_registration.py``: phase correlation of each
+    look's gradient image against the median of the season's looks, AROSICS's reliability
+    tests, bilinear resampling of the look and nearest for its masks; the shift applied is
+    recorded per scene as ``registered_px`` in the manifest)."""
+
+    enabled: bool = Field(
+        True,
+        strict=True,
+        description="register each look onto its season's consensus before the median (a "
+        "median of looks a fraction of a pixel apart is blurred and can sit that fraction off)",
+    )
+    band: BandName = Field(
+        "red",
+        description="band whose gradient magnitude is matched (a 10 m band: 20 m bands place "
+        "edges less precisely)",
+    )
+    max_shift_px: Real = Field(
+        2.0,
+        gt=0,
+        le=10,
+        description="largest shift of a look believed (pixels); a site read by chunks reads "
+        "floor(max_shift_px) + 1 more pixels around each chunk",
+    )
+    min_correlation: Real = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="a look moves only when its gradient image, moved, correlates with the "
+        "reference's at least this much and better than unmoved (noise, a flat field: no move)",
+    )
+    min_overlap_px: int = Field(
+        2500,
+        ge=64,
+        le=100_000_000,
+        strict=True,
+        description="clear pixels a look needs on the reference to be matched (a cloudy look "
+        "stays as read)",
+    )
+    upsample_factor: int = Field(
+        20, ge=1, le=100, strict=True, description="sub-pixel precision: 1/upsample_factor px"
+    )
+    min_shift_px: Real = Field(
+        0.25,
+        ge=0,
+        le=2,
+        description="a look moves only when it lies this far off along an axis (pixels): "
+        "bilinear resampling by s px keeps 1 - 2s of the finest detail",
+    )
+
+
 class LinesConfig(_Model):
     """New linear features (roads, tracks) found as lines against the neighbouring years and
     added to each year's footprint (``pipeline/linear.py``, ``analysis.add_lines``): a 12 m
@@ -691,6 +743,7 @@ class RunConfig(_Model):
     classify: ClassifyConfig = ClassifyConfig()
     change: ChangeConfig = ChangeConfig()
     coregistration: CoregistrationConfig = CoregistrationConfig()
+    look_registration: LookRegistrationConfig = LookRegistrationConfig()
     lines: LinesConfig = LinesConfig()
     boundaries: BoundariesConfig = BoundariesConfig()
     adjacent_zones: AdjacentZonesConfig = AdjacentZonesConfig()

@@ -43,6 +43,12 @@ from pipeline.classify import (
     valid_pixels,
 )
 from pipeline.composite import Composite, median_composite
+from pipeline.look_registration import (
+    LookRegistrationParams,
+    LookShift,
+    register_looks,
+    resample_look,
+)
 from pipeline.masking import MaskReason
 from pipeline.radiometry import (
     S2_BOA_OFFSET_DN,
@@ -75,7 +81,9 @@ class RecipeParams:
     mid-August in the DPRK, an early harvest comes after): a season without a clear look then
     cannot tell a field harvested before its first clear look from bare ground
     (``site_year``'s ``SeasonEvidence``). ``haze``: how each look's residual haze is estimated
-    and removed (``haze``, ``dehazed``); None leaves the looks as read.
+    and removed (``haze``, ``dehazed``); None leaves the looks as read. ``registration``: how
+    the looks the season uses are registered onto their consensus before they are composited
+    (``look_registration``, ``registered``); None leaves them where they were read.
     """
 
     season: tuple[MonthDay, MonthDay] = ((9, 1), (11, 15))
@@ -100,6 +108,7 @@ class RecipeParams:
     harvest_from: MonthDay = (9, 1)
     terrain_rule: Mapping[str, float] = field(default_factory=dict)
     haze: haze.HazeRule | None = field(default_factory=haze.HazeRule)
+    registration: LookRegistrationParams | None = field(default_factory=LookRegistrationParams)
 
     def window(self, year: int, widened: bool = False) -> tuple[date, date]:
         a, b = self.fallback if widened else self.season
@@ -202,7 +211,8 @@ def site_year(
       neighbouring years tell.
     """
     shape = area.shape
-    looks = harmonized(dehazed(correct_offset_outliers(looks), pixel_area_ha, params), params)
+    corrected = correct_offset_outliers(looks)
+    looks = harmonized(dehazed(corrected, pixel_area_ha, params), params)
 
     def clear_count(widened: bool) -> NDArray[np.int64]:
         start, end = params.window(year, widened)
@@ -213,16 +223,27 @@ def site_year(
         return count
 
     start, end, widened = choose_window(site_id, year, clear_count, area, params)
+    days = [o.day for o in looks]
+    in_season, green_obs = season_looks(days, year, (start, end), params)
+    used = sorted(set(in_season) | set(green_obs))
+    if in_season and params.registration is not None:
+        # Matched as read (offsets corrected): the values a site read by chunks has in hand.
+        found = look_shifts(
+            [corrected[i].reflectance[params.registration.band] for i in used],
+            [corrected[i].clear for i in used],
+            [used.index(i) for i in in_season],
+            params.registration,
+        )
+        looks = list(looks)
+        for i, shift in zip(used, found, strict=True):
+            looks[i] = registered(looks[i], shift)
     records = season_records(
         [(o.day, o.record) for o in looks], skipped, year, (start, end), params
     )
-    days = [o.day for o in looks]
-    in_season, green_obs = season_looks(days, year, (start, end), params)
     if not in_season:
         return finish_site_year(
             site_id, year, (start, end), widened, records, None, area, pixel_area_ha, params
         )
-    used = sorted(set(in_season) | set(green_obs))
     products = season_products(
         np.stack([looks[i].reflectance for i in used]),
         np.stack([looks[i].clear for i in used]),
@@ -235,6 +256,36 @@ def site_year(
     return finish_site_year(
         site_id, year, (start, end), widened, records, products, area, pixel_area_ha, params
     )
+
+
+def look_shifts(
+    bands: Sequence[FloatArray],
+    clear: Sequence[BoolArray],
+    reference: Sequence[int],
+    params: LookRegistrationParams,
+) -> list[LookShift]:
+    """Where each look lies against the consensus of the looks ``reference`` (indices into
+    ``bands``; ``look_registration.register_looks``), from each look's matched band (y, x)
+    and clear mask."""
+    return register_looks(np.stack(bands), np.stack(clear), reference, params)
+
+
+def registered(look: Look, shift: LookShift) -> Look:
+    """``look`` moved onto its season's consensus by ``shift`` when it is to move
+    (``look_registration.resample_look``), its record saying by how much
+    (``with_registration``)."""
+    applied = shift.applied
+    if applied is None:
+        return look
+    reflectance, clear = resample_look(look.reflectance, look.clear, applied)
+    return Look(look.day, reflectance, clear, with_registration(look.record, shift), look.platform)
+
+
+def with_registration(record: SceneRecord, shift: LookShift) -> SceneRecord:
+    """``record`` with where its look lay against its season's consensus (pixels east, north)
+    before it was moved back; unchanged when the look was not moved."""
+    offset = shift.east_north()
+    return record if offset is None else replace(record, registered_px=offset)
 
 
 def harmonized(looks: Sequence[Look], params: RecipeParams) -> list[Look]:

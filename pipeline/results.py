@@ -43,6 +43,14 @@ class SceneRecord:
     # Residual haze removed (blue path reflectance, ``haze``): mean and largest over the grid.
     haze_blue: float | None = None
     haze_blue_max: float | None = None
+    # Where the look lay against its season's consensus, in pixels east and north, before it
+    # was resampled back onto it (``look_registration``); None: left as read.
+    registered_px: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.registered_px is not None:  # a list when loaded from JSON
+            east, north = self.registered_px
+            object.__setattr__(self, "registered_px", (float(east), float(north)))
 
 
 @dataclass(frozen=True)

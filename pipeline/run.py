@@ -69,6 +69,7 @@ from pipeline.export.transaction import (
 )
 from pipeline.haze import HazeRule
 from pipeline.linear import LineRule
+from pipeline.look_registration import LookRegistrationParams
 from pipeline.model import shorten
 from pipeline.perimeters import load_perimeters, perimeters_by_site
 from pipeline.recipe import RecipeParams
@@ -201,6 +202,22 @@ def recipe_params(config: RunConfig) -> RecipeParams:
         harmonize_to=config.harmonize.to,
         terrain_rule={k: float(v) for k, v in config.classify.terrain.model_dump().items()},
         haze=_haze_rule(config.haze),
+        registration=look_registration_params(config),
+    )
+
+
+def look_registration_params(config: RunConfig) -> LookRegistrationParams | None:
+    """The look registration's frozen parameters from the run config; None when it is off."""
+    c = config.look_registration
+    if not c.enabled:
+        return None
+    return LookRegistrationParams(
+        band=BAND_INDEX[c.band],
+        max_shift_px=float(c.max_shift_px),
+        min_correlation=float(c.min_correlation),
+        min_overlap_px=c.min_overlap_px,
+        upsample_factor=c.upsample_factor,
+        min_shift_px=float(c.min_shift_px),
     )
 
 

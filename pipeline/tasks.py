@@ -75,7 +75,7 @@ RECIPE_VERSION = "8"
 #: Layout of the resume files (``<site>-<year>-<key>.npz`` and ``.json``).
 RESUME_FORMAT = 1
 #: Layout of the chunk step files (``<stem>.survey-<c>.pkl``, ``.plan.pkl``, ``.part-<c>.pkl``).
-STEP_FORMAT = 3
+STEP_FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -345,7 +345,8 @@ def run_step(work: Path, key: str, task: SiteYearTask, step: Step) -> TaskRecord
 
 def _chunks(task: SiteYearTask) -> list[chunks.Chunk]:
     assert task.chunk_px is not None
-    return chunks.plan_chunks(task.grid.shape, task.chunk_px, chunks.halo_px(task.rules, task.grid))
+    halo = chunks.halo_px(task.rules, task.grid, task.params)
+    return chunks.plan_chunks(task.grid.shape, task.chunk_px, halo)
 
 
 def _step_path(work: Path, key: str, task: SiteYearTask, name: str) -> Path:
@@ -381,7 +382,7 @@ def _survey_step(work: Path, key: str, task: SiteYearTask, c: int) -> None:
         logger.info("%s %d: reused the survey of chunk %d", task.site.id, task.year, c)
         return
     survey = chunks.survey(task.scenes, task.grid, _chunks(task)[c], task.rules, task.settings,
-                           _chips(task))  # fmt: skip
+                           _chips(task), bands=chunks.survey_bands(task.params))  # fmt: skip
     _write_step(path, survey)
 
 

@@ -26,6 +26,7 @@ from shapely.geometry import box
 from pipeline.chunks import Chunk, halo_px, needs_chunks, plan_chunks, window_grid
 from pipeline.grid import Grid, reproject_geometry
 from pipeline.haze import HazeRule
+from pipeline.look_registration import LookRegistrationParams
 from pipeline.masking import MaskRules
 from pipeline.radiometry import (
     BoaEvidence,
@@ -390,3 +391,17 @@ def test_a_scene_failing_between_the_passes_is_skipped_as_if_it_never_read(
     reference = observe(replace(task, chunk_px=None))
     assert "asset nir" in (next(r for r in reference.scenes if r.scene_id == "S04").skipped or "")
     assert_same(stepped, reference)
+
+
+def test_registered_looks_across_chunks_equal_the_whole_grid(folder: Path) -> None:
+    """Looks registered onto their season's consensus (``look_registration``, every look
+    placed moved, however little): the chunked site-year matches on the band its surveys kept
+    and resamples each chunk with the registration's reach in its halo, so it equals the
+    whole grid's, records included."""
+    params = RecipeParams(registration=LookRegistrationParams(min_overlap_px=64, min_shift_px=0))
+    base = observe(make_task(folder, params=params))
+    moved = [r.registered_px for r in base.scenes if r.registered_px is not None]
+    assert len(moved) >= 3, "the scenario must exercise the registration"
+    assert any(east or north for east, north in moved)
+    for chunk in ((9, 11), (13, 39)):
+        assert_same(observe(replace(make_task(folder, params=params), chunk_px=chunk)), base)
