@@ -346,17 +346,24 @@ def coal_frequency(
     obscured: BoolArray | None = None,
 ) -> CoalFrequency:
     """Classify each clear observation of ``stack`` (time, band, y, x) by ``coal_observation``
-    with the thresholds ``rule`` (None: its defaults) and count coal flags; a look ``obscured`` (time, y, x; ``obscured_looks``) where it is not flagged is not
-    counted: the veil or shade may hide coal. A look flagged through it still counts."""
+    with the thresholds ``rule`` (None: its defaults) and count coal flags.
+
+    A look ``obscured`` (time, y, x; ``obscured_looks``) where it is not flagged is not counted:
+    the veil or shade may hide coal. A look flagged through it still counts, and the looks of a
+    pixel left with fewer than two all count: one look is never evidence enough of coal
+    (``CoalFrequency.mask``), and a slope's terrain shadow, deepening as the sun sinks through
+    the season, would leave its one early look alone to speak for it."""
     flagged = np.zeros(stack.shape[2:], np.int16)
     count = np.zeros(stack.shape[2:], np.int16)
+    hidden = np.zeros(stack.shape[2:], np.int16)
     for t, (obs, ok) in enumerate(zip(stack, clear, strict=True)):
         ok = ok & valid_pixels(obs)
         flag = coal_observation(obs, **(rule or {})) & ok
         if obscured is not None:
-            ok = ok & (flag | ~obscured[t])
+            hidden += (ok & ~flag & obscured[t]).astype(np.int16)
         flagged += flag.astype(np.int16)
         count += ok.astype(np.int16)
+    count = np.where(count - hidden >= 2, count - hidden, count).astype(np.int16)
     with np.errstate(invalid="ignore", divide="ignore"):
         freq = np.where(count > 0, flagged / np.maximum(count, 1), np.nan).astype(np.float32)
     return CoalFrequency(freq, flagged, count)
