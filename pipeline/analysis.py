@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import shapely
 from numpy.typing import NDArray
+from scipy import ndimage
 from shapely.geometry import MultiPolygon, Polygon
 
 from pipeline import accuracy, boundaries, indices, trends, water
@@ -39,7 +40,7 @@ from pipeline.coregister import DEFAULT_COREGISTRATION, CoregistrationParams, co
 from pipeline.expansion import BoundaryChange, boundary_change, boundary_changes
 from pipeline.grid import Grid, reproject_geometry
 from pipeline.linear import LineRule, track_lines
-from pipeline.results import ChangeMetrics, SiteAnalysis, SiteYear, YearMetrics
+from pipeline.results import ChangeMetrics, SeasonEvidence, SiteAnalysis, SiteYear, YearMetrics
 from pipeline.sites import Site
 
 logger = logging.getLogger(__name__)
@@ -249,15 +250,18 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
     without the footprint and coal that greened again the next year.
 
     A pixel ``unconfirmed`` in year Y (footprint with no clear look while crops stand) is judged
-    by the nearest year before Y and the nearest after Y that did see it while crops stand (a
-    year with evidence, valid there and not unconfirmed there; one side is enough at either end
-    of the series). When each of them saw vegetation there (``vegetated``: green, not footprint,
-    not ambiguous) and the series maps it a ``field`` (green, and with low NDVI at some time of
-    the season: sown, flooded or harvested) in ``MIN_FIELD_YEARS`` years at least, it is a field
-    whose harvest came before Y's first clear look: it leaves Y's footprint, and the regions
-    left smaller than ``min_pixels`` with it. Coal is kept. (A late harvest can keep a field
-    green through a judging year; fields come back year after year, while one year's field
-    signs may be a single look under unflagged haze, which makes forest look harvested.)
+    by the nearest year before Y and the nearest after Y that saw what grew there
+    (``_saw_growth``: green, or footprint seen while crops stand, or ambiguous; one side is
+    enough at either end of the series). A year that saw the pixel neither green nor as
+    footprint (no clear look while its crop was green, under a cloudy summer, and a wet or
+    stubble composite) says nothing of it and is passed over. When each judge saw vegetation
+    there (``vegetated``: green, not footprint, not ambiguous) and the pixel is a field in
+    ``MIN_FIELD_YEARS`` years at least (``field_signs``: green, and with low NDVI at some time
+    of the season, or the unseen part of a field seen in its year), it is a field whose harvest
+    came before Y's first clear look: it leaves Y's footprint, and the regions left smaller
+    than ``min_pixels`` with it. Coal is kept. (A late harvest can keep a field green through a
+    judging year; fields come back year after year, while one year's field signs may be a
+    single look under unflagged haze, which makes forest look harvested.)
 
     When a later year saw vegetation there (and the earlier one too, if any), the field signs
     are not needed: built or cleared ground does not green within a season, so the pixel was
@@ -270,7 +274,9 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
     low NDVI: it passes for coal and bare ground, and is gone within 1-2 seasons, DOMAIN.md
     "Confusers"), or a field. It leaves Y's footprint and coal: built ground and piles do not
     green the next year. Such ground thinner than 3 pixels everywhere (a strip along an edge:
-    the years' misregistration) stays.
+    the years' misregistration) stays. This rule overrides what Y itself saw, so its judges are
+    the nearest years with any clear look there (``valid``, not ``unconfirmed``): none is
+    passed over.
 
     Ground really built over a field in Y stays footprint in the next year that sees it, so it
     is kept in Y, except near the end of the series, where no later year saw it: it may then
@@ -282,9 +288,9 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
         return list(years)
     shape = years[observed[0]].footprint.shape
 
-    def verdicts(order: Sequence[int]) -> dict[int, tuple[BoolArray, BoolArray]]:
+    def verdicts(order: Sequence[int], strict: bool) -> dict[int, tuple[BoolArray, BoolArray]]:
         """Per year: (pixels some earlier year of ``order`` saw, whether the nearest one saw
-        vegetation there)."""
+        vegetation there); ``strict``: every clear look is a judge, else ``_saw_growth``."""
         seen = np.zeros(shape, bool)
         field = np.zeros(shape, bool)
         out: dict[int, tuple[BoolArray, BoolArray]] = {}
@@ -293,17 +299,15 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
             evidence = years[i].evidence
             if evidence is not None:
                 informative = years[i].valid & ~evidence.unconfirmed
+                if not strict:
+                    informative &= _saw_growth(years[i], evidence)
                 field = np.where(informative, evidence.vegetated, field)
                 seen |= informative
         return out
 
-    before, after = verdicts(observed), verdicts(observed[::-1])
-    field_years = np.zeros(shape, np.int16)
-    for i in observed:
-        evidence = years[i].evidence
-        if evidence is not None:
-            field_years += evidence.field & years[i].valid
-    recurrent = field_years >= MIN_FIELD_YEARS
+    before, after = verdicts(observed, False), verdicts(observed[::-1], False)
+    burn_before, burn_after = verdicts(observed, True), verdicts(observed[::-1], True)
+    recurrent = field_signs(years) >= MIN_FIELD_YEARS
     out = list(years)
     for i in observed:
         this = years[i]
@@ -316,6 +320,7 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
         greened = judged & seen_b
         unseen = this.evidence.unconfirmed & ~this.coal_mask & judged & (recurrent | greened)
         # A strip one pixel wide along an edge is the years' misregistration, not a burn.
+        (seen_a, field_a), (seen_b, field_b) = burn_before[i], burn_after[i]
         regreened = drop_thin_regions(seen_a & field_a & seen_b & field_b, 1)
         coal = this.coal_mask & ~regreened
         dropped = unseen | regreened
@@ -324,6 +329,45 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
             this, footprint=footprint, coal_mask=coal, unseen_fields=this.footprint & ~footprint
         )
     return out
+
+
+def _saw_growth(sy: SiteYear, evidence: SeasonEvidence) -> BoolArray:
+    """Pixels whose season ``sy`` says what grew there: seen green (``vegetated``), mapped
+    footprint (``drop_unseen_fields`` takes out the unconfirmed part), or ``ambiguous`` (green,
+    then bare). The rest of its valid ground was never seen green nor mapped bare: water, a
+    shadow, or a field with no clear look while its crop stood whose composite is neither."""
+    return evidence.vegetated | evidence.ambiguous | sy.footprint
+
+
+def field_signs(years: Sequence[SiteYear]) -> NDArray[np.int16]:
+    """Per pixel, how many of ``years`` (at least one; those with evidence count) show it a
+    field: ``field`` there (green, and with low NDVI in some look), or ``unseen_part_of_field``
+    (its unconfirmed footprint in a region that touches ground the same season saw as a field)
+    when some year shows it a field by its own looks. A field under a summer cloud is the same
+    field as its clear part: parcels are sown and harvested whole. Its own field signs keep
+    forest and ground never farmed (a compound cleared in the woods) out of it; ground built on
+    part of a field under a cloudy summer, beside the rest of it seen that year, is taken for
+    the field and shows a year late (``drop_unseen_fields``)."""
+    count = np.zeros(years[0].footprint.shape, np.int16)
+    fields = [
+        (sy, sy.evidence, sy.evidence.field & sy.valid)
+        for sy in years
+        if sy.composite is not None and sy.evidence is not None
+    ]
+    farmed = np.logical_or.reduce([field for _, _, field in fields], initial=False)
+    for sy, evidence, field in fields:
+        unseen = evidence.unconfirmed & ~sy.coal_mask & farmed
+        count += field | unseen_part_of_field(unseen, field)
+    return count
+
+
+def unseen_part_of_field(unseen: BoolArray, field: BoolArray) -> BoolArray:
+    """The regions of ``unseen`` (8-connected) that touch ``field`` (share an edge or a corner
+    with it): one season's footprint no clear look saw while crops stand, lying against ground
+    the same season saw as a field."""
+    eight = np.ones((3, 3), bool)
+    touching = unseen & ndimage.binary_dilation(field, eight)
+    return np.asarray(ndimage.binary_propagation(touching, eight, mask=unseen), dtype=bool)
 
 
 def add_lines(years: Sequence[SiteYear], pixel_m: float, rule: LineRule) -> list[SiteYear]:

@@ -21,7 +21,9 @@ from pipeline.analysis import (
     UNSEEN_FIELDS,
     analyse_site,
     drop_unseen_fields,
+    field_signs,
     redate_clearings,
+    unseen_part_of_field,
 )
 from pipeline.recipe import Look, RecipeParams, look_record, site_year
 from pipeline.results import SeasonEvidence, SiteAnalysis, SiteYear
@@ -234,3 +236,81 @@ def test_a_field_that_greens_later_leaves_the_cloudy_years_before(
     # The first year has no earlier year to judge by, and is judged by the later one alone.
     unchanged = drop_unseen_fields(series[:1], 25)
     assert share(unchanged[0].footprint, FIELD) == 1.0
+
+
+def with_ground(
+    sy: SiteYear,
+    where: tuple[slice, slice],
+    *,
+    footprint: bool,
+    unconfirmed: bool = False,
+    vegetated: bool = False,
+    field: bool = False,
+) -> SiteYear:
+    """``sy`` with what its season saw of the pixels ``where`` replaced (ambiguous: no)."""
+    ev = evidence(sy)
+    masks = {
+        "footprint": sy.footprint.copy(),
+        "unconfirmed": ev.unconfirmed.copy(),
+        "vegetated": ev.vegetated.copy(),
+        "field": ev.field.copy(),
+        "ambiguous": ev.ambiguous.copy(),
+    }
+    values = (footprint, unconfirmed, vegetated, field, False)
+    for mask, value in zip(masks.values(), values, strict=True):
+        mask[where] = value
+    footprint_mask = masks.pop("footprint")
+    return replace(sy, footprint=footprint_mask, evidence=replace(ev, **masks))
+
+
+def test_unseen_part_of_field_is_the_unseen_regions_touching_the_field() -> None:
+    unseen = np.zeros((8, 8), bool)
+    unseen[0:3, 0:3] = True  # touches the field by a corner
+    unseen[6:8, 5:8] = True  # a row apart from it
+    field = np.zeros((8, 8), bool)
+    field[3:5, 3:5] = True
+    part = unseen_part_of_field(unseen, field)
+    assert part[0:3, 0:3].all()
+    assert not part[6:8, 5:8].any()
+    assert not (part & ~unseen).any()
+    assert not unseen_part_of_field(unseen, np.zeros((8, 8), bool)).any()
+
+
+def test_a_field_partly_under_cloud_is_a_field_in_its_year(site_years: list[SiteYear]) -> None:
+    """Y sees FIELD green, Y+1 and Y+2 see it only after harvest (cloudy summers): one year of
+    field signs, and no later year saw it green, so it stays footprint in both. When Y+1 saw
+    half of it through a gap in the clouds, green and harvested, the other half is the same
+    field: two years of field signs, and FIELD leaves Y+1 and Y+2 (Y+2's judge is Y, Y+1
+    having no clear summer look there either). CONVERTED, a field in Y built over in Y+1,
+    touches no field Y+1 saw: it keeps its footprint."""
+    series = site_years[:3]
+    kept = drop_unseen_fields(series, 25)
+    assert [share(sy.footprint, FIELD) for sy in kept] == [0.0, 1.0, 1.0]
+    assert field_signs(series)[FIELD].max() == 1
+    seen_half = (FIELD[0], slice(38, 45))
+    gap = with_ground(series[1], seen_half, footprint=False, vegetated=True, field=True)
+    edited = [series[0], gap, series[2]]
+    signs = field_signs(edited)
+    assert (signs[FIELD] == 2).all()
+    assert (signs[CONVERTED] == 1).all()
+    dropped = drop_unseen_fields(edited, 25)
+    assert [share(sy.footprint, FIELD) for sy in dropped] == [0.0, 0.0, 0.0]
+    assert [share(sy.footprint, CONVERTED) for sy in dropped] == [0.0, 1.0, 1.0]
+    assert [share(sy.footprint, CAMP) for sy in dropped] == [1.0, 1.0, 1.0]
+
+
+def test_a_year_that_saw_neither_green_nor_footprint_does_not_judge(
+    site_years: list[SiteYear],
+) -> None:
+    """FIELD in Y+1 neither green nor footprint (no clear look while its crop stood, a wet
+    composite): Y+2's unseen FIELD is judged by Y and Y+3, which saw it green, and leaves.
+    The burn rule, which overrides what a year saw itself, takes any clear look as a judge:
+    FIELD mapped footprint in Y+2 with a summer look stays, Y+1 not having seen it green."""
+    series = site_years[:4]
+    blank = with_ground(series[1], FIELD, footprint=False)
+    dropped = drop_unseen_fields([series[0], blank, *series[2:]], 25)
+    assert share(dropped[2].footprint, FIELD) == 0.0
+    assert share(dropped[2].unseen_fields, FIELD) == 1.0  # type: ignore[arg-type]
+    built = with_ground(series[2], FIELD, footprint=True)  # seen bare while crops stand
+    kept = drop_unseen_fields([series[0], blank, built, series[3]], 25)
+    assert share(kept[2].footprint, FIELD) == 1.0
