@@ -184,6 +184,22 @@ def test_a_pile_under_a_missed_veil_or_shade_is_still_coal() -> None:
     assert not off.any()
 
 
+def test_an_obscured_look_never_leaves_one_look_alone() -> None:
+    """A slope in terrain shadow that deepens as the sun sinks: its early look passes for coal,
+    its later one, half as bright, does not. Not counting the dark look would leave the early
+    one alone to speak for the pixel; a pixel keeps two clear looks at least."""
+    slope = np.array(COAL, np.float32) * 0.8
+    stack = np.stack([image(list(slope)), image(list(slope * 0.5))])
+    clear = np.ones((2, 1, 1), bool)
+    obscured = obscured_looks(stack, clear, median_composite(stack, clear).reflectance)
+    assert obscured[1, 0, 0]
+    assert not coal_observation(stack[1])[0, 0]
+    counted = coal_frequency(stack, clear, obscured=obscured)
+    assert counted.clear[0, 0] == 2
+    assert counted.flagged[0, 0] == 1
+    assert not counted.mask(0.5, 3).any()
+
+
 def test_noise_alone_obscures_no_look() -> None:
     """Twelve looks of coal, yard, soil and vegetation with sensor noise of 0.006 per band:
     the tests take practically no clear look of unchanged ground for a veil or a shade."""
