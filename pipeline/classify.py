@@ -299,8 +299,9 @@ def obscured_looks(
     Veiled: blue, green and red brighter, by ``veil_min_rise`` at least on their mean, and
     neither SWIR band risen more than that mean (within ``veil_min_rise``). A cloud edge below
     the mask's opacity threshold (Sen2Cor leaves edges below 0.3 opacity unflagged; Fmask's
-    dilation stops at a fixed distance), thin cirrus or residual haze lies in front of the ground and is brighter in the visible than in
-    the SWIR, where water and ice absorb (clouds) and scattering fades with wavelength (haze).
+    dilation stops at a fixed distance), thin cirrus or residual haze lies in front of the
+    ground and is brighter in the visible than in the SWIR, where water and ice absorb (clouds)
+    and scattering fades with wavelength (haze).
     This is the multi-temporal cloud test of MAJA (Hagolle et al. 2010, Remote Sens. Environ.
     114:1747: a look much brighter in blue than the pixel's clear reference is cloud), with a
     spectral condition that keeps real change out: ground uncovered where coal was carted off
