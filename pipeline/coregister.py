@@ -163,14 +163,19 @@ def shift_array(array: NDArray[Any], move: tuple[int, int], fill: Any) -> NDArra
 
 
 def aligned_correlation(a: FloatArray, b: FloatArray, move: tuple[int, int]) -> float:
-    """Pearson correlation of registration images ``a`` and ``b`` after moving ``b`` by ``move``,
-    over the pixels valid in both (non-zero: ``registration_image`` leaves 0 elsewhere); NaN
-    below 2."""
-    moved = shift_array(b, move, 0.0)
-    both = (a != 0) & (moved != 0)
+    """``image_correlation`` of registration images ``a`` and ``b`` after moving ``b`` by
+    ``move`` whole pixels."""
+    return image_correlation(a, shift_array(b, move, 0.0))
+
+
+def image_correlation(a: NDArray[np.floating[Any]], b: NDArray[np.floating[Any]]) -> float:
+    """Pearson correlation of registration images ``a`` and ``b`` over the pixels valid in both
+    (finite and non-zero: ``registration_image`` leaves 0 elsewhere, a resampled image NaN
+    beyond its edge); NaN below 2 pixels or where either is constant."""
+    both = np.isfinite(a) & np.isfinite(b) & (a != 0) & (b != 0)
     if both.sum() < 2:
         return float("nan")
-    x, y = a[both], moved[both]
+    x, y = a[both], b[both]
     if not (x.std() > 0 and y.std() > 0):
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])

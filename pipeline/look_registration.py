@@ -61,7 +61,7 @@ from threadpoolctl import threadpool_limits
 
 from pipeline.bands import BAND_INDEX
 from pipeline.composite import median_only
-from pipeline.coregister import registration_image, shift_array
+from pipeline.coregister import image_correlation, registration_image, shift_array
 
 logger = logging.getLogger(__name__)
 
@@ -267,22 +267,10 @@ def _match(
     shift = (float(found[0]) + 0.0, float(found[1]) + 0.0)
     if max(abs(shift[0]), abs(shift[1])) > params.max_shift_px:
         return NOT_ESTIMATED
-    before = _correlation(reference, image)
-    after = _correlation(reference, resample(np.where(image != 0, image, np.nan), shift))
+    before = image_correlation(reference, image)
+    after = image_correlation(reference, resample(np.where(image != 0, image, np.nan), shift))
     # No worse than unmoved (to the precision of the resampling: a look where it belongs
     # correlates as well either way).
     if not (after >= params.min_correlation and after >= before - CORRELATION_TOLERANCE):
         return NOT_ESTIMATED
     return LookShift(shift, round(after, 4), False)
-
-
-def _correlation(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
-    """Pearson correlation of two registration images over the pixels where both are finite
-    and non-zero (``registration_image`` leaves 0 where not valid); NaN below 2 pixels."""
-    both = np.isfinite(a) & np.isfinite(b) & (a != 0) & (b != 0)
-    if both.sum() < 2:
-        return float("nan")
-    x, y = a[both], b[both]
-    if not (x.std() > 0 and y.std() > 0):
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
