@@ -72,6 +72,9 @@ COREGISTERED = "coregistered"
 LINEAR_FEATURES = "linear-features"
 #: Years a pixel must be mapped a field in before ``drop_unseen_fields`` believes it one.
 MIN_FIELD_YEARS = 2
+#: Seasons that must agree to overrule one season's terrain-shadow verdict
+#: (``settle_terrain_shadow``).
+MIN_SLOPE_VOTES = 2
 
 
 def analysis_area(site: Site, grid: Grid, buffer_m: float) -> BoolArray:
@@ -95,7 +98,8 @@ def analyse_site(
     """Areas, polygons and year-to-year change for one site, with the boundary's movement
     in ``sectors`` directions, all measured on the footprints settled across years: the years
     brought onto one frame (``coregister.coregister_years`` with ``coregistration``; None: left
-    as they are), exposed bed of water drawn down out (``water.drop_exposed_beds``), then
+    as they are), each season's terrain-shadow verdict weighed against the others'
+    (``settle_terrain_shadow``), exposed bed of water drawn down out (``water.drop_exposed_beds``), then
     ``date_footprints``, then the new linear features added (``add_lines`` with ``lines``;
     None: none looked for). The returned ``years`` are those; ``YearMetrics`` says what moved
     and flags the years.
@@ -107,6 +111,7 @@ def analyse_site(
     min_px = boundaries.min_pixels_for_area(min_mapping_unit_ha, px)
     if coregistration is not None:
         years = coregister_years(years, coregistration)
+    years = settle_terrain_shadow(years, min_px)
     beds = water.drop_exposed_beds(years, min_px)
     years = date_footprints(beds.years, min_px)
     if lines is not None:
@@ -234,6 +239,65 @@ def year_change(
         coal_net_ha=coal_net.net_ha,
         coal_net_pm_ha=coal_net.net_pm_ha,
     )
+
+
+def settle_terrain_shadow(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYear]:
+    """``years`` (on one frame) with each season's terrain-shadow verdict (``terrain.shadowed``)
+    settled by the other seasons': a slope facing away from the sun is one every autumn, while
+    ground that merely looked so in one season (a yard under cloud shadows the mask missed in
+    its late looks, which a single season cannot tell from a slope) keeps its reflectance in
+    the others.
+
+    Per pixel, the votes are the seasons that judged it (``terrain.judged``: looks enough over
+    a span of sun) among those that could map it: shadowed (``terrain_shadow``) or not
+    (``terrain_flat``). Ground one season left out as shadowed is mapped again (footprint)
+    when at least two other seasons judged it and found it flat, more than found it shadowed.
+    Ground a season mapped without judging it, or judged flat, is left out as shadowed when at
+    least two other seasons found it so and more than found it flat; its footprint pieces left
+    under ``min_pixels`` go with it. A tie, or fewer than two other votes, keeps the season's
+    own verdict. Years stored before the verdicts were kept (None) neither vote nor change."""
+    votes = [
+        (sy.terrain_shadow, sy.terrain_flat)
+        for sy in years
+        if sy.terrain_shadow is not None and sy.terrain_flat is not None
+    ]
+    if len(votes) < 3:
+        return list(years)
+    shadow_votes = np.sum([shadow for shadow, _ in votes], axis=0, dtype=np.int16)
+    flat_votes = np.sum([flat for _, flat in votes], axis=0, dtype=np.int16)
+    out = []
+    for sy in years:
+        if sy.terrain_shadow is None or sy.terrain_flat is None:
+            out.append(sy)
+            continue
+        shadow = shadow_votes - sy.terrain_shadow
+        flat = flat_votes - sy.terrain_flat
+        restored = sy.terrain_shadow & (flat >= MIN_SLOPE_VOTES) & (flat > shadow)
+        mapped = sy.footprint | sy.coal_mask
+        left_out = mapped & ~sy.terrain_shadow & (shadow >= MIN_SLOPE_VOTES) & (shadow > flat)
+        if not (restored.any() or left_out.any()):
+            out.append(sy)
+            continue
+        coal = sy.coal_mask & ~left_out
+        footprint = (
+            boundaries.remove_small_regions((sy.footprint | restored) & ~left_out, min_pixels)
+            | coal
+        )
+        left_out = mapped & ~(footprint | coal)
+        logger.info(
+            "%s %d: terrain shadow settled by the other years: %d px mapped again, %d px left "
+            "out", sy.site_id, sy.year, int(restored.sum()), int(left_out.sum()),
+        )  # fmt: skip
+        out.append(
+            replace(
+                sy,
+                footprint=footprint,
+                coal_mask=coal,
+                terrain_shadow=(sy.terrain_shadow & ~restored) | left_out,
+                terrain_flat=sy.terrain_flat & ~left_out,
+            )
+        )
+    return out
 
 
 def date_footprints(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYear]:

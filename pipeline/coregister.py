@@ -432,6 +432,7 @@ def moved_site_year(sy: SiteYear, move: tuple[int, int]) -> SiteYear:
         unseen_fields=mask(sy.unseen_fields),
         exposed_bed=mask(sy.exposed_bed),
         terrain_shadow=mask(sy.terrain_shadow),
+        terrain_flat=mask(sy.terrain_flat),
     )
 
 

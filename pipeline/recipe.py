@@ -565,6 +565,7 @@ def finish_site_year(
         median_clear=float(np.median(composite.clear_count[area])),
         coverage=round(float(valid.sum()) / max(int(area.sum()), 1), 4),
         evidence=evidence, terrain_shadow=classified.terrain_shadow,
+        terrain_flat=classified.terrain_flat,
     )  # fmt: skip
 
 
@@ -591,7 +592,10 @@ class Classified:
     (``terrain.shadowed``); None when no sun response was given. ``coal_on_green``: ground the
     coal count accepts but the greenness test calls green earlier in the season, left out of the
     coal (char of a burn, or a pile dumped on vegetation: the next year tells); None when no
-    greenness was given."""
+    greenness was given. ``terrain_flat``: footprint-like or coal-counted ground whose season
+    had looks enough to tell (``terrain.judged``) and did not follow the sun; None when no sun
+    response was given. A slope is one every autumn: the years settle a season's verdict
+    (``analysis.settle_terrain_shadow``)."""
 
     footprint: BoolArray
     coal_mask: BoolArray
@@ -599,6 +603,7 @@ class Classified:
     green_excluded: BoolArray | None
     terrain_shadow: BoolArray | None = None
     coal_on_green: BoolArray | None = None
+    terrain_flat: BoolArray | None = None
 
 
 def classify(
@@ -650,12 +655,14 @@ def classify(
         # (DOMAIN.md "Confusers": burn scars are told apart by persistence).
         coal_on_green = counted & valid & is_green(green_ndvi, **params.footprint_rule)
         counted = counted & ~coal_on_green
-    shadow = None
+    shadow = flat = None
     if sun is not None:
         candidates = valid & (
             counted | footprint_mask(reflectance, green_ndvi, opening_px=0, **params.footprint_rule)
         )
         shadow = candidates & terrain.shadowed(sun, candidates, **params.terrain_rule)
+        judging = {k: v for k, v in params.terrain_rule.items() if k in _JUDGED_BY}
+        flat = candidates & terrain.judged(sun, **judging) & ~shadow
         valid = valid & ~shadow
     coal_core = drop_thin_regions(counted & valid, params.coal_opening_px)
     coal_mask = boundaries.remove_small_regions(
@@ -677,7 +684,11 @@ def classify(
 
     footprint = footprint_with(green_ndvi)
     excluded = None if green_ndvi is None else footprint_with(None) & ~footprint
-    return Classified(footprint, coal_mask, coal, excluded, shadow, coal_on_green)
+    return Classified(footprint, coal_mask, coal, excluded, shadow, coal_on_green, flat)
+
+
+#: The ``terrain_rule`` settings that say which pixels a season can judge (``terrain.judged``).
+_JUDGED_BY = ("min_looks", "min_span_deg")
 
 
 def classify_single_image(

@@ -127,6 +127,10 @@ class SiteYear:
     # Footprint-like or coal-counted ground left unmapped because its brightness followed the
     # sinking sun through the season (``recipe.Classified.terrain_shadow``); None: not known.
     terrain_shadow: BoolArray | None = None
+    # Footprint-like or coal-counted ground whose season could tell and saw it not follow the
+    # sun (``recipe.Classified.terrain_flat``); None: not known. ``analysis.settle_terrain_shadow``
+    # weighs the years' verdicts.
+    terrain_flat: BoolArray | None = None
     # Set by ``coregister.coregister_years`` (``analysis.analyse_site``): where this year lay
     # against the site's common frame and how it was moved; None: not estimated (no composite,
     # no reliable pair, co-registration off, or before the analysis).
@@ -169,6 +173,8 @@ def site_year_arrays(sy: SiteYear) -> dict[str, NDArray[Any]]:
         arrays["unseen_fields"] = sy.unseen_fields
     if sy.terrain_shadow is not None:
         arrays["terrain_shadow"] = sy.terrain_shadow
+    if sy.terrain_flat is not None:
+        arrays["terrain_flat"] = sy.terrain_flat
     if sy.composite is not None:
         arrays["composite_reflectance"] = sy.composite.reflectance
         arrays["composite_clear_count"] = sy.composite.clear_count
@@ -197,6 +203,7 @@ def site_year_record(sy: SiteYear) -> dict[str, Any]:
         "has_redated": sy.redated is not None,
         "has_unseen_fields": sy.unseen_fields is not None,
         "has_terrain_shadow": sy.terrain_shadow is not None,
+        "has_terrain_flat": sy.terrain_flat is not None,
     }
 
 
@@ -330,6 +337,7 @@ def site_year_from_stored(
         terrain_shadow=(
             arr("terrain_shadow").astype(bool) if record.get("has_terrain_shadow") else None
         ),
+        terrain_flat=(arr("terrain_flat").astype(bool) if record.get("has_terrain_flat") else None),
     )
 
 

@@ -343,6 +343,15 @@ def _response_kernel(
             )
 
 
+def judged(response: SunResponse, *, min_looks: float = 4, min_span_deg: float = 8.0) -> BoolArray:
+    """Pixels whose season says whether they follow the sun (``shadowed`` decides only these):
+    at least ``min_looks`` clear looks spanning ``min_span_deg`` degrees of sun elevation."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(
+            (response.looks >= min_looks) & (response.span >= min_span_deg), dtype=bool
+        )
+
+
 def shadowed(
     response: SunResponse,
     reference: BoolArray,
@@ -363,10 +372,10 @@ def shadowed(
     what the site's looks let flat ground do by chance.
 
     Only pixels with at least ``min_looks`` clear looks spanning ``min_span_deg`` of sun
-    elevation are decided (fewer: not shadowed). A pixel follows the sun when every band
-    darkens as the sun sinks, both by itself and faster than the reference, both SWIR bands at
-    least as fast as blue (losing the direct beam leaves skylight, which is bluest, so shade
-    deepens toward SWIR; haze, which adds most in blue, cannot mimic it), and its mean log
+    elevation are decided (``judged``; fewer: not shadowed). A pixel follows the sun when every
+    band darkens as the sun sinks, both by itself and faster than the reference, both SWIR
+    bands at least as fast as blue (losing the direct beam leaves skylight, which is bluest, so
+    shade deepens toward SWIR; haze, which adds most in blue, cannot mimic it), and its mean log
     brightness by at least ``min_darkening_per_deg`` per degree by itself and by at least
     ``grow_sigmas`` spreads against the reference. At that floor a season spanning 25 degrees
     of sun darkens a pixel by 14 %: the direct beam on a slope of about 10 degrees facing away
@@ -379,7 +388,7 @@ def shadowed(
     also wide: regions that hold no ``min_width_px`` square anywhere (the strip a tall building
     shades more as the sun sinks, a north-facing roof) are not terrain and stay mapped.
     """
-    decided = (response.looks >= min_looks) & (response.span >= min_span_deg)
+    decided = judged(response, min_looks=min_looks, min_span_deg=min_span_deg)
     usable = reference & np.isfinite(response.slope).all(axis=0)
     level = np.zeros(response.slope.shape[0], np.float64)
     spread = 0.0

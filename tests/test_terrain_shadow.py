@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from pipeline import terrain
+from pipeline.analysis import settle_terrain_shadow
 from pipeline.bands import BANDS
 from pipeline.classify import coal_frequency
 from pipeline.composite import median_composite
@@ -375,3 +376,67 @@ def test_where_relates_only_those_pixels_each_as_without_it() -> None:
     assert (part.looks[~where] == 0).all()
     none = sun_response(stack, clear, days, where=np.zeros((h, w), bool))
     assert (none.looks == 0).all()
+
+
+# --- the years settle a season's verdict (``analysis.settle_terrain_shadow``) -----------------
+
+
+def _season(year: int, seed: int, *, shaded_yard: bool = False, slope_looks: int = 8) -> Any:
+    """A site-year of ``_scene`` (the same ground every year, its looks moved to ``year``):
+    with ``shaded_yard``, part of the yard under cloud shadows the mask missed (the direct beam
+    cut, skylight left), ever deeper, in the season's last four looks; with ``slope_looks`` under 8, the slope clear in only that many looks."""
+    stack, clear, masks = _scene(seed)
+    if shaded_yard:
+        for t, direct in zip(range(4, 8), (0.75, 0.6, 0.5, 0.45), strict=True):
+            stack[t][:, SHADED_ROWS] *= (DIFFUSE + (1.0 - DIFFUSE) * direct)[:, None, None]
+    if slope_looks < len(DAYS):
+        clear[slope_looks:][:, masks["slope"]] = False
+    looks = [
+        Look(
+            day.replace(year=year), stack[t], clear[t],
+            look_record(f"look-{year}-{t}", f"{day.replace(year=year).isoformat()}T02:30:00Z"),
+        )
+        for t, day in enumerate(DAYS)
+    ]  # fmt: skip
+    area = np.ones(stack.shape[2:], bool)
+    return site_year("slope-site", year, looks, [], area, PIXEL_HA, RecipeParams()), masks
+
+
+SHADED_ROWS = slice(0, 6)
+
+
+def test_a_yard_one_season_saw_darken_with_the_sun_is_mapped_again_by_the_others() -> None:
+    """Unflagged cloud shadows over part of a yard in a season's late looks follow the sun as a
+    slope does; the other seasons saw the yard flat, and it is mapped again. The slope, shadowed
+    every season, stays out."""
+    years = [_season(2020 + i, seed=3 + i, shaded_yard=i == 1)[0] for i in range(4)]
+    _, masks = _season(2020, 3)
+    shaded = np.zeros_like(masks["yard"])
+    shaded[SHADED_ROWS] = True
+    assert years[1].terrain_shadow[shaded].mean() > 0.5  # the season alone is fooled
+    assert years[1].footprint[shaded].mean() < 0.5
+    settled = settle_terrain_shadow(years, 1)
+    for before, after in zip(years, settled, strict=True):
+        assert after.footprint[masks["yard"]].mean() > 0.95
+        assert after.footprint[masks["slope"]].mean() < 0.05
+        assert after.terrain_shadow[masks["slope"]].mean() > 0.9
+        assert not after.terrain_shadow[shaded].any()
+        if before is not years[1]:
+            np.testing.assert_array_equal(after.footprint, before.footprint)
+
+
+def test_a_slope_one_season_could_not_judge_is_left_out_by_the_others() -> None:
+    """A season with three clear looks of the slope cannot tell it follows the sun and maps it;
+    the three seasons that could, found it shadowed, and it is left out that season too."""
+    years = [_season(2020 + i, seed=3 + i, slope_looks=3 if i == 2 else 8)[0] for i in range(4)]
+    _, masks = _season(2020, 3)
+    slope = masks["slope"]
+    assert years[2].footprint[slope].mean() > 0.9  # the season alone maps it
+    settled = settle_terrain_shadow(years, 1)
+    assert settled[2].footprint[slope].mean() < 0.05
+    assert not settled[2].coal_mask[slope].any()
+    assert settled[2].terrain_shadow[slope].mean() > 0.9
+    assert settled[2].footprint[masks["yard"]].mean() > 0.95
+    # Two seasons are too few to overrule one.
+    kept = settle_terrain_shadow(years[1:3], 1)
+    np.testing.assert_array_equal(kept[1].footprint, years[2].footprint)
