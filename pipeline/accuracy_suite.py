@@ -636,14 +636,17 @@ def _gaps_measure(case: HardCase, result: Any) -> Measure:
 
 
 def _offset_measure(result: Any, source: Any, details: dict[str, Any]) -> Measure:
-    """Share of the scenes read whose applied offset matches what their pixels carry."""
+    """Share of the scenes read whose applied offset matches what their pixels carry, among
+    those with a clear pixel: a scene all cloud reaches no number whatever its offset, and its
+    cloud reads alike either way (bright in every band), so nothing can tell; those are
+    counted apart."""
     truth: dict[str, int] = {}
     for path in (source.root / "sentinel-2-l2a").glob("*/*.json"):
         item = json.loads(path.read_text(encoding="utf-8"))
         props = item.get("properties", {})
         if "sitewatch:offset_in_pixels_dn" in props:
             truth[item["id"]] = int(props["sitewatch:offset_in_pixels_dn"])
-    right = wrong = 0
+    right = wrong = unseen = 0
     for analysis in result.sites:
         for sy in analysis.years:
             for record in sy.scenes:
@@ -652,15 +655,19 @@ def _offset_measure(result: Any, source: Any, details: dict[str, Any]) -> Measur
                 carried = truth.get(record.scene_id)
                 if carried is None:
                     continue
+                if record.mask and "clear" not in record.mask:  # shares of the reasons seen
+                    unseen += 1
+                    continue
                 ok = math.isclose(-float(record.offset_dn), float(carried))
                 right += ok
                 wrong += not ok
     n = right + wrong
     share = right / n if n else None
-    details["offset_decisions"] = {"right": right, "wrong": wrong}
+    details["offset_decisions"] = {"right": right, "wrong": wrong, "no_clear_pixel": unseen}
     return _measure(
         "offset_decisions_right", share, TARGETS["offset_decisions_right"],
-        f"{right}/{n} scenes read with the offset their pixels carry",
+        f"{right}/{n} scenes with a clear pixel read with the offset their pixels carry "
+        f"({unseen} all cloud not scored)",
     )  # fmt: skip
 
 

@@ -487,3 +487,36 @@ def test_cli_prints_the_table_writes_json_and_exits_by_the_targets(
     assert report["seeds"] == [3]
     # Exit 0 exactly when every target of the rows is met, 1 otherwise.
     assert code == (0 if "FAIL" not in printed else 1)
+
+
+def test_offset_decisions_are_scored_on_scenes_with_a_clear_pixel(tmp_path: Path) -> None:
+    """A scene all cloud reaches no number and its pixels cannot tell its offset: it is counted
+    apart; a wrong decision on a scene with one clear pixel still fails the row."""
+    from types import SimpleNamespace
+
+    from pipeline.accuracy_suite import _offset_measure
+    from pipeline.results import SceneRecord
+
+    carried = {"a": 1000, "b": 0, "cloud": 1000, "few": 1000}
+    folder = tmp_path / "sentinel-2-l2a" / "items"
+    folder.mkdir(parents=True)
+    for scene_id, dn in carried.items():
+        item = {"id": scene_id, "properties": {"sitewatch:offset_in_pixels_dn": dn}}
+        (folder / f"{scene_id}.json").write_text(json.dumps(item), encoding="utf-8")
+
+    def record(scene_id: str, applied: float, mask: dict[str, float]) -> SceneRecord:
+        return SceneRecord(scene_id, "2022-10-01T02:30:00Z", offset_dn=applied, mask=mask)
+
+    def measure(*records: SceneRecord) -> tuple[Any, dict[str, Any]]:
+        result = SimpleNamespace(sites=[SimpleNamespace(years=[SimpleNamespace(scenes=records)])])
+        details: dict[str, Any] = {}
+        return _offset_measure(result, SimpleNamespace(root=tmp_path), details), details
+
+    right = (record("a", -1000.0, {"clear": 0.6, "cloud": 0.4}), record("b", 0.0, {"clear": 1.0}))
+    m, details = measure(*right, record("cloud", 0.0, {"cloud": 1.0}))
+    assert m.passed
+    assert m.value == 1.0
+    assert details["offset_decisions"] == {"right": 2, "wrong": 0, "no_clear_pixel": 1}
+    m, details = measure(*right, record("few", 0.0, {"clear": 0.0001, "cloud": 0.9999}))
+    assert not m.passed
+    assert details["offset_decisions"]["wrong"] == 1
