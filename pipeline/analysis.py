@@ -111,7 +111,7 @@ def analyse_site(
     min_px = boundaries.min_pixels_for_area(min_mapping_unit_ha, px)
     if coregistration is not None:
         years = coregister_years(years, coregistration)
-    years = settle_terrain_shadow(years, min_px)
+    years = settle_terrain_shadow(years, min_px, px)
     beds = water.drop_exposed_beds(years, min_px)
     years = date_footprints(beds.years, min_px)
     if lines is not None:
@@ -241,7 +241,9 @@ def year_change(
     )
 
 
-def settle_terrain_shadow(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYear]:
+def settle_terrain_shadow(
+    years: Sequence[SiteYear], min_pixels: int, pixel_area_ha: float
+) -> list[SiteYear]:
     """``years`` (on one frame) with each season's terrain-shadow verdict (``terrain.shadowed``)
     settled by the other seasons': a slope facing away from the sun is one every autumn, while
     ground that merely looked so in one season (a yard under cloud shadows the mask missed in
@@ -250,12 +252,14 @@ def settle_terrain_shadow(years: Sequence[SiteYear], min_pixels: int) -> list[Si
 
     Per pixel, the votes are the seasons that judged it (``terrain.judged``: looks enough over
     a span of sun) among those that could map it: shadowed (``terrain_shadow``) or not
-    (``terrain_flat``). Ground one season left out as shadowed is mapped again (footprint)
-    when at least two other seasons judged it and found it flat, more than found it shadowed.
-    Ground a season mapped without judging it, or judged flat, is left out as shadowed when at
-    least two other seasons found it so and more than found it flat; its footprint pieces left
-    under ``min_pixels`` go with it. A tie, or fewer than two other votes, keeps the season's
-    own verdict. Years stored before the verdicts were kept (None) neither vote nor change."""
+    (``terrain_flat``). Ground one season left out as shadowed is mapped again when at least
+    two other seasons judged it and found it flat, more than found it shadowed: as footprint
+    (whether it counted as coal is the season's own count, which is not kept; a pile so left
+    out comes back as footprint only). Ground a season mapped without judging it, or judged
+    flat, is left out as shadowed when at least two other seasons found it so and more than
+    found it flat; its footprint pieces left under ``min_pixels`` go with it. A tie, or fewer
+    than two other votes, keeps the season's own verdict. Years stored before the verdicts were
+    kept (None) neither vote nor change. ``pixel_area_ha``: for the log."""
     votes = [
         (sy.terrain_shadow, sy.terrain_flat)
         for sy in years
@@ -285,8 +289,9 @@ def settle_terrain_shadow(years: Sequence[SiteYear], min_pixels: int) -> list[Si
         )
         left_out = mapped & ~(footprint | coal)
         logger.info(
-            "%s %d: terrain shadow settled by the other years: %d px mapped again, %d px left "
-            "out", sy.site_id, sy.year, int(restored.sum()), int(left_out.sum()),
+            "%s %d: terrain shadow settled by the other years: %.2f ha mapped again, %.2f ha "
+            "left out", sy.site_id, sy.year, float(restored.sum()) * pixel_area_ha,
+            float(left_out.sum()) * pixel_area_ha,
         )  # fmt: skip
         out.append(
             replace(

@@ -415,7 +415,7 @@ def test_a_yard_one_season_saw_darken_with_the_sun_is_mapped_again_by_the_others
     shaded[SHADED_ROWS] = True
     assert years[1].terrain_shadow[shaded].mean() > 0.5  # the season alone is fooled
     assert years[1].footprint[shaded].mean() < 0.5
-    settled = settle_terrain_shadow(years, 1)
+    settled = settle_terrain_shadow(years, 1, PIXEL_HA)
     for before, after in zip(years, settled, strict=True):
         assert after.footprint[masks["yard"]].mean() > 0.95
         assert after.footprint[masks["slope"]].mean() < 0.05
@@ -432,11 +432,11 @@ def test_a_slope_one_season_could_not_judge_is_left_out_by_the_others() -> None:
     _, masks = _season(2020, 3)
     slope = masks["slope"]
     assert years[2].footprint[slope].mean() > 0.9  # the season alone maps it
-    settled = settle_terrain_shadow(years, 1)
+    settled = settle_terrain_shadow(years, 1, PIXEL_HA)
     assert settled[2].footprint[slope].mean() < 0.05
     assert not settled[2].coal_mask[slope].any()
     assert settled[2].terrain_shadow[slope].mean() > 0.9
     assert settled[2].footprint[masks["yard"]].mean() > 0.95
     # Two seasons are too few to overrule one.
-    kept = settle_terrain_shadow(years[1:3], 1)
+    kept = settle_terrain_shadow(years[1:3], 1, PIXEL_HA)
     np.testing.assert_array_equal(kept[1].footprint, years[2].footprint)
