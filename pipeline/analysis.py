@@ -72,7 +72,7 @@ COREGISTERED = "coregistered"
 LINEAR_FEATURES = "linear-features"
 #: Years a pixel must be mapped a field in before ``drop_unseen_fields`` believes it one.
 MIN_FIELD_YEARS = 2
-#: Seasons that must agree to overrule one season's terrain-shadow verdict
+#: Other seasons that must find ground shadowed to leave it out of a season that mapped it
 #: (``settle_terrain_shadow``).
 MIN_SLOPE_VOTES = 2
 
@@ -250,22 +250,23 @@ def settle_terrain_shadow(
     its late looks, which a single season cannot tell from a slope) keeps its reflectance in
     the others.
 
-    Per pixel, the votes are the seasons that judged it (``terrain.judged``: looks enough over
-    a span of sun) among those that could map it: shadowed (``terrain_shadow``) or not
-    (``terrain_flat``). Ground one season left out as shadowed is mapped again when at least
-    two other seasons judged it and found it flat, more than found it shadowed: as footprint
-    (whether it counted as coal is the season's own count, which is not kept; a pile so left
-    out comes back as footprint only). Ground a season mapped without judging it, or judged
-    flat, is left out as shadowed when at least two other seasons found it so and more than
-    found it flat; its footprint pieces left under ``min_pixels`` go with it. A tie, or fewer
-    than two other votes, keeps the season's own verdict. Years stored before the verdicts were
-    kept (None) neither vote nor change. ``pixel_area_ha``: for the log."""
+    Per pixel, the votes are the seasons that could map it and could have found it following
+    the sun (``terrain.judged``): shadowed (``terrain_shadow``) or flat (``terrain_flat``).
+    Ground a season left out as shadowed is mapped again when more other seasons found it
+    flat than shadowed: a slope is not seen flat by a season whose looks could show its trend.
+    It comes back as footprint (whether it counted as coal is the season's own count, which is
+    not kept). Ground a season mapped, without judging it or judged flat, is left out as
+    shadowed when at least ``MIN_SLOPE_VOTES`` other seasons found it so, more than found it
+    flat (one season fooled by cloud shadows must not take ground out of the others); its
+    footprint pieces left under ``min_pixels`` go with it. Otherwise the season's own verdict
+    stands. Years stored before the verdicts were kept (None) neither vote nor change.
+    ``pixel_area_ha``: for the log."""
     votes = [
         (sy.terrain_shadow, sy.terrain_flat)
         for sy in years
         if sy.terrain_shadow is not None and sy.terrain_flat is not None
     ]
-    if len(votes) < 3:
+    if len(votes) < 2:
         return list(years)
     shadow_votes = np.sum([shadow for shadow, _ in votes], axis=0, dtype=np.int16)
     flat_votes = np.sum([flat for _, flat in votes], axis=0, dtype=np.int16)
@@ -276,7 +277,7 @@ def settle_terrain_shadow(
             continue
         shadow = shadow_votes - sy.terrain_shadow
         flat = flat_votes - sy.terrain_flat
-        restored = sy.terrain_shadow & (flat >= MIN_SLOPE_VOTES) & (flat > shadow)
+        restored = sy.terrain_shadow & (flat > shadow)
         mapped = sy.footprint | sy.coal_mask
         left_out = mapped & ~sy.terrain_shadow & (shadow >= MIN_SLOPE_VOTES) & (shadow > flat)
         if not (restored.any() or left_out.any()):

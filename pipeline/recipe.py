@@ -688,7 +688,7 @@ def classify(
 
 
 #: The ``terrain_rule`` settings that say which pixels a season can judge (``terrain.judged``).
-_JUDGED_BY = ("min_looks", "min_span_deg")
+_JUDGED_BY = ("min_looks", "min_span_deg", "significance")
 
 
 def classify_single_image(

@@ -343,13 +343,31 @@ def _response_kernel(
             )
 
 
-def judged(response: SunResponse, *, min_looks: float = 4, min_span_deg: float = 8.0) -> BoolArray:
-    """Pixels whose season says whether they follow the sun (``shadowed`` decides only these):
-    at least ``min_looks`` clear looks spanning ``min_span_deg`` degrees of sun elevation."""
+def judged(
+    response: SunResponse,
+    *,
+    min_looks: float = 4,
+    min_span_deg: float = 8.0,
+    significance: float = 0.025,
+) -> BoolArray:
+    """Pixels whose season could have found them following the sun (``shadowed``): clear looks
+    enough, at least ``min_looks`` spanning ``min_span_deg`` degrees of sun elevation, and
+    enough for a significant trend at level ``significance`` at all (``min_trend_looks``): a
+    season that finds such ground flat has seen it flat."""
+    enough = max(min_looks, min_trend_looks(significance))
     with np.errstate(invalid="ignore"):
-        return np.asarray(
-            (response.looks >= min_looks) & (response.span >= min_span_deg), dtype=bool
-        )
+        return np.asarray((response.looks >= enough) & (response.span >= min_span_deg), bool)
+
+
+def min_trend_looks(significance: float) -> int:
+    """The fewest looks (of distinct days) whose mean brightness, falling at every look,
+    makes Kendall's trend significant at one-sided level ``significance`` (5 at 0.025): with
+    fewer, no series can seed a slope (``shadowed``)."""
+    bar = stats.norm.isf(significance)
+    n = 2
+    while (n * (n - 1) / 2 - 1) / math.sqrt(n * (n - 1) * (2 * n + 5) / 18) < bar:
+        n += 1
+    return n
 
 
 def shadowed(
@@ -372,10 +390,10 @@ def shadowed(
     what the site's looks let flat ground do by chance.
 
     Only pixels with at least ``min_looks`` clear looks spanning ``min_span_deg`` of sun
-    elevation are decided (``judged``; fewer: not shadowed). A pixel follows the sun when every
-    band darkens as the sun sinks, both by itself and faster than the reference, both SWIR
-    bands at least as fast as blue (losing the direct beam leaves skylight, which is bluest, so
-    shade deepens toward SWIR; haze, which adds most in blue, cannot mimic it), and its mean log
+    elevation are decided (fewer: not shadowed). A pixel follows the sun when every band
+    darkens as the sun sinks, both by itself and faster than the reference, both SWIR bands at
+    least as fast as blue (losing the direct beam leaves skylight, which is bluest, so shade
+    deepens toward SWIR; haze, which adds most in blue, cannot mimic it), and its mean log
     brightness by at least ``min_darkening_per_deg`` per degree by itself and by at least
     ``grow_sigmas`` spreads against the reference. At that floor a season spanning 25 degrees
     of sun darkens a pixel by 14 %: the direct beam on a slope of about 10 degrees facing away
@@ -388,7 +406,7 @@ def shadowed(
     also wide: regions that hold no ``min_width_px`` square anywhere (the strip a tall building
     shades more as the sun sinks, a north-facing roof) are not terrain and stay mapped.
     """
-    decided = judged(response, min_looks=min_looks, min_span_deg=min_span_deg)
+    decided = (response.looks >= min_looks) & (response.span >= min_span_deg)
     usable = reference & np.isfinite(response.slope).all(axis=0)
     level = np.zeros(response.slope.shape[0], np.float64)
     spread = 0.0

@@ -423,6 +423,10 @@ def test_a_yard_one_season_saw_darken_with_the_sun_is_mapped_again_by_the_others
         assert not after.terrain_shadow[shaded].any()
         if before is not years[1]:
             np.testing.assert_array_equal(after.footprint, before.footprint)
+    # One other season that saw the yard flat is enough: a slope is never seen so.
+    pair = settle_terrain_shadow(years[:2], 1, PIXEL_HA)
+    assert pair[1].footprint[masks["yard"]].mean() > 0.95
+    assert pair[1].footprint[masks["slope"]].mean() < 0.05
 
 
 def test_a_slope_one_season_could_not_judge_is_left_out_by_the_others() -> None:
@@ -437,6 +441,20 @@ def test_a_slope_one_season_could_not_judge_is_left_out_by_the_others() -> None:
     assert not settled[2].coal_mask[slope].any()
     assert settled[2].terrain_shadow[slope].mean() > 0.9
     assert settled[2].footprint[masks["yard"]].mean() > 0.95
-    # Two seasons are too few to overrule one.
+    # One other season is too few to take ground out of a season that mapped it.
     kept = settle_terrain_shadow(years[1:3], 1, PIXEL_HA)
     np.testing.assert_array_equal(kept[1].footprint, years[2].footprint)
+
+
+def test_a_season_votes_flat_only_where_its_looks_could_show_a_trend() -> None:
+    """Four looks cannot make Kendall's trend significant at 0.025 (the most a falling series
+    reaches is z = 1.70): such ground is not judged, and its season does not vote."""
+    assert terrain.min_trend_looks(0.025) == 5
+    assert terrain.min_trend_looks(0.05) == 4
+    stack, clear, masks = _scene()
+    response = sun_response(stack, clear, DAYS)
+    seen = terrain.judged(response)
+    assert seen[masks["yard"]].all()
+    assert not seen[masks["few"]].any()  # three looks
+    clear[4:][:, masks["yard"]] = False  # four looks left
+    assert not terrain.judged(sun_response(stack, clear, DAYS))[masks["yard"]].any()
