@@ -128,8 +128,8 @@ class SiteYear:
     # sinking sun through the season (``recipe.Classified.terrain_shadow``); None: not known.
     terrain_shadow: BoolArray | None = None
     # Footprint-like or coal-counted ground whose season could tell and saw it not follow the
-    # sun (``recipe.Classified.terrain_flat``); None: not known. ``analysis.settle_terrain_shadow``
-    # weighs the years' verdicts.
+    # sun (``recipe.Classified.terrain_flat``); None: not known.
+    # ``analysis.settle_terrain_shadow`` weighs the years' verdicts.
     terrain_flat: BoolArray | None = None
     # Set by ``coregister.coregister_years`` (``analysis.analyse_site``): where this year lay
     # against the site's common frame and how it was moved; None: not estimated (no composite,
