@@ -99,7 +99,8 @@ def analyse_site(
     in ``sectors`` directions, all measured on the footprints settled across years: the years
     brought onto one frame (``coregister.coregister_years`` with ``coregistration``; None: left
     as they are), each season's terrain-shadow verdict weighed against the others'
-    (``settle_terrain_shadow``), exposed bed of water drawn down out (``water.drop_exposed_beds``), then
+    (``settle_terrain_shadow``), exposed bed of water drawn down out
+    (``water.drop_exposed_beds``, judged against dry ground that is not a field), then
     ``date_footprints``, then the new linear features added (``add_lines`` with ``lines``;
     None: none looked for). The returned ``years`` are those; ``YearMetrics`` says what moved
     and flags the years.
@@ -112,7 +113,7 @@ def analyse_site(
     if coregistration is not None:
         years = coregister_years(years, coregistration)
     years = settle_terrain_shadow(years, min_px, px)
-    beds = water.drop_exposed_beds(years, min_px)
+    beds = water.drop_exposed_beds(years, min_px, fields=field_signs(years) >= MIN_FIELD_YEARS)
     years = date_footprints(beds.years, min_px)
     if lines is not None:
         years = add_lines(years, grid.resolution, lines)

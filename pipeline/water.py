@@ -142,11 +142,13 @@ def exposed_bed(
     former_water: BoolArray,
     moisture: FloatArray,
     swir16: FloatArray,
+    fields: BoolArray | None = None,
 ) -> BoolArray:
     """The part of one year's ``footprint`` that is exposed bed (module docstring, rules 2-3):
     not ``coal_mask``, ``valid``, on ``former_water`` that is not ``water`` this year (regions
-    holding a 3 x 3 square) or on its one-pixel rim, and ``wet`` against the year's dry ground (footprint and not coal, more than
-    ``SHORE_PX`` pixels from water of any year, eroded by one pixel). ``moisture`` and
+    holding a 3 x 3 square) or on its one-pixel rim, and ``wet`` against the year's dry ground
+    (footprint and not coal nor ``fields``, more than ``SHORE_PX`` pixels from water of any
+    year, eroded by one pixel). ``moisture`` and
     ``swir16`` need to be finite only on the footprint. Empty when the dry ground is too small
     to judge by.
 
@@ -161,6 +163,8 @@ def exposed_bed(
         return np.zeros(footprint.shape, bool)
     shore = ndimage.binary_dilation(water | former_water, _SQUARE, iterations=SHORE_PX)
     reference = ndimage.binary_erosion(ground, _SQUARE) & ~shore
+    if fields is not None:
+        reference &= ~fields
     sample = _sample(reference, REFERENCE_SAMPLE_PX)
     dry = dry_reference(
         local_median(moisture, reference, sample), local_median(swir16, reference, sample), sample
@@ -249,13 +253,20 @@ class ExposedBeds:
 
 
 def drop_exposed_beds(
-    years: Sequence[SiteYear], min_pixels: int, *, mndwi_min: float = WATER_MNDWI_MIN
+    years: Sequence[SiteYear],
+    min_pixels: int,
+    *,
+    mndwi_min: float = WATER_MNDWI_MIN,
+    fields: BoolArray | None = None,
 ) -> ExposedBeds:
     """``years`` with the exposed bed of water drawn down out of each footprint (module
     docstring): the water history of every year with a composite, then per year
     ``exposed_bed`` against the water of the others; footprint regions left smaller than
     ``min_pixels`` go with it, coal stays. A year sees former water only when another year
-    saw water there, so a series of one year is returned as it is."""
+    saw water there, so a series of one year is returned as it is. ``fields``: ground the
+    series shows farmed (``analysis.field_signs``), never dry reference: a field bare under a
+    cloudy summer is in a year's footprint until the fields rule takes it out, and its soil
+    is moist."""
     signs = [year_signs(sy, mndwi_min) for sy in years]
     # A water body smaller than the minimum mapping unit is no reservoir (a shadow, a puddle).
     bodies = [
@@ -274,7 +285,9 @@ def drop_exposed_beds(
             continue
         former = (times_water - body) > 0
         moisture, swir16 = s.spread()
-        bed = exposed_bed(sy.footprint, sy.coal_mask, sy.valid, s.water, former, moisture, swir16)
+        bed = exposed_bed(
+            sy.footprint, sy.coal_mask, sy.valid, s.water, former, moisture, swir16, fields
+        )
         if not bed.any():
             out.append(sy)
             removed.append(bed)

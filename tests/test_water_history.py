@@ -389,3 +389,22 @@ def test_water_level_case_has_no_false_expansion_on_the_control(tmp_path: object
     assert false_expansion is not None
     assert isinstance(false_expansion.value, float)
     assert false_expansion.value <= 0.005
+
+
+def test_a_moist_bare_field_in_the_footprint_is_no_dry_reference() -> None:
+    """A field bare under a cloudy summer is in a year's footprint until the fields rule takes
+    it out, and its soil is moist: taken for dry ground it lifts the fence the mud must clear.
+    Ground the series shows farmed (``fields``) is left out of the reference."""
+    field: Region = (slice(10, 28), slice(46, 62))
+    soil = 0.7 * WET_MUD + 0.3 * YARD
+    rim = 0.6 * WET_MUD + 0.4 * FOREST
+    regions = [*camp(), (RESERVOIR, WATER), (BED, WET_MUD), (SHORE, rim), (SEA, WATER),
+               (field, soil)]  # fmt: skip
+    mapped = mask(CAMP, WET_SPOIL, BED, SHORE, field)
+    years = [full_year(Y), site_year(Y + 1, regions, mapped), site_year(Y + 2, regions, mapped)]
+    fooled = drop_exposed_beds(years, 25)
+    assert share(fooled.years[1].footprint, BED) > 0.9  # the case is real
+    beds = drop_exposed_beds(years, 25, fields=mask(field))
+    for i in (1, 2):
+        assert share(beds.years[i].footprint, BED) == 0.0
+        assert share(beds.years[i].footprint, field) == 1.0  # the fields rule's to judge
