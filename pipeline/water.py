@@ -20,9 +20,10 @@ The rule, for an analyst:
    Sentinel-2 and Landsat bands the index is (SWIR1 - SWIR2) / (SWIR1 + SWIR2)
    (``moisture_index``). A pixel is wet when both signs hold against the same year's dry ground
    (``dry_reference``: footprint more than ``SHORE_PX`` pixels from all water of the series, not
-   coal, interior pixels): its moisture index lies above the dry ground's upper Tukey fence
-   (Q3 + 1.5 IQR, Tukey 1977: an outlier of the scene's own dry surfaces, whatever their
-   minerals and the year's atmosphere), and its SWIR1 lies below the dry ground's median (a
+   coal, not ground the series shows farmed, whose bare soil is moist, interior pixels): its
+   moisture index lies above the dry ground's upper Tukey fence (Q3 + 1.5 IQR, Tukey 1977: an
+   outlier of the scene's own dry surfaces, whatever their minerals and the year's
+   atmosphere), and its SWIR1 lies below the dry ground's median (a
    clay's 2.2 um absorption raises the index too, but leaves SWIR1 bright). Each side is read
    as the 3 x 3 median over its own ground (``local_median``): wetness belongs to the ground,
    not to a pixel's noise, and a median keeps two grounds apart up to their edge.
