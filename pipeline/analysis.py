@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -36,6 +37,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from pipeline import accuracy, boundaries, indices, trends, water
 from pipeline.change import mask_change
 from pipeline.classify import drop_thin_regions
+from pipeline.composite import Composite
 from pipeline.coregister import DEFAULT_COREGISTRATION, CoregistrationParams, coregister_years
 from pipeline.expansion import BoundaryChange, boundary_change, boundary_changes
 from pipeline.grid import Grid, reproject_geometry
@@ -75,6 +77,10 @@ MIN_FIELD_YEARS = 2
 #: Other seasons that must find ground shadowed to leave it out of a season that mapped it
 #: (``settle_terrain_shadow``).
 MIN_SLOPE_VOTES = 2
+#: How much darker than a season another season may see ground and still vote it flat ground
+#: that season mapped as a slope (``settle_terrain_shadow``): the cloud-shadow loss
+#: ``classify.obscured_looks`` uses (``shade_min_loss``).
+SHADED_LOSS = 0.2
 
 
 def analysis_area(site: Site, grid: Grid, buffer_m: float) -> BoolArray:
@@ -253,36 +259,43 @@ def settle_terrain_shadow(
 
     Per pixel, the votes are the seasons that could map it and could have found it following
     the sun (``terrain.judged``): shadowed (``terrain_shadow``) or flat (``terrain_flat``).
-    Ground a season left out as shadowed is mapped again when more other seasons found it
-    flat than shadowed: a slope is not seen flat by a season whose looks could show its trend.
-    It comes back as footprint (whether it counted as coal is the season's own count, which is
-    not kept). Ground a season mapped, without judging it or judged flat, is left out as
-    shadowed when at least ``MIN_SLOPE_VOTES`` other seasons found it so, more than found it
-    flat (one season fooled by cloud shadows must not take ground out of the others); its
-    footprint pieces left under ``min_pixels`` go with it. Otherwise the season's own verdict
-    stands. Years stored before the verdicts were kept (None) neither vote nor change.
-    ``pixel_area_ha``: for the log."""
-    votes = [
-        (sy.terrain_shadow, sy.terrain_flat)
-        for sy in years
-        if sy.terrain_shadow is not None and sy.terrain_flat is not None
-    ]
+    Ground a season left out as shadowed is mapped again when more other seasons saw it flat,
+    and no darker than this season's composite did (by less than ``SHADED_LOSS`` on the mean
+    over the bands), than found it shadowed: cloud shadows darken the one season they fall in,
+    while a season that sees a slope flat sees it in full shadow all along, darker. It comes
+    back as footprint (whether it counted as coal is the season's own count, which is not
+    kept). Ground a season mapped, without judging it or judged flat, is left out as shadowed
+    when at least ``MIN_SLOPE_VOTES`` other seasons found it so, more than found it flat (one
+    season fooled by cloud shadows must not take ground out of the others); its footprint
+    pieces left under ``min_pixels`` go with it. Otherwise the season's own verdict stands.
+    Years stored before the verdicts were kept (None), or without a composite, neither vote
+    nor change. ``pixel_area_ha``: for the log."""
+    votes = {
+        i: (sy.terrain_shadow, sy.terrain_flat, _brightness(sy.composite))
+        for i, sy in enumerate(years)
+        if sy.terrain_shadow is not None
+        and sy.terrain_flat is not None
+        and sy.composite is not None
+    }
     if len(votes) < 2:
         return list(years)
-    shadow_votes = np.sum([shadow for shadow, _ in votes], axis=0, dtype=np.int16)
-    flat_votes = np.sum([flat for _, flat in votes], axis=0, dtype=np.int16)
-    out = []
-    for sy in years:
-        if sy.terrain_shadow is None or sy.terrain_flat is None:
-            out.append(sy)
-            continue
-        shadow = shadow_votes - sy.terrain_shadow
-        flat = flat_votes - sy.terrain_flat
-        restored = sy.terrain_shadow & (flat > shadow)
+    shadow_votes = np.sum([v[0] for v in votes.values()], axis=0, dtype=np.int16)
+    flat_votes = np.sum([v[1] for v in votes.values()], axis=0, dtype=np.int16)
+    out = list(years)
+    for i, (own_shadow, own_flat, own_brightness) in votes.items():
+        sy = years[i]
+        shadow = shadow_votes - own_shadow
+        flat = flat_votes - own_flat
+        # Seasons that saw the ground flat and no darker than this one did.
+        lit = np.zeros(flat.shape, np.int16)
+        with np.errstate(invalid="ignore"):
+            for j, (_, other_flat, brightness) in votes.items():
+                if j != i:
+                    lit += other_flat & (brightness >= (1.0 - SHADED_LOSS) * own_brightness)
+        restored = own_shadow & (lit > shadow)
         mapped = sy.footprint | sy.coal_mask
-        left_out = mapped & ~sy.terrain_shadow & (shadow >= MIN_SLOPE_VOTES) & (shadow > flat)
+        left_out = mapped & ~own_shadow & (shadow >= MIN_SLOPE_VOTES) & (shadow > flat)
         if not (restored.any() or left_out.any()):
-            out.append(sy)
             continue
         coal = sy.coal_mask & ~left_out
         footprint = (
@@ -295,16 +308,21 @@ def settle_terrain_shadow(
             "left out", sy.site_id, sy.year, float(restored.sum()) * pixel_area_ha,
             float(left_out.sum()) * pixel_area_ha,
         )  # fmt: skip
-        out.append(
-            replace(
-                sy,
-                footprint=footprint,
-                coal_mask=coal,
-                terrain_shadow=(sy.terrain_shadow & ~restored) | left_out,
-                terrain_flat=sy.terrain_flat & ~left_out,
-            )
+        out[i] = replace(
+            sy,
+            footprint=footprint,
+            coal_mask=coal,
+            terrain_shadow=(own_shadow & ~restored) | left_out,
+            terrain_flat=own_flat & ~left_out,
         )
     return out
+
+
+def _brightness(composite: Composite) -> NDArray[np.float32]:
+    """The mean over the bands of a season composite (NaN where unseen)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: never seen clear
+        return np.asarray(np.nanmean(composite.reflectance, axis=0), np.float32)
 
 
 def date_footprints(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYear]:

@@ -381,16 +381,29 @@ def test_where_relates_only_those_pixels_each_as_without_it() -> None:
 # --- the years settle a season's verdict (``analysis.settle_terrain_shadow``) -----------------
 
 
-def _season(year: int, seed: int, *, shaded_yard: bool = False, slope_looks: int = 8) -> Any:
+def _season(
+    year: int,
+    seed: int,
+    *,
+    shaded_yard: bool = False,
+    slope_looks: int = 8,
+    slope_in_full_shadow: bool = False,
+) -> Any:
     """A site-year of ``_scene`` (the same ground every year, its looks moved to ``year``):
     with ``shaded_yard``, part of the yard under cloud shadows the mask missed (the direct beam
-    cut, skylight left), ever deeper, in the season's last four looks; with ``slope_looks`` under 8, the slope clear in only that many looks."""
+    cut, skylight left), ever deeper, in the season's last four looks; with ``slope_looks``
+    under 8, the slope clear in only that many looks; with ``slope_in_full_shadow``, the slope
+    in the ridge's shadow all season, alike in every look (no trend)."""
     stack, clear, masks = _scene(seed)
     if shaded_yard:
         for t, direct in zip(range(4, 8), (0.75, 0.6, 0.5, 0.45), strict=True):
             stack[t][:, SHADED_ROWS] *= (DIFFUSE + (1.0 - DIFFUSE) * direct)[:, None, None]
     if slope_looks < len(DAYS):
         clear[slope_looks:][:, masks["slope"]] = False
+    if slope_in_full_shadow:
+        noise = np.random.default_rng(seed).normal(0.0, 0.002, (len(DAYS), len(BANDS), 100))
+        lit = DIFFUSE + (1.0 - DIFFUSE) * 0.3  # the ridge cuts most of the beam all season
+        stack[:, :, masks["slope"]] = (ROCK * lit)[None, :, None] + noise.astype(np.float32)
     looks = [
         Look(
             day.replace(year=year), stack[t], clear[t],
@@ -458,3 +471,17 @@ def test_a_season_votes_flat_only_where_its_looks_could_show_a_trend() -> None:
     assert not seen[masks["few"]].any()  # three looks
     clear[4:][:, masks["yard"]] = False  # four looks left
     assert not terrain.judged(sun_response(stack, clear, DAYS))[masks["yard"]].any()
+
+
+def test_a_season_that_saw_the_slope_in_full_shadow_does_not_map_it_again() -> None:
+    """A season whose sun stays behind the ridge sees the slope dark and alike in every look: it
+    votes flat, but darker than the season that saw the slope darken, so the slope is no yard.
+    """
+    years = [_season(2020 + i, seed=3 + i, slope_in_full_shadow=i > 0)[0] for i in range(3)]
+    _, masks = _season(2020, 3)
+    slope = masks["slope"]
+    assert years[0].terrain_shadow[slope].mean() > 0.9
+    assert years[1].terrain_flat[slope].mean() > 0.9  # the case is real: judged, and flat
+    settled = settle_terrain_shadow(years, 1, PIXEL_HA)
+    assert settled[0].footprint[slope].mean() < 0.05
+    assert settled[0].terrain_shadow[slope].mean() > 0.9
