@@ -259,10 +259,11 @@ def settle_terrain_shadow(
 
     Per pixel, the votes are the seasons that could map it and could have found it following
     the sun (``terrain.judged``): shadowed (``terrain_shadow``) or flat (``terrain_flat``).
-    Ground a season left out as shadowed is mapped again when more other seasons saw it flat,
-    and no darker than this season's composite did (by less than ``SHADED_LOSS`` on the mean
-    over the bands), than found it shadowed: cloud shadows darken the one season they fall in,
-    while a season that sees a slope flat sees it in full shadow all along, darker. It comes
+    Ground a season left out as shadowed is mapped again when the other seasons that saw it
+    flat, and no darker than this season did (less than ``SHADED_LOSS`` darker on the
+    composite's mean over the bands), outnumber those that found it shadowed: cloud shadows
+    darken the one season they fall in, while a season that sees a slope flat sees it in full
+    shadow all along, darker. It comes
     back as footprint (whether it counted as coal is the season's own count, which is not
     kept). Ground a season mapped, without judging it or judged flat, is left out as shadowed
     when at least ``MIN_SLOPE_VOTES`` other seasons found it so, more than found it flat (one
