@@ -36,7 +36,7 @@ from shapely.geometry import MultiPolygon, Polygon
 
 from pipeline import accuracy, boundaries, indices, trends, water
 from pipeline.change import mask_change
-from pipeline.classify import drop_thin_regions
+from pipeline.classify import SHADE_MIN_LOSS, drop_thin_regions
 from pipeline.composite import Composite
 from pipeline.coregister import DEFAULT_COREGISTRATION, CoregistrationParams, coregister_years
 from pipeline.expansion import BoundaryChange, boundary_change, boundary_changes
@@ -77,10 +77,6 @@ MIN_FIELD_YEARS = 2
 #: Other seasons that must find ground shadowed to leave it out of a season that mapped it
 #: (``settle_terrain_shadow``).
 MIN_SLOPE_VOTES = 2
-#: How much darker than a season another season may see ground and still vote it flat ground
-#: that season mapped as a slope (``settle_terrain_shadow``): the cloud-shadow loss
-#: ``classify.obscured_looks`` uses (``shade_min_loss``).
-SHADED_LOSS = 0.2
 
 
 def analysis_area(site: Site, grid: Grid, buffer_m: float) -> BoolArray:
@@ -119,8 +115,11 @@ def analyse_site(
     if coregistration is not None:
         years = coregister_years(years, coregistration)
     years = settle_terrain_shadow(years, min_px, px)
-    beds = water.drop_exposed_beds(years, min_px, fields=field_signs(years) >= MIN_FIELD_YEARS)
-    years = date_footprints(beds.years, min_px)
+    # Farmed ground: neither dry reference for wet beds nor footprint where unseen (the beds
+    # rule changes no coal, so the years' field signs stay the same through it).
+    fields = field_signs(years) >= MIN_FIELD_YEARS
+    beds = water.drop_exposed_beds(years, min_px, fields=fields)
+    years = date_footprints(beds.years, min_px, fields)
     if lines is not None:
         years = add_lines(years, grid.resolution, lines)
     for sy, bed in zip(years, beds.removed, strict=True):
@@ -260,8 +259,8 @@ def settle_terrain_shadow(
     Per pixel, the votes are the seasons that could map it and could have found it following
     the sun (``terrain.judged``): shadowed (``terrain_shadow``) or flat (``terrain_flat``).
     Ground a season left out as shadowed is mapped again when the other seasons that saw it
-    flat, and no darker than this season did (less than ``SHADED_LOSS`` darker on the
-    composite's mean over the bands), outnumber those that found it shadowed: cloud shadows
+    flat, and no darker than this season did (less than ``classify.SHADE_MIN_LOSS``, the
+    default loss of a cloud shadow, darker on the composite's mean over the bands), outnumber those that found it shadowed: cloud shadows
     darken the one season they fall in, while a season that sees a slope flat sees it in full
     shadow all along, darker. It comes
     back as footprint (whether it counted as coal is the season's own count, which is not
@@ -292,7 +291,7 @@ def settle_terrain_shadow(
         with np.errstate(invalid="ignore"):
             for j, (_, other_flat, brightness) in votes.items():
                 if j != i:
-                    lit += other_flat & (brightness >= (1.0 - SHADED_LOSS) * own_brightness)
+                    lit += other_flat & (brightness >= (1.0 - SHADE_MIN_LOSS) * own_brightness)
         restored = own_shadow & (lit > shadow)
         mapped = sy.footprint | sy.coal_mask
         left_out = mapped & ~own_shadow & (shadow >= MIN_SLOPE_VOTES) & (shadow > flat)
@@ -326,16 +325,21 @@ def _brightness(composite: Composite) -> NDArray[np.float32]:
         return np.asarray(np.nanmean(composite.reflectance, axis=0), np.float32)
 
 
-def date_footprints(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYear]:
+def date_footprints(
+    years: Sequence[SiteYear], min_pixels: int, fields: BoolArray | None = None
+) -> list[SiteYear]:
     """``years`` (ascending) with each footprint settled by the neighbouring years with data:
     first ``drop_unseen_fields``, then ``redate_clearings`` on the result. Each year's own
     evidence (``SiteYear.evidence``) is judged against its neighbours' classification, so a
     pixel moves by one year at most and the result does not depend on the order of the work.
-    A year without evidence (stored before it existed) is left as it is."""
-    return redate_clearings(drop_unseen_fields(years, min_pixels), min_pixels)
+    A year without evidence (stored before it existed) is left as it is. ``fields``: as for
+    ``drop_unseen_fields``."""
+    return redate_clearings(drop_unseen_fields(years, min_pixels, fields), min_pixels)
 
 
-def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteYear]:
+def drop_unseen_fields(
+    years: Sequence[SiteYear], min_pixels: int, fields: BoolArray | None = None
+) -> list[SiteYear]:
     """``years`` without the footprint a season could not tell from a harvested field, and
     without the footprint and coal that greened again the next year.
 
@@ -371,7 +375,8 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
     Ground really built over a field in Y stays footprint in the next year that sees it, so it
     is kept in Y, except near the end of the series, where no later year saw it: it may then
     show a year late (the last year is flagged ``MAY_LAG``). ``unseen_fields`` records the loss;
-    a year without evidence is neither judged nor used as a judge.
+    a year without evidence is neither judged nor used as a judge. ``fields``: the ground
+    farmed in ``MIN_FIELD_YEARS`` years or more (``field_signs``), when the caller has it.
     """
     observed = [i for i, sy in enumerate(years) if sy.composite is not None]
     if not observed:
@@ -397,7 +402,7 @@ def drop_unseen_fields(years: Sequence[SiteYear], min_pixels: int) -> list[SiteY
 
     before, after = verdicts(observed, False), verdicts(observed[::-1], False)
     burn_before, burn_after = verdicts(observed, True), verdicts(observed[::-1], True)
-    recurrent = field_signs(years) >= MIN_FIELD_YEARS
+    recurrent = fields if fields is not None else field_signs(years) >= MIN_FIELD_YEARS
     out = list(years)
     for i in observed:
         this = years[i]

@@ -284,13 +284,18 @@ class CoalFrequency:
         return np.asarray(ndimage.binary_propagation(strong, mask=strong | weak), dtype=bool)
 
 
+#: How much darker than the season's median a look must be, in every band and by this share
+#: on the mean, to be a cloud shadow the mask missed (``obscured_looks``).
+SHADE_MIN_LOSS = 0.2
+
+
 def obscured_looks(
     stack: FloatArray,
     clear: BoolArray,
     reference: FloatArray,
     *,
     veil_min_rise: float = 0.015,
-    shade_min_loss: float = 0.2,
+    shade_min_loss: float = SHADE_MIN_LOSS,
 ) -> BoolArray:
     """(time, y, x): where a clear look of ``stack`` (time, band, y, x) is veiled or shaded by a
     cloud its mask missed, judged against ``reference`` (band, y, x; the season's median).

@@ -31,6 +31,7 @@ from scipy import ndimage
 
 from pipeline import bands, boundaries, harmonize, haze, terrain
 from pipeline.classify import (
+    SHADE_MIN_LOSS,
     CoalFrequency,
     coal_frequency,
     crop_signs,
@@ -99,7 +100,7 @@ class RecipeParams:
     coal_min_observations: int = 3
     coal_seen_once_reach_m: float = 30.0
     coal_veil_min_rise: float = 0.015
-    coal_shade_min_loss: float = 0.2
+    coal_shade_min_loss: float = SHADE_MIN_LOSS
     coal_opening_px: int = 1
     coal_edge_fraction: float = 0.5
     min_mapping_unit_ha: float = 0.25
