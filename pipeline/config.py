@@ -363,8 +363,23 @@ class CoalRule(_Model):
         strict=True,
         description="coal regions thinner than 2 r + 1 pixels everywhere are dropped (ships, roads)",
     )
+    edge_rule: Literal["auto", "area", "majority"] = Field(
+        "auto",
+        description=(
+            "how a pile's mixed rim is mapped (unmixing): area, its rim pixels, the most coal "
+            "first, until the pile holds its unmixed area (a blurred pile keeps its area, not "
+            "its outline); majority, a rim pixel when edge_fraction of it is coal; auto, area "
+            "where the rim spans 3 grid pixels or more (Landsat on a 10 m grid), else majority"
+        ),
+    )
     edge_fraction: Real = Field(
-        0.5, gt=0, le=1, description="rim pixels kept when at least this share is coal (unmixing)"
+        0.5,
+        gt=0,
+        le=1,
+        description=(
+            "with edge_rule majority (or auto on a narrow rim): rim pixels kept when at least "
+            "this share is coal"
+        ),
     )
 
 

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,6 +39,7 @@ from pipeline.classify import (
     footprint_mask,
     greenness,
     grow_mixed_edges,
+    grow_to_unmixed_area,
     is_green,
     obscured_looks,
     valid_pixels,
@@ -102,6 +103,7 @@ class RecipeParams:
     coal_veil_min_rise: float = 0.015
     coal_shade_min_loss: float = SHADE_MIN_LOSS
     coal_opening_px: int = 1
+    coal_edge_rule: Literal["auto", "area", "majority"] = "auto"
     coal_edge_fraction: float = 0.5
     min_mapping_unit_ha: float = 0.25
     harmonize_to: str = "none"
@@ -667,11 +669,7 @@ def classify(
         valid = valid & ~shadow
     coal_core = drop_thin_regions(counted & valid, params.coal_opening_px)
     coal_mask = boundaries.remove_small_regions(
-        grow_mixed_edges(
-            coal_core, reflectance, min_fraction=params.coal_edge_fraction, ring_px=rims[1]
-        )
-        & valid,
-        min_px,
+        coal_with_rim(coal_core, reflectance, params, rims[1]) & valid, min_px
     )
 
     def footprint_with(green: FloatArray | None) -> BoolArray:
@@ -686,6 +684,33 @@ def classify(
     footprint = footprint_with(green_ndvi)
     excluded = None if green_ndvi is None else footprint_with(None) & ~footprint
     return Classified(footprint, coal_mask, coal, excluded, shadow, coal_on_green, flat)
+
+
+#: The narrowest mixed rim, in grid pixels, on which the ``auto`` coal edge rule keeps each
+#: pile's unmixed area (``grow_to_unmixed_area``): Landsat's 30 m on a 10 m grid pulls the
+#: half-coal outline of a small pile in by about a tenth of its area; Sentinel-2's 20 m SWIR
+#: by a few percent, less than the area rule's own scatter (on the accuracy suite's
+#: Sentinel-2 years the pixel-centre rule's coal area was off by 1.3 % on average, the area
+#: rule's by 2.3 %).
+AREA_RULE_MIN_RIM_PX = 3
+
+
+def coal_with_rim(
+    core: BoolArray, reflectance: FloatArray, params: RecipeParams, rim_px: int = 1
+) -> BoolArray:
+    """``core`` coal and its mixed rim, ``rim_px`` grid pixels wide (``_rims``), by the
+    recipe's ``coal_edge_rule``: ``area`` (``grow_to_unmixed_area``: each pile keeps its
+    unmixed area, which a blur does not change), ``majority`` (``grow_mixed_edges``: a rim
+    pixel at least ``coal_edge_fraction`` coal), or ``auto``: area on a rim of
+    ``AREA_RULE_MIN_RIM_PX`` or more, majority on a narrower one."""
+    rule = params.coal_edge_rule
+    if rule == "auto":
+        rule = "area" if rim_px >= AREA_RULE_MIN_RIM_PX else "majority"
+    if rule == "area":
+        return grow_to_unmixed_area(core, reflectance, rim_px=rim_px)
+    return grow_mixed_edges(
+        core, reflectance, min_fraction=params.coal_edge_fraction, ring_px=rim_px
+    )
 
 
 #: The ``terrain_rule`` settings that say which pixels a season can judge (``terrain.judged``).

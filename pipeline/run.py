@@ -186,6 +186,7 @@ def recipe_params(config: RunConfig) -> RecipeParams:
                     "seen_once_reach_m",
                     "veil_min_rise",
                     "shade_min_loss",
+                    "edge_rule",
                     "edge_fraction",
                     "opening_px",
                 }
@@ -197,6 +198,7 @@ def recipe_params(config: RunConfig) -> RecipeParams:
         coal_veil_min_rise=coal.veil_min_rise,
         coal_shade_min_loss=coal.shade_min_loss,
         coal_opening_px=coal.opening_px,
+        coal_edge_rule=coal.edge_rule,
         coal_edge_fraction=coal.edge_fraction,
         min_mapping_unit_ha=config.boundaries.min_mapping_unit_ha,
         harmonize_to=config.harmonize.to,

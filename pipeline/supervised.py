@@ -89,7 +89,7 @@ from pipeline.errors import TrainingDataError
 from pipeline.export import gpkg
 from pipeline.grid import Grid, reproject_geometry
 from pipeline.masking import open_mask
-from pipeline.recipe import RecipeParams
+from pipeline.recipe import RecipeParams, coal_with_rim
 from pipeline.results import SeasonEvidence, SiteYear
 
 logger = logging.getLogger(__name__)
@@ -752,8 +752,7 @@ def predict(
     min_px = boundaries.min_pixels_for_area(params.min_mapping_unit_ha, pixel_area_ha)
     coal_core = drop_thin_regions(raw_coal, params.coal_opening_px)
     coal_mask = boundaries.remove_small_regions(
-        grow_mixed_edges(coal_core, reflectance, min_fraction=params.coal_edge_fraction) & ok,
-        min_px,
+        coal_with_rim(coal_core, reflectance, params) & ok, min_px
     )
     core = open_mask(raw_fp, params.footprint_opening_px)
     grown = grow_mixed_edges(core, reflectance, min_fraction=params.footprint_edge_fraction)
