@@ -22,8 +22,8 @@ to the whole grid's, in another order that no percentile or median depends on):
 * pass 1, every scene, every chunk, every asset: whether the scene has data over the grid (a
   scene without is skipped), the evidence of its BOA offset check (``BoaEvidence``), its mask
   reason counts (its record), the clear-look counts per pixel of the season and the fallback
-  windows (the widening), and the clear blue, SWIR1 and SWIR2 of the looks (``SURVEY_BANDS``:
-  the season's offset check, ``radiometry.series_evidence`` per chunk once the offsets are
+  windows (the widening), and the clear blue, green, SWIR1 and SWIR2 of the looks
+  (``SURVEY_BANDS``: the season's offset check, ``radiometry.series_evidence`` per chunk once the offsets are
   settled, and each look's residual haze, ``haze.estimate`` on the whole grid once settled),
   with the band the looks are registered on (``survey_bands``).
 * the decisions: offsets, skips, records, window, offset corrections, haze, and where each
@@ -41,8 +41,8 @@ any number of chunks, so that stage stays whole-site.
 Cost: every asset of every scene is read twice (the scenes outside the season's windows once),
 about 2x the bytes of a whole-grid read, plus the halos; remote chips come from the chip cache
 the second time. Pass 1 keeps, per scene and chunk, its clear pixels (1 bit each) and their
-blue, SWIR1 and SWIR2 (``SURVEY_BANDS``, 12 bytes each) and the registration band (4 more)
-until the offsets, haze and registration are settled (``ChunkSurvey``).
+blue, green, SWIR1 and SWIR2 (``SURVEY_BANDS``, 16 bytes each) and the registration band (4
+more) until the offsets, haze and registration are settled (``ChunkSurvey``).
 
 The steps (``survey`` per chunk, ``settle``, ``season_part`` per chunk, ``finish``) run one
 after another in one task (``chunked_site_year``) or, on an executor, each as a task of its own
@@ -642,8 +642,9 @@ def _haze_of(
     reflectance as pass 2 reads it (settled radiometry, then the offset ``shift``): the values
     the whole grid's estimate sees."""
     bands, clear = _survey_bands(look, shift, chunks, surveys, grid, haze.DDV_BANDS)
-    blue, swir16, swir22 = bands
-    return haze.estimate(blue, swir16, swir22, clear, pixel_size_m(grid.pixel_area_ha), rule)
+    blue, green, swir16, swir22 = bands
+    pixel_m = pixel_size_m(grid.pixel_area_ha)
+    return haze.estimate(blue, green, swir16, swir22, clear, pixel_m, rule)
 
 
 def _survey_band(

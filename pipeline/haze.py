@@ -15,7 +15,14 @@ retrievals (Kaufman et al. 1997, IEEE TGRS 35:1286; Sen2Cor ATBD): over dark veg
 reflectance with it. Candidates must be vegetation by a test haze cannot move either: SWIR1 at
 least 1.5 x SWIR2 (leaf water absorbs deeper at 2.2 um: 1.5-2.5 for vegetation, 1.0-1.3 for
 soil, built ground, rock, coal and char), so a block of bare ground, whose own excess is
-~0.02, never passes for hazy vegetation. Every other surface sits above the line. A low
+~0.02, never passes for hazy vegetation. Nor may snow lie on it: snow, white in the visible and
+dark in SWIR, keeps the SWIR1/SWIR2 ratio of the vegetation it partly covers (forest under
+three quarters of snow still passes it) while adding ~0.8 of its share to blue, so a block of
+forest under patchy snow the scene's snow mask missed (it flags a pixel mostly snow) would read
+as haze of 0.1-0.3 and its removal would crush every look's visible bands. Vegetation's NDSI
+(green - SWIR1) / (green + SWIR1) is negative (leaf water darkens SWIR1, Hall et al. 1995); a
+sixth of snow lifts dense forest's above 0, haze only beyond ~0.15 in blue, more than an L2A
+look keeps. Every other surface sits above the line. A low
 percentile of that excess over the candidate pixels of a block of the grid is the block's haze,
 the lower envelope of the relation, which sits below its line by about twice the scatter of
 sensor noise and of the relation itself, so the estimate errs on the side of leaving haze in.
@@ -56,6 +63,8 @@ WAVELENGTH_UM: dict[str, float] = {
 DDV_BLUE_PER_SWIR22 = 0.25
 #: SWIR2 range of dark vegetated targets (the MODIS dark-target selection).
 DDV_SWIR22 = (0.01, 0.25)
+#: Highest NDSI of a dark vegetated target: vegetation's is negative, snow's above 0.4.
+DDV_NDSI_MAX = 0.0
 
 
 @dataclass(frozen=True)
@@ -131,12 +140,17 @@ def _weights(
 
 
 def ddv_excess(
-    blue: FloatArray, swir16: FloatArray, swir22: FloatArray, vegetation_swir_ratio: float = 1.5
+    blue: FloatArray,
+    green: FloatArray,
+    swir16: FloatArray,
+    swir22: FloatArray,
+    vegetation_swir_ratio: float = 1.5,
 ) -> FloatArray:
     """Blue above what dark dense vegetation of this SWIR2 reflects, per unit of blue haze
     (haze adds to SWIR2 too, a little): the blue haze where the pixel is such vegetation, more
-    elsewhere. NaN where SWIR2 lies outside ``DDV_SWIR22`` or SWIR1 is below
-    ``vegetation_swir_ratio`` x SWIR2 (not a dark vegetated target)."""
+    elsewhere. NaN where SWIR2 lies outside ``DDV_SWIR22``, SWIR1 is below
+    ``vegetation_swir_ratio`` x SWIR2, or the NDSI (green, SWIR1) is above ``DDV_NDSI_MAX``
+    (not a dark vegetated target free of snow)."""
     k = DDV_BLUE_PER_SWIR22
     in_swir22 = WAVELENGTH_UM["blue"] / WAVELENGTH_UM["swir22"]
     with np.errstate(invalid="ignore"):
@@ -144,6 +158,7 @@ def ddv_excess(
             (swir22 >= DDV_SWIR22[0])
             & (swir22 <= DDV_SWIR22[1])
             & (swir16 >= np.float32(vegetation_swir_ratio) * swir22)
+            & (green - swir16 <= np.float32(DDV_NDSI_MAX) * (green + swir16))
         )
         excess = (blue - np.float32(k) * swir22) / np.float32(1 - k * in_swir22**1.5)
     out: FloatArray = np.where(dark, excess, np.nan).astype(np.float32)
@@ -152,20 +167,23 @@ def ddv_excess(
 
 def estimate(
     blue: FloatArray,
+    green: FloatArray,
     swir16: FloatArray,
     swir22: FloatArray,
     clear: BoolArray,
     pixel_m: float,
     rule: HazeRule | None = None,
 ) -> HazeField:
-    """The haze field of one look from its ``blue``, ``swir16`` and ``swir22`` reflectance
-    (y, x) and its ``clear`` mask on a grid of ``pixel_m`` pixels (see the module's docstring).
+    """The haze field of one look from its ``blue``, ``green``, ``swir16`` and ``swir22``
+    reflectance (y, x) and its ``clear`` mask on a grid of ``pixel_m`` pixels (see the module's
+    docstring).
     Zero everywhere when no block has enough dark vegetated candidates."""
     rule = rule if rule is not None else HazeRule()
     b = rule.block_px(pixel_m)
     shape = blue.shape
     nb = (-(-shape[0] // b), -(-shape[1] // b))
-    excess = np.where(clear, ddv_excess(blue, swir16, swir22, rule.vegetation_swir_ratio), np.nan)
+    found = ddv_excess(blue, green, swir16, swir22, rule.vegetation_swir_ratio)
+    excess = np.where(clear, found, np.nan)
     # Pad to whole blocks with NaN, then one row of values per block.
     padded = np.full((nb[0] * b, nb[1] * b), np.nan, np.float32)
     padded[: shape[0], : shape[1]] = excess
@@ -198,10 +216,10 @@ def remove(
 
 
 #: The bands ``estimate`` reads, in its argument order.
-DDV_BANDS = ("blue", "swir16", "swir22")
+DDV_BANDS = ("blue", "green", "swir16", "swir22")
 
 
-def ddv_bands(reflectance: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """The bands ``estimate`` reads from a look (band, y, x): blue, SWIR1, SWIR2."""
-    blue, swir16, swir22 = (reflectance[BAND_INDEX[b]] for b in DDV_BANDS)
-    return blue, swir16, swir22
+def ddv_bands(reflectance: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """The bands ``estimate`` reads from a look (band, y, x): blue, green, SWIR1, SWIR2."""
+    blue, green, swir16, swir22 = (reflectance[BAND_INDEX[b]] for b in DDV_BANDS)
+    return blue, green, swir16, swir22

@@ -182,3 +182,24 @@ def test_bare_ground_without_vegetation_is_not_haze() -> None:
     assert np.percentile(unguarded, 5) > 0.01  # the case is real: soil sits above the line
     assert estimate(look).max == 0.0
     assert estimate(look + (haze.spectrum(1.5) * 0.03)[:, None, None]).max == 0.0  # no target
+
+
+@pytest.mark.parametrize("snow_share", [0.2, 0.35, 0.5])
+def test_forest_under_patchy_snow_is_not_haze(snow_share: float) -> None:
+    """Forest under a share of snow the scene's snow mask leaves clear (it flags pixels mostly
+    snow): snow keeps the SWIR1/SWIR2 ratio of the forest it partly covers and lifts blue by
+    ~0.8 of its share, so the vegetation test alone would read it as haze and the removal
+    would crush the look's visible bands; snow's NDSI sets it apart."""
+    snow = np.array([0.850, 0.850, 0.830, 0.760, 0.110, 0.080], np.float32)  # SNOW, BANDS order
+    rng = np.random.default_rng(8)
+    share = np.clip(snow_share + rng.normal(0, 0.02, SHAPE), 0.0, 0.5).astype(np.float32)
+    look = ground() * (1.0 - share[None]) + snow[:, None, None] * share[None]
+    look = (look + rng.normal(0, NOISE, look.shape)).astype(np.float32)
+    blue, _, swir16, swir22 = haze.ddv_bands(look)
+    with np.errstate(invalid="ignore"):
+        vegetation = (swir16 >= 1.5 * swir22) & (swir22 > 0.01) & (swir22 < 0.25)
+    assert vegetation.mean() > 0.5  # the case is real: the ratio test takes it for vegetation
+    assert np.percentile((blue - 0.25 * swir22)[vegetation], 5) > 0.08
+    assert estimate(look).max == 0.0
+    # Haze over the same scene with the snow gone is still found.
+    assert estimate(seen(0.04, seed=8)).max > 0.03
