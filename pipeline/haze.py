@@ -19,13 +19,14 @@ soil, built ground, rock, coal and char), so a block of bare ground, whose own e
 dark in SWIR, keeps the SWIR1/SWIR2 ratio of the vegetation it partly covers (forest under
 three quarters of snow still passes it) while adding ~0.8 of its share to blue, so a block of
 forest under patchy snow the scene's snow mask missed (it flags a pixel mostly snow) would read
-as haze of 0.1-0.3 and its removal would crush every look's visible bands. Vegetation's NDSI
+as haze of 0.1-0.3 and its removal would crush the look's visible bands. Vegetation's NDSI
 (green - SWIR1) / (green + SWIR1) is negative (leaf water darkens SWIR1, Hall et al. 1995); a
 sixth of snow lifts dense forest's above 0, haze only beyond ~0.15 in blue, more than an L2A
-look keeps. Every other surface sits above the line. A low
-percentile of that excess over the candidate pixels of a block of the grid is the block's haze,
-the lower envelope of the relation, which sits below its line by about twice the scatter of
-sensor noise and of the relation itself, so the estimate errs on the side of leaving haze in.
+look keeps (a lighter dusting still passes, and can leave a block up to ~0.1 of haze too much
+in a look mostly under snow). Every other surface sits above the line. A low percentile of
+that excess over the candidate pixels of a block of the grid is the block's haze, the lower
+envelope of the relation, which sits below its line by about twice the scatter of sensor
+noise and of the relation itself, so the estimate errs on the side of leaving haze in.
 A block whose estimate is below ``min_haze`` (the relation's own uncertainty, about 0.006 in
 blue, Kaufman et al. 1997) has no haze the relation can tell from its ground: 0, so a
 haze-free look is left exactly as it is.
@@ -176,8 +177,7 @@ def estimate(
 ) -> HazeField:
     """The haze field of one look from its ``blue``, ``green``, ``swir16`` and ``swir22``
     reflectance (y, x) and its ``clear`` mask on a grid of ``pixel_m`` pixels (see the module's
-    docstring).
-    Zero everywhere when no block has enough dark vegetated candidates."""
+    docstring). Zero everywhere when no block has enough dark vegetated candidates."""
     rule = rule if rule is not None else HazeRule()
     b = rule.block_px(pixel_m)
     shape = blue.shape
