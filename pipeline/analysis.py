@@ -260,11 +260,10 @@ def settle_terrain_shadow(
     the sun (``terrain.judged``): shadowed (``terrain_shadow``) or flat (``terrain_flat``).
     Ground a season left out as shadowed is mapped again when the other seasons that saw it
     flat, and no darker than this season did (less than ``classify.SHADE_MIN_LOSS``, the
-    default loss of a cloud shadow, darker on the composite's mean over the bands), outnumber those that found it shadowed: cloud shadows
-    darken the one season they fall in, while a season that sees a slope flat sees it in full
-    shadow all along, darker. It comes
-    back as footprint (whether it counted as coal is the season's own count, which is not
-    kept). Ground a season mapped, without judging it or judged flat, is left out as shadowed
+    default loss of a cloud shadow, darker on the composite's mean over the bands), outnumber
+    those that found it shadowed: cloud shadows darken the one season they fall in, while a
+    season that sees a slope flat sees it in full shadow all along, darker. It comes back as
+    footprint (whether it counted as coal is the season's own count, which is not kept). Ground a season mapped, without judging it or judged flat, is left out as shadowed
     when at least ``MIN_SLOPE_VOTES`` other seasons found it so, more than found it flat (one
     season fooled by cloud shadows must not take ground out of the others); its footprint
     pieces left under ``min_pixels`` go with it. Otherwise the season's own verdict stands.

@@ -23,9 +23,9 @@ to the whole grid's, in another order that no percentile or median depends on):
   scene without is skipped), the evidence of its BOA offset check (``BoaEvidence``), its mask
   reason counts (its record), the clear-look counts per pixel of the season and the fallback
   windows (the widening), and the clear blue, green, SWIR1 and SWIR2 of the looks
-  (``SURVEY_BANDS``: the season's offset check, ``radiometry.series_evidence`` per chunk once the offsets are
-  settled, and each look's residual haze, ``haze.estimate`` on the whole grid once settled),
-  with the band the looks are registered on (``survey_bands``).
+  (``SURVEY_BANDS``: the season's offset check, ``radiometry.series_evidence`` per chunk once
+  the offsets are settled, and each look's residual haze, ``haze.estimate`` on the whole grid
+  once settled), with the band the looks are registered on (``survey_bands``).
 * the decisions: offsets, skips, records, window, offset corrections, haze, and where each
   look lies against the season's consensus (``look_registration``, on the whole grid).
 * pass 2, every chunk, the scenes the season uses: the per-pixel products

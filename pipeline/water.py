@@ -23,8 +23,8 @@ The rule, for an analyst:
    coal, not ground the series shows farmed, whose bare soil is moist, interior pixels): its
    moisture index lies above the dry ground's upper Tukey fence (Q3 + 1.5 IQR, Tukey 1977: an
    outlier of the scene's own dry surfaces, whatever their minerals and the year's
-   atmosphere), and its SWIR1 lies below the dry ground's median (a
-   clay's 2.2 um absorption raises the index too, but leaves SWIR1 bright). Each side is read
+   atmosphere), and its SWIR1 lies below the dry ground's median (a clay's 2.2 um absorption
+   raises the index too, but leaves SWIR1 bright). Each side is read
    as the 3 x 3 median over its own ground (``local_median``): wetness belongs to the ground,
    not to a pixel's noise, and a median keeps two grounds apart up to their edge.
 3. **Exposed bed.** Footprint on former water that is not water this year (in regions at least
@@ -149,9 +149,8 @@ def exposed_bed(
     not ``coal_mask``, ``valid``, on ``former_water`` that is not ``water`` this year (regions
     holding a 3 x 3 square) or on its one-pixel rim, and ``wet`` against the year's dry ground
     (footprint and not coal nor ``fields``, more than ``SHORE_PX`` pixels from water of any
-    year, eroded by one pixel). ``moisture`` and
-    ``swir16`` need to be finite only on the footprint. Empty when the dry ground is too small
-    to judge by.
+    year, eroded by one pixel). ``moisture`` and ``swir16`` need to be finite only on the
+    footprint. Empty when the dry ground is too small to judge by.
 
     Both sides are judged on ``local_median`` (3 x 3, each within its own ground): wetness is a
     property of the ground, which a pixel's noise should not decide."""
