@@ -72,6 +72,10 @@ COREGISTERED = "coregistered"
 #: Flag of a year whose footprint holds linear features (roads, tracks) found as lines since
 #: the first year (``add_lines``, ``SiteYear.linear``).
 LINEAR_FEATURES = "linear-features"
+#: Flag of a year whose coal area may be missing piles: ground flagged as coal in half or more
+#: of its clear looks but seen in too few looks to count (``CoalFrequency.undecided``), more of
+#: it than the coal area's own half-width (``YearMetrics.coal_undecided_ha``).
+COAL_UNDECIDED = "coal-undecided"
 #: Years a pixel must be mapped a field in before ``drop_unseen_fields`` believes it one.
 MIN_FIELD_YEARS = 2
 #: Other seasons that must find ground shadowed to leave it out of a season that mapped it
@@ -96,6 +100,8 @@ def analyse_site(
     sectors: int = 16,
     coregistration: CoregistrationParams | None = DEFAULT_COREGISTRATION,
     lines: LineRule | None = None,
+    coal_min_frequency: float = 0.5,
+    coal_min_observations: int = 3,
 ) -> SiteAnalysis:
     """Areas, polygons and year-to-year change for one site, with the boundary's movement
     in ``sectors`` directions, all measured on the footprints settled across years: the years
@@ -105,7 +111,8 @@ def analyse_site(
     (``water.drop_exposed_beds``, judged against dry ground that is not a field), then
     ``date_footprints``, then the new linear features added (``add_lines`` with ``lines``;
     None: none looked for). The returned ``years`` are those; ``YearMetrics`` says what moved
-    and flags the years.
+    and flags the years, and how much ground the coal counting rule (``coal_min_frequency``,
+    ``coal_min_observations``) could not settle for want of clear looks (:func:`undecided_coal`).
 
     Area uncertainties count internal edges only (``trends.edge_uncertainty_ha`` with the
     year's ``valid``). Changes (:func:`year_change`) compare consecutive years with data, and
@@ -128,6 +135,12 @@ def analyse_site(
                 "%s %d: %.2f ha of exposed bed (former water, now wet ground) not counted",
                 sy.site_id, sy.year, float(bed.sum()) * px,
             )  # fmt: skip
+    years = [
+        replace(
+            sy, coal_undecided=undecided_coal(sy, coal_min_frequency, coal_min_observations, min_px)
+        )
+        for sy in years
+    ]
     metrics = []
     for sy in years:
         redated_ha = float(sy.redated.sum()) * px if sy.redated is not None else 0.0
@@ -135,6 +148,8 @@ def analyse_site(
         bed_ha = float(sy.exposed_bed.sum()) * px if sy.exposed_bed is not None else 0.0
         slope_ha = float(sy.terrain_shadow.sum()) * px if sy.terrain_shadow is not None else 0.0
         shift = sy.registration.shift_px if sy.registration is not None else (None, None)
+        coal_pm = trends.edge_uncertainty_ha(sy.coal_mask, grid.resolution, sy.valid)
+        undecided_ha = float(sy.coal_undecided.sum()) * px if sy.coal_undecided is not None else 0.0
         flags = tuple(
             flag
             for flag, on in (
@@ -145,6 +160,7 @@ def analyse_site(
                 (TERRAIN_SHADOW, slope_ha > 0),
                 (COREGISTERED, sy.registration is not None and sy.registration.moved),
                 (LINEAR_FEATURES, sy.linear is not None and bool(sy.linear.any())),
+                (COAL_UNDECIDED, undecided_ha > coal_pm),
             )
             if on
         )
@@ -154,13 +170,14 @@ def analyse_site(
                 float(sy.footprint.sum()) * px,
                 trends.edge_uncertainty_ha(sy.footprint, grid.resolution, sy.valid),
                 float(sy.coal_mask.sum()) * px,
-                trends.edge_uncertainty_ha(sy.coal_mask, grid.resolution, sy.valid),
+                coal_pm,
                 tuple(boundaries.vectorize(sy.footprint, grid.transform, min_px)),
                 tuple(boundaries.vectorize(sy.coal_mask, grid.transform, min_px)),
                 redated_ha=redated_ha,
                 unseen_fields_ha=unseen_ha,
                 exposed_bed_ha=bed_ha,
                 terrain_shadow_ha=slope_ha,
+                coal_undecided_ha=undecided_ha,
                 shift_x_px=shift[0],
                 shift_y_px=shift[1],
                 flags=flags,
@@ -178,6 +195,27 @@ def analyse_site(
     return SiteAnalysis(
         site, grid, float(area.sum()) * px, tuple(years), tuple(metrics), tuple(changes)
     )
+
+
+def undecided_coal(
+    sy: SiteYear, min_frequency: float, min_observations: int, min_pixels: int
+) -> BoolArray:
+    """Ground of ``sy`` that may be coal its clear looks were too few to confirm
+    (``CoalFrequency.undecided``), in regions of ``min_pixels`` or more: neither counted as
+    coal nor decided otherwise (a terrain-shadowed slope, ground green earlier in the season,
+    a field unseen while crops stand). None of it where the year has no coal frequency."""
+    if sy.coal is None:
+        return np.zeros(sy.valid.shape, bool)
+    open_ground = sy.valid & ~sy.coal_mask
+    for decided in (
+        sy.terrain_shadow,
+        sy.unseen_fields,
+        sy.evidence.coal_on_green if sy.evidence is not None else None,
+    ):
+        if decided is not None:
+            open_ground &= ~decided
+    undecided = sy.coal.undecided(min_frequency, min_observations) & open_ground
+    return boundaries.remove_small_regions(undecided, min_pixels)
 
 
 def year_change(

@@ -369,6 +369,22 @@ class CoalFrequency:
             weak &= strong
         return np.asarray(ndimage.binary_propagation(strong, mask=strong | weak), dtype=bool)
 
+    def undecided(self, min_frequency: float = 0.5, min_observations: int = 3) -> BoolArray:
+        """Pixels the counting rule cannot settle for want of looks: flagged as coal in at
+        least ``min_frequency`` of their clear looks, with fewer clear looks than
+        ``min_observations``, and not confirmed by them (one flag of two looks, or one look
+        alone, which :meth:`mask` counts only next to confirmed coal). Coal the clouds may
+        have hidden: what the year's coal area may be missing, not evidence of coal."""
+        needed = max(min(2, min_observations), 1)
+        with np.errstate(invalid="ignore"):
+            return np.asarray(
+                (self.flagged > 0)
+                & (self.flagged < needed)
+                & (self.clear < min_observations)
+                & (self.frequency >= min_frequency),
+                dtype=bool,
+            )
+
 
 #: How much darker than the season's median a look must be, in every band and by this share
 #: on the mean, to be a cloud shadow the mask missed (``obscured_looks``).

@@ -139,6 +139,9 @@ class SiteYear:
     # thin features (new roads, tracks) this year's footprint gained as lines
     # (``linear.track_lines``), which the change stage's opening leaves in place.
     linear: BoolArray | None = None
+    # Set by ``analysis.analyse_site`` (None before it): ground flagged as coal in half or more
+    # of its clear looks but seen in too few to count (``analysis.undecided_coal``), not coal.
+    coal_undecided: BoolArray | None = None
 
     @property
     def n_used(self) -> int:
@@ -365,12 +368,16 @@ class YearMetrics:
     # Ground left out of this year's footprint and coal as a terrain-shadowed slope (its
     # brightness followed the sinking sun: ``terrain.shadowed``).
     terrain_shadow_ha: float = 0.0
+    # Ground flagged as coal in half or more of its clear looks but seen in too few looks to
+    # count (``analysis.undecided_coal``): what ``coal_ha`` may be missing, not in it.
+    coal_undecided_ha: float = 0.0
     # Where the year's imagery lay against the site's common frame, pixels east and north
     # (``Registration.shift_px``); None: not estimated.
     shift_x_px: float | None = None
     shift_y_px: float | None = None
     # Flags for the trend tables (``analysis.MAY_LAG``, ``REDATED``, ``UNSEEN_FIELDS``,
-    # ``EXPOSED_BED``, ``TERRAIN_SHADOW``, ``COREGISTERED``, ``LINEAR_FEATURES``).
+    # ``EXPOSED_BED``, ``TERRAIN_SHADOW``, ``COREGISTERED``, ``LINEAR_FEATURES``,
+    # ``COAL_UNDECIDED``).
     flags: tuple[str, ...] = ()
 
 

@@ -630,6 +630,8 @@ def _run_logged(
             sectors=config.expansion.sectors,
             coregistration=coregistration_params(config),
             lines=line_rule(config),
+            coal_min_frequency=config.classify.coal.min_frequency,
+            coal_min_observations=config.classify.coal.min_observations,
         )
         if site.id in perimeters:
             drawn = perimeter_changes(

@@ -360,6 +360,11 @@ def test_demo_low_data_year_is_marked(demo_report: DemoReport) -> None:
     section = html.split('id="site-demo-camp"', 1)[1].split("</section>", 1)[0]
     assert re.search(r'<tr class="low-data">\s*<td class="num">2016</td>', section)
     assert "1: 2016:few-clear-observations" in section  # left out of the statistics, and said so
+    # Its clouds left part of the piles too few looks to count: said beside the coal area.
+    undecided = camp_2016["coal_undecided_ha"]
+    assert undecided > camp_2016["coal_pm_ha"]
+    row_2016 = section.split('<td class="num">2016</td>', 1)[1].split("</tr>", 1)[0]
+    assert f"(+{undecided:.2f} undecided)" in row_2016
 
 
 @pytest.mark.slow

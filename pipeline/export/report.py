@@ -92,6 +92,14 @@ def _pm(value: object, half: object) -> str:
     return f"{_fixed(value)} ± {_fixed(half)}" if _number(half) is not None else _fixed(value)
 
 
+def _coal(row: Mapping[str, Any]) -> str:
+    """The coal area with its interval, and the undecided coal beside it when there is some:
+    ground the year's looks were too few to count (``coal_undecided_ha``), not in the area."""
+    text = _pm(row.get("coal_ha"), row.get("coal_pm_ha"))
+    undecided = _number(row.get("coal_undecided_ha"))
+    return f"{text} (+{_fixed(undecided)} undecided)" if undecided else text
+
+
 def _interval(mean: object, low: object, high: object) -> str:
     if _number(mean) is None:
         return _NONE
@@ -369,7 +377,7 @@ def _trend_context(row: Mapping[str, Any]) -> dict[str, Any]:
         "year": str(row["year"]),
         "low_data": not point_style(row.get("flags")).filled,
         "footprint": _pm(row.get("footprint_ha"), row.get("footprint_pm_ha")),
-        "coal": _pm(row.get("coal_ha"), row.get("coal_pm_ha")),
+        "coal": _coal(row),
         "compared_to": _text(row.get("compared_to_year")),
         "added": _pm(row.get("added_ha"), row.get("added_pm_ha")),
         "removed": _pm(row.get("removed_ha"), row.get("removed_pm_ha")),

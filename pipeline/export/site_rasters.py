@@ -7,8 +7,9 @@ Per site and year with a composite, in ``rasters/<site>/``:
                                     every year of the site (``report.true_colour_stretch``), so
                                     years compare; alpha 0 where no clear observation
 ``<site>_<year>_classes.tif``       uint8 ``CLASS_LEGEND``: 0 other ground, 1 footprint (not
-                                    coal), 2 coal, 255 no data (outside the analysis area or
-                                    never seen clear)
+                                    coal), 2 coal, 3 coal undecided (flagged as coal, but seen
+                                    in too few clear looks to count), 255 no data (outside the
+                                    analysis area or never seen clear)
 ``<site>_<y0>-<y1>_change.tif``     uint8 ``CHANGE_LEGEND`` per consecutive pair of years with
                                     data: 0 unchanged, 1 footprint added, 2 footprint removed,
                                     255 no data (not seen in both years); the rings of
@@ -83,12 +84,13 @@ class RasterClass:
 
 
 # Okabe-Ito colours, told apart with the common colour-vision deficiencies; footprint orange
-# and coal near-black as in the vector styles, added vermillion and removed blue as in
-# ``expansion``.
+# and coal near-black as in the vector styles, undecided coal reddish purple, added vermillion
+# and removed blue as in ``expansion``.
 CLASS_LEGEND: tuple[RasterClass, ...] = (
     RasterClass(0, "other ground", (230, 230, 230)),
     RasterClass(1, "footprint (not coal)", (230, 159, 0)),
     RasterClass(2, "coal", (40, 40, 40)),
+    RasterClass(3, "coal undecided (too few clear looks)", (204, 121, 167)),
 )
 CHANGE_LEGEND: tuple[RasterClass, ...] = (
     RasterClass(0, "unchanged", (210, 210, 210)),
@@ -128,9 +130,12 @@ def truecolour_rgba(reflectance: NDArray[np.floating[Any]], stretch: Stretch) ->
 
 
 def class_map(sy: SiteYear) -> NDArray[np.uint8]:
-    """(y, x) uint8 of ``CLASS_LEGEND``: 2 coal, 1 footprint that is not coal, 0 other ground,
-    ``NODATA`` where the year is not ``valid`` (outside the analysis area or never seen)."""
+    """(y, x) uint8 of ``CLASS_LEGEND``: 2 coal, 3 coal undecided (``SiteYear.coal_undecided``),
+    1 footprint that is neither, 0 other ground, ``NODATA`` where the year is not ``valid``
+    (outside the analysis area or never seen)."""
     classes = np.where(sy.coal_mask, 2, np.where(sy.footprint, 1, 0)).astype(np.uint8)
+    if sy.coal_undecided is not None:
+        classes[sy.coal_undecided & ~sy.coal_mask] = 3
     classes[~sy.valid] = NODATA
     return classes
 
