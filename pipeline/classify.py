@@ -357,7 +357,7 @@ class CoalFrequency:
         asphalt and dark roofs coal-dark in its one look, and without a bound the whole
         shadowed yard beside a pile would join it.
         """
-        needed = np.maximum(np.minimum(self.clear, min_observations), min(2, min_observations))
+        needed = self._flags_needed(min_observations)
         with np.errstate(invalid="ignore"):
             often = self.frequency >= min_frequency
             strong = often & (self.flagged >= needed) & (self.clear > 0)
@@ -369,13 +369,18 @@ class CoalFrequency:
             weak &= strong
         return np.asarray(ndimage.binary_propagation(strong, mask=strong | weak), dtype=bool)
 
+    def _flags_needed(self, min_observations: int) -> NDArray[np.int16]:
+        """Flags that confirm a pixel: ``min_observations``, or all its looks where it has
+        fewer, and never fewer than two (one look alone is never enough)."""
+        return np.maximum(np.minimum(self.clear, min_observations), min(2, min_observations))
+
     def undecided(self, min_frequency: float = 0.5, min_observations: int = 3) -> BoolArray:
         """Pixels the counting rule cannot settle for want of looks: flagged as coal in at
         least ``min_frequency`` of their clear looks, with fewer clear looks than
         ``min_observations``, and not confirmed by them (one flag of two looks, or one look
         alone, which :meth:`mask` counts only next to confirmed coal). Coal the clouds may
         have hidden: what the year's coal area may be missing, not evidence of coal."""
-        needed = max(min(2, min_observations), 1)
+        needed = self._flags_needed(min_observations)
         with np.errstate(invalid="ignore"):
             return np.asarray(
                 (self.flagged > 0)

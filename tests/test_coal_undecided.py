@@ -160,3 +160,12 @@ def test_the_class_map_shows_undecided_coal(analysis: SiteAnalysis) -> None:
     assert (seen[pile] == 2).mean() > 0.95
     assert (cloudy[pile] == 3).mean() > 0.95
     assert not (cloudy[~pile] == 3).any()
+
+
+def test_undecided_follows_the_rule_it_cannot_settle() -> None:
+    """With a stricter rule (5 flags), 3 of 4 looks is short of looks, 4 of 4 is not."""
+    flagged = np.array([[3, 4, 2]], np.int16)
+    clear = np.array([[4, 4, 4]], np.int16)
+    freq = CoalFrequency((flagged / clear).astype(np.float32), flagged, clear)
+    np.testing.assert_array_equal(freq.mask(0.5, 5, 0)[0], [False, True, False])
+    np.testing.assert_array_equal(freq.undecided(0.5, 5)[0], [True, False, True])

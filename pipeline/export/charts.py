@@ -7,7 +7,8 @@ so what it shows is what the tables say:
 - each year's value at the middle of its season window, with the ``*_pm_ha`` half-width as a
   95% interval;
 - years whose area is undercounted or absent (the metric's ``trends.excluding_flags``) drawn
-  hollow and labelled; they are left out of the statistics unless the run kept them (:func:`point_style`);
+  hollow and labelled; they are left out of the statistics unless the run kept them
+  (:func:`point_style`);
 - the Theil-Sen line over the years the summary used, and a caption with the Hamed-Rao p and how
   many years were left out (:func:`caption`);
 - a vertical line per configured event at its date, so an event after a season falls between
@@ -113,8 +114,8 @@ def point_style(flags: str | Iterable[str] | None, metric: str | None = None) ->
     """The marker of a year of ``metric`` from its row's ``flags`` (';'-separated or a list).
 
     A year with any of the metric's ``trends.excluding_flags`` (None: those of every metric) is
-    low data: hollow, labelled with those flags. ``radiometry-break`` keeps the marker filled but is labelled, since a step there may
-    be the sensor's. Other flags (``widened-window``, ``scenes-skipped``) do not change the
+    low data: hollow, labelled with those flags. ``radiometry-break`` keeps the marker filled
+    but is labelled, since a step there may be the sensor's. Other flags (``widened-window``, ``scenes-skipped``) do not change the
     marker; the report's table lists them.
     """
     found = _flag_set(flags)
