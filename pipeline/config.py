@@ -687,8 +687,7 @@ class TrendsConfig(_Model):
         False,
         strict=True,
         description="keep years flagged few-clear-observations or partial-coverage in the "
-        "statistics, and years flagged coal-undecided in the coal statistics (they are left out "
-        "by default and counted in the table)",
+        "statistics (they are left out by default and counted in the table)",
     )
     reference_samples: Path | None = Field(
         None,

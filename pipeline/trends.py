@@ -15,9 +15,8 @@ DOMAIN.md, "Statistics for trend tables":
   p ~ 2 exp(-6K^2/(n^3 + n^2)) is kept as ``p_approx`` but is far too conservative for yearly
   series (at n = 12 it rejects 0.8% of series without a change at the 5% level, at n <= 10 never).
 - Which years enter a trend (:func:`select_series`): years flagged ``few-clear-observations``,
-  ``partial-coverage`` or ``no-data`` are left out by default and counted, and years flagged
-  ``coal-undecided`` from the coal metrics' trends; every flag a row may carry is in
-  :data:`KNOWN_FLAGS`, and :data:`FLAG_MEANINGS` says what it means.
+  ``partial-coverage`` or ``no-data`` are left out by default and counted; every flag a row
+  may carry is in :data:`KNOWN_FLAGS`, and :data:`FLAG_MEANINGS` says what it means.
 - Edge uncertainty 0.5 * pixel * perimeter, a +/- on a mapped area, counting only the boundary
   inside the valid analysis area (:func:`edge_uncertainty_ha`), and the uncertainty of a change
   between two years' masks in which the unchanged boundary cancels (:func:`net_change`).
@@ -51,7 +50,6 @@ from scipy import stats
 from pipeline.errors import InsufficientDataError
 
 __all__ = [
-    "COAL_EXCLUDING_FLAGS",
     "DATING_FLAGS",
     "DEFAULT_PERMUTATIONS",
     "EXCLUDING_FLAGS",
@@ -70,7 +68,6 @@ __all__ = [
     "TrendSummary",
     "change_kind",
     "edge_uncertainty_ha",
-    "excluding_flags",
     "hamed_rao",
     "mann_kendall",
     "net_change",
@@ -479,12 +476,6 @@ EXCLUDING_FLAGS = frozenset({"few-clear-observations", "partial-coverage", "no-d
 (too few clear looks to apply the counting rule, less than 95% of the analysis area seen, or
 no composite at all)."""
 
-COAL_EXCLUDING_FLAGS = frozenset({"coal-undecided"})
-"""Row flags that leave a year out of the coal metrics' trends (``coal_*`` columns) only:
-more ground flagged as coal in too few clear looks to count than the coal area's own
-half-width (``coal_undecided_ha``), so the coal area may be missing piles; the footprint is
-not in doubt."""
-
 NOTED_FLAGS = frozenset({"radiometry-break"})
 """Row flags that keep the year but must be reported with the trend: a step at a radiometry
 change (e.g. Sentinel-2 baseline 04.00, January 2022) is not a trend (DOMAIN.md)."""
@@ -517,17 +508,17 @@ or why ground was counted, not that the year's area is undercounted.
 
 KNOWN_FLAGS = (
     EXCLUDING_FLAGS
-    | COAL_EXCLUDING_FLAGS
     | NOTED_FLAGS
     | DATING_FLAGS
-    | {"widened-window", "scenes-skipped", "coregistered"}
+    | {"widened-window", "scenes-skipped", "coregistered", "coal-undecided"}
 )
 """Every flag :func:`select_series` understands; any other is an error, so that a new flag is
 classified (excluding or not) before it reaches a table. ``widened-window`` (window widened
 to find 3 clear looks, still the same day-of-year window every year), ``scenes-skipped``
 (unreadable scenes, recorded in the manifest), ``coregistered`` (the year's imagery sat a pixel
-or more off the other years and was moved back onto their frame: ``analysis.COREGISTERED``) and
-the :data:`DATING_FLAGS` keep the year.
+or more off the other years and was moved back onto their frame: ``analysis.COREGISTERED``),
+``coal-undecided`` (more ground flagged as coal in too few clear looks to count than the coal
+area's half-width: ``analysis.COAL_UNDECIDED``) and the :data:`DATING_FLAGS` keep the year.
 :data:`FLAG_MEANINGS` says each in words."""
 
 FLAG_MEANINGS: Mapping[str, str] = {
@@ -547,8 +538,8 @@ FLAG_MEANINGS: Mapping[str, str] = {
     ),
     "coal-undecided": (
         "More ground than the coal area's half-width was flagged as coal but seen in too few "
-        "looks to count (coal_undecided_ha), so the coal area may miss piles the clouds hid "
-        "and the year is left out of the coal statistics unless trends.keep_flagged is set."
+        "looks to count (coal_undecided_ha), so the coal area may miss piles the clouds hid, "
+        "or a yard was dark under a cloud shadow in one of two looks; the year is kept."
     ),
     "widened-window": (
         "The season window was widened to find enough clear looks (still the same dates every "
@@ -658,15 +649,6 @@ def _value(raw: object, year: int, metric: str) -> float:
     return value
 
 
-def excluding_flags(metric: str | None = None) -> frozenset[str]:
-    """The flags that leave a year out of ``metric``'s trend: :data:`EXCLUDING_FLAGS`, and
-    for a coal metric (a ``coal_*`` column) :data:`COAL_EXCLUDING_FLAGS` too. None: the
-    flags that leave a year out of every metric."""
-    if metric is not None and metric.startswith("coal"):
-        return EXCLUDING_FLAGS | COAL_EXCLUDING_FLAGS
-    return EXCLUDING_FLAGS
-
-
 def select_series(
     rows: Iterable[Mapping[str, object]], metric: str, *, keep_flagged: bool = False
 ) -> SeriesSelection:
@@ -674,7 +656,7 @@ def select_series(
     ``year``, ``metric`` and ``flags``, a ';'-separated string or a list).
 
     A year is used when its value is a finite number and, unless ``keep_flagged``, it carries
-    none of the metric's :func:`excluding_flags`. ``widened-window``, ``scenes-skipped`` and the
+    none of :data:`EXCLUDING_FLAGS`. ``widened-window``, ``scenes-skipped`` and the
     :data:`DATING_FLAGS` keep the year;
     ``radiometry-break`` keeps it and is listed in ``radiometry_breaks``. Years repeated or not
     whole numbers, unknown flags and non-numeric values are errors.
@@ -700,9 +682,8 @@ def select_series(
     left_out: list[int] = []
     reasons: list[str] = []
     kept: list[int] = []
-    leaving = excluding_flags(metric)
     for year, value, flags in parsed:
-        excluding = sorted(flags & leaving)
+        excluding = sorted(flags & EXCLUDING_FLAGS)
         if math.isnan(value):
             left_out.append(year)
             reasons.append(";".join(excluding) or "no value")

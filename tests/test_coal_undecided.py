@@ -3,7 +3,8 @@
 The counting rule (DOMAIN.md) needs a pixel flagged as coal in half of its clear looks and in at
 least three. A year whose clouds leave a pile two clear looks, one of them veiled by a cloud edge
 the mask missed, cannot count it: its ``coal_ha`` undercounts. ``coal_undecided_ha`` and the flag
-``coal-undecided`` say so, and the year leaves the coal trend (not the footprint's)."""
+``coal-undecided`` say so; the year stays in the trends (a cloud shadow over a yard in one of two
+looks is undecided too)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from pipeline import boundaries
 from pipeline.analysis import COAL_UNDECIDED, analyse_site
 from pipeline.classify import CoalFrequency, coal_frequency
 from pipeline.composite import median_composite
-from pipeline.export.charts import point_style
 from pipeline.export.layers import TREND_COLUMNS, trend_rows
 from pipeline.export.site_rasters import CLASS_LEGEND, class_map
 from pipeline.results import SiteAnalysis, SiteYear
@@ -126,26 +126,14 @@ def test_the_yard_seen_twice_is_not_undecided(analysis: SiteAnalysis) -> None:
     assert not undecided[~_pile()].any()
 
 
-def test_the_undecided_year_leaves_the_coal_trend_only(analysis: SiteAnalysis) -> None:
+def test_the_undecided_year_is_reported_and_kept(analysis: SiteAnalysis) -> None:
     rows = trend_rows(analysis, 3)
     assert "coal_undecided_ha" in TREND_COLUMNS
     by_year = {r["year"]: r for r in rows}
     assert by_year[2021]["coal_undecided_ha"] == pytest.approx(1.0, abs=0.05)
     assert by_year[2020]["coal_undecided_ha"] == 0.0
     assert COAL_UNDECIDED in by_year[2021]["flags"].split(";")
-    coal = select_series(rows, "coal_ha")
-    assert coal.years == (2020, 2022)
-    assert coal.left_out == (2021,)
-    assert coal.left_out_reasons == (COAL_UNDECIDED,)
-    assert select_series(rows, "coal_net_change_ha").left_out[-1:] == (2021,)
-    assert select_series(rows, "footprint_ha").years == (2020, 2021, 2022)
-    assert select_series(rows, "coal_ha", keep_flagged=True).years == (2020, 2021, 2022)
-    # The chart draws the year hollow on the coal line only.
-    flags = by_year[2021]["flags"]
-    assert not point_style(flags, "coal_ha").filled
-    assert "coal undecided" in point_style(flags, "coal_ha").label
-    assert point_style(flags, "footprint_ha").filled
-    assert point_style(flags).filled
+    assert select_series(rows, "coal_ha").years == (2020, 2021, 2022)
 
 
 def test_the_flag_is_known_and_explained() -> None:

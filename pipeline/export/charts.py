@@ -6,9 +6,8 @@ so what it shows is what the tables say:
 
 - each year's value at the middle of its season window, with the ``*_pm_ha`` half-width as a
   95% interval;
-- years whose area is undercounted or absent (the metric's ``trends.excluding_flags``) drawn
-  hollow and labelled; they are left out of the statistics unless the run kept them
-  (:func:`point_style`);
+- years whose area is undercounted or absent (``trends.EXCLUDING_FLAGS``) drawn hollow and
+  labelled; they are left out of the statistics unless the run kept them (:func:`point_style`);
 - the Theil-Sen line over the years the summary used, and a caption with the Hamed-Rao p and how
   many years were left out (:func:`caption`);
 - a vertical line per configured event at its date, so an event after a season falls between
@@ -38,7 +37,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pipeline.export.atomic import atomic_write_bytes
-from pipeline.trends import NOTED_FLAGS, excluding_flags
+from pipeline.trends import EXCLUDING_FLAGS, NOTED_FLAGS
 
 __all__ = [
     "CHART_DPI",
@@ -79,7 +78,6 @@ FLAG_LABELS: Mapping[str, str] = {
     "few-clear-observations": "few clear looks",
     "partial-coverage": "partial coverage",
     "radiometry-break": "radiometry break",
-    "coal-undecided": "coal undecided",
 }
 
 # Okabe-Ito colours: told apart with the common colour-vision deficiencies.
@@ -110,16 +108,16 @@ def _flag_set(flags: str | Iterable[str] | None) -> frozenset[str]:
     return frozenset(f.strip() for f in parts if f.strip())
 
 
-def point_style(flags: str | Iterable[str] | None, metric: str | None = None) -> PointStyle:
-    """The marker of a year of ``metric`` from its row's ``flags`` (';'-separated or a list).
+def point_style(flags: str | Iterable[str] | None) -> PointStyle:
+    """The marker of a year from its row's ``flags`` (';'-separated or a list).
 
-    A year with any of the metric's ``trends.excluding_flags`` (None: those of every metric) is
-    low data: hollow, labelled with those flags. ``radiometry-break`` keeps the marker filled
-    but is labelled, since a step there may be the sensor's. Other flags (``widened-window``, ``scenes-skipped``) do not change the
+    A year with any of ``trends.EXCLUDING_FLAGS`` is low data: hollow, labelled with those
+    flags. ``radiometry-break`` keeps the marker filled but is labelled, since a step there may
+    be the sensor's. Other flags (``widened-window``, ``scenes-skipped``) do not change the
     marker; the report's table lists them.
     """
     found = _flag_set(flags)
-    excluding = sorted(found & excluding_flags(metric))
+    excluding = sorted(found & EXCLUDING_FLAGS)
     noted = sorted(found & NOTED_FLAGS)
     label = ", ".join(FLAG_LABELS.get(f, f) for f in [*excluding, *noted])
     return PointStyle(filled=not excluding, label=label)
@@ -267,7 +265,7 @@ def _draw_metric(
     colour = _COLOURS[metric]
     for row in rows:
         x = season_position(row)
-        style = point_style(row.get("flags"), metric)
+        style = point_style(row.get("flags"))
         value = _number(row.get(metric))
         if value is None:
             ax.annotate(
