@@ -284,11 +284,15 @@ def grow_to_unmixed_area(
     return np.asarray(ndimage.binary_propagation(core, structure=square, mask=grown), dtype=bool)
 
 
+#: The coal rule's ceiling on every band of a look (``coal_observation``'s ``reflectance_max``).
+COAL_REFLECTANCE_MAX = 0.12
+
+
 def coal_observation(
     reflectance: FloatArray,
     *,
     brightness_max: float = 0.075,
-    reflectance_max: float = 0.12,
+    reflectance_max: float = COAL_REFLECTANCE_MAX,
     ndvi_max: float = 0.2,
     swir16_min: float = 0.025,
     swir22_min: float = 0.02,
@@ -336,11 +340,14 @@ def coal_observation(
 
 @dataclass(frozen=True)
 class CoalFrequency:
-    """Per pixel: share of clear observations flagged as coal, the flag count and clear count."""
+    """Per pixel: share of clear observations flagged as coal, the flag count and clear count;
+    ``refuted``, the clear looks not flagged that saw ground bright in the SWIR, so not coal
+    (``coal_frequency``; None: not counted)."""
 
     frequency: FloatArray
     flagged: NDArray[np.int16]
     clear: NDArray[np.int16]
+    refuted: NDArray[np.int16] | None = None
 
     def mask(
         self, min_frequency: float = 0.5, min_observations: int = 3, seen_once_reach_px: int = 3
@@ -379,16 +386,23 @@ class CoalFrequency:
         least ``min_frequency`` of their clear looks, with fewer clear looks than
         ``min_observations``, and not confirmed by them (one flag of two looks, or one look
         alone, which :meth:`mask` counts only next to confirmed coal). Coal the clouds may
-        have hidden: what the year's coal area may be missing, not evidence of coal."""
+        have hidden: what the year's coal area may be missing, not evidence of coal.
+
+        A pixel whose unflagged look saw it bright in the SWIR (``refuted``) is settled: that
+        look saw ground that is not coal, and its flag was a cloud shadow the mask missed
+        over a yard. A veil over coal (a cloud edge, haze) brightens the visible and barely
+        the SWIR, so a pile veiled in its other look stays undecided."""
         needed = self._flags_needed(min_observations)
         with np.errstate(invalid="ignore"):
-            return np.asarray(
+            short = (
                 (self.flagged > 0)
                 & (self.flagged < needed)
                 & (self.clear < min_observations)
-                & (self.frequency >= min_frequency),
-                dtype=bool,
+                & (self.frequency >= min_frequency)
             )
+        if self.refuted is not None:
+            short &= self.refuted == 0
+        return np.asarray(short, dtype=bool)
 
 
 #: How much darker than the season's median a look must be, in every band and by this share
@@ -459,7 +473,10 @@ def coal_frequency(
     obscured: BoolArray | None = None,
 ) -> CoalFrequency:
     """Classify each clear observation of ``stack`` (time, band, y, x) by ``coal_observation``
-    with the thresholds ``rule`` (None: its defaults) and count coal flags.
+    with the thresholds ``rule`` (None: its defaults) and count coal flags, and the unflagged
+    clear looks in which SWIR1 or SWIR2 reaches the rule's ceiling on every band
+    (``reflectance_max``): ground bright in the SWIR, which no veil over coal makes it
+    (``CoalFrequency.refuted``).
 
     A look ``obscured`` (time, y, x; ``obscured_looks``) where it is not flagged is not counted:
     the veil or shade may hide coal. A look flagged through it still counts, and the looks of a
@@ -469,6 +486,9 @@ def coal_frequency(
     flagged = np.zeros(stack.shape[2:], np.int16)
     count = np.zeros(stack.shape[2:], np.int16)
     hidden = np.zeros(stack.shape[2:], np.int16)
+    refuted = np.zeros(stack.shape[2:], np.int16)
+    ceiling = (rule or {}).get("reflectance_max", COAL_REFLECTANCE_MAX)
+    swir = np.array([BAND_INDEX["swir16"], BAND_INDEX["swir22"]])
     for t, (obs, ok) in enumerate(zip(stack, clear, strict=True)):
         ok = ok & valid_pixels(obs)
         flag = coal_observation(obs, **(rule or {})) & ok
@@ -476,7 +496,9 @@ def coal_frequency(
             hidden += (ok & ~flag & obscured[t]).astype(np.int16)
         flagged += flag.astype(np.int16)
         count += ok.astype(np.int16)
+        with np.errstate(invalid="ignore"):
+            refuted += (ok & ~flag & (np.max(obs[swir], axis=0) >= ceiling)).astype(np.int16)
     count = np.where(count - hidden >= 2, count - hidden, count).astype(np.int16)
     with np.errstate(invalid="ignore", divide="ignore"):
         freq = np.where(count > 0, flagged / np.maximum(count, 1), np.nan).astype(np.float32)
-    return CoalFrequency(freq, flagged, count)
+    return CoalFrequency(freq, flagged, count, refuted)

@@ -484,5 +484,10 @@ class MovedCoalFrequency(CoalFrequency):
     def clear(self) -> NDArray[np.int16]:
         return shift_array(self._base.clear, self._move, 0)
 
+    @property
+    def refuted(self) -> NDArray[np.int16] | None:
+        base = self._base.refuted
+        return None if base is None else shift_array(base, self._move, 0)
+
     def __repr__(self) -> str:
         return f"MovedCoalFrequency({self._base!r}, {self._move})"

@@ -421,7 +421,8 @@ class SeasonProducts:
         return SeasonProducts(
             Composite(c.reflectance[:, rows, cols], c.clear_count[rows, cols],
                       c.mad[:, rows, cols]),
-            CoalFrequency(k.frequency[rows, cols], k.flagged[rows, cols], k.clear[rows, cols]),
+            CoalFrequency(k.frequency[rows, cols], k.flagged[rows, cols], k.clear[rows, cols],
+                          None if k.refuted is None else k.refuted[rows, cols]),
             self.green[rows, cols], self.cropped[rows, cols], self.cleared[rows, cols],
             self.seen_standing[rows, cols], self.sun.window(rows, cols),
         )  # fmt: skip
@@ -433,7 +434,7 @@ class SeasonProducts:
             Composite(np.empty((bands, *shape), np.float32), np.empty(shape, np.int16),
                       np.empty((bands, *shape), np.float32)),
             CoalFrequency(np.empty(shape, np.float32), np.empty(shape, np.int16),
-                          np.empty(shape, np.int16)),
+                          np.empty(shape, np.int16), np.empty(shape, np.int16)),
             np.empty(shape, np.float32), np.empty(shape, bool), np.empty(shape, bool),
             np.empty(shape, bool), SunResponse.empty(bands, shape),
         )  # fmt: skip
@@ -447,8 +448,9 @@ class SeasonProducts:
 
 def _arrays(p: SeasonProducts) -> tuple[NDArray[Any], ...]:
     c, k = p.composite, p.coal
-    return (c.reflectance, c.clear_count, c.mad, k.frequency, k.flagged, k.clear, p.green,
-            p.cropped, p.cleared, p.seen_standing, *p.sun.arrays())  # fmt: skip
+    assert k.refuted is not None  # ``coal_frequency`` counts it
+    return (c.reflectance, c.clear_count, c.mad, k.frequency, k.flagged, k.clear, k.refuted,
+            p.green, p.cropped, p.cleared, p.seen_standing, *p.sun.arrays())  # fmt: skip
 
 
 def season_products(

@@ -154,7 +154,7 @@ class SiteYear:
 
 #: Arrays of a stored ``SiteYear`` (``site_year_arrays``), by npz name.
 _COMPOSITE_ARRAYS = ("composite_reflectance", "composite_clear_count", "composite_mad")
-_COAL_ARRAYS = ("coal_frequency", "coal_flagged", "coal_clear")
+_COAL_ARRAYS = ("coal_frequency", "coal_flagged", "coal_clear", "coal_refuted")
 
 
 def site_year_arrays(sy: SiteYear) -> dict[str, NDArray[Any]]:
@@ -186,6 +186,8 @@ def site_year_arrays(sy: SiteYear) -> dict[str, NDArray[Any]]:
         arrays["coal_frequency"] = sy.coal.frequency
         arrays["coal_flagged"] = sy.coal.flagged
         arrays["coal_clear"] = sy.coal.clear
+        if sy.coal.refuted is not None:
+            arrays["coal_refuted"] = sy.coal.refuted
     return arrays
 
 
@@ -201,6 +203,7 @@ def site_year_record(sy: SiteYear) -> dict[str, Any]:
         "coverage": sy.coverage,
         "has_composite": sy.composite is not None,
         "has_coal": sy.coal is not None,
+        "has_coal_refuted": sy.coal is not None and sy.coal.refuted is not None,
         "has_evidence": sy.evidence is not None,
         "has_coal_on_green": sy.evidence is not None and sy.evidence.coal_on_green is not None,
         "has_redated": sy.redated is not None,
@@ -258,9 +261,11 @@ class StoredCoalFrequency(CoalFrequency):
     """A ``CoalFrequency`` whose arrays are read from a ``StoredArrays`` on each access."""
 
     _arrays: StoredArrays
+    _has_refuted: bool
 
-    def __init__(self, arrays: StoredArrays) -> None:
+    def __init__(self, arrays: StoredArrays, has_refuted: bool = True) -> None:
         object.__setattr__(self, "_arrays", arrays)
+        object.__setattr__(self, "_has_refuted", has_refuted)
 
     @property
     def frequency(self) -> NDArray[np.float32]:
@@ -273,6 +278,12 @@ class StoredCoalFrequency(CoalFrequency):
     @property
     def clear(self) -> NDArray[np.int16]:
         return self._arrays("coal_clear").astype(np.int16, copy=False)
+
+    @property
+    def refuted(self) -> NDArray[np.int16] | None:
+        if not self._has_refuted:
+            return None
+        return self._arrays("coal_refuted").astype(np.int16, copy=False)
 
     def __repr__(self) -> str:
         return f"StoredCoalFrequency({self._arrays.path})"
@@ -300,10 +311,11 @@ def site_year_from_stored(
             else Composite(*(arr(n) for n in _COMPOSITE_ARRAYS))
         )
     if record["has_coal"]:
+        refuted = bool(record.get("has_coal_refuted"))
         coal = (
-            StoredCoalFrequency(stored)
+            StoredCoalFrequency(stored, refuted)
             if stored is not None
-            else CoalFrequency(*(arr(n) for n in _COAL_ARRAYS))
+            else CoalFrequency(*(arr(n) for n in _COAL_ARRAYS[: 4 if refuted else 3]))
         )
     window = record["window"]
     if len(window) != 2:

@@ -15,7 +15,7 @@ from shapely.geometry import box
 
 from pipeline import boundaries
 from pipeline.analysis import COAL_UNDECIDED, analyse_site
-from pipeline.classify import CoalFrequency, coal_frequency
+from pipeline.classify import CoalFrequency, coal_frequency, coal_observation
 from pipeline.composite import median_composite
 from pipeline.export.layers import TREND_COLUMNS, trend_rows
 from pipeline.export.site_rasters import CLASS_LEGEND, class_map
@@ -157,3 +157,23 @@ def test_undecided_follows_the_rule_it_cannot_settle() -> None:
     freq = CoalFrequency((flagged / clear).astype(np.float32), flagged, clear)
     np.testing.assert_array_equal(freq.mask(0.5, 5, 0)[0], [False, True, False])
     np.testing.assert_array_equal(freq.undecided(0.5, 5)[0], [True, False, True])
+
+
+def test_a_yard_under_a_cloud_shadow_in_one_of_two_looks_is_settled() -> None:
+    """Two looks of a yard, one under a cloud shadow the mask missed (the scenario's shadow:
+    diffuse skylight keeps 45% of blue, 25% of the SWIR), flag it once: the other look saw it
+    bright in the SWIR, so it is not coal. Two looks of a pile, one veiled, are undecided."""
+    keep = np.array([0.45, 0.38, 0.34, 0.28, 0.25, 0.25], np.float32)
+    veil = np.array([0.05, 0.05, 0.05, 0.03, 0.02, 0.02], np.float32)
+    yard = np.stack([BUILT, BUILT * keep])[:, :, None, None]
+    pile = np.stack([COAL, COAL + veil])[:, :, None, None]
+    stack = np.concatenate([yard, pile], axis=3)  # (look, band, 1, 2): yard, pile
+    assert coal_observation(stack[1])[0, 0]  # the shadowed yard passes for coal
+    assert not coal_observation(stack[1])[0, 1]  # the veiled pile does not
+    counted = coal_frequency(stack, np.ones((2, 1, 2), bool))
+    np.testing.assert_array_equal(counted.flagged[0], [1, 1])
+    np.testing.assert_array_equal(counted.clear[0], [2, 2])
+    np.testing.assert_array_equal(counted.undecided(0.5, 3)[0], [False, True])
+    # Counts alone cannot tell them apart.
+    blind = CoalFrequency(counted.frequency, counted.flagged, counted.clear)
+    np.testing.assert_array_equal(blind.undecided(0.5, 3)[0], [True, True])
