@@ -75,7 +75,7 @@ LINEAR_FEATURES = "linear-features"
 #: Flag of a year whose coal area may be missing piles: ground flagged as coal in half or more
 #: of its clear looks but seen in too few looks to count (``CoalFrequency.undecided``), more of
 #: it than the coal area's own half-width (``YearMetrics.coal_undecided_ha``). The year is kept:
-#: a yard dark under a cloud shadow in one of two looks is undecided too.
+#: dark ground (asphalt, dark roofs) under a cloud shadow in one of two looks is undecided too.
 COAL_UNDECIDED = "coal-undecided"
 #: Years a pixel must be mapped a field in before ``drop_unseen_fields`` believes it one.
 MIN_FIELD_YEARS = 2

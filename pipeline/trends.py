@@ -539,7 +539,7 @@ FLAG_MEANINGS: Mapping[str, str] = {
     "coal-undecided": (
         "More ground than the coal area's half-width was flagged as coal but seen in too few "
         "looks to count (coal_undecided_ha), so the coal area may miss piles the clouds hid, "
-        "or a yard was dark under a cloud shadow in one of two looks; the year is kept."
+        "or dark ground was seen under a cloud shadow; the year is kept."
     ),
     "widened-window": (
         "The season window was widened to find enough clear looks (still the same dates every "
