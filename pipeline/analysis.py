@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import logging
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -305,7 +305,11 @@ def settle_terrain_shadow(
     footprint (whether it counted as coal is the season's own count, which is not kept). Ground a season mapped, without judging it or judged flat, is left out as shadowed
     when at least ``MIN_SLOPE_VOTES`` other seasons found it so, more than found it flat (one
     season fooled by cloud shadows must not take ground out of the others); its footprint
-    pieces left under ``min_pixels`` go with it. Otherwise the season's own verdict stands.
+    pieces left under ``min_pixels`` go with it. A season that saw the ground in deep shadow
+    all along, too dark for either rule, could not judge it: where a season mapped ground
+    without judging it, another season votes shadowed where it neither mapped nor judged that
+    ground and saw it darker in every band by ``classify.SHADE_MIN_LOSS`` or more
+    (:func:`_darker_votes`). Otherwise the season's own verdict stands.
     Years stored before the verdicts were kept (None), or without a composite, neither vote
     nor change. ``pixel_area_ha``: for the log."""
     votes = {
@@ -319,10 +323,13 @@ def settle_terrain_shadow(
         return list(years)
     shadow_votes = np.sum([v[0] for v in votes.values()], axis=0, dtype=np.int16)
     flat_votes = np.sum([v[1] for v in votes.values()], axis=0, dtype=np.int16)
+    darker = _darker_votes(years, {i: (v[0], v[1]) for i, v in votes.items()})
     out = list(years)
     for i, (own_shadow, own_flat, own_brightness) in votes.items():
         sy = years[i]
         shadow = shadow_votes - own_shadow
+        if i in darker:
+            shadow = shadow + darker[i]
         flat = flat_votes - own_flat
         # Seasons that saw the ground flat and no darker than this one did.
         lit = np.zeros(flat.shape, np.int16)
@@ -354,6 +361,54 @@ def settle_terrain_shadow(
             terrain_flat=own_flat & ~left_out,
         )
     return out
+
+
+def _darker_votes(
+    years: Sequence[SiteYear], verdicts: Mapping[int, tuple[BoolArray, BoolArray]]
+) -> dict[int, NDArray[np.int16]]:
+    """Per season of ``verdicts`` (index into ``years``, each with a composite: its terrain
+    verdicts, shadowed and flat) that mapped ground without judging it: at that ground, how many other seasons neither mapped nor judged it and
+    saw it darker in every band, by ``SHADE_MIN_LOSS`` or more, on their composites. A slope
+    in the ridge's shadow all season is too dark for the footprint rule (SWIR1 under its floor),
+    so that season cannot judge it, while a season of a few early looks maps it as bare rock.
+
+    Each composite is read once (a stored year's is read from disk on demand); the mapped
+    ground's own values are kept, pixels only."""
+    own: dict[int, tuple[tuple[NDArray[np.intp], ...], NDArray[np.float32]]] = {}
+    for i, (shadow, flat) in verdicts.items():
+        sy = years[i]
+        unjudged = (sy.footprint | sy.coal_mask) & ~shadow & ~flat
+        if unjudged.any():
+            at = np.nonzero(unjudged)
+            own[i] = (at, _composite(sy).reflectance[:, at[0], at[1]])
+    if not own:
+        return {}
+    counts = {i: np.zeros(values.shape[1], np.int16) for i, (_, values) in own.items()}
+    keep = 1.0 - SHADE_MIN_LOSS
+    for j, (shadow, flat) in verdicts.items():
+        if not any(i != j for i in own):
+            continue
+        other = years[j]
+        reflectance = _composite(other).reflectance
+        unmapped = other.valid & ~(other.footprint | other.coal_mask | shadow | flat)
+        for i, (at, values) in own.items():
+            if i == j:
+                continue
+            with np.errstate(invalid="ignore"):
+                dark = np.all(reflectance[:, at[0], at[1]] <= keep * values, axis=0)
+            counts[i] += (dark & unmapped[at]).astype(np.int16)
+    out = {}
+    for i, (at, _) in own.items():
+        votes = np.zeros(years[i].footprint.shape, np.int16)
+        votes[at] = counts[i]
+        out[i] = votes
+    return out
+
+
+def _composite(sy: SiteYear) -> Composite:
+    if sy.composite is None:
+        raise ValueError(f"{sy.site_id} {sy.year}: no composite")
+    return sy.composite
 
 
 def _brightness(composite: Composite) -> NDArray[np.float32]:

@@ -388,21 +388,24 @@ def _season(
     shaded_yard: bool = False,
     slope_looks: int = 8,
     slope_in_full_shadow: bool = False,
+    slope_in_deep_shadow: bool = False,
 ) -> Any:
     """A site-year of ``_scene`` (the same ground every year, its looks moved to ``year``):
     with ``shaded_yard``, part of the yard under cloud shadows the mask missed (the direct beam
     cut, skylight left), ever deeper, in the season's last four looks; with ``slope_looks``
     under 8, the slope clear in only that many looks; with ``slope_in_full_shadow``, the slope
-    in the ridge's shadow all season, alike in every look (no trend)."""
+    in the ridge's shadow all season, alike in every look (no trend); with
+    ``slope_in_deep_shadow``, the ridge cuts the whole direct beam all season: skylight only."""
     stack, clear, masks = _scene(seed)
     if shaded_yard:
         for t, direct in zip(range(4, 8), (0.75, 0.6, 0.5, 0.45), strict=True):
             stack[t][:, SHADED_ROWS] *= (DIFFUSE + (1.0 - DIFFUSE) * direct)[:, None, None]
     if slope_looks < len(DAYS):
         clear[slope_looks:][:, masks["slope"]] = False
-    if slope_in_full_shadow:
+    if slope_in_full_shadow or slope_in_deep_shadow:
         noise = np.random.default_rng(seed).normal(0.0, 0.002, (len(DAYS), len(BANDS), 100))
-        lit = DIFFUSE + (1.0 - DIFFUSE) * 0.3  # the ridge cuts most of the beam all season
+        # The ridge cuts most of the beam all season, or all of it.
+        lit = DIFFUSE + (1.0 - DIFFUSE) * (0.0 if slope_in_deep_shadow else 0.3)
         stack[:, :, masks["slope"]] = (ROCK * lit)[None, :, None] + noise.astype(np.float32)
     looks = [
         Look(
@@ -485,3 +488,32 @@ def test_a_season_that_saw_the_slope_in_full_shadow_does_not_map_it_again() -> N
     settled = settle_terrain_shadow(years, 1, PIXEL_HA)
     assert settled[0].footprint[slope].mean() < 0.05
     assert settled[0].terrain_shadow[slope].mean() > 0.9
+
+
+def test_a_slope_the_other_seasons_saw_in_deep_shadow_is_left_out() -> None:
+    """Seasons that see the slope in the ridge's shadow all along (skylight only: SWIR1 under
+    the footprint rule's floor) neither map nor judge it; a season of three clear looks maps it
+    as bare rock. Those seasons saw it darker in every band: it is left out as shadowed. A yard
+    every season saw alike stays."""
+    years = [
+        _season(2020 + i, seed=3 + i, slope_looks=3 if i == 2 else 8,
+                slope_in_deep_shadow=i != 2)[0]
+        for i in range(4)
+    ]  # fmt: skip
+    _, masks = _season(2020, 3)
+    slope = masks["slope"]
+    for i in (0, 1, 3):  # the case is real: neither mapped nor judged
+        assert years[i].footprint[slope].mean() < 0.05
+        assert not (years[i].terrain_shadow | years[i].terrain_flat)[slope].any()
+    assert years[2].footprint[slope].mean() > 0.9
+    assert not (years[2].terrain_shadow | years[2].terrain_flat)[slope].any()
+    settled = settle_terrain_shadow(years, 1, PIXEL_HA)
+    assert settled[2].footprint[slope].mean() < 0.05
+    assert settled[2].terrain_shadow[slope].mean() > 0.9
+    for before, after in zip(years, settled, strict=True):
+        assert after.footprint[masks["yard"]].mean() > 0.95
+        if before is not years[2]:
+            np.testing.assert_array_equal(after.footprint, before.footprint)
+    # One such season is too few.
+    kept = settle_terrain_shadow(years[1:3], 1, PIXEL_HA)
+    np.testing.assert_array_equal(kept[1].footprint, years[2].footprint)
