@@ -136,9 +136,17 @@ def analyse_site(
                 "%s %d: %.2f ha of exposed bed (former water, now wet ground) not counted",
                 sy.site_id, sy.year, float(bed.sum()) * px,
             )  # fmt: skip
+    # A slope in shadow is one every autumn: no season's undecided coal.
+    slopes = np.zeros(grid.shape, bool)
+    for sy in years:
+        if sy.terrain_shadow is not None:
+            slopes |= sy.terrain_shadow
     years = [
         replace(
-            sy, coal_undecided=undecided_coal(sy, coal_min_frequency, coal_min_observations, min_px)
+            sy,
+            coal_undecided=undecided_coal(
+                sy, coal_min_frequency, coal_min_observations, min_px, slopes
+            ),
         )
         for sy in years
     ]
@@ -199,16 +207,22 @@ def analyse_site(
 
 
 def undecided_coal(
-    sy: SiteYear, min_frequency: float, min_observations: int, min_pixels: int
+    sy: SiteYear,
+    min_frequency: float,
+    min_observations: int,
+    min_pixels: int,
+    slopes: BoolArray | None = None,
 ) -> BoolArray:
     """Ground of ``sy`` that may be coal its clear looks were too few to confirm
     (``CoalFrequency.undecided``), in regions of ``min_pixels`` or more: neither counted as
-    coal nor decided otherwise (a terrain-shadowed slope, ground green earlier in the season,
-    a field unseen while crops stand). None of it where the year has no coal frequency."""
+    coal nor decided otherwise (a terrain-shadowed slope, this season's or ``slopes``, those
+    any season of the site left out; ground green earlier in the season; a field unseen while
+    crops stand). None of it where the year has no coal frequency."""
     if sy.coal is None:
         return np.zeros(sy.valid.shape, bool)
     open_ground = sy.valid & ~sy.coal_mask
     for decided in (
+        slopes,
         sy.terrain_shadow,
         sy.unseen_fields,
         sy.evidence.coal_on_green if sy.evidence is not None else None,

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from shapely.geometry import box
 
 from pipeline import boundaries
-from pipeline.analysis import COAL_UNDECIDED, analyse_site
+from pipeline.analysis import COAL_UNDECIDED, analyse_site, undecided_coal
 from pipeline.classify import CoalFrequency, coal_frequency, coal_observation
 from pipeline.composite import median_composite
 from pipeline.export.layers import TREND_COLUMNS, trend_rows
@@ -177,3 +177,11 @@ def test_a_yard_under_a_cloud_shadow_in_one_of_two_looks_is_settled() -> None:
     # Counts alone cannot tell them apart.
     blind = CoalFrequency(counted.frequency, counted.flagged, counted.clear)
     np.testing.assert_array_equal(blind.undecided(0.5, 3)[0], [True, True])
+
+
+def test_a_slope_any_season_left_out_is_not_undecided(analysis: SiteAnalysis) -> None:
+    """Ground some season of the site left out as a slope in terrain shadow is one every autumn:
+    dark in one of two looks there is no undecided coal."""
+    cloudy = analysis.years[1]
+    assert undecided_coal(cloudy, 0.5, 3, MIN_PX)[_pile()].mean() > 0.95
+    assert not undecided_coal(cloudy, 0.5, 3, MIN_PX, slopes=_pile()).any()
