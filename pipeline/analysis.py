@@ -316,14 +316,17 @@ def settle_terrain_shadow(
     default loss of a cloud shadow, darker on the composite's mean over the bands), outnumber
     those that found it shadowed: cloud shadows darken the one season they fall in, while a
     season that sees a slope flat sees it in full shadow all along, darker. It comes back as
-    footprint (whether it counted as coal is the season's own count, which is not kept). Ground a season mapped, without judging it or judged flat, is left out as shadowed
-    when at least ``MIN_SLOPE_VOTES`` other seasons found it so, more than found it flat (one
-    season fooled by cloud shadows must not take ground out of the others); its footprint
-    pieces left under ``min_pixels`` go with it. A season that saw the ground in deep shadow
-    all along, too dark for either rule, could not judge it: where a season mapped ground
-    without judging it, another season votes shadowed where it neither mapped nor judged that
-    ground and saw it darker in every band by ``classify.SHADE_MIN_LOSS`` or more
-    (:func:`_darker_votes`). Otherwise the season's own verdict stands.
+    footprint (whether it counted as coal is the season's own count, which is not kept).
+
+    Ground a season mapped, without judging it or judged flat, is left out as shadowed when at
+    least ``MIN_SLOPE_VOTES`` other seasons found it so, more than found it flat (one season
+    fooled by cloud shadows must not take ground out of the others); its footprint pieces left
+    under ``min_pixels`` go with it. A season that saw the ground in deep shadow all along, too
+    dark for either rule, could not judge it: where a season mapped ground without judging it,
+    another season votes shadowed where it neither mapped nor judged that ground and saw it
+    darker in every band by ``classify.SHADE_MIN_LOSS`` or more (:func:`_darker_votes`).
+    Otherwise the season's own verdict stands.
+
     Years stored before the verdicts were kept (None), or without a composite, neither vote
     nor change. ``pixel_area_ha``: for the log."""
     votes = {
