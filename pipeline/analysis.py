@@ -384,10 +384,11 @@ def _darker_votes(
     years: Sequence[SiteYear], verdicts: Mapping[int, tuple[BoolArray, BoolArray]]
 ) -> dict[int, NDArray[np.int16]]:
     """Per season of ``verdicts`` (index into ``years``, each with a composite: its terrain
-    verdicts, shadowed and flat) that mapped ground without judging it: at that ground, how many other seasons neither mapped nor judged it and
-    saw it darker in every band, by ``SHADE_MIN_LOSS`` or more, on their composites. A slope
-    in the ridge's shadow all season is too dark for the footprint rule (SWIR1 under its floor),
-    so that season cannot judge it, while a season of a few early looks maps it as bare rock.
+    verdicts, shadowed and flat) that mapped ground without judging it: at that ground, how
+    many other seasons neither mapped nor judged it and saw it darker in every band, by
+    ``SHADE_MIN_LOSS`` or more, on their composites. A slope in the ridge's shadow all season
+    is too dark for the footprint rule (SWIR1 under its floor), so that season cannot judge
+    it, while a season of a few early looks maps it as bare rock.
 
     Each composite is read once (a stored year's is read from disk on demand); the mapped
     ground's own values are kept, pixels only."""
