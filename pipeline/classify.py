@@ -364,22 +364,19 @@ class CoalFrequency:
         asphalt and dark roofs coal-dark in its one look, and without a bound the whole
         shadowed yard beside a pile would join it.
         """
-        needed = self._flags_needed(min_observations)
+        # Read once: a stored or moved frequency reads or shifts its arrays on each access.
+        flagged, clear = self.flagged, self.clear
+        needed = _flags_needed(clear, min_observations)
         with np.errstate(invalid="ignore"):
             often = self.frequency >= min_frequency
-            strong = often & (self.flagged >= needed) & (self.clear > 0)
-            weak = often & (self.clear > 0) & (self.flagged == self.clear)
+            strong = often & (flagged >= needed) & (clear > 0)
+            weak = often & (clear > 0) & (flagged == clear)
         if seen_once_reach_px > 0 and strong.any():
             size = 2 * seen_once_reach_px + 1
             weak &= ndimage.binary_dilation(strong, structure=np.ones((size, size), bool))
         else:
             weak &= strong
         return np.asarray(ndimage.binary_propagation(strong, mask=strong | weak), dtype=bool)
-
-    def _flags_needed(self, min_observations: int) -> NDArray[np.int16]:
-        """Flags that confirm a pixel: ``min_observations``, or all its looks where it has
-        fewer, and never fewer than two (one look alone is never enough)."""
-        return np.maximum(np.minimum(self.clear, min_observations), min(2, min_observations))
 
     def undecided(self, min_frequency: float = 0.5, min_observations: int = 3) -> BoolArray:
         """Pixels the counting rule cannot settle for want of looks: flagged as coal in at
@@ -392,17 +389,24 @@ class CoalFrequency:
         look saw ground that is not coal, and its flag was a cloud shadow the mask missed
         over a yard. A veil over coal (a cloud edge, haze) brightens the visible and barely
         the SWIR, so a pile veiled in its other look stays undecided."""
-        needed = self._flags_needed(min_observations)
+        flagged, clear, refuted = self.flagged, self.clear, self.refuted
+        needed = _flags_needed(clear, min_observations)
         with np.errstate(invalid="ignore"):
             short = (
-                (self.flagged > 0)
-                & (self.flagged < needed)
-                & (self.clear < min_observations)
+                (flagged > 0)
+                & (flagged < needed)
+                & (clear < min_observations)
                 & (self.frequency >= min_frequency)
             )
-        if self.refuted is not None:
-            short &= self.refuted == 0
+        if refuted is not None:
+            short &= refuted == 0
         return np.asarray(short, dtype=bool)
+
+
+def _flags_needed(clear: NDArray[np.int16], min_observations: int) -> NDArray[np.int16]:
+    """Flags that confirm a pixel of ``clear`` looks: ``min_observations``, or all its looks
+    where it has fewer, and never fewer than two (one look alone is never enough)."""
+    return np.maximum(np.minimum(clear, min_observations), min(2, min_observations))
 
 
 #: How much darker than the season's median a look must be, in every band and by this share
