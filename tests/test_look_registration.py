@@ -174,3 +174,46 @@ def test_real_sentinel2_looks_of_one_place_are_left_as_read(real_data: Path, cit
     found = register_looks(band, band > 0, [0, 1], PARAMS)
     assert all(f.shift is not None for f in found)
     assert not any(f.moved for f in found)
+
+
+def landsat_look(
+    g: NDArray[np.float64], shift: tuple[float, float], seed: int
+) -> NDArray[np.float32]:
+    """``g`` (on a 10 m grid) seen shifted by ``shift`` 10 m px, imaged at 30 m (3 x 3 block
+    means on a lattice fixed to the grid, as a sensor's pixels are fixed to its own orbit, not
+    to the ground) and read bilinearly back onto the 10 m grid, cut to ``SHAPE``, with noise."""
+    moved = ndimage.shift(g, shift, order=3, mode="nearest")
+    h, w = (s // 3 for s in moved.shape)
+    coarse = moved[: 3 * h, : 3 * w].reshape(h, 3, w, 3).mean(axis=(1, 3))
+    coarse += np.random.default_rng(seed).normal(0.0, 0.002, coarse.shape)
+    rows, cols = np.mgrid[32:128, 32:128]
+    # The centre of coarse pixel i is fine pixel 3 i + 1.
+    fine = ndimage.map_coordinates(coarse, [(rows - 1) / 3.0, (cols - 1) / 3.0], order=1)
+    return fine.astype(np.float32)
+
+
+def test_landsat_looks_read_onto_a_finer_grid_are_placed_where_their_ground_lies() -> None:
+    """Looks imaged at 30 m and read bilinearly onto the 10 m grid share the lattice of their
+    own pixels, whose gradients pin an unsmoothed match at no shift: matched smoothed by half
+    their pixel (``native_px=3``), each is placed within a quarter pixel of where its ground
+    lies."""
+    rng = np.random.default_rng(5)
+    g = ndimage.gaussian_filter(rng.standard_normal((162, 162)), 3.0)
+    g = g / g.std() * 0.03 + 0.12
+    g[60:96, 48:105] += 0.12  # a yard, 360 x 570 m
+    g[110:129, 70:82] -= 0.08  # a coal pile
+    true = [(1.0, 0.25), (0.5, -0.75), (0.0, 0.0), (-0.5, 1.0), (-1.0, -0.5), (0.0, 0.0)]
+    band = np.stack([landsat_look(g, s, seed) for seed, s in enumerate(true)])
+    clear = np.ones(band.shape, bool)
+    mean = np.mean(true, axis=0)
+    expected = -(np.asarray(true) - mean)  # each look moved back onto the looks' mean position
+
+    found = register_looks(band, clear, range(len(true)), PARAMS, native_px=3)
+    assert all(f.shift is not None for f in found)
+    placed = np.asarray([f.shift for f in found])
+    assert np.abs(placed - expected).max() < 0.25
+    assert [f.moved for f in found] == [bool(np.abs(e).max() >= 0.25) for e in expected]
+
+    pinned = register_looks(band, clear, range(len(true)), PARAMS)
+    shifts = np.asarray([f.shift if f.shift is not None else (0.0, 0.0) for f in pinned])
+    assert np.abs(shifts - expected).max() > 0.5  # the lattice holds them near no shift
