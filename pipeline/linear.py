@@ -191,19 +191,34 @@ def new_lines(
     per-pixel rules missed, and a road is not widened by the yard it leaves), long and thin
     (``long_thin``), not a dark strip moved by a sub-pixel shift (``displaced``), whose loss
     against ``before`` persists in ``after`` (the next year: ``persistent``), and that come
-    within ``rule.max_gap_m`` of ``known`` (``joining``; without ``known``, anywhere)."""
+    within ``rule.max_gap_m`` of ``known`` (``joining``; without ``known``, anywhere).
+
+    A road is a valley all along, but its loss can fall short of ``rule.min_loss`` for a few
+    pixels (a 12 m road across 10 m pixels of forest loses 0.1-0.16 NDVI, as it straddles them),
+    or be none where it follows an older track: the part that passes can end short of the
+    footprint it leads to, in pieces too short to pass alone. So a line joins through the
+    valley pixels it connects to (its ``reach``: hysteresis, seeded by the full rule), and the
+    pixels of its reach that lost greenness, and kept it lost the next year, are part of it."""
     loss = greenness_loss(before, this)
     with np.errstate(invalid="ignore"):
-        candidates = (valley_depth(this, rule.span_px) >= rule.min_depth) & (loss >= rule.min_loss)
+        valleys = valley_depth(this, rule.span_px) >= rule.min_depth
+        candidates = valleys & (loss >= rule.min_loss)
     if known is not None:
+        valleys &= ~known
         candidates &= ~known
     lines = long_thin(candidates, pixel_m, rule)
     # A strip up to span_px - 1 wide moved by a pixel: its old rim lies that far from the new.
     lines &= ~displaced(lines, loss, rule.span_px - 1, rule.min_loss)
-    lines = persistent(lines, greenness_loss(before, after), rule)
+    kept_loss = greenness_loss(before, after)
+    lines = persistent(lines, kept_loss, rule)
     if known is None or rule.max_gap_m is None:
         return lines
-    return joining(lines, known, rule.max_gap_m / pixel_m)
+    eight = np.ones((3, 3), bool)
+    reach = np.asarray(ndimage.binary_propagation(lines, eight, mask=lines | valleys), bool)
+    joined = joining(reach, known, rule.max_gap_m / pixel_m)
+    with np.errstate(invalid="ignore"):
+        extended = candidates & (kept_loss >= rule.min_loss)
+    return np.asarray(joined & (lines | extended), bool)
 
 
 def joining(lines: BoolArray, known: BoolArray, max_gap_px: float) -> BoolArray:

@@ -262,6 +262,31 @@ def test_a_track_far_from_the_footprint_is_not_the_camp_expanding() -> None:
     assert all(sy.footprint[track].all() for sy in anywhere[1:])
 
 
+def test_a_road_that_follows_a_field_track_to_the_camp_joins_it() -> None:
+    """A road cut through the forest in 2021 reaches the camp along a track across a field that
+    was there before: across the field it is a valley but lost no greenness, so its new part
+    ends 150 m short of the camp. It joins the camp through the track; the track, no new
+    ground, is not added."""
+    camp = np.zeros(SHAPE, bool)
+    camp[60:75, 30:50] = True
+    field = np.zeros(SHAPE, bool)
+    field[45:60, 25:55] = True
+    road = road_mask(rows=slice(20, 60))
+    years = []
+    for i, year in enumerate((2020, 2021, 2022, 2023)):
+        ndvi = np.where(field, forest(i + 10, level=0.35), forest(i))
+        ndvi[road & field] = 0.2 if year == 2020 else 0.15  # the track, then the road on it
+        ndvi = np.where(camp, 0.1, ndvi).astype(np.float32)
+        years.append(_site_year(year, with_road(ndvi, road & ~field) if year >= 2021 else ndvi,
+                                camp))  # fmt: skip
+    out = add_lines(years, PIXEL_M, RULE)
+    new = road & ~field
+    assert not out[0].footprint[road].any()
+    for sy in out[1:]:
+        assert sy.footprint[new].all()
+        assert not sy.footprint[road & field].any()
+
+
 def test_joining_keeps_whole_lines_that_reach_the_footprint() -> None:
     camp = np.zeros(SHAPE, bool)
     camp[60:75, 30:50] = True
