@@ -99,7 +99,6 @@ from pipeline.recipe import (
     offset_corrections,
     pixel_size_m,
     registered,
-    registration_native_px,
     season_looks,
     season_products,
     season_records,
@@ -536,12 +535,8 @@ def settle(
         band = BANDS[params.registration.band]
         matched = [_survey_band(looks[k], shifts.get(k), chunks, surveys, grid, band)
                    for k in used]  # fmt: skip
-        native_px = registration_native_px(
-            [looks[k].record.platform for k in used], grid.pixel_area_ha, params
-        )
         placed = look_shifts([m[0] for m in matched], [m[1] for m in matched],
-                             [used.index(k) for k in in_season], params.registration,
-                             native_px)  # fmt: skip
+                             [used.index(k) for k in in_season], params.registration)  # fmt: skip
         del matched
         for k, shift in zip(used, placed, strict=True):
             registration[k] = shift

@@ -17,9 +17,7 @@ median as the reference image instead of an external one):
 1. The reference is the per-pixel median of the reference looks (the season window's) over
    their clear pixels, in ``params.band``; each image matched is the standardised gradient
    magnitude of that band (``coregister.registration_image``: edges persist where a band's level
-   follows phenology and haze). Looks imaged coarser than the grid (Landsat's 30 m on a 10 m
-   grid) are matched smoothed by half their pixel (``lattice_smoothed``): their bilinear
-   lattice would otherwise pin every match at no shift.
+   follows phenology and haze).
 2. Each look is matched to the reference by phase correlation under a Hann window, upsampled to
    ``1/upsample_factor`` px (Guizar-Sicairos et al. 2008, ``skimage``'s
    ``phase_cross_correlation``). The shift counts only when the look has ``min_overlap_px``
@@ -57,7 +55,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 from threadpoolctl import threadpool_limits
@@ -173,51 +170,21 @@ def register_looks(
     clear: BoolArray,
     reference_looks: Sequence[int],
     params: LookRegistrationParams,
-    native_px: int = 1,
 ) -> list[LookShift]:
     """Where each look of ``band`` (time, y, x; the matched band of every look) with its
     ``clear`` masks (time, y, x) lies against the consensus of the looks ``reference_looks``
     (module docstring): one :class:`LookShift` per look. A season with fewer than two
-    reference looks has no consensus: nothing is estimated. ``native_px``: the coarsest native
-    pixel of the looks in grid pixels (``bands.rim_px``); coarser than the grid, the looks are
-    matched smoothed (:func:`lattice_smoothed`)."""
+    reference looks has no consensus: nothing is estimated."""
     n = band.shape[0]
     shifts = [NOT_ESTIMATED] * n
     if len(reference_looks) < 2:
         return shifts
-    if native_px > 1:
-        band = lattice_smoothed(band, clear, native_px)
     images = [registration_image(band[t], clear[t]) for t in range(n)]
     taper = window("hann", band.shape[1:])  # type: ignore[no-untyped-call]
     # The sub-pixel refinement's matrix products are small (1.5 x upsample_factor rows): BLAS
     # threads cost more than they save (measured: 4x the CPU on 2 busy cores).
     with threadpool_limits(limits=1, user_api="blas"):
         return _rounds(band, clear, reference_looks, images, taper, params)
-
-
-def lattice_smoothed(band: FloatArray, clear: BoolArray, native_px: int) -> FloatArray:
-    """``band`` (time, y, x) of looks imaged at ``native_px`` grid pixels, each smoothed over its
-    clear pixels by a Gaussian of sigma ``native_px / 2`` (normalised convolution: cloud does not
-    bleed in); other pixels as they were.
-
-    A look read bilinearly from a coarser pixel (Landsat's 30 m on a 10 m grid) is piecewise
-    linear between the nodes of its own lattice, so its gradient image is piecewise constant in
-    cells that do not move with the ground: every look's gradients line up on the lattice, and
-    phase correlation finds them there, at no shift, wherever the ground lies (peak locking).
-    Sigma half the lattice step takes the lattice's frequency down to exp(-pi^2 / 2), under 1 %,
-    and keeps the ground's coarser detail, which moves with it (measured on the accuracy suite's
-    Landsat seasons, looks 10 m apart: placed at shifts within 0.05 px of zero unsmoothed, at
-    the true shifts within about 0.2 px smoothed)."""
-    sigma = native_px / 2.0
-    out = np.array(band, np.float32, copy=True)
-    for t in range(band.shape[0]):
-        ok = clear[t] & np.isfinite(band[t])
-        if not ok.any():
-            continue
-        weight = ndimage.gaussian_filter(ok.astype(np.float32), sigma)
-        total = ndimage.gaussian_filter(np.where(ok, band[t], 0.0).astype(np.float32), sigma)
-        out[t] = np.where(ok, total / np.maximum(weight, np.float32(1e-6)), band[t])
-    return out
 
 
 def _rounds(

@@ -236,9 +236,7 @@ def site_year(
             [corrected[i].clear for i in used],
             [used.index(i) for i in in_season],
             params.registration,
-            native_px=registration_native_px([corrected[i].platform for i in used],
-                                              pixel_area_ha, params),
-        )  # fmt: skip
+        )
         looks = list(looks)
         for i, shift in zip(used, found, strict=True):
             looks[i] = registered(looks[i], shift)
@@ -268,23 +266,11 @@ def look_shifts(
     clear: Sequence[BoolArray],
     reference: Sequence[int],
     params: LookRegistrationParams,
-    native_px: int = 1,
 ) -> list[LookShift]:
     """Where each look lies against the consensus of the looks ``reference`` (indices into
     ``bands``; ``look_registration.register_looks``), from each look's matched band (y, x)
-    and clear mask; ``native_px``: the looks' coarsest native pixel in grid pixels
-    (:func:`registration_native_px`)."""
-    return register_looks(np.stack(bands), np.stack(clear), reference, params, native_px)
-
-
-def registration_native_px(
-    platforms: Sequence[str], pixel_area_ha: float, params: RecipeParams
-) -> int:
-    """The coarsest native pixel, in grid pixels, of the registration band over ``platforms``
-    (``bands.rim_px``): 3 for Landsat on a 10 m grid, 1 for Sentinel-2's 10 m bands."""
-    assert params.registration is not None
-    name = bands.BANDS[params.registration.band]
-    return bands.rim_px(platforms, pixel_size_m(pixel_area_ha), (name,))
+    and clear mask."""
+    return register_looks(np.stack(bands), np.stack(clear), reference, params)
 
 
 def registered(look: Look, shift: LookShift) -> Look:
