@@ -217,7 +217,12 @@ def undecided_coal(
     (``CoalFrequency.undecided``), in regions of ``min_pixels`` or more: neither counted as
     coal nor decided otherwise (a terrain-shadowed slope, this season's or ``slopes``, those
     any season of the site left out; ground green earlier in the season; a field unseen while
-    crops stand). None of it where the year has no coal frequency."""
+    crops stand). None of it where the year has no coal frequency.
+
+    A pile whose inner looks were shaded in one of two looks, while its mixed rim read coal in
+    both, is an undecided core in a thin ring the rule counted, which the opening then took away
+    as too thin to be a pile: the ring is part of the same undecided pile, and counts towards it
+    (region and area) wherever it touches undecided ground."""
     if sy.coal is None:
         return np.zeros(sy.valid.shape, bool)
     open_ground = sy.valid & ~sy.coal_mask
@@ -230,7 +235,13 @@ def undecided_coal(
         if decided is not None:
             open_ground &= ~decided
     undecided = sy.coal.undecided(min_frequency, min_observations) & open_ground
-    return boundaries.remove_small_regions(undecided, min_pixels)
+    # Counted by the rule (without the seen-once reach) but not mapped: thin or small.
+    dropped = sy.coal.mask(min_frequency, min_observations, 0) & open_ground
+    eight = np.ones((3, 3), bool)
+    pile = np.asarray(
+        ndimage.binary_propagation(undecided, structure=eight, mask=undecided | dropped), bool
+    )
+    return boundaries.remove_small_regions(pile, min_pixels)
 
 
 def year_change(

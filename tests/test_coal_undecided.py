@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from scipy import ndimage
 from shapely.geometry import box
 
 from pipeline import boundaries
@@ -185,3 +186,36 @@ def test_a_slope_any_season_left_out_is_not_undecided(analysis: SiteAnalysis) ->
     cloudy = analysis.years[1]
     assert undecided_coal(cloudy, 0.5, 3, MIN_PX)[_pile()].mean() > 0.95
     assert not undecided_coal(cloudy, 0.5, 3, MIN_PX, slopes=_pile()).any()
+
+
+def test_a_pile_shaded_inside_in_one_of_two_looks_is_undecided_with_its_ring() -> None:
+    """A 0.42 ha pile seen in two looks, the second under a cloud shadow the mask missed: its
+    inner pixels fall below the coal rule's SWIR floors there (1 flag of 2: undecided), while
+    its mixed rim, half yard, reads coal-dark in both (2 of 2: counted, but a ring one pixel
+    thin is no pile, and under the minimum mapping unit). The inner part alone (0.2 ha) is
+    under the unit too: only with its ring is the pile reported undecided, whole."""
+    inner = np.zeros(GRID.shape, bool)
+    inner[16:20, 21:26] = True  # 20 px
+    pile = np.asarray(ndimage.binary_dilation(inner, np.ones((3, 3), bool)))  # 42 px
+    ring = pile & ~inner
+    rng = np.random.default_rng(4)
+    ground = np.where(pile[None], COAL[:, None, None], BUILT[:, None, None])
+    stack = np.repeat(ground[None], 2, axis=0) + rng.normal(0.0, 0.002, (2, 6, *GRID.shape))
+    shade = np.float32(0.35)  # a cloud shadow: a third of the light left
+    stack[1] = np.where(inner[None], stack[1] * shade, stack[1])
+    stack[1] = np.where(ring[None], ((COAL + BUILT) / 2 * shade)[:, None, None], stack[1])
+    stack = stack.astype(np.float32)
+    clear = np.ones((2, *GRID.shape), bool)
+    assert coal_observation(stack[1])[ring].all()  # the shaded rim reads coal
+    assert not coal_observation(stack[1])[inner].any()  # the shaded inside is too dark
+    coal = coal_frequency(stack, clear)
+    coal_mask = boundaries.remove_small_regions(coal.mask(0.5, 3, 3), MIN_PX)
+    assert not coal_mask.any()
+    valid = np.ones(GRID.shape, bool)
+    sy = SiteYear(
+        "t", 2021, ("2021-09-01", "2021-11-15"), False, (), median_composite(stack, clear),
+        coal, valid.copy(), coal_mask, valid, 2.0, 1.0,
+    )  # fmt: skip
+    assert inner.sum() < MIN_PX <= pile.sum()
+    undecided = undecided_coal(sy, 0.5, 3, MIN_PX)
+    np.testing.assert_array_equal(undecided, pile)
