@@ -612,9 +612,9 @@ class LinesConfig(_Model):
         le=100_000,
         description="a new line counts only when it comes this near the year's footprint (m; a "
         "road cut to the camp or mine joins it, logging tracks and field paths out in the "
-        "country do not), itself or through the valleys it connects to (where a road's loss "
-        "dips under min_loss, or it follows an older track); null: anywhere in the analysis "
-        "area",
+        "country do not), itself or through the valleys it connects to within min_length_m "
+        "(where a road's loss dips under min_loss, or it follows an older track); null: "
+        "anywhere in the analysis area",
     )
 
     @field_validator("span_px")

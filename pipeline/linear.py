@@ -197,7 +197,9 @@ def new_lines(
     pixels (a 12 m road across 10 m pixels of forest loses 0.1-0.16 NDVI, as it straddles them),
     or be none where it follows an older track: the part that passes can end short of the
     footprint it leads to, in pieces too short to pass alone. So a line joins through the
-    valley pixels it connects to (its ``reach``: hysteresis, seeded by the full rule), and the
+    valley pixels it connects to within ``rule.min_length_m`` of it (its ``reach``: hysteresis,
+    seeded by the full rule; a longer stretch of valleys would be a line of its own, and an
+    old track network must not carry a new track from far away to the footprint), and the
     pixels of its reach that lost greenness, and kept it lost the next year, are part of it."""
     loss = greenness_loss(before, this)
     with np.errstate(invalid="ignore"):
@@ -213,8 +215,11 @@ def new_lines(
     lines = persistent(lines, kept_loss, rule)
     if known is None or rule.max_gap_m is None:
         return lines
+    near = ndimage.distance_transform_edt(~lines) <= rule.min_length_m / pixel_m
     eight = np.ones((3, 3), bool)
-    reach = np.asarray(ndimage.binary_propagation(lines, eight, mask=lines | valleys), bool)
+    reach = np.asarray(
+        ndimage.binary_propagation(lines, eight, mask=lines | (valleys & near)), bool
+    )
     joined = joining(reach, known, rule.max_gap_m / pixel_m)
     with np.errstate(invalid="ignore"):
         extended = candidates & (kept_loss >= rule.min_loss)

@@ -287,6 +287,27 @@ def test_a_road_that_follows_a_field_track_to_the_camp_joins_it() -> None:
         assert not sy.footprint[road & field].any()
 
 
+def test_an_old_track_does_not_carry_a_new_track_from_far_away_to_the_camp() -> None:
+    """A new track 250 m east of the camp, joined to it by 350 m of an older track (a valley
+    in every year, no loss): more than a line's length of valleys is no gap in one road, so
+    the new track is not the camp's."""
+    track = road_mask(rows=slice(5, 45), col=70)
+    old = np.zeros(SHAPE, bool)
+    old[45, 50:71] = True
+    old[45:60, 50] = True
+    camp = np.zeros(SHAPE, bool)
+    camp[60:75, 30:50] = True
+    years = []
+    for i, year in enumerate((2020, 2021, 2022, 2023)):
+        ndvi = with_road(np.where(camp, 0.1, forest(i)).astype(np.float32), old)
+        years.append(_site_year(year, with_road(ndvi, track) if year >= 2021 else ndvi, camp))
+    out = add_lines(years, PIXEL_M, RULE)
+    assert not any(sy.footprint[track].any() for sy in out)
+    # Within a line's length of the footprint, the old track carries it (the rule's reach).
+    near = add_lines(years, PIXEL_M, replace(RULE, min_length_m=400.0))
+    assert all(sy.footprint[track].all() for sy in near[1:])
+
+
 def test_joining_keeps_whole_lines_that_reach_the_footprint() -> None:
     camp = np.zeros(SHAPE, bool)
     camp[60:75, 30:50] = True
