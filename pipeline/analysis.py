@@ -36,7 +36,7 @@ from shapely.geometry import MultiPolygon, Polygon
 
 from pipeline import accuracy, boundaries, indices, trends, water
 from pipeline.change import mask_change
-from pipeline.classify import SHADE_MIN_LOSS, drop_thin_regions
+from pipeline.classify import SHADE_MIN_LOSS, CoalFrequency, drop_thin_regions
 from pipeline.composite import Composite
 from pipeline.coregister import DEFAULT_COREGISTRATION, CoregistrationParams, coregister_years
 from pipeline.expansion import BoundaryChange, boundary_change, boundary_changes
@@ -225,6 +225,10 @@ def undecided_coal(
     (region and area) wherever it touches undecided ground."""
     if sy.coal is None:
         return np.zeros(sy.valid.shape, bool)
+    # Read once: a stored or moved frequency reads or shifts its arrays on each access, and
+    # both rules below read them.
+    stored = sy.coal
+    coal = CoalFrequency(stored.frequency, stored.flagged, stored.clear, stored.refuted)
     open_ground = sy.valid & ~sy.coal_mask
     for decided in (
         slopes,
@@ -234,9 +238,9 @@ def undecided_coal(
     ):
         if decided is not None:
             open_ground &= ~decided
-    undecided = sy.coal.undecided(min_frequency, min_observations) & open_ground
+    undecided = coal.undecided(min_frequency, min_observations) & open_ground
     # Counted by the rule (without the seen-once reach) but not mapped: thin or small.
-    dropped = sy.coal.mask(min_frequency, min_observations, 0) & open_ground
+    dropped = coal.mask(min_frequency, min_observations, 0) & open_ground
     eight = np.ones((3, 3), bool)
     pile = np.asarray(
         ndimage.binary_propagation(undecided, structure=eight, mask=undecided | dropped), bool

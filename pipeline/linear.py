@@ -213,7 +213,7 @@ def new_lines(
     lines &= ~displaced(lines, loss, rule.span_px - 1, rule.min_loss)
     kept_loss = greenness_loss(before, after)
     lines = persistent(lines, kept_loss, rule)
-    if known is None or rule.max_gap_m is None:
+    if known is None or rule.max_gap_m is None or not lines.any():
         return lines
     near = ndimage.distance_transform_edt(~lines) <= rule.min_length_m / pixel_m
     eight = np.ones((3, 3), bool)
