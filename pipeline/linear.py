@@ -216,9 +216,8 @@ def new_lines(
     if known is None or rule.max_gap_m is None or not lines.any():
         return lines
     near = ndimage.distance_transform_edt(~lines) <= rule.min_length_m / pixel_m
-    eight = np.ones((3, 3), bool)
     reach = np.asarray(
-        ndimage.binary_propagation(lines, eight, mask=lines | (valleys & near)), bool
+        ndimage.binary_propagation(lines, _SQUARE, mask=lines | (valleys & near)), bool
     )
     joined = joining(reach, known, rule.max_gap_m / pixel_m)
     with np.errstate(invalid="ignore"):
