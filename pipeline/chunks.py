@@ -5,7 +5,9 @@ grid at once); here it grows with scenes x bands x chunk pixels plus bands x sit
 
 A chunk is a window of the site grid (``plan_chunks``) read with a halo: the pixels around it,
 within the grid, that the neighbourhood operations before the whole-site stage reach. A pixel's
-mask reason depends on the mask within the cloud dilation radius (``cloud_dilation_px``), its
+mask reason depends on the mask within the cloud dilation radius (``cloud_dilation_px``), and
+on where the scene's clouds cast their shadows, matched over the whole site on a coarse grid read
+for it (``read.shadow_grid``, ``masking.match_cloud_shadows``), whatever the chunk; its
 greenness on the NDVI of its 3 x 3 square (``classify.greenness``): the halo is the sum. Pixels
 beyond the grid's edge are never read, as in the whole-grid read, so edge chunks see the edge
 exactly as the whole grid does. Reading a window of the grid gives the whole-grid read's pixels
@@ -412,7 +414,7 @@ def survey(
     parts: dict[int, ScenePart] = {}
     failed: dict[int, str] = {}
     missing: list[tuple[str, str, int]] = []
-    reads = _read_many([scenes[i] for i in live], read_grid, rules, settings, chips)
+    reads = _read_many([scenes[i] for i in live], read_grid, grid, rules, settings, chips)
     for i, read in zip(live, reads, strict=True):
         try:
             pixels = read()
@@ -573,7 +575,9 @@ def season_part(
     used = [plan.looks[k] for k in plan.used]
     stack = np.empty((len(used), len(BANDS), *read_grid.shape), np.float32)
     clear = np.empty((len(used), *read_grid.shape), bool)
-    reads = _read_many([scenes[look.scene] for look in used], read_grid, rules, settings, chips)
+    reads = _read_many(
+        [scenes[look.scene] for look in used], read_grid, grid, rules, settings, chips
+    )
     for n, (k, look, read) in enumerate(zip(plan.used, used, reads, strict=True)):
         try:
             pixels = read()
@@ -690,17 +694,18 @@ def _missing_scenes(survey: ChunkSurvey, scenes: Sequence[Scene]) -> set[int]:
 def _read_many(
     scenes: Sequence[Scene],
     grid: Grid,
+    site_grid: Grid,
     rules: MaskRules,
     settings: ReadSettings,
     chips: ChipCache | None,
 ) -> Iterator[Callable[[], ScenePixels]]:
-    """``read_pixels`` of each scene on ``grid``, up to ``settings.threads`` at once, yielded
-    in order as a call that returns the pixels or raises the read's error (so the caller meets
-    each failure where the one-at-a-time loop would)."""
+    """``read_pixels`` of each scene on ``grid`` (a window of ``site_grid``), up to
+    ``settings.threads`` at once, yielded in order as a call that returns the pixels or raises
+    the read's error (so the caller meets each failure where the one-at-a-time loop would)."""
 
     def one(scene: Scene) -> Callable[[], ScenePixels]:
         try:
-            pixels = read_pixels(scene, grid, rules, settings, chips)
+            pixels = read_pixels(scene, grid, rules, settings, chips, site_grid)
         except SourceError as exc:
             error = exc
 

@@ -29,6 +29,7 @@ from pipeline.errors import ConfigError, LimitError
 from pipeline.events import DEFAULT_EVENTS
 from pipeline.masking import (
     CLOUD_DILATION_M,
+    CLOUD_HEIGHTS_M,
     QA_PIXEL_CLOUDS,
     QA_PIXEL_NOT_CLEAR,
     SCL_CLOUDS,
@@ -123,7 +124,9 @@ class GridConfig(_Model):
 class MaskingConfig(_Model):
     """SCL classes and QA_PIXEL bits masked. SCL 2 (dark area), 3 (cloud shadow), 6 (water) and
     QA_PIXEL bit 4 (cloud shadow) stay unmasked on purpose: Sen2Cor and Fmask label coal piles
-    as dark area or shadow, and masking them erases what is measured (DOMAIN.md)."""
+    as dark area or shadow, and masking them erases what is measured (DOMAIN.md). Only the
+    shadow class's pixels that lie where the scene's own clouds cast their shadows are masked
+    (``cloud_shadow_heights_m``, ``masking.match_cloud_shadows``)."""
 
     scl_masked: tuple[StrictInt, ...] = Field(
         SCL_NOT_CLEAR, max_length=64, description="SCL classes not clear"
@@ -148,6 +151,14 @@ class MaskingConfig(_Model):
     cloud_dilation_m: Real = Field(
         CLOUD_DILATION_M, ge=0, le=2000, description="cloud dilation radius (m)"
     )
+    cloud_shadow_heights_m: tuple[Real, Real] | None = Field(
+        CLOUD_HEIGHTS_M,
+        description="lowest and highest cloud (m) searched when matching the mask's cloud-shadow "
+        "class (SCL 3, QA_PIXEL bit 4) to the scene's clouds: the flagged pixels where the "
+        "clouds cast their shadows at the matched height are masked, the rest (coal) stay "
+        "clear; needs the sun's angles in the item (view:sun_elevation/azimuth). null: the "
+        "class is never masked",
+    )
 
     @field_validator("scl_masked", "scl_dilated")
     @classmethod
@@ -165,7 +176,18 @@ class MaskingConfig(_Model):
             raise ValueError(f"QA_PIXEL bits {bad} not allowed; allowed 0, 1, 2, 3, 4, 5, 7")
         return tuple(sorted(set(v)))
 
+    @field_validator("cloud_shadow_heights_m")
+    @classmethod
+    def _heights(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not 0 < v[0] < v[1] <= 20_000:
+            raise ValueError(
+                f"cloud heights {list(v)} not allowed: [lowest, highest] in metres with "
+                "0 < lowest < highest <= 20000, e.g. [200, 12000] (Fmask's range)"
+            )
+        return v
+
     def rules(self) -> MaskRules:
+        heights = self.cloud_shadow_heights_m
         return MaskRules(
             self.scl_masked,
             self.scl_dilated,
@@ -173,6 +195,7 @@ class MaskingConfig(_Model):
             self.qa_pixel_dilated_bits,
             self.qa_radsat,
             self.cloud_dilation_m,
+            None if heights is None else (float(heights[0]), float(heights[1])),
         )
 
 

@@ -1,5 +1,5 @@
-"""Clear-sky masks with the reason per pixel, from Sentinel-2 SCL or Landsat QA_PIXEL, and mask
-morphology.
+"""Clear-sky masks with the reason per pixel, from Sentinel-2 SCL or Landsat QA_PIXEL, cloud
+shadows matched to the clouds that cast them, and mask morphology.
 
 A decoder turns a sensor's mask band into one ``MaskReason`` per pixel (``CLEAR`` or why not), so
 every later stage sees one clear mask whatever the sensor, and the manifest can say how much of a
@@ -9,6 +9,27 @@ Cloud dilation is a binary dilation by the exact digital disk (``disk``) with no
 array, as ``scipy.ndimage.binary_dilation(mask, disk(r))`` computes it; a numba kernel computes
 the same set by rows (``_disk_dilation``): 0.014 s against scipy's 0.54 s for the 150 m buffer
 (r = 15) on a 1000 x 1000 mask of 500 m cloud blocks (tests/test_read_fast.py holds them equal).
+
+Cloud shadows (``match_cloud_shadows``)
+---------------------------------------
+The mask's own cloud-shadow class (SCL 3, QA_PIXEL bit 4) stays clear by default: Sen2Cor and
+Fmask put dark ground (coal, asphalt, wet soil) in it too, and masking the class erases the
+piles being measured (DOMAIN.md "Masks"). A cloud shadow, though, lies where the scene's own
+clouds cast it: displaced from each cloud away from the sun by the cloud's height over the
+tangent of the sun's elevation. As Fmask does (Zhu & Woodcock 2012, Remote Sens. Environ.
+118:83, section 2.2.3), the clouds are projected along the sun's azimuth for every height in
+``CLOUD_HEIGHTS_M`` and the height at which the projection falls most on flagged pixels is
+taken, when that share reaches ``SHADOW_MATCH_MIN``; the flagged pixels under the projection at
+that height (grown by ``SHADOW_GUARD_PX`` for the height's step and the shadow's penumbra) are
+masked as ``SHADOW``. Flagged ground with no cloud up-sun of it at the matched height (a coal
+pile in a clear scene, or in a cloudy one away from the shadows) stays clear. One height per
+scene and site, where Fmask matches each cloud object on its own: a site is a few kilometres,
+and its clouds mostly one layer. Clouds beyond the site's grid are not seen, so their shadows
+stay clear, as before (``obscured_looks`` in ``classify`` catches the darkest of them against the
+season's median). The match runs on a ``SHADOW_GRID_M`` grid: the mask's class, not its edge,
+is what is matched, and a run read by chunks (``pipeline.chunks``) matches the whole site at
+once on it, so chunks give the whole grid's result. Its pixel is SCL's own 20 m, coarser on a
+site more than ``SHADOW_GRID_MAX_PX`` of them across.
 """
 
 from __future__ import annotations
@@ -21,7 +42,7 @@ from enum import IntEnum
 import numba  # type: ignore[import-untyped,unused-ignore]
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
+from scipy import ndimage, signal
 
 BoolArray = NDArray[np.bool_]
 
@@ -34,6 +55,29 @@ SCL_CLOUDS: tuple[int, ...] = (8, 9, 10)
 QA_PIXEL_NOT_CLEAR: tuple[int, ...] = (0, 1, 2, 3, 5)
 QA_PIXEL_CLOUDS: tuple[int, ...] = ()
 CLOUD_DILATION_M = 150.0
+#: SCL classes and QA_PIXEL bits of thick cloud that cast shadows (cirrus casts none to speak of),
+#: and the class or bit of the mask's own cloud shadow (``match_cloud_shadows``).
+SCL_SHADOW_CASTERS: tuple[int, ...] = (8, 9)
+SCL_CLOUD_SHADOW = 3
+QA_PIXEL_SHADOW_CASTERS: tuple[int, ...] = (3,)
+QA_PIXEL_CLOUD_SHADOW = 4
+#: Cloud heights searched for the match (m): Fmask's range (Zhu & Woodcock 2012).
+CLOUD_HEIGHTS_M = (200.0, 12_000.0)
+#: Least share of the projected clouds (on ground the clouds do not cover) that must fall on
+#: flagged shadow at the matched height: Fmask's similarity threshold (0.3).
+SHADOW_MATCH_MIN = 0.3
+#: Least number of projected cloud pixels (on the match grid) a height is judged on, and least
+#: share of the clouds' pixels: a projection mostly beyond the grid or onto other clouds says
+#: too little about its height.
+SHADOW_MATCH_MIN_PX = 4
+SHADOW_MATCH_MIN_LANDING = 0.25
+#: How far the projection at the matched height is grown before it takes flagged pixels (match
+#: grid pixels): a height step moves it by up to one, and the penumbra widens the shadow.
+SHADOW_GUARD_PX = 1
+#: Pixel size of the grid the match runs on (m): SCL's own, finer than Landsat's QA_PIXEL; coarser
+#: on sites over ``SHADOW_GRID_MAX_PX`` of it a side (the match's FFTs grow with its pixels).
+SHADOW_GRID_M = 20.0
+SHADOW_GRID_MAX_PX = 1024
 
 
 class MaskReason(IntEnum):
@@ -74,6 +118,9 @@ class MaskRules:
     qa_pixel_dilated: tuple[int, ...] = QA_PIXEL_CLOUDS
     qa_radsat: bool = True
     cloud_dilation_m: float = CLOUD_DILATION_M
+    #: Cloud heights (m) searched to match the mask's cloud-shadow class to the scene's clouds
+    #: (``match_cloud_shadows``); None: the class stays clear wherever it is.
+    cloud_heights_m: tuple[float, float] | None = CLOUD_HEIGHTS_M
 
 
 def disk(radius_px: int) -> BoolArray:
@@ -217,3 +264,109 @@ def open_mask(mask: BoolArray, radius_px: int) -> BoolArray:
 
 
 _disk_dilation_kernel = numba.njit(cache=True, nogil=True)(_disk_dilation_kernel)
+
+
+def shadow_evidence(mask: NDArray[np.integer], kind: str) -> tuple[BoolArray, BoolArray]:
+    """(clouds that cast shadows, pixels the mask flags as cloud shadow) of a decoded mask band
+    (``kind``: ``"scl"`` or ``"qa_pixel"``)."""
+    if kind == "scl":
+        return np.isin(mask, SCL_SHADOW_CASTERS), np.asarray(mask == SCL_CLOUD_SHADOW)
+    qa = mask.astype(np.uint32)
+    clouds = np.zeros(mask.shape, bool)
+    for bit in QA_PIXEL_SHADOW_CASTERS:
+        clouds |= (qa >> bit) & 1 == 1
+    return clouds, np.asarray((qa >> QA_PIXEL_CLOUD_SHADOW) & 1 == 1)
+
+
+@dataclass(frozen=True)
+class ShadowMatch:
+    """Where a scene's clouds cast their shadows: ``zone`` (y, x) is the clouds projected at the
+    matched ``height_m`` and grown by the guard; ``share`` is the share of the projection on
+    flagged shadow. No zone (None) when no height matched."""
+
+    zone: BoolArray | None
+    height_m: float | None = None
+    share: float = 0.0
+
+
+def shadow_step(sun_elevation: float, sun_azimuth: float, pixel_m: float) -> tuple[float, float]:
+    """(rows, cols) a shadow lies from its cloud per metre of cloud height, on a north-up grid of
+    ``pixel_m`` pixels: away from the sun, ``1 / tan(elevation)`` metres per metre."""
+    reach = 1.0 / math.tan(math.radians(sun_elevation)) / pixel_m
+    azimuth = math.radians(sun_azimuth)
+    return reach * math.cos(azimuth), -reach * math.sin(azimuth)
+
+
+def match_cloud_shadows(
+    clouds: BoolArray,
+    flagged: BoolArray,
+    sun_elevation: float,
+    sun_azimuth: float,
+    pixel_m: float,
+    heights_m: tuple[float, float] = CLOUD_HEIGHTS_M,
+    *,
+    min_share: float = SHADOW_MATCH_MIN,
+    min_px: int = SHADOW_MATCH_MIN_PX,
+    guard_px: int = SHADOW_GUARD_PX,
+) -> ShadowMatch:
+    """The height at which ``clouds`` (y, x) cast their shadows onto ``flagged`` (the mask's own
+    shadow class), and where those shadows lie (module docstring): every whole-pixel offset
+    along the shadow direction between the two heights is tried on the projected cloud pixels
+    that land inside the grid and off the clouds (a shadow under another cloud is not seen),
+    at least ``min_px`` of them and ``SHADOW_MATCH_MIN_LANDING`` of the clouds' pixels. The
+    offset whose landing pixels fall on flagged ones more often than not by the widest margin
+    wins (a projection wholly on a few flagged pixels is not a better match than one mostly on
+    many), when its share of landing pixels on flagged ones reaches ``min_share``. The counts
+    at every offset come from one FFT cross-correlation per count. A sun at or below 5 degrees
+    (shadows longer than the grid) matches nothing."""
+    if sun_elevation <= 5.0 or not clouds.any() or not flagged.any():
+        return ShadowMatch(None)
+    dy, dx = shadow_step(sun_elevation, sun_azimuth, pixel_m)
+    per_m = math.hypot(dy, dx)
+    lo, hi = heights_m[0] * per_m, heights_m[1] * per_m
+    height, width = clouds.shape
+    hi = min(hi, math.hypot(height, width))
+    if hi < max(lo, 1.0):
+        return ShadowMatch(None)
+    steps = np.arange(max(math.ceil(lo), 1), math.floor(hi) + 1)
+    offsets = sorted({(round(s * dy / per_m), round(s * dx / per_m)) for s in steps})
+    if not offsets:
+        return ShadowMatch(None)
+    source = clouds.astype(np.float32)
+    ground = ~clouds
+    # landing[d] = #{p : clouds[p] and ground[p + d]}, hits[d] the same on flagged ground.
+    landing = signal.correlate(ground.astype(np.float32), source, mode="full", method="fft")
+    hits = signal.correlate(
+        (ground & flagged).astype(np.float32), source, mode="full", method="fft"
+    )
+    least = max(min_px, SHADOW_MATCH_MIN_LANDING * int(clouds.sum()))
+    best: tuple[int, float, tuple[int, int]] | None = None  # (margin, share, offset)
+    for dr, dc in offsets:
+        i, j = dr + height - 1, dc + width - 1
+        if not (0 <= i < landing.shape[0] and 0 <= j < landing.shape[1]):
+            continue
+        n = round(float(landing[i, j]))
+        if n < least:
+            continue
+        on = round(float(hits[i, j]))
+        if best is None or 2 * on - n > best[0]:
+            best = (2 * on - n, on / n, (dr, dc))
+    if best is None or best[1] < min_share:
+        return ShadowMatch(None, share=0.0 if best is None else best[1])
+    _, share, (dr, dc) = best
+    zone = _shifted(clouds, dr, dc)
+    if guard_px > 0:
+        zone = ndimage.binary_dilation(zone, structure=np.ones((2 * guard_px + 1,) * 2, bool))
+    return ShadowMatch(np.asarray(zone, bool), math.hypot(dr, dc) / per_m, share)
+
+
+def _shifted(mask: BoolArray, dr: int, dc: int) -> BoolArray:
+    """``mask`` moved by ``dr`` rows and ``dc`` columns, False where nothing moved in."""
+    out = np.zeros(mask.shape, bool)
+    h, w = mask.shape
+    if abs(dr) >= h or abs(dc) >= w:
+        return out
+    out[max(0, dr) : h - max(0, -dr), max(0, dc) : w - max(0, -dc)] = mask[
+        max(0, -dr) : h - max(0, dr), max(0, -dc) : w - max(0, dc)
+    ]
+    return out

@@ -27,7 +27,7 @@ from pipeline.chunks import Chunk, halo_px, needs_chunks, plan_chunks, window_gr
 from pipeline.grid import Grid, reproject_geometry
 from pipeline.haze import HazeRule
 from pipeline.look_registration import LookRegistrationParams
-from pipeline.masking import MaskRules
+from pipeline.masking import MaskReason, MaskRules
 from pipeline.radiometry import (
     BoaEvidence,
     Radiometry,
@@ -39,7 +39,7 @@ from pipeline.recipe import RecipeParams
 from pipeline.results import SiteYear, site_year_arrays, site_year_record
 from pipeline.sites import Site
 from pipeline.sources.base import Asset, Scene
-from pipeline.sources.read import ReadSettings, read_scene
+from pipeline.sources.read import ReadSettings, read_pixels, read_scene
 from pipeline.tasks import SiteYearTask, Step, chunk_count, load_stored, observe, run_step
 
 CRS = "EPSG:32651"
@@ -102,18 +102,27 @@ def make_scene(
     day: date,
     *,
     clouds: tuple[tuple[int, int, int, int], ...] = (),
+    shadows: tuple[tuple[int, int, int, int], ...] = (),
+    coal_label: int | None = None,
     dn_offset: int = 1000,
     baseline: str = "05.09",
     data_cols: int | None = None,
     break_asset: str | None = None,
 ) -> Scene:
     """A Sentinel-2 L2A scene: 10 m bands at 10 m, SWIR and SCL at 20 m. ``clouds``: (row0,
-    row1, col0, col1) blocks of SCL 9 (20 m pixels); ``dn_offset``: what the data hold
+    row1, col0, col1) blocks of SCL 9 (20 m pixels); ``shadows``: blocks of SCL 3, a third as
+    bright (their clouds' shadows, under a sun 60 degrees high in the south); ``coal_label``: the
+    SCL class of the coal; ``dn_offset``: what the data hold
     (1000: the BOA offset, as baselines >= 04.00 say); ``data_cols``: only the first ones
     hold data (20 m pixels); ``break_asset``: that asset's file does not exist."""
     rng = np.random.default_rng(zlib.crc32(f"{name} {day}".encode()))
     refl, scl10 = surface(day, rng)
     scl = scl10[::2, ::2].copy()
+    for r0, r1, c0, c1 in shadows:
+        scl[r0:r1, c0:c1] = 3
+        refl[:, 2 * r0 : 2 * r1, 2 * c0 : 2 * c1] *= 0.35
+    if coal_label is not None:
+        scl[7:11, 15:20] = coal_label
     for r0, r1, c0, c1 in clouds:
         scl[r0:r1, c0:c1] = 9
     cloud10 = np.kron(scl == 9, np.ones((2, 2), bool))
@@ -133,7 +142,12 @@ def make_scene(
     if data_cols is not None:
         scl[:, data_cols:] = 0
     assets["scl"] = Asset(write_cog(folder / f"{name}_scl.tif", scl, 20.0))
-    props = {"s2:processing_baseline": baseline, "earthsearch:boa_offset_applied": False}
+    props = {
+        "s2:processing_baseline": baseline,
+        "earthsearch:boa_offset_applied": False,
+        "view:sun_elevation": 60.0,
+        "view:sun_azimuth": 180.0,
+    }
     when = datetime(day.year, day.month, day.day, 2, 30, tzinfo=UTC)
     return Scene(name, "sentinel-2-l2a", when, assets, props, crs=CRS)
 
@@ -155,6 +169,12 @@ def scenes(folder: Path) -> tuple[Scene, ...]:
         make_scene(folder, "S09", d(YEAR, 11, 5), break_asset="red"),
         make_scene(folder, "S10", d(YEAR, 11, 10), data_cols=1),  # no data over the grid
         make_scene(folder, "S11", d(YEAR, 11, 25)),  # only in the widened window
+        # A cloud 416 m up casts its shadow 240 m north (12 px at 20 m), across chunk borders;
+        # the coal is called shadow too, and stays clear.
+        make_scene(
+            folder, "S12", d(YEAR, 10, 5), clouds=((14, 20, 6, 14),), shadows=((2, 8, 6, 14),),
+            coal_label=3,
+        ),  # fmt: skip
     )
 
 
@@ -198,6 +218,8 @@ def test_the_scenario_exercises_every_decision(whole: SiteYear) -> None:
     assert by_id["S09"].skipped is not None
     assert "asset red" in by_id["S09"].skipped
     assert by_id["S10"].skipped == "no data over the site grid"
+    assert by_id["S12"].mask["shadow"] > 0  # the cloud's shadow, matched and masked
+    assert by_id["S12"].role == "season"
     assert 0 < by_id["S07"].mask["nodata"] < 1
     assert by_id["S08"].mask["cloud_buffer"] > 0
     assert whole.footprint.any()
@@ -257,6 +279,28 @@ def test_square_chunk_side_below_the_grid_chunks(folder: Path, whole: SiteYear) 
     assert needs_chunks(GRID, 24)
     assert not needs_chunks(GRID, 40)
     assert_same(observe(task), whole)
+
+
+def test_a_cloud_shadow_is_masked_where_its_cloud_casts_it_and_the_coal_kept(
+    folder: Path,
+) -> None:
+    """S12: its cloud's shadow (SCL 3) is masked, in the whole grid and in every window read
+    for a chunk, while the coal that SCL also calls shadow stays clear; with the match off
+    (``cloud_heights_m`` None) the shadow stays clear, as SCL 3 did before."""
+    scene = scenes(folder)[-1]
+    whole = read_scene(scene, GRID, RULES)
+    shadow = (slice(0, 12), slice(8, 24))  # site-grid pixels of the shadow block
+    coal = (slice(10, 18), slice(26, 36))
+    assert (whole.reasons[shadow] == MaskReason.SHADOW).all()
+    assert whole.clear[coal].all()
+    assert (whole.reasons == MaskReason.SHADOW).sum() == 12 * 16
+    off = read_scene(scene, GRID, replace(RULES, cloud_heights_m=None))
+    assert off.clear[shadow].all()
+    for rows, cols in ((slice(3, 20), slice(5, 31)), (slice(0, 9), slice(17, 40))):
+        part = read_pixels(
+            scene, window_grid(GRID, rows, cols), RULES, ReadSettings(), None, GRID
+        )
+        assert np.array_equal(part.reasons(), whole.reasons[rows, cols])
 
 
 def _window_reads_match(folder: Path, grid: Grid, windows: list[tuple[slice, slice]]) -> None:

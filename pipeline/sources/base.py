@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,29 @@ def item_crs(properties: Mapping[str, Any]) -> str | None:
         return code
     epsg = properties.get("proj:epsg")
     return f"EPSG:{int(epsg)}" if isinstance(epsg, int | float) and epsg else None
+
+
+def sun_angles(properties: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(elevation, azimuth) of the sun in degrees from an item's properties: STAC view
+    ``view:sun_elevation``/``view:sun_azimuth`` (Earth Search, USGS Landsat), the older
+    ``eo:sun_*``, or Planetary Computer's ``s2:mean_solar_zenith``/``s2:mean_solar_azimuth``;
+    None when none of them is given as a number."""
+
+    def number(key: str) -> float | None:
+        value = properties.get(key)
+        return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+    for elevation_key, azimuth_key in (
+        ("view:sun_elevation", "view:sun_azimuth"),
+        ("eo:sun_elevation", "eo:sun_azimuth"),
+    ):
+        elevation, azimuth = number(elevation_key), number(azimuth_key)
+        if elevation is not None and azimuth is not None:
+            return elevation, azimuth
+    zenith, azimuth = number("s2:mean_solar_zenith"), number("s2:mean_solar_azimuth")
+    if zenith is not None and azimuth is not None:
+        return 90.0 - zenith, azimuth
+    return None
 
 
 def stac_asset(href: str, asset: Mapping[str, Any], item_props: Mapping[str, Any]) -> Asset:

@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from typing import Any, cast
 
 import numpy as np
 import rasterio
+from affine import Affine
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 from rasterio.enums import MaskFlags, Resampling
@@ -37,9 +38,18 @@ from pipeline import task_progress
 from pipeline.bands import BAND_INDEX, BANDS
 from pipeline.errors import LimitError, SceneReadError, SourceError
 from pipeline.grid import Grid
-from pipeline.masking import MaskReason, MaskRules, reasons_from_qa_pixel, reasons_from_scl
+from pipeline.masking import (
+    SHADOW_GRID_M,
+    SHADOW_GRID_MAX_PX,
+    MaskReason,
+    MaskRules,
+    match_cloud_shadows,
+    reasons_from_qa_pixel,
+    reasons_from_scl,
+    shadow_evidence,
+)
 from pipeline.radiometry import BoaEvidence, Radiometry, settle_boa_offset
-from pipeline.sources.base import RedactSecrets, Scene, redact
+from pipeline.sources.base import RedactSecrets, Scene, redact, sun_angles
 from pipeline.sources.chips import ChipCache, ChipMissingError
 from pipeline.sources.sensors import PROFILES, SensorProfile
 
@@ -475,10 +485,13 @@ def read_pixels(
     rules: MaskRules,
     settings: ReadSettings,
     chips: ChipCache | None = None,
+    site_grid: Grid | None = None,
 ) -> ScenePixels:
     """Read the reflectance bands, the mask (and QA_RADSAT where there) of ``scene`` onto
     ``grid`` and decode the mask; no decision from the pixels yet (``read_scene`` makes them
-    for a whole grid, ``chunks`` over the chunks of one).
+    for a whole grid, ``chunks`` over the chunks of one). ``site_grid`` is the grid ``grid``
+    is a window of (``grid`` itself when None): the cloud shadows are matched over all of it
+    (``masking.match_cloud_shadows``), so a chunk masks what the whole grid does.
 
     Raises ``SceneReadError`` for an unknown profile, missing assets or an asset that keeps
     failing; ``SourceError`` (``ChipMissingError``) offline when a chip is not cached.
@@ -498,11 +511,11 @@ def read_pixels(
     blue = scene.assets[profile.assets[BANDS[0]]]
     radiometry = profile.radiometry(scene.properties, blue.raster_bands)
 
-    def chip(asset_key: str, resampling: Resampling) -> NDArray[np.float32]:
-        key = chips.key(scene, asset_key, grid, profile.version) if chips else None
+    def chip(asset_key: str, resampling: Resampling, on: Grid = grid) -> NDArray[np.float32]:
+        key = chips.key(scene, asset_key, on, profile.version) if chips else None
         href = scene.assets[asset_key].href
         try:
-            return read_chip(href, grid, resampling, settings, chips, key)
+            return read_chip(href, on, resampling, settings, chips, key)
         except SourceError:
             raise
         except LimitError as exc:
@@ -529,7 +542,62 @@ def read_pixels(
         else None
     )
     reasons = _decode_mask(profile, mask_int, radsat, rules, grid)
+    sun = sun_angles(scene.properties)
+    if rules.cloud_heights_m is not None and sun is not None:
+        shadows = _matched_shadows(
+            lambda coarse: chip(profile.mask_asset, Resampling.nearest, coarse),
+            mask_int, profile.mask_kind, sun, rules.cloud_heights_m, grid, site_grid or grid,
+        )  # fmt: skip
+        if shadows is not None:
+            reasons[shadows & (reasons == MaskReason.CLEAR)] = MaskReason.SHADOW
     return ScenePixels(scene, dn, mask_int, reasons, radiometry, profile.verify_offset, moved)
+
+
+def shadow_grid(site_grid: Grid) -> tuple[Grid, int]:
+    """The grid cloud shadows are matched on over ``site_grid``: its pixels grouped by ``k`` a
+    side, from the same corner (``SHADOW_GRID_M``, at least 1, and no more than
+    ``SHADOW_GRID_MAX_PX`` pixels a side); and ``k``."""
+    longest = max(site_grid.width, site_grid.height)
+    k = max(1, round(SHADOW_GRID_M / site_grid.resolution), -(-longest // SHADOW_GRID_MAX_PX))
+    t = site_grid.transform
+    coarse = Grid(
+        site_grid.crs,
+        Affine(t.a * k, 0.0, t.c, 0.0, t.e * k, t.f),
+        -(-site_grid.width // k),
+        -(-site_grid.height // k),
+    )
+    return coarse, k
+
+
+def _matched_shadows(
+    read_coarse: Callable[[Grid], NDArray[np.float32]],
+    mask: NDArray[np.uint16],
+    kind: str,
+    sun: tuple[float, float],
+    heights_m: tuple[float, float],
+    grid: Grid,
+    site_grid: Grid,
+) -> NDArray[np.bool_] | None:
+    """The pixels of ``grid`` (a window of ``site_grid``) that ``mask`` flags as cloud shadow
+    and that lie where the scene's clouds over ``site_grid`` cast their shadows, or None when
+    no shadow matched (``masking.match_cloud_shadows``, on ``shadow_grid``)."""
+    _, flagged = shadow_evidence(mask, kind)
+    if not flagged.any():
+        return None
+    coarse, k = shadow_grid(site_grid)
+    coarse_mask = read_coarse(coarse)
+    clouds, coarse_flagged = shadow_evidence(
+        np.where(np.isfinite(coarse_mask), coarse_mask, 0).astype(np.uint16), kind
+    )
+    match = match_cloud_shadows(clouds, coarse_flagged, *sun, coarse.resolution, heights_m)
+    if match.zone is None:
+        return None
+    res = site_grid.resolution
+    row0 = round((site_grid.transform.f - grid.transform.f) / res)
+    col0 = round((grid.transform.c - site_grid.transform.c) / res)
+    rows = np.clip((row0 + np.arange(grid.height)) // k, 0, coarse.height - 1)
+    cols = np.clip((col0 + np.arange(grid.width)) // k, 0, coarse.width - 1)
+    return np.asarray(match.zone[np.ix_(rows, cols)] & flagged, bool)
 
 
 def read_scene(
