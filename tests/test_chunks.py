@@ -172,9 +172,13 @@ def scenes(folder: Path) -> tuple[Scene, ...]:
         # A cloud 416 m up casts its shadow 240 m north (12 px at 20 m), across chunk borders;
         # the coal is called shadow too, and stays clear.
         make_scene(
-            folder, "S12", d(YEAR, 10, 5), clouds=((14, 20, 6, 14),), shadows=((2, 8, 6, 14),),
+            folder,
+            "S12",
+            d(YEAR, 10, 5),
+            clouds=((14, 20, 6, 14),),
+            shadows=((2, 8, 6, 14),),
             coal_label=3,
-        ),  # fmt: skip
+        ),
     )
 
 
@@ -297,9 +301,7 @@ def test_a_cloud_shadow_is_masked_where_its_cloud_casts_it_and_the_coal_kept(
     off = read_scene(scene, GRID, replace(RULES, cloud_heights_m=None))
     assert off.clear[shadow].all()
     for rows, cols in ((slice(3, 20), slice(5, 31)), (slice(0, 9), slice(17, 40))):
-        part = read_pixels(
-            scene, window_grid(GRID, rows, cols), RULES, ReadSettings(), None, GRID
-        )
+        part = read_pixels(scene, window_grid(GRID, rows, cols), RULES, ReadSettings(), None, GRID)
         assert np.array_equal(part.reasons(), whole.reasons[rows, cols])
 
 
