@@ -91,9 +91,9 @@ def test_a_sun_too_low_matches_nothing() -> None:
 
 def test_shadow_direction_points_away_from_the_sun() -> None:
     dy, dx = shadow_step(45.0, 180.0, 10.0)  # sun due south: shadows fall north (up the rows)
-    assert dy == pytest.approx(-0.1) and dx == pytest.approx(0.0, abs=1e-12)
+    assert (dy, dx) == pytest.approx((-0.1, 0.0), abs=1e-12)
     dy, dx = shadow_step(45.0, 90.0, 10.0)  # sun in the east: shadows fall west
-    assert dy == pytest.approx(0.0, abs=1e-12) and dx == pytest.approx(-0.1)
+    assert (dy, dx) == pytest.approx((0.0, -0.1), abs=1e-12)
 
 
 def test_shadow_evidence_reads_scl_and_qa_pixel() -> None:
