@@ -20,7 +20,7 @@ from pipeline.errors import SceneReadError, SourceError
 from pipeline.grid import Grid, reproject_geometry
 from pipeline.masking import MaskReason
 from pipeline.sites import Site
-from pipeline.sources.base import SearchFilter
+from pipeline.sources.base import SearchFilter, sun_angles
 from pipeline.sources.folder import FolderSource, FolderSourceConfig, open_folder
 from pipeline.sources.read import read_scene
 from pipeline.sources.sensors import BANDS
@@ -135,6 +135,7 @@ def test_real_landsat_is_indexed_from_its_file_names(landsat_folder: Path) -> No
     assert scene.datetime == datetime(2020, 10, 31, 14, 31, 47, 808399, tzinfo=UTC)  # MTL.json
     assert scene.platform == "landsat-8"
     assert scene.properties["eo:cloud_cover"] == pytest.approx(99.94)
+    assert sun_angles(scene.properties) == (64.45083205, 118.08241478)  # cloud shadows need it
     assert scene.crs == "EPSG:32620"
     assert set(scene.assets) == {
         "blue", "green", "red", "nir08", "swir16", "swir22", "qa_pixel", "qa_radsat",
@@ -317,6 +318,7 @@ def test_landsat_tm_numbering_and_mtl_txt(tmp_path: Path) -> None:
         write_raster(tmp_path / f"{pid}_{band}.TIF", np.full((10, 10), 9000, np.uint16), 30)
     (tmp_path / f"{pid}_MTL.txt").write_text(
         "GROUP = LANDSAT_METADATA_FILE\n  GROUP = IMAGE_ATTRIBUTES\n    CLOUD_COVER = 12.34\n"
+        "    SUN_AZIMUTH = 151.2\n    SUN_ELEVATION = north\n"
         '    DATE_ACQUIRED = 2010-09-15\n    SCENE_CENTER_TIME = "02:13:45.1234567Z"\n'
         "  END_GROUP = IMAGE_ATTRIBUTES\nEND_GROUP = LANDSAT_METADATA_FILE\nEND\n",
         encoding="utf-8",
@@ -328,6 +330,7 @@ def test_landsat_tm_numbering_and_mtl_txt(tmp_path: Path) -> None:
     assert scene.platform == "landsat-7"
     assert scene.datetime == datetime(2010, 9, 15, 2, 13, 45, 123456, tzinfo=UTC)
     assert scene.properties["eo:cloud_cover"] == 12.34
+    assert sun_angles(scene.properties) is None  # an elevation that is not a number
     assert scene.assets["blue"].href.endswith("_SR_B1.TIF")
     assert scene.assets["nir08"].href.endswith("_SR_B4.TIF")
     assert scene.assets["swir16"].href.endswith("_SR_B5.TIF")

@@ -676,7 +676,7 @@ def _s2_draft(
 
 # --- Landsat ---
 
-_MTL_KEYS = ("DATE_ACQUIRED", "SCENE_CENTER_TIME", "CLOUD_COVER")
+_MTL_KEYS = ("DATE_ACQUIRED", "SCENE_CENTER_TIME", "CLOUD_COVER", "SUN_ELEVATION", "SUN_AZIMUTH")
 
 
 def _landsat_draft(pid: str, m: re.Match[str], files: list[tuple[str, Path]]) -> _Draft:
@@ -696,6 +696,7 @@ def _landsat_draft(pid: str, m: re.Match[str], files: list[tuple[str, Path]]) ->
             cover = float("nan")
         if 0 <= cover <= 100:
             props["eo:cloud_cover"] = cover
+        props.update(_mtl_sun(values))
     bands = _choose(pid, files, keys)
     for key, band in bands.items():
         if key in _LANDSAT_SR_KEYS:
@@ -725,6 +726,18 @@ def _read_mtl(folder: Path, pid: str) -> tuple[Path, dict[str, str]] | None:
             raise SourceError(f"{path}: Landsat metadata not readable ({exc})") from None
         return path, {k: values[k] for k in _MTL_KEYS if k in values}
     return None
+
+
+def _mtl_sun(values: Mapping[str, str]) -> dict[str, float]:
+    """The sun's angles of an MTL as STAC view properties (cloud shadows are matched with them,
+    ``masking.match_cloud_shadows``); none when either is missing or not a number."""
+    try:
+        elevation, azimuth = float(values["SUN_ELEVATION"]), float(values["SUN_AZIMUTH"])
+    except (KeyError, ValueError):
+        return {}
+    if not (-90 <= elevation <= 90 and -360 <= azimuth <= 360):
+        return {}
+    return {"view:sun_elevation": elevation, "view:sun_azimuth": azimuth}
 
 
 def _flatten_keys(doc: Any) -> dict[str, str]:
