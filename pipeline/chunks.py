@@ -77,7 +77,7 @@ from pipeline.bands import BAND_INDEX, BANDS
 from pipeline.errors import SceneReadError, SourceError
 from pipeline.grid import Grid
 from pipeline.look_registration import LookShift
-from pipeline.masking import MaskReason, MaskRules
+from pipeline.masking import MaskRules, clear_reasons
 from pipeline.radiometry import (
     SERIES_BANDS,
     BoaEvidence,
@@ -425,7 +425,7 @@ def survey(
             failed[i] = exc.reason
             continue
         reasons = pixels.reasons(rows, cols)
-        clear = reasons == MaskReason.CLEAR
+        clear = clear_reasons(reasons)
         parts[i] = ScenePart(
             pixels.radiometry,
             pixels.verify_offset,
@@ -575,6 +575,7 @@ def season_part(
     used = [plan.looks[k] for k in plan.used]
     stack = np.empty((len(used), len(BANDS), *read_grid.shape), np.float32)
     clear = np.empty((len(used), *read_grid.shape), bool)
+    shaded = np.zeros((len(used), *read_grid.shape), bool)
     reads = _read_many(
         [scenes[look.scene] for look in used], read_grid, grid, rules, settings, chips
     )
@@ -591,16 +592,19 @@ def season_part(
             reflectance = dehaze(reflectance, plan.hazes[k], (chunk.read_rows, chunk.read_cols),
                                  params)  # fmt: skip
         (seen,) = harmonized(
-            [Look(look.day, reflectance, observation.clear, look.record, observation.platform)],
+            [Look(look.day, reflectance, observation.clear, look.record, observation.platform,
+                  observation.shaded)],
             params,
-        )
+        )  # fmt: skip
         if k in plan.registration:
             seen = registered(seen, plan.registration[k])
         stack[n], clear[n] = seen.reflectance, seen.clear
+        if seen.shaded is not None:
+            shaded[n] = seen.shaded
         del pixels, observation, reflectance, seen
     part = season_products(stack, clear, [look.day for look in used], list(plan.season),
-                           list(plan.greens), year, params)  # fmt: skip
-    del stack, clear
+                           list(plan.greens), year, params, shaded)  # fmt: skip
+    del stack, clear, shaded
     return part.window(*chunk.inner)
 
 

@@ -12,24 +12,27 @@ the same set by rows (``_disk_dilation``): 0.014 s against scipy's 0.54 s for th
 
 Cloud shadows (``match_cloud_shadows``)
 ---------------------------------------
-The mask's own cloud-shadow class (SCL 3, QA_PIXEL bit 4) stays clear by default: Sen2Cor and
+The mask's own cloud-shadow class (SCL 3, QA_PIXEL bit 4) is not masked by default: Sen2Cor and
 Fmask put dark ground (coal, asphalt, wet soil) in it too, and masking the class erases the
 piles being measured (DOMAIN.md "Masks"). A cloud shadow, though, lies where the scene's own
 clouds cast it: displaced from each cloud away from the sun by the cloud's height over the
 tangent of the sun's elevation. As Fmask does (Zhu & Woodcock 2012, Remote Sens. Environ.
 118:83, section 2.2.3), the clouds are projected along the sun's azimuth for every height in
-``CLOUD_HEIGHTS_M`` and the height at which the projection falls most on flagged pixels is
-taken, when that share reaches ``SHADOW_MATCH_MIN``; the flagged pixels under the projection at
-that height (grown by ``SHADOW_GUARD_PX`` for the height's step and the shadow's penumbra) are
-masked as ``SHADOW``. Flagged ground with no cloud up-sun of it at the matched height (a coal
-pile in a clear scene, or in a cloudy one away from the shadows) stays clear. One height per
-scene and site, where Fmask matches each cloud object on its own: a site is a few kilometres,
-and its clouds mostly one layer. Clouds beyond the site's grid are not seen, so their shadows
-stay clear, as before (``obscured_looks`` in ``classify`` catches the darkest of them against the
-season's median). The match runs on a ``SHADOW_GRID_M`` grid: the mask's class, not its edge,
-is what is matched, and a run read by chunks (``pipeline.chunks``) matches the whole site at
-once on it, so chunks give the whole grid's result. Its pixel is SCL's own 20 m, coarser on a
-site more than ``SHADOW_GRID_MAX_PX`` of them across.
+``CLOUD_HEIGHTS_M`` and the height whose projection agrees best with the flagged pixels is
+taken, when ``SHADOW_MATCH_MIN`` of it falls on them; the flagged pixels under the projection
+at that height (grown by ``SHADOW_GUARD_PX`` for the height's step and the penumbra) become
+``CAST_SHADOW``. They stay clear looks for the composite, the greenness and the field tests (a
+shaded field is still green, and a heavy-cloud season has few looks to spare), but not for
+coal: a yard in a cloud's shadow reads as coal, and a pile in one falls out of the coal rule,
+so the coal count leaves those looks out (``recipe.season_products``). Flagged ground with no cloud up-sun of it
+at the matched height (a coal pile in a clear scene, or in a cloudy one away from the shadows)
+stays clear. One height per scene and site, where Fmask matches each cloud object on its own:
+a site is a few kilometres, and its clouds mostly one layer. Clouds beyond the site's grid are
+not seen, so their shadows stay clear (``obscured_looks`` in ``classify`` catches the darkest of
+them against the season's median). The match runs on a ``SHADOW_GRID_M`` grid, and a run read
+by chunks (``pipeline.chunks``) matches the whole site at once on it, so chunks give the whole
+grid's result. Its pixel is SCL's own 20 m, coarser on a site more than
+``SHADOW_GRID_MAX_PX`` of them across.
 """
 
 from __future__ import annotations
@@ -93,6 +96,18 @@ class MaskReason(IntEnum):
     SNOW = 7
     WATER = 8
     OTHER = 9
+    #: Clear, but in the shadow a cloud of the scene casts (``match_cloud_shadows``): a clear
+    #: look for everything but coal, whose piles it would darken into or out of the coal rule.
+    CAST_SHADOW = 10
+
+
+#: Reasons a pixel counts as a clear look with.
+CLEAR_REASONS: tuple[MaskReason, ...] = (MaskReason.CLEAR, MaskReason.CAST_SHADOW)
+
+
+def clear_reasons(reasons: NDArray[np.uint8]) -> BoolArray:
+    """Where ``reasons`` (per pixel ``MaskReason``) make a clear look (``CLEAR_REASONS``)."""
+    return np.asarray((reasons == MaskReason.CLEAR) | (reasons == MaskReason.CAST_SHADOW))
 
 
 SCL_REASON: Mapping[int, MaskReason] = {

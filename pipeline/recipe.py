@@ -45,13 +45,14 @@ from pipeline.classify import (
     valid_pixels,
 )
 from pipeline.composite import Composite, median_composite
+from pipeline.coregister import shift_array
 from pipeline.look_registration import (
     LookRegistrationParams,
     LookShift,
     register_looks,
     resample_look,
 )
-from pipeline.masking import MaskReason
+from pipeline.masking import CLEAR_REASONS, MaskReason
 from pipeline.radiometry import (
     S2_BOA_OFFSET_DN,
     S2_SCALE,
@@ -126,13 +127,15 @@ class RecipeParams:
 @dataclass(frozen=True)
 class Look:
     """One observation as the recipe sees it: when, reflectance (band, y, x), clear mask, and
-    its provenance record."""
+    its provenance record; ``shaded``: the clear pixels in the shadow a cloud of the scene
+    casts (``masking.MaskReason.CAST_SHADOW``), not clear looks for coal (None: none)."""
 
     day: date
     reflectance: NDArray[np.float32]
     clear: BoolArray
     record: SceneRecord
     platform: str = ""
+    shaded: BoolArray | None = None
 
 
 def look_record(
@@ -159,7 +162,7 @@ def look_record(
         when,
         offset_dn=offset_dn,
         radiometry=radiometry,
-        clear_fraction=None if counts is None else _share(counts, MaskReason.CLEAR),
+        clear_fraction=None if counts is None else _clear_share(counts),
         collection=collection,
         platform=platform,
         scale=scale,
@@ -178,6 +181,12 @@ def mask_counts(reasons: NDArray[np.uint8]) -> NDArray[np.int64]:
 
 def _share(counts: NDArray[np.int64], reason: int) -> float:
     return round(int(counts[reason]) / max(int(counts.sum()), 1), 4)
+
+
+def _clear_share(counts: NDArray[np.int64]) -> float:
+    """Share of the pixels that make a clear look (``masking.CLEAR_REASONS``)."""
+    clear = sum(int(counts[r]) for r in CLEAR_REASONS)
+    return round(clear / max(int(counts.sum()), 1), 4)
 
 
 def _shares(counts: NDArray[np.int64]) -> dict[str, float]:
@@ -255,6 +264,7 @@ def site_year(
         [used.index(i) for i in green_obs],
         year,
         params,
+        shaded_stack([looks[i] for i in used]),
     )
     return finish_site_year(
         site_id, year, (start, end), widened, records, products, area, pixel_area_ha, params
@@ -281,7 +291,14 @@ def registered(look: Look, shift: LookShift) -> Look:
     if applied is None:
         return look
     reflectance, clear = resample_look(look.reflectance, look.clear, applied)
-    return Look(look.day, reflectance, clear, with_registration(look.record, shift), look.platform)
+    shaded = look.shaded
+    if shaded is not None:  # moved as the clear mask is, by the nearest whole pixel
+        nearest = (int(np.round(applied[0])), int(np.round(applied[1])))
+        shaded = shift_array(shaded, nearest, False) & clear
+    return replace(
+        look, reflectance=reflectance, clear=clear, record=with_registration(look.record, shift),
+        shaded=shaded,
+    )  # fmt: skip
 
 
 def with_registration(record: SceneRecord, shift: LookShift) -> SceneRecord:
@@ -295,10 +312,7 @@ def harmonized(looks: Sequence[Look], params: RecipeParams) -> list[Look]:
     """``looks`` onto the sensor ``params.harmonize_to`` names (per look, per pixel)."""
     if params.harmonize_to != "landsat-oli":
         return list(looks)
-    return [
-        Look(o.day, harmonize.to_oli(o.reflectance, o.platform), o.clear, o.record, o.platform)
-        for o in looks
-    ]
+    return [replace(o, reflectance=harmonize.to_oli(o.reflectance, o.platform)) for o in looks]
 
 
 def dehazed(looks: Sequence[Look], pixel_area_ha: float, params: RecipeParams) -> list[Look]:
@@ -312,7 +326,7 @@ def dehazed(looks: Sequence[Look], pixel_area_ha: float, params: RecipeParams) -
         found = haze.estimate(*haze.ddv_bands(o.reflectance), o.clear, pixel_m, params.haze)
         whole = (slice(0, o.clear.shape[0]), slice(0, o.clear.shape[1]))
         reflectance = dehaze(o.reflectance, found, whole, params)
-        out.append(Look(o.day, reflectance, o.clear, with_haze(o.record, found), o.platform))
+        out.append(replace(o, reflectance=reflectance, record=with_haze(o.record, found)))
     return out
 
 
@@ -461,18 +475,22 @@ def season_products(
     green_obs: Sequence[int],
     year: int,
     params: RecipeParams,
+    shaded: BoolArray | None = None,
 ) -> SeasonProducts:
     """The products of the looks ``stack`` (time, band, y, x) with their ``clear`` masks and
     ``days``: ``in_season`` (indices, at least one) are the season window's looks, composited
     and counted for coal, and whose brightness is set against the sun (``sun_response``);
-    ``green_obs`` those of the greenness period (``season_looks``)."""
+    ``green_obs`` those of the greenness period (``season_looks``). ``shaded`` (time, y, x):
+    clear pixels in the shadow a cloud of their scene casts, which the coal count leaves out,
+    flagged or not (a yard in a cloud's shadow reads as coal); everything else counts them."""
     season, season_clear = _take(stack, in_season), _take(clear, in_season)
     composite = median_composite(season, season_clear)
     obscured = obscured_looks(
         season, season_clear, composite.reflectance,
         veil_min_rise=params.coal_veil_min_rise, shade_min_loss=params.coal_shade_min_loss,
     )  # fmt: skip
-    coal = coal_frequency(season, season_clear, params.coal_rule, obscured=obscured)
+    coal_clear = season_clear if shaded is None else season_clear & ~_take(shaded, in_season)
+    coal = coal_frequency(season, coal_clear, params.coal_rule, obscured=obscured)
     # Only ground the footprint or coal rule may accept can be a shadowed slope left out of them
     # (``classify``'s candidates lie within: greenness and the opening only take away).
     may_map = (coal.flagged > 0) | footprint_mask(
@@ -493,6 +511,15 @@ def season_products(
         if green_from <= day <= green_until:
             seen_standing |= ok & valid_pixels(look)
     return SeasonProducts(composite, coal, green, signs.cropped, signs.cleared, seen_standing, sun)
+
+
+def shaded_stack(looks: Sequence[Look]) -> BoolArray | None:
+    """(time, y, x) of the looks' ``shaded`` masks, or None when no look has one."""
+    if all(o.shaded is None for o in looks):
+        return None
+    return np.stack(
+        [o.shaded if o.shaded is not None else np.zeros(o.clear.shape, bool) for o in looks]
+    )
 
 
 def _take(stack: NDArray[Any], index: Sequence[int]) -> NDArray[Any]:
@@ -744,8 +771,7 @@ def correct_offset_outliers(looks: Sequence[Look]) -> list[Look]:
     fixes = offset_corrections([o.record for o in looks], s2, outliers)
     for i, (record, shift) in fixes.items():
         look = looks[i]
-        looks[i] = Look(look.day, shifted(look.reflectance, shift), look.clear, record,
-                        look.platform)  # fmt: skip
+        looks[i] = replace(look, reflectance=shifted(look.reflectance, shift), record=record)
     return looks
 
 

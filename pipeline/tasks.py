@@ -193,6 +193,7 @@ def observe(task: SiteYearTask) -> SiteYear:
                 by_id[o.scene_id], o.radiometry, mask_counts(o.reasons), o.reprojected_from
             ),
             o.platform,
+            o.shaded if o.shaded.any() else None,
         )
         for o in observed
     ]

@@ -222,7 +222,7 @@ def test_the_scenario_exercises_every_decision(whole: SiteYear) -> None:
     assert by_id["S09"].skipped is not None
     assert "asset red" in by_id["S09"].skipped
     assert by_id["S10"].skipped == "no data over the site grid"
-    assert by_id["S12"].mask["shadow"] > 0  # the cloud's shadow, matched and masked
+    assert by_id["S12"].mask["cast_shadow"] > 0  # the cloud's shadow, matched
     assert by_id["S12"].role == "season"
     assert 0 < by_id["S07"].mask["nodata"] < 1
     assert by_id["S08"].mask["cloud_buffer"] > 0
@@ -288,18 +288,20 @@ def test_square_chunk_side_below_the_grid_chunks(folder: Path, whole: SiteYear) 
 def test_a_cloud_shadow_is_masked_where_its_cloud_casts_it_and_the_coal_kept(
     folder: Path,
 ) -> None:
-    """S12: its cloud's shadow (SCL 3) is masked, in the whole grid and in every window read
-    for a chunk, while the coal that SCL also calls shadow stays clear; with the match off
-    (``cloud_heights_m`` None) the shadow stays clear, as SCL 3 did before."""
+    """S12: its cloud's shadow (SCL 3) is found as cast by that cloud, in the whole grid and
+    in every window read for a chunk, and stays a clear look but for coal; the coal that SCL
+    also calls shadow is plain clear. With the match off (``cloud_heights_m`` None) the shadow
+    is plain clear too, as SCL 3 was before."""
     scene = scenes(folder)[-1]
     whole = read_scene(scene, GRID, RULES)
     shadow = (slice(0, 12), slice(8, 24))  # site-grid pixels of the shadow block
     coal = (slice(10, 18), slice(26, 36))
-    assert (whole.reasons[shadow] == MaskReason.SHADOW).all()
-    assert whole.clear[coal].all()
-    assert (whole.reasons == MaskReason.SHADOW).sum() == 12 * 16
+    assert (whole.reasons[shadow] == MaskReason.CAST_SHADOW).all()
+    assert whole.clear[shadow].all()
+    assert whole.shaded.sum() == 12 * 16
+    assert (whole.reasons[coal] == MaskReason.CLEAR).all()
     off = read_scene(scene, GRID, replace(RULES, cloud_heights_m=None))
-    assert off.clear[shadow].all()
+    assert (off.reasons[shadow] == MaskReason.CLEAR).all()
     for rows, cols in ((slice(3, 20), slice(5, 31)), (slice(0, 9), slice(17, 40))):
         part = read_pixels(scene, window_grid(GRID, rows, cols), RULES, ReadSettings(), None, GRID)
         assert np.array_equal(part.reasons(), whole.reasons[rows, cols])

@@ -5,6 +5,7 @@ elsewhere (coal piles that Sen2Cor and Fmask also call shadow)."""
 from __future__ import annotations
 
 import math
+from datetime import date
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from pipeline.masking import (
     shadow_evidence,
     shadow_step,
 )
+from pipeline.recipe import RecipeParams, season_products
 from pipeline.sources.base import sun_angles
 
 PIXEL_M = 60.0
@@ -129,3 +131,31 @@ def test_cloud_heights_are_validated() -> None:
     assert MaskingConfig(cloud_shadow_heights_m=None).rules().cloud_heights_m is None
     with pytest.raises(ValidationError, match=r"cloud heights \[5000.0, 300.0\] not allowed"):
         MaskingConfig(cloud_shadow_heights_m=(5000.0, 300.0))
+
+
+def test_a_yard_in_cloud_shadow_in_every_look_is_not_counted_as_coal() -> None:
+    """A concrete yard shaded by clouds in all four looks of its season reads as coal in each
+    (dark and flat): counted as coal without the match, left uncounted (no clear coal look)
+    with it; a real pile beside it, never shaded, counts either way, and the shaded yard still
+    counts as a clear look of the composite."""
+    yard = np.array([0.14, 0.15, 0.17, 0.22, 0.27, 0.23], np.float32)  # bare concrete
+    pile = np.array([0.045, 0.045, 0.05, 0.055, 0.06, 0.055], np.float32)
+    loss = np.array([0.55, 0.62, 0.66, 0.72, 0.75, 0.75], np.float32)  # a full cloud shadow
+    rng = np.random.default_rng(3)
+    stack = np.empty((4, 6, 12, 20), np.float32)
+    for t in range(4):
+        stack[t] = yard[:, None, None]
+        stack[t, :, :, :10] *= (1.0 - loss)[:, None, None]
+        stack[t, :, 2:10, 12:18] = pile[:, None, None]
+        stack[t] += rng.normal(0, 0.002, stack[t].shape).astype(np.float32)
+    clear = np.ones((4, 12, 20), bool)
+    shaded = np.zeros_like(clear)
+    shaded[:, :, :10] = True
+    days = [date(2023, 9, 5), date(2023, 9, 25), date(2023, 10, 15), date(2023, 11, 5)]
+    args = (stack, clear, days, [0, 1, 2, 3], [0, 1, 2, 3], 2023, RecipeParams())
+    plain, matched = season_products(*args), season_products(*args, shaded)
+    assert (plain.coal.flagged[:, :10] >= 3).all()  # the shaded yard passes for coal
+    assert (matched.coal.flagged[:, :10] == 0).all()
+    assert (matched.coal.clear[:, :10] == 0).all()
+    assert (matched.coal.flagged[2:10, 12:18] == 4).all()  # the pile still counts
+    assert (matched.composite.clear_count == 4).all()

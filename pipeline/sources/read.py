@@ -43,6 +43,7 @@ from pipeline.masking import (
     SHADOW_GRID_MAX_PX,
     MaskReason,
     MaskRules,
+    clear_reasons,
     match_cloud_shadows,
     reasons_from_qa_pixel,
     reasons_from_scl,
@@ -117,7 +118,12 @@ class Observation:
 
     @property
     def clear(self) -> NDArray[np.bool_]:
-        return np.asarray(self.reasons == MaskReason.CLEAR)
+        return clear_reasons(self.reasons)
+
+    @property
+    def shaded(self) -> NDArray[np.bool_]:
+        """Clear, in the shadow a cloud of the scene casts (``MaskReason.CAST_SHADOW``)."""
+        return np.asarray(self.reasons == MaskReason.CAST_SHADOW)
 
 
 def is_remote(href: str) -> bool:
@@ -458,7 +464,7 @@ class ScenePixels:
         return BoaEvidence.of(
             self.dn[BAND_INDEX["swir22"], rows, cols],
             self.mask[rows, cols],
-            self.mask_reasons[rows, cols] == MaskReason.CLEAR,
+            clear_reasons(self.mask_reasons[rows, cols]),
         )
 
     def reasons(self, rows: slice = _ALL, cols: slice = _ALL) -> NDArray[np.uint8]:
@@ -549,7 +555,7 @@ def read_pixels(
             mask_int, profile.mask_kind, sun, rules.cloud_heights_m, grid, site_grid or grid,
         )  # fmt: skip
         if shadows is not None:
-            reasons[shadows & (reasons == MaskReason.CLEAR)] = MaskReason.SHADOW
+            reasons[shadows & (reasons == MaskReason.CLEAR)] = MaskReason.CAST_SHADOW
     return ScenePixels(scene, dn, mask_int, reasons, radiometry, profile.verify_offset, moved)
 
 
