@@ -553,6 +553,7 @@ def read_pixels(
         shadows = _matched_shadows(
             lambda coarse: chip(profile.mask_asset, Resampling.nearest, coarse),
             mask_int, profile.mask_kind, sun, rules.cloud_heights_m, grid, site_grid or grid,
+            scene.id,
         )  # fmt: skip
         if shadows is not None:
             reasons[shadows & (reasons == MaskReason.CLEAR)] = MaskReason.CAST_SHADOW
@@ -583,6 +584,7 @@ def _matched_shadows(
     heights_m: tuple[float, float],
     grid: Grid,
     site_grid: Grid,
+    scene_id: str = "",
 ) -> NDArray[np.bool_] | None:
     """The pixels of ``grid`` (a window of ``site_grid``) that ``mask`` flags as cloud shadow
     and that lie where the scene's clouds over ``site_grid`` cast their shadows, or None when
@@ -598,6 +600,10 @@ def _matched_shadows(
     match = match_cloud_shadows(clouds, coarse_flagged, *sun, coarse.resolution, heights_m)
     if match.zone is None:
         return None
+    logger.debug(
+        "%s: cloud shadows cast from %.0f m (%.0f%% of the projected clouds on flagged shadow)",
+        scene_id, match.height_m, 100 * match.share,
+    )  # fmt: skip
     res = site_grid.resolution
     row0 = round((site_grid.transform.f - grid.transform.f) / res)
     col0 = round((grid.transform.c - site_grid.transform.c) / res)
