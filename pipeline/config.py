@@ -124,9 +124,9 @@ class GridConfig(_Model):
 class MaskingConfig(_Model):
     """SCL classes and QA_PIXEL bits masked. SCL 2 (dark area), 3 (cloud shadow), 6 (water) and
     QA_PIXEL bit 4 (cloud shadow) stay unmasked on purpose: Sen2Cor and Fmask label coal piles
-    as dark area or shadow, and masking them erases what is measured (DOMAIN.md). Only the
-    shadow class's pixels that lie where the scene's own clouds cast their shadows are masked
-    (``cloud_shadow_heights_m``, ``masking.match_cloud_shadows``)."""
+    as dark area or shadow, and masking them erases what is measured (DOMAIN.md). The shadow
+    class's pixels that lie where the scene's own clouds cast their shadows are left out of the
+    coal count only (``cloud_shadow_heights_m``, ``masking.match_cloud_shadows``)."""
 
     scl_masked: tuple[StrictInt, ...] = Field(
         SCL_NOT_CLEAR, max_length=64, description="SCL classes not clear"
@@ -155,9 +155,9 @@ class MaskingConfig(_Model):
         CLOUD_HEIGHTS_M,
         description="lowest and highest cloud (m) searched when matching the mask's cloud-shadow "
         "class (SCL 3, QA_PIXEL bit 4) to the scene's clouds: the flagged pixels where the "
-        "clouds cast their shadows at the matched height are masked, the rest (coal) stay "
-        "clear; needs the sun's angles in the item (view:sun_elevation/azimuth). null: the "
-        "class is never masked",
+        "clouds cast their shadows at the matched height are left out of the coal count, the "
+        "rest (coal) stay clear; needs the sun's angles in the item (view:sun_elevation/"
+        "azimuth). null: no match, the class is clear everywhere",
     )
 
     @field_validator("scl_masked", "scl_dilated")
