@@ -17,22 +17,23 @@ Fmask put dark ground (coal, asphalt, wet soil) in it too, and masking the class
 piles being measured (DOMAIN.md "Masks"). A cloud shadow, though, lies where the scene's own
 clouds cast it: displaced from each cloud away from the sun by the cloud's height over the
 tangent of the sun's elevation. As Fmask does (Zhu & Woodcock 2012, Remote Sens. Environ.
-118:83, section 2.2.3), the clouds are projected along the sun's azimuth for every height in
+118:83, section 2.2.3; its cloud base heights of 200 m to 12 km and similarity threshold 0.30
+are Fmask 3.3's), the clouds are projected along the sun's azimuth for every height in
 ``CLOUD_HEIGHTS_M`` and the height whose projection agrees best with the flagged pixels is
 taken, when ``SHADOW_MATCH_MIN`` of it falls on them; the flagged pixels under the projection
 at that height (grown by ``SHADOW_GUARD_PX`` for the height's step and the penumbra) become
 ``CAST_SHADOW``. They stay clear looks for the composite, the greenness and the field tests (a
 shaded field is still green, and a heavy-cloud season has few looks to spare), but not for
 coal: a yard in a cloud's shadow reads as coal, and a pile in one falls out of the coal rule,
-so the coal count leaves those looks out (``recipe.season_products``). Flagged ground with no cloud up-sun of it
-at the matched height (a coal pile in a clear scene, or in a cloudy one away from the shadows)
-stays clear. One height per scene and site, where Fmask matches each cloud object on its own:
-a site is a few kilometres, and its clouds mostly one layer. Clouds beyond the site's grid are
-not seen, so their shadows stay clear (``obscured_looks`` in ``classify`` catches the darkest of
-them against the season's median). The match runs on a ``SHADOW_GRID_M`` grid, and a run read
-by chunks (``pipeline.chunks``) matches the whole site at once on it, so chunks give the whole
-grid's result. Its pixel is SCL's own 20 m, coarser on a site more than
-``SHADOW_GRID_MAX_PX`` of them across.
+so the coal count leaves those looks out (``recipe.season_products``). Flagged ground with no
+cloud up-sun of it at the matched height (a coal pile in a clear scene, or in a cloudy one away
+from the shadows) stays clear. One height per scene and site, where Fmask matches each cloud
+object on its own: a site is a few kilometres, and its clouds mostly one layer. Clouds beyond
+the site's grid are not seen, so their shadows stay clear (``obscured_looks`` in ``classify``
+catches the darkest of them against the season's median). The match runs on a
+``SHADOW_GRID_M`` grid, and a run read by chunks (``pipeline.chunks``) matches the whole site at
+once on it, so chunks give the whole grid's result. Its pixel is SCL's own 20 m, coarser on a
+site more than ``SHADOW_GRID_MAX_PX`` of them across.
 """
 
 from __future__ import annotations
@@ -64,10 +65,10 @@ SCL_SHADOW_CASTERS: tuple[int, ...] = (8, 9)
 SCL_CLOUD_SHADOW = 3
 QA_PIXEL_SHADOW_CASTERS: tuple[int, ...] = (3,)
 QA_PIXEL_CLOUD_SHADOW = 4
-#: Cloud heights searched for the match (m): Fmask's range (Zhu & Woodcock 2012).
+#: Cloud heights searched for the match (m): Fmask's cloud base range.
 CLOUD_HEIGHTS_M = (200.0, 12_000.0)
 #: Least share of the projected clouds (on ground the clouds do not cover) that must fall on
-#: flagged shadow at the matched height: Fmask's similarity threshold (0.3).
+#: flagged shadow at the matched height: Fmask's similarity threshold.
 SHADOW_MATCH_MIN = 0.3
 #: Least number of projected cloud pixels (on the match grid) a height is judged on, and least
 #: share of the clouds' pixels: a projection mostly beyond the grid or onto other clouds says
