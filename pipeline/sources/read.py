@@ -497,7 +497,7 @@ def read_pixels(
     ``grid`` and decode the mask; no decision from the pixels yet (``read_scene`` makes them
     for a whole grid, ``chunks`` over the chunks of one). ``site_grid`` is the grid ``grid``
     is a window of (``grid`` itself when None): the cloud shadows are matched over all of it
-    (``masking.match_cloud_shadows``), so a chunk masks what the whole grid does.
+    (``masking.match_cloud_shadows``), so a chunk finds the shadows the whole grid does.
 
     Raises ``SceneReadError`` for an unknown profile, missing assets or an asset that keeps
     failing; ``SourceError`` (``ChipMissingError``) offline when a chip is not cached.
