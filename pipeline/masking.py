@@ -108,7 +108,7 @@ CLEAR_REASONS: tuple[MaskReason, ...] = (MaskReason.CLEAR, MaskReason.CAST_SHADO
 
 def clear_reasons(reasons: NDArray[np.uint8]) -> BoolArray:
     """Where ``reasons`` (per pixel ``MaskReason``) make a clear look (``CLEAR_REASONS``)."""
-    return np.asarray((reasons == MaskReason.CLEAR) | (reasons == MaskReason.CAST_SHADOW))
+    return np.asarray(np.isin(reasons, CLEAR_REASONS))
 
 
 SCL_REASON: Mapping[int, MaskReason] = {
@@ -348,12 +348,13 @@ def match_cloud_shadows(
     offsets = sorted({(round(s * dy / per_m), round(s * dx / per_m)) for s in steps})
     if not offsets:
         return ShadowMatch(None)
-    source = clouds.astype(np.float32)
+    # landing[d] = #{p : clouds[p] and ground[p + d]}, hits[d] the same on flagged ground; in
+    # float64, whose rounding error stays far below one count on any grid the match runs on.
+    source = clouds.astype(np.float64)
     ground = ~clouds
-    # landing[d] = #{p : clouds[p] and ground[p + d]}, hits[d] the same on flagged ground.
-    landing = signal.correlate(ground.astype(np.float32), source, mode="full", method="fft")
+    landing = signal.correlate(ground.astype(np.float64), source, mode="full", method="fft")
     hits = signal.correlate(
-        (ground & flagged).astype(np.float32), source, mode="full", method="fft"
+        (ground & flagged).astype(np.float64), source, mode="full", method="fft"
     )
     least = max(min_px, SHADOW_MATCH_MIN_LANDING * int(clouds.sum()))
     best: tuple[int, float, tuple[int, int]] | None = None  # (margin, share, offset)
