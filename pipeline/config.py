@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import types
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -1180,5 +1181,22 @@ def _plain(value: Any) -> Any:
 
 
 def _type_name(annotation: Any) -> str:
+    if "Annotated[" in str(annotation):  # a constrained type (``Real``) reads as its type
+        return _unannotated(annotation)
     text = getattr(annotation, "__name__", None) or str(annotation)
     return text.replace("typing.", "").replace("pathlib.", "").replace("|", "or")
+
+
+def _unannotated(annotation: Any) -> str:
+    origin, args = get_origin(annotation), get_args(annotation)
+    if annotation is type(None):
+        return "None"
+    if annotation is Ellipsis:
+        return "..."
+    if origin is Annotated:
+        return _unannotated(args[0])
+    if isinstance(annotation, types.UnionType) or origin is Union:
+        return " or ".join(_unannotated(a) for a in args)
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join(_unannotated(a) for a in args)}]"
+    return str(getattr(annotation, "__name__", annotation))
