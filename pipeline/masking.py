@@ -371,19 +371,9 @@ def match_cloud_shadows(
     if best is None or best[1] < min_share:
         return ShadowMatch(None, share=0.0 if best is None else best[1])
     _, share, (dr, dc) = best
-    zone = _shifted(clouds, dr, dc)
+    from pipeline.coregister import shift_array  # coregister imports this module's users
+
+    zone = shift_array(clouds, (dr, dc), False)
     if guard_px > 0:
         zone = ndimage.binary_dilation(zone, structure=np.ones((2 * guard_px + 1,) * 2, bool))
     return ShadowMatch(np.asarray(zone, bool), math.hypot(dr, dc) / per_m, share)
-
-
-def _shifted(mask: BoolArray, dr: int, dc: int) -> BoolArray:
-    """``mask`` moved by ``dr`` rows and ``dc`` columns, False where nothing moved in."""
-    out = np.zeros(mask.shape, bool)
-    h, w = mask.shape
-    if abs(dr) >= h or abs(dc) >= w:
-        return out
-    out[max(0, dr) : h - max(0, -dr), max(0, dc) : w - max(0, -dc)] = mask[
-        max(0, -dr) : h - max(0, dr), max(0, -dc) : w - max(0, dc)
-    ]
-    return out
