@@ -1,6 +1,7 @@
 """Cloud shadows matched to the clouds that cast them (``masking.match_cloud_shadows``): the
-mask's shadow class is masked where a cloud of the scene casts it at one height, and left clear
-elsewhere (coal piles that Sen2Cor and Fmask also call shadow)."""
+mask's shadow class is found where a cloud of the scene casts it at one height, and left clear
+elsewhere (coal piles that Sen2Cor and Fmask also call shadow); the coal count leaves the found
+shadows out (``recipe.season_products``)."""
 
 from __future__ import annotations
 
