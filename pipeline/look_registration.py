@@ -160,9 +160,14 @@ def resample_look(
     the nearest whole pixel and stays clear only where every band came out finite."""
     masked = np.where(clear[None], reflectance, np.float32(np.nan))
     moved = resample(masked, shift)
+    return moved, resample_mask(clear, shift) & np.isfinite(moved).all(axis=0)
+
+
+def resample_mask(mask: BoolArray, shift: Shift) -> BoolArray:
+    """A look's mask (y, x) moved by ``shift`` as ``resample_look`` moves its clear mask: by the
+    nearest whole pixel, False where nothing moved in."""
     nearest = (int(np.round(shift[0])), int(np.round(shift[1])))
-    moved_clear = shift_array(clear, nearest, False) & np.isfinite(moved).all(axis=0)
-    return moved, moved_clear
+    return np.asarray(shift_array(mask, nearest, False), bool)
 
 
 def register_looks(

@@ -45,12 +45,12 @@ from pipeline.classify import (
     valid_pixels,
 )
 from pipeline.composite import Composite, median_composite
-from pipeline.coregister import shift_array
 from pipeline.look_registration import (
     LookRegistrationParams,
     LookShift,
     register_looks,
     resample_look,
+    resample_mask,
 )
 from pipeline.masking import CLEAR_REASONS, MaskReason
 from pipeline.radiometry import (
@@ -162,7 +162,7 @@ def look_record(
         when,
         offset_dn=offset_dn,
         radiometry=radiometry,
-        clear_fraction=None if counts is None else _clear_share(counts),
+        clear_fraction=None if counts is None else _share(counts, *CLEAR_REASONS),
         collection=collection,
         platform=platform,
         scale=scale,
@@ -179,14 +179,9 @@ def mask_counts(reasons: NDArray[np.uint8]) -> NDArray[np.int64]:
     return np.bincount(reasons.ravel(), minlength=len(MaskReason)).astype(np.int64)
 
 
-def _share(counts: NDArray[np.int64], reason: int) -> float:
-    return round(int(counts[reason]) / max(int(counts.sum()), 1), 4)
-
-
-def _clear_share(counts: NDArray[np.int64]) -> float:
-    """Share of the pixels that make a clear look (``masking.CLEAR_REASONS``)."""
-    clear = sum(int(counts[r]) for r in CLEAR_REASONS)
-    return round(clear / max(int(counts.sum()), 1), 4)
+def _share(counts: NDArray[np.int64], *reasons: int) -> float:
+    """Share of the pixels with any of ``reasons``."""
+    return round(sum(int(counts[r]) for r in reasons) / max(int(counts.sum()), 1), 4)
 
 
 def _shares(counts: NDArray[np.int64]) -> dict[str, float]:
@@ -291,10 +286,7 @@ def registered(look: Look, shift: LookShift) -> Look:
     if applied is None:
         return look
     reflectance, clear = resample_look(look.reflectance, look.clear, applied)
-    shaded = look.shaded
-    if shaded is not None:  # moved as the clear mask is, by the nearest whole pixel
-        nearest = (int(np.round(applied[0])), int(np.round(applied[1])))
-        shaded = shift_array(shaded, nearest, False) & clear
+    shaded = None if look.shaded is None else resample_mask(look.shaded, applied) & clear
     return replace(
         look, reflectance=reflectance, clear=clear, record=with_registration(look.record, shift),
         shaded=shaded,
