@@ -74,6 +74,7 @@ from numpy.typing import NDArray
 
 from pipeline import haze, task_progress
 from pipeline.bands import BAND_INDEX, BANDS
+from pipeline.classify import RELIGHT_REACH_PX
 from pipeline.errors import SceneReadError, SourceError
 from pipeline.grid import Grid
 from pipeline.look_registration import LookShift
@@ -194,11 +195,15 @@ def plan_chunks(shape: tuple[int, int], size: int | tuple[int, int], halo: int) 
 def halo_px(rules: MaskRules, grid: Grid, params: RecipeParams | None = None) -> int:
     """The halo a chunk needs on ``grid`` for its interior to match the whole grid's: the
     cloud dilation, then how far a registered look reaches for its values (``params``' look
-    registration; none without ``params``), then greenness's 3 x 3 minimum."""
+    registration; none without ``params``), then the farthest of greenness's 3 x 3 minimum and,
+    when cloud shadows are matched, the light measured under them (``classify.relit``)."""
     reach = 0
     if params is not None and params.registration is not None:
         reach = params.registration.reach_px
-    return max(cloud_dilation_px(rules, grid) + reach + GREENNESS_REACH_PX, MIN_HALO_PX)
+    around = GREENNESS_REACH_PX
+    if rules.cloud_heights_m is not None:
+        around = max(around, RELIGHT_REACH_PX)
+    return max(cloud_dilation_px(rules, grid) + reach + around, MIN_HALO_PX)
 
 
 def chunk_steps(grid: Grid, chunk_px: int | tuple[int, int] | None) -> int:

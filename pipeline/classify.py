@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from pipeline import indices
 from pipeline.bands import BAND_INDEX
-from pipeline.composite import nan_percentile
+from pipeline.composite import median_composite, nan_percentile
 from pipeline.masking import open_mask
 
 FloatArray = NDArray[np.float32]
@@ -467,6 +467,76 @@ def obscured_looks(
             level = np.mean(stack, axis=1) <= (1.0 - shade_min_loss) * np.mean(reference, axis=0)
             obscured |= level & np.all(stack < reference[None], axis=1)
     return np.asarray(clear & obscured, dtype=bool)
+
+
+#: Reach of the light estimate under a cast shadow (``relit``): the Gaussian's sigma, in pixels,
+#: and how many sigmas it reaches (``halo`` of a chunk, ``RELIGHT_REACH_PX``).
+RELIGHT_SIGMA_PX = 8.0
+RELIGHT_TRUNCATE = 3.0
+RELIGHT_REACH_PX = int(RELIGHT_TRUNCATE * RELIGHT_SIGMA_PX + 0.5)
+#: Least share of the Gaussian's weight that must fall on shaded pixels with a lit reference
+#: for a pixel's light to be estimated, and the range the estimate must fall in (a cast
+#: shadow leaves 25-45% of the light in the visible, DOMAIN.md; 1 is no shadow at all).
+RELIGHT_MIN_WEIGHT = 0.02
+RELIGHT_TRANSMISSION = (0.1, 1.0)
+
+
+def relit(stack: FloatArray, clear: BoolArray, shaded: BoolArray) -> tuple[FloatArray, BoolArray]:
+    """``stack`` (time, band, y, x) with the clear pixels a cloud of their look shades
+    (``shaded``, time, y, x) brought back to full light, and where that was done (time, y, x).
+
+    A cast shadow takes a share of the light that varies per band (skylight is bluer than the
+    direct beam) and smoothly across the shadow (the cloud's thickness, the penumbra): band by
+    band, the look's shaded pixels are set against the same pixels' median in the looks of the
+    season no shadow falls on (their lit reference), and the light left there is the ratio of
+    their sums, Gaussian-weighted around each pixel (``RELIGHT_SIGMA_PX``). A pile shaded in
+    every look of the season has no lit reference of its own, and takes the light measured on
+    the yard and fields around it. Pixels too far from any shaded pixel with a lit reference,
+    or whose estimate is not a shadow's (``RELIGHT_TRANSMISSION``), are not relit. This is the
+    multitemporal shadow compensation of cloud-removal work (the shaded signal over a clear
+    reference, as MAJA sets a look against its clear composite); written here because the
+    reference is the season's own looks, which no library holds."""
+    out = stack.copy()
+    done = np.zeros(shaded.shape, bool)
+    lit = clear & ~shaded
+    if not (shaded & clear).any() or not lit.any():
+        return out, done
+    reference = median_composite(stack, lit).reflectance
+    has_reference = np.all(np.isfinite(reference), axis=0)
+
+    def smooth(a: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.asarray(
+            ndimage.gaussian_filter(a, RELIGHT_SIGMA_PX, mode="constant", truncate=RELIGHT_TRUNCATE)
+        )
+
+    for t in range(stack.shape[0]):
+        under = shaded[t] & clear[t] & valid_pixels(stack[t])
+        if not under.any():
+            continue
+        known = under & has_reference
+        weight = smooth(known.astype(np.float64))
+        light = np.empty(stack.shape[1:], np.float64)
+        for b in range(stack.shape[1]):
+            seen = smooth(np.where(known, stack[t, b], 0.0))
+            full = smooth(np.where(known, reference[b], 0.0))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                light[b] = seen / full
+        low, high = RELIGHT_TRANSMISSION
+        with np.errstate(invalid="ignore"):
+            ok = (
+                under
+                & (weight >= RELIGHT_MIN_WEIGHT)
+                & np.all((light > low) & (light <= high), axis=0)
+            )
+        brought = np.where(ok, stack[t] / light, 0.0)
+        # Dividing by the light divides the sensor's noise up too: a relit pixel is the mean of
+        # the relit pixels of its 3 x 3 square.
+        n = ndimage.uniform_filter(ok.astype(np.float64), 3, mode="constant")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = ndimage.uniform_filter(brought, (1, 3, 3), mode="constant") / n
+        out[t][:, ok] = mean[:, ok].astype(stack.dtype)
+        done[t] = ok
+    return out, done
 
 
 def coal_frequency(

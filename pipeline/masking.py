@@ -28,12 +28,15 @@ coal: a yard in a cloud's shadow reads as coal, and a pile in one falls out of t
 so the coal count leaves those looks out (``recipe.season_products``). Flagged ground with no
 cloud up-sun of it at the matched height (a coal pile in a clear scene, or in a cloudy one away
 from the shadows) stays clear. One height per scene and site, where Fmask matches each cloud
-object on its own: a site is a few kilometres, and its clouds mostly one layer. Clouds beyond
-the site's grid are not seen, so their shadows stay clear (``obscured_looks`` in ``classify``
-catches the darkest of them against the season's median). The match runs on a
-``SHADOW_GRID_M`` grid, and a run read by chunks (``pipeline.chunks``) matches the whole site at
-once on it, so chunks give the whole grid's result. Its pixel is SCL's own 20 m, coarser on a
-site more than ``SHADOW_GRID_MAX_PX`` of them across.
+object on its own: a site is a few kilometres, and its clouds mostly one layer. The match runs
+on a ``SHADOW_GRID_M`` grid over the site and ``SHADOW_MARGIN_M`` around it: the clouds that cast
+shadows into a site often lie beyond it (a 2 km cloud base casts its shadow 3.5 km away under a
+30 degree sun), and the mask asset covers the whole tile. Pixels the mask has no data for (past
+the tile's or the swath's edge) are neither cloud nor landing ground. Shadows of clouds further
+out stay clear (``obscured_looks`` in ``classify`` catches the darkest of them against the
+season's median). A run read by chunks (``pipeline.chunks``) matches the whole site at once on
+that grid, so chunks give the whole grid's result. Its pixel is SCL's own 20 m, coarser where the
+site and its margin are more than ``SHADOW_GRID_MAX_PX`` of them across.
 """
 
 from __future__ import annotations
@@ -82,6 +85,9 @@ SHADOW_GUARD_PX = 1
 #: on sites over ``SHADOW_GRID_MAX_PX`` of it a side (the match's FFTs grow with its pixels).
 SHADOW_GRID_M = 20.0
 SHADOW_GRID_MAX_PX = 1024
+#: How far past the site the match sees clouds and their shadows (m): the shadow of a cloud base
+#: at 3 km under a sun 27 degrees high (late autumn at 40 N), or at 6 km under a 45 degree sun.
+SHADOW_MARGIN_M = 6000.0
 
 
 class MaskReason(IntEnum):
@@ -282,16 +288,29 @@ def open_mask(mask: BoolArray, radius_px: int) -> BoolArray:
 _disk_dilation_kernel = numba.njit(cache=True, nogil=True)(_disk_dilation_kernel)
 
 
-def shadow_evidence(mask: NDArray[np.integer], kind: str) -> tuple[BoolArray, BoolArray]:
-    """(clouds that cast shadows, pixels the mask flags as cloud shadow) of a decoded mask band
-    (``kind``: ``"scl"`` or ``"qa_pixel"``)."""
+@dataclass(frozen=True)
+class ShadowEvidence:
+    """What a mask band says for the shadow match (y, x): ``clouds`` that cast shadows, the
+    pixels it flags as cloud ``shadow``, and those it has data for (``seen``)."""
+
+    clouds: BoolArray
+    shadow: BoolArray
+    seen: BoolArray
+
+
+def shadow_evidence(mask: NDArray[np.integer], kind: str) -> ShadowEvidence:
+    """The ``ShadowEvidence`` of a decoded mask band (``kind``: ``"scl"`` or ``"qa_pixel"``;
+    0, the reader's value outside the raster, is no data in both, as SCL 0 and QA fill are)."""
     if kind == "scl":
-        return np.isin(mask, SCL_SHADOW_CASTERS), np.asarray(mask == SCL_CLOUD_SHADOW)
+        return ShadowEvidence(
+            np.isin(mask, SCL_SHADOW_CASTERS), np.asarray(mask == SCL_CLOUD_SHADOW), mask != 0
+        )
     qa = mask.astype(np.uint32)
     clouds = np.zeros(mask.shape, bool)
     for bit in QA_PIXEL_SHADOW_CASTERS:
         clouds |= (qa >> bit) & 1 == 1
-    return clouds, np.asarray((qa >> QA_PIXEL_CLOUD_SHADOW) & 1 == 1)
+    seen = (qa != 0) & ((qa & 1) == 0)
+    return ShadowEvidence(clouds, np.asarray((qa >> QA_PIXEL_CLOUD_SHADOW) & 1 == 1), seen)
 
 
 @dataclass(frozen=True)
@@ -321,6 +340,7 @@ def match_cloud_shadows(
     pixel_m: float,
     heights_m: tuple[float, float] = CLOUD_HEIGHTS_M,
     *,
+    seen: BoolArray | None = None,
     min_share: float = SHADOW_MATCH_MIN,
     min_px: int = SHADOW_MATCH_MIN_PX,
     guard_px: int = SHADOW_GUARD_PX,
@@ -328,7 +348,8 @@ def match_cloud_shadows(
     """The height at which ``clouds`` (y, x) cast their shadows onto ``flagged`` (the mask's own
     shadow class), and where those shadows lie (module docstring): every whole-pixel offset
     along the shadow direction between the two heights is tried on the projected cloud pixels
-    that land inside the grid and off the clouds (a shadow under another cloud is not seen),
+    that land inside the grid, off the clouds (a shadow under another cloud is not seen) and
+    where the mask has data (``seen``; None: everywhere),
     at least ``min_px`` of them and ``SHADOW_MATCH_MIN_LANDING`` of the clouds' pixels. The
     offset whose landing pixels fall on flagged ones more often than not by the widest margin
     wins (a projection wholly on a few flagged pixels is not a better match than one mostly on
@@ -351,7 +372,7 @@ def match_cloud_shadows(
     # landing[d] = #{p : clouds[p] and ground[p + d]}, hits[d] the same on flagged ground; in
     # float64, whose rounding error stays far below one count on any grid the match runs on.
     source = clouds.astype(np.float64)
-    ground = ~clouds
+    ground = ~clouds if seen is None else seen & ~clouds
     landing = signal.correlate(ground.astype(np.float64), source, mode="full", method="fft")
     hits = signal.correlate(
         (ground & flagged).astype(np.float64), source, mode="full", method="fft"

@@ -42,6 +42,7 @@ from pipeline.classify import (
     grow_to_unmixed_area,
     is_green,
     obscured_looks,
+    relit,
     valid_pixels,
 )
 from pipeline.composite import Composite, median_composite
@@ -477,12 +478,17 @@ def season_products(
     flagged or not (a yard in a cloud's shadow reads as coal); everything else counts them."""
     season, season_clear = _take(stack, in_season), _take(clear, in_season)
     composite = median_composite(season, season_clear)
+    coal_looks, coal_clear = season, season_clear
+    if shaded is not None:
+        in_shade = _take(shaded, in_season)
+        coal_looks, relit_px = relit(season, season_clear, in_shade)
+        coal_clear = season_clear & (~in_shade | relit_px)
     obscured = obscured_looks(
-        season, season_clear, composite.reflectance,
+        coal_looks, season_clear, composite.reflectance,
         veil_min_rise=params.coal_veil_min_rise, shade_min_loss=params.coal_shade_min_loss,
     )  # fmt: skip
-    coal_clear = season_clear if shaded is None else season_clear & ~_take(shaded, in_season)
-    coal = coal_frequency(season, coal_clear, params.coal_rule, obscured=obscured)
+    coal = coal_frequency(coal_looks, coal_clear, params.coal_rule, obscured=obscured)
+    del coal_looks
     # Only ground the footprint or coal rule may accept can be a shadowed slope left out of them
     # (``classify``'s candidates lie within: greenness and the opening only take away).
     may_map = (coal.flagged > 0) | footprint_mask(

@@ -24,6 +24,7 @@ from scipy import ndimage
 from shapely.geometry import box
 
 from pipeline.chunks import Chunk, halo_px, needs_chunks, plan_chunks, window_grid
+from pipeline.classify import RELIGHT_REACH_PX
 from pipeline.grid import Grid, reproject_geometry
 from pipeline.haze import HazeRule
 from pipeline.look_registration import LookRegistrationParams
@@ -369,9 +370,11 @@ def test_window_grid_keeps_the_lattice() -> None:
         slice(3, 10),
         slice(3, 7),
     )
-    assert halo_px(RULES, GRID) == 4  # 3 px dilation + greenness's 1
-    assert halo_px(MaskRules(cloud_dilation_m=0.0), GRID) == 4  # MIN_HALO_PX
-    assert halo_px(MaskRules(), GRID) == 16
+    # 3 px dilation + the reach of the light measured under cloud shadows (greenness's 1 without)
+    assert halo_px(RULES, GRID) == 3 + RELIGHT_REACH_PX
+    assert halo_px(replace(RULES, cloud_heights_m=None), GRID) == 4
+    assert halo_px(MaskRules(cloud_dilation_m=0.0, cloud_heights_m=None), GRID) == 4  # MIN_HALO_PX
+    assert halo_px(MaskRules(), GRID) == 15 + RELIGHT_REACH_PX  # the 150 m buffer
     with pytest.raises(ValueError, match="chunk size"):
         plan_chunks((4, 4), 0, 1)
 

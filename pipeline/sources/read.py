@@ -41,6 +41,7 @@ from pipeline.grid import Grid
 from pipeline.masking import (
     SHADOW_GRID_M,
     SHADOW_GRID_MAX_PX,
+    SHADOW_MARGIN_M,
     MaskReason,
     MaskRules,
     clear_reasons,
@@ -561,17 +562,19 @@ def read_pixels(
 
 
 def shadow_grid(site_grid: Grid) -> tuple[Grid, int]:
-    """The grid cloud shadows are matched on over ``site_grid``: its pixels grouped by ``k`` a
-    side, from the same corner (``SHADOW_GRID_M``, at least 1, and no more than
-    ``SHADOW_GRID_MAX_PX`` pixels a side); and ``k``."""
-    longest = max(site_grid.width, site_grid.height)
-    k = max(1, round(SHADOW_GRID_M / site_grid.resolution), -(-longest // SHADOW_GRID_MAX_PX))
+    """The grid cloud shadows are matched on over ``site_grid`` and ``SHADOW_MARGIN_M`` around
+    it: the site's pixels grouped by ``k`` a side, on the same lattice (``SHADOW_GRID_M``, at
+    least 1, and no more than ``SHADOW_GRID_MAX_PX`` pixels a side); and ``k``."""
+    res = site_grid.resolution
+    longest = max(site_grid.width, site_grid.height) + 2 * SHADOW_MARGIN_M / res
+    k = max(1, round(SHADOW_GRID_M / res), math.ceil(longest / SHADOW_GRID_MAX_PX))
+    pad = math.ceil(SHADOW_MARGIN_M / (k * res))
     t = site_grid.transform
     coarse = Grid(
         site_grid.crs,
-        Affine(t.a * k, 0.0, t.c, 0.0, t.e * k, t.f),
-        -(-site_grid.width // k),
-        -(-site_grid.height // k),
+        Affine(t.a * k, 0.0, t.c - pad * k * t.a, 0.0, t.e * k, t.f - pad * k * t.e),
+        -(-site_grid.width // k) + 2 * pad,
+        -(-site_grid.height // k) + 2 * pad,
     )
     return coarse, k
 
@@ -587,26 +590,28 @@ def _matched_shadows(
     scene_id: str = "",
 ) -> NDArray[np.bool_] | None:
     """The pixels of ``grid`` (a window of ``site_grid``) that ``mask`` flags as cloud shadow
-    and that lie where the scene's clouds over ``site_grid`` cast their shadows, or None when
-    no shadow matched (``masking.match_cloud_shadows``, on ``shadow_grid``)."""
-    _, flagged = shadow_evidence(mask, kind)
+    and that lie where the scene's clouds over ``site_grid`` and around it cast their shadows,
+    or None when no shadow matched (``masking.match_cloud_shadows``, on ``shadow_grid``)."""
+    flagged = shadow_evidence(mask, kind).shadow
     if not flagged.any():
         return None
     coarse, k = shadow_grid(site_grid)
     coarse_mask = read_coarse(coarse)
-    clouds, coarse_flagged = shadow_evidence(
+    evidence = shadow_evidence(
         np.where(np.isfinite(coarse_mask), coarse_mask, 0).astype(np.uint16), kind
     )
-    match = match_cloud_shadows(clouds, coarse_flagged, *sun, coarse.resolution, heights_m)
+    match = match_cloud_shadows(
+        evidence.clouds, evidence.shadow, *sun, coarse.resolution, heights_m, seen=evidence.seen
+    )
     if match.zone is None:
         return None
     logger.debug(
         "%s: cloud shadows cast from %.0f m (%.0f%% of the projected clouds on flagged shadow)",
         scene_id, match.height_m, 100 * match.share,
     )  # fmt: skip
-    res = site_grid.resolution
-    row0 = round((site_grid.transform.f - grid.transform.f) / res)
-    col0 = round((grid.transform.c - site_grid.transform.c) / res)
+    res = grid.resolution
+    row0 = round((coarse.transform.f - grid.transform.f) / res)
+    col0 = round((grid.transform.c - coarse.transform.c) / res)
     rows = np.clip((row0 + np.arange(grid.height)) // k, 0, coarse.height - 1)
     cols = np.clip((col0 + np.arange(grid.width)) // k, 0, coarse.width - 1)
     return np.asarray(match.zone[np.ix_(rows, cols)] & flagged, bool)

@@ -31,6 +31,11 @@ _SKY_BY_MONTH: Mapping[int, tuple[float, float, float, float]] = {
     10: (0.60, 0.20, 0.10, 0.10), 11: (0.50, 0.25, 0.12, 0.13), 12: (0.50, 0.25, 0.13, 0.12),
 }  # fmt: skip
 _COVER_RANGE = ((0.0, 0.0), (0.02, 0.3), (0.3, 0.7), (0.7, 1.0))
+#: How far past the scene the mask asset (SCL, QA_PIXEL) reaches, as a real one covers its
+#: whole tile: the clouds that cast shadows into a site often lie beyond it
+#: (``pipeline.sources.read.shadow_grid``). A whole number of the 60 m cells clouds are drawn on.
+MASK_MARGIN_M = 6000.0
+_MARGIN6 = round(MASK_MARGIN_M / 60.0)
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,11 @@ class Atmosphere:
     haze: F32  # additive path reflectance in blue
     snow: F32  # snow cover share where there is land (see visible_snow)
     nodata: NDArray[np.bool_]
+    # Thick cloud opacity and its shadow's strength at 60 m over the scene and ``MASK_MARGIN_M``
+    # around it (``mask_margin``), and the swath edge: (width in 10 m pixels, data to its left).
+    outer_cloud: F32
+    outer_shadow: F32
+    swath: tuple[float, bool] | None = None
 
 
 def draw_atmosphere(
@@ -79,7 +89,10 @@ def draw_atmosphere(
     cloud6 = cloud_big[pad : pad + h6, pad : pad + w6]
     # The shadow at a point is the cloud up-sun of it: shift against the shadow vector.
     r0, c0 = pad + round(sdy), pad - round(sdx)
-    shadow6 = cloud_big[r0 : r0 + h6, c0 : c0 + w6] * float(rng.uniform(0.75, 1.0))
+    darkness = float(rng.uniform(0.75, 1.0))
+    shadow6 = cloud_big[r0 : r0 + h6, c0 : c0 + w6] * darkness
+    outer_cloud, outer_shadow = _outer_sky(cloud_big, pad, (h6, w6), (round(sdy), -round(sdx)))
+    outer_shadow *= darkness
     cirrus6 = np.zeros((h6, w6), np.float32)
     if rng.random() < 0.15 * params.cloud_frequency:
         amount = float(rng.uniform(0.015, 0.05))
@@ -98,13 +111,12 @@ def draw_atmosphere(
     elif early_snow(params, day) and case_rng is not None and case_rng.random() < 0.75:
         cover = float(case_rng.uniform(0.3, 1.0))
         snow6 = cover_opacity(smooth_field(case_rng, (h6, w6), 5.0), cover)
-    nodata = np.zeros(shape10, bool)
+    swath: tuple[float, bool] | None = None
     if rng.random() < params.partial_coverage_probability:
-        # A swath edge about 12 degrees off north-south; the part beyond it has no data.
-        rows, cols = np.mgrid[0 : shape10[0], 0 : shape10[1]]
         width = float(rng.uniform(0.15, 0.6)) * shape10[1]
-        slant = math.tan(math.radians(12.0)) * (rows - shape10[0] / 2)
-        nodata = cols + slant < width if rng.random() < 0.5 else cols + slant > shape10[1] - width
+        swath = (width, rng.random() >= 0.5)
+    rows, cols = np.mgrid[0 : shape10[0], 0 : shape10[1]]
+    nodata = beyond_swath(rows, cols, shape10, swath)
     brightness = float(rng.uniform(0.8, 1.3))
 
     def up(a: F32) -> F32:
@@ -114,8 +126,64 @@ def draw_atmosphere(
         return out
 
     return Atmosphere(
-        up(cloud6), brightness, up(cirrus6), up(shadow6), up(haze6), up(snow6), nodata
-    )
+        up(cloud6), brightness, up(cirrus6), up(shadow6), up(haze6), up(snow6), nodata,
+        outer_cloud, outer_shadow, swath,
+    )  # fmt: skip
+
+
+def _outer_sky(
+    cloud_big: F32, pad: int, shape6: tuple[int, int], toward_cloud: tuple[int, int]
+) -> tuple[F32, F32]:
+    """Cloud and (unit-strength) shadow on the 60 m grid of the scene and ``MASK_MARGIN_M``
+    around it, from ``cloud_big`` (the scene padded by ``pad`` cells): no cloud beyond it. The
+    shadow at a cell is the cloud ``toward_cloud`` (rows, cols) from it."""
+    h6, w6 = shape6
+    m = _MARGIN6
+    cloud = np.zeros((h6 + 2 * m, w6 + 2 * m), np.float32)
+    keep = min(pad, m)
+    cloud[m - keep : m + h6 + keep, m - keep : m + w6 + keep] = cloud_big[
+        pad - keep : pad + h6 + keep, pad - keep : pad + w6 + keep
+    ]
+    dr, dc = toward_cloud
+    shadow = np.zeros_like(cloud)
+    rows, cols = cloud.shape
+    shadow[max(0, -dr) : rows - max(0, dr), max(0, -dc) : cols - max(0, dc)] = cloud[
+        max(0, dr) : rows - max(0, -dr), max(0, dc) : cols - max(0, -dc)
+    ]
+    return cloud, shadow
+
+
+def beyond_swath(
+    rows: NDArray[np.floating] | NDArray[np.integer],
+    cols: NDArray[np.floating] | NDArray[np.integer],
+    shape10: tuple[int, int],
+    swath: tuple[float, bool] | None,
+) -> NDArray[np.bool_]:
+    """Where the 10 m scene pixel coordinates ``rows``, ``cols`` (any extent around the scene of
+    ``shape10``) lie past the swath edge: about 12 degrees off north-south, ``swath`` (width in
+    pixels, the data to its left); none without one."""
+    if swath is None:
+        return np.zeros(np.broadcast_shapes(np.shape(rows), np.shape(cols)), bool)
+    width, left = swath
+    slant = math.tan(math.radians(12.0)) * (rows - shape10[0] / 2)
+    out: NDArray[np.bool_] = cols + slant < width if not left else cols + slant > shape10[1] - width
+    return out
+
+
+def mask_margin(atmosphere: Atmosphere, res_m: int) -> tuple[F32, F32, NDArray[np.bool_]]:
+    """Cloud opacity, shadow strength and no data on the ``res_m`` grid of the mask asset:
+    the scene and ``MASK_MARGIN_M`` around it (``asset_grid``)."""
+    factor = 60 // res_m
+    cloud: F32 = zoom(atmosphere.outer_cloud, factor, order=1, grid_mode=True, mode="nearest")
+    shadow: F32 = zoom(atmosphere.outer_shadow, factor, order=1, grid_mode=True, mode="nearest")
+    step = res_m // 10
+    margin = _MARGIN6 * factor
+    # The centres of the mask's pixels, in 10 m pixels of the scene.
+    centre = (np.arange(cloud.shape[0]) - margin) * step + (step - 1) / 2
+    across = (np.arange(cloud.shape[1]) - margin) * step + (step - 1) / 2
+    h, w = atmosphere.nodata.shape
+    nodata = beyond_swath(centre[:, None], across[None, :], (h, w), atmosphere.swath)
+    return cloud.astype(np.float32), shadow.astype(np.float32), nodata
 
 
 def early_snow(params: ScenarioParams, day: date) -> bool:

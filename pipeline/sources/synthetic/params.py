@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 # Bump when the generator's output changes for the same parameters: it is part of the cache key.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 DEMO_SITE_IDS: tuple[str, ...] = ("demo-camp", "demo-port", "demo-control")
 # Surfaces are rasterised at 10 m / SUPERSAMPLE (2.5 m), shifted there and block-averaged: mixed
 # pixels at every edge, and misregistration in 2.5 m steps.

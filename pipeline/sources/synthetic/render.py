@@ -44,8 +44,10 @@ from pipeline.sources.synthetic.arrays import (
     smooth_field,
 )
 from pipeline.sources.synthetic.atmosphere import (
+    MASK_MARGIN_M,
     Atmosphere,
     draw_atmosphere,
+    mask_margin,
     observe,
     scene_classification,
     visible_snow,
@@ -97,6 +99,7 @@ _I20 = [i for i, b in enumerate(SPECTRAL_BANDS) if S2_RESOLUTION[b] == 20]
 # narrow MSI NIR (B8A) as HLS does, and the 30 m QA_PIXEL.
 LANDSAT_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir08", "swir16", "swir22")
 LANDSAT_ASSETS: tuple[str, ...] = (*LANDSAT_BANDS, "qa_pixel")
+MASK_ASSETS = frozenset(("scl", "qa_pixel"))
 LANDSAT_RESOLUTION = 30
 _IL = [SPECTRAL_BANDS.index(b) for b in LANDSAT_BANDS]
 _OLI_SLOPE = np.array([a for a, _ in MSI_TO_OLI], np.float32)
@@ -118,14 +121,29 @@ def asset_grid(scene: Grid, key: str, landsat: bool = False) -> Grid:
     """The grid asset ``key`` is rendered on: the 10 m scene grid at the band's resolution.
 
     20 m assets are 2 x 2 block means of the 10 m rendering: same origin, half the pixels;
-    Landsat assets (``landsat``) 3 x 3 block means at 30 m.
+    Landsat assets (``landsat``) 3 x 3 block means at 30 m. The mask (``MASK_ASSETS``) reaches
+    ``MASK_MARGIN_M`` further on every side (``scene_window`` is the scene's part of it).
     """
     res_m = LANDSAT_RESOLUTION if landsat else S2_RESOLUTION[key]
     factor = round(res_m / scene.resolution)
     left, _, _, top = scene.bounds
     res = scene.resolution * factor
-    transform = Affine(res, 0.0, left, 0.0, -res, top)
-    return Grid(scene.crs, transform, scene.width // factor, scene.height // factor)
+    margin = round(MASK_MARGIN_M / res) if key in MASK_ASSETS else 0
+    transform = Affine(res, 0.0, left - margin * res, 0.0, -res, top + margin * res)
+    return Grid(
+        scene.crs,
+        transform,
+        scene.width // factor + 2 * margin,
+        scene.height // factor + 2 * margin,
+    )
+
+
+def scene_window(key: str, landsat: bool = False) -> tuple[slice, slice]:
+    """The part of asset ``key`` (rendered on ``asset_grid``) that covers the scene."""
+    if key not in MASK_ASSETS:
+        return slice(None), slice(None)
+    m = round(MASK_MARGIN_M / (LANDSAT_RESOLUTION if landsat else S2_RESOLUTION[key]))
+    return slice(m, -m), slice(m, -m)
 
 
 def to_dn(refl: F32, offset_dn: int, nodata: NDArray[np.bool_]) -> U16:
@@ -326,7 +344,7 @@ def render_scene(
     scl = scene_classification(
         block_mean(fractions, 2), block_mean(observed, 2), atm20, nodata20, coal_label, dark20
     )
-    assets["scl"] = scl
+    assets["scl"] = _with_margin(scl, _margin_scl(atmosphere))
     valid = max(int((scl != 0).sum()), 1)
 
     def share(classes: tuple[int, ...]) -> float:
@@ -343,6 +361,28 @@ def render_scene(
         pixel_offset_dn if params.wrong_offset_probability > 0 else None,
     )  # fmt: skip
     return assets, meta
+
+
+def _margin_scl(atmosphere: Atmosphere) -> U8:
+    """The SCL over the scene and ``MASK_MARGIN_M`` around it, from its thick clouds and their
+    shadows alone (``scene_classification``'s thresholds): the ground beyond the scene is not
+    rendered, and reads as vegetation."""
+    cloud, shadow, nodata = mask_margin(atmosphere, S2_RESOLUTION["scl"])
+    scl = np.full(cloud.shape, 4, np.uint8)
+    scl[shadow > 0.4] = 3
+    scl[cloud > 0.3] = 8
+    scl[cloud > 0.6] = 9
+    scl[nodata] = 0
+    return scl
+
+
+def _with_margin(scene: NDArray[Any], margin: NDArray[Any]) -> NDArray[Any]:
+    """``margin`` (the mask over the scene and around it) with the scene's own mask in its
+    middle."""
+    m = (margin.shape[0] - scene.shape[0]) // 2
+    out = margin.copy()
+    out[m : m + scene.shape[0], m : m + scene.shape[1]] = scene
+    return out
 
 
 def _year_shift(params: ScenarioParams, site_id: str, year: int) -> tuple[int, int]:
@@ -428,28 +468,49 @@ def _landsat_assets(
         assets[key] = dn
     frac30 = to30(fractions)
     cloud = to30(atmosphere.cloud)
-    cloudy = cloud > 0.3
-    dilated = binary_dilation(cloudy, iterations=2) & ~cloudy
     shadow = to30(atmosphere.shadow) > 0.4
     if rng.random() < params.coal_dark_label_fraction:
         shadow |= frac30[..., Surface.COAL] > 0.5  # FORCE#368
-    snow = to30(visible_snow(atmosphere.snow, fractions)) > 0.5
-    cirrus = to30(atmosphere.cirrus) > 0.01
-    qa = np.zeros((h3, w3), np.uint16)
-    qa |= dilated.astype(np.uint16) << 1
-    qa |= cirrus.astype(np.uint16) << 2
-    qa |= cloudy.astype(np.uint16) << 3
-    qa |= shadow.astype(np.uint16) << 4
-    qa |= snow.astype(np.uint16) << 5
-    qa |= (~(cloudy | dilated)).astype(np.uint16) << 6
-    qa |= (frac30[..., Surface.WATER] > 0.5).astype(np.uint16) << 7
-    confidence = np.where(cloud > 0.6, 3, np.where(cloudy, 2, 1)).astype(np.uint16)
-    qa |= confidence << 8
-    qa[nodata] = 1  # fill
-    assets["qa_pixel"] = qa
+    qa = _qa_pixel(
+        cloud, shadow, nodata,
+        snow=to30(visible_snow(atmosphere.snow, fractions)) > 0.5,
+        cirrus=to30(atmosphere.cirrus) > 0.01,
+        water=frac30[..., Surface.WATER] > 0.5,
+    )  # fmt: skip
+    outer_cloud, outer_shadow, outer_nodata = mask_margin(atmosphere, LANDSAT_RESOLUTION)
+    assets["qa_pixel"] = _with_margin(qa, _qa_pixel(outer_cloud, outer_shadow > 0.4, outer_nodata))
+    cloudy = cloud > 0.3
     valid = max(int((~nodata).sum()), 1)
     cover = round(100.0 * float((cloudy & ~nodata).sum()) / valid, 4)
     return assets, {"eo:cloud_cover": cover}
+
+
+def _qa_pixel(
+    cloud: F32,
+    shadow: NDArray[np.bool_],
+    nodata: NDArray[np.bool_],
+    snow: NDArray[np.bool_] | None = None,
+    cirrus: NDArray[np.bool_] | None = None,
+    water: NDArray[np.bool_] | None = None,
+) -> U16:
+    """Collection 2 QA_PIXEL bits from thick-cloud opacity ``cloud`` and the flags (absent:
+    none): dilated cloud (two pixels around), cirrus, cloud, shadow, snow, clear, water, cloud
+    confidence; fill (bit 0) alone where ``nodata``."""
+    cloudy = cloud > 0.3
+    dilated = binary_dilation(cloudy, iterations=2) & ~cloudy
+    none = np.zeros(cloud.shape, bool)
+    qa = np.zeros(cloud.shape, np.uint16)
+    qa |= dilated.astype(np.uint16) << 1
+    qa |= (none if cirrus is None else cirrus).astype(np.uint16) << 2
+    qa |= cloudy.astype(np.uint16) << 3
+    qa |= shadow.astype(np.uint16) << 4
+    qa |= (none if snow is None else snow).astype(np.uint16) << 5
+    qa |= (~(cloudy | dilated)).astype(np.uint16) << 6
+    qa |= (none if water is None else water).astype(np.uint16) << 7
+    confidence = np.where(cloud > 0.6, 3, np.where(cloudy, 2, 1)).astype(np.uint16)
+    qa |= confidence << 8
+    qa[nodata] = 1  # fill
+    return qa
 
 
 def render_scenes(
