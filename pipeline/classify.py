@@ -470,10 +470,11 @@ def obscured_looks(
 
 
 #: Reach of the light estimate under a cast shadow (``relit``): the Gaussian's sigma, in pixels,
-#: and how many sigmas it reaches (``halo`` of a chunk, ``RELIGHT_REACH_PX``).
+#: and how many sigmas it reaches; ``RELIGHT_REACH_PX``, how far a relit pixel depends on others
+#: (``chunks.halo_px``).
 RELIGHT_SIGMA_PX = 8.0
 RELIGHT_TRUNCATE = 3.0
-RELIGHT_REACH_PX = int(RELIGHT_TRUNCATE * RELIGHT_SIGMA_PX + 0.5)
+RELIGHT_REACH_PX = int(RELIGHT_TRUNCATE * RELIGHT_SIGMA_PX + 0.5) + 1  # and the 3 x 3 mean
 #: Least share of the Gaussian's weight that must fall on shaded pixels with a lit reference
 #: for a pixel's light to be estimated, and the range the estimate must fall in (a cast
 #: shadow leaves 25-45% of the light in the visible, DOMAIN.md; 1 is no shadow at all).
@@ -483,7 +484,8 @@ RELIGHT_TRANSMISSION = (0.1, 1.0)
 
 def relit(stack: FloatArray, clear: BoolArray, shaded: BoolArray) -> tuple[FloatArray, BoolArray]:
     """``stack`` (time, band, y, x) with the clear pixels a cloud of their look shades
-    (``shaded``, time, y, x) brought back to full light, and where that was done (time, y, x).
+    (``shaded``, time, y, x) brought back to full light, and where that was done (time, y, x);
+    ``stack`` itself when no clear pixel is shaded.
 
     A cast shadow takes a share of the light that varies per band (skylight is bluer than the
     direct beam) and smoothly across the shadow (the cloud's thickness, the penumbra): band by
@@ -496,11 +498,11 @@ def relit(stack: FloatArray, clear: BoolArray, shaded: BoolArray) -> tuple[Float
     multitemporal shadow compensation of cloud-removal work (the shaded signal over a clear
     reference, as MAJA sets a look against its clear composite); written here because the
     reference is the season's own looks, which no library holds."""
-    out = stack.copy()
     done = np.zeros(shaded.shape, bool)
     lit = clear & ~shaded
     if not (shaded & clear).any() or not lit.any():
-        return out, done
+        return stack, done
+    out = stack.copy()
     reference = median_composite(stack, lit).reflectance
     has_reference = np.all(np.isfinite(reference), axis=0)
 
@@ -528,12 +530,14 @@ def relit(stack: FloatArray, clear: BoolArray, shaded: BoolArray) -> tuple[Float
                 & (weight >= RELIGHT_MIN_WEIGHT)
                 & np.all((light > low) & (light <= high), axis=0)
             )
-        brought = np.where(ok, stack[t] / light, 0.0)
         # Dividing by the light divides the sensor's noise up too: a relit pixel is the mean of
-        # the relit pixels of its 3 x 3 square.
-        n = ndimage.uniform_filter(ok.astype(np.float64), 3, mode="constant")
+        # the relit pixels of its 3 x 3 square (summed pixel by pixel, so a chunk sums as the
+        # whole grid does, where a running sum would not).
+        square = np.ones((1, 3, 3))
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = ndimage.uniform_filter(brought, (1, 3, 3), mode="constant") / n
+            brought = np.where(ok, stack[t] / light, 0.0)
+            n = ndimage.correlate(ok[None].astype(np.float64), square, mode="constant")
+            mean = ndimage.correlate(brought, square, mode="constant") / n
         out[t][:, ok] = mean[:, ok].astype(stack.dtype)
         done[t] = ok
     return out, done

@@ -23,15 +23,18 @@ are Fmask 3.3's), the clouds are projected along the sun's azimuth for every hei
 taken, when ``SHADOW_MATCH_MIN`` of it falls on them; the flagged pixels under the projection
 at that height (grown by ``SHADOW_GUARD_PX`` for the height's step and the penumbra) become
 ``CAST_SHADOW``. They stay clear looks for the composite, the greenness and the field tests (a
-shaded field is still green, and a heavy-cloud season has few looks to spare), but not for
-coal: a yard in a cloud's shadow reads as coal, and a pile in one falls out of the coal rule,
-so the coal count leaves those looks out (``recipe.season_products``). Flagged ground with no
+shaded field is still green, and a heavy-cloud season has few looks to spare), but not as they
+are for coal: a yard in a cloud's shadow reads as coal, and a pile in one falls out of the coal
+rule, so the coal count takes those looks relit by the light measured under the shadow
+(``classify.relit``), or leaves them out where it cannot be measured
+(``recipe.season_products``). Flagged ground with no
 cloud up-sun of it at the matched height (a coal pile in a clear scene, or in a cloudy one away
 from the shadows) stays clear. One height per scene and site, where Fmask matches each cloud
 object on its own: a site is a few kilometres, and its clouds mostly one layer. The match runs
-on a ``SHADOW_GRID_M`` grid over the site and ``SHADOW_MARGIN_M`` around it: the clouds that cast
-shadows into a site often lie beyond it (a 2 km cloud base casts its shadow 3.5 km away under a
-30 degree sun), and the mask asset covers the whole tile. Pixels the mask has no data for (past
+on a ``SHADOW_GRID_M`` grid over the site and ``SHADOW_MARGIN_M`` past it toward the sun: the
+clouds that cast shadows into a site often lie beyond it (a 2 km cloud base casts its shadow
+3.5 km away under a 30 degree sun), and the mask asset covers the whole tile. Pixels the mask
+has no data for (past
 the tile's or the swath's edge) are neither cloud nor landing ground. Shadows of clouds further
 out stay clear (``obscured_looks`` in ``classify`` catches the darkest of them against the
 season's median). A run read by chunks (``pipeline.chunks``) matches the whole site at once on
@@ -85,8 +88,9 @@ SHADOW_GUARD_PX = 1
 #: on sites over ``SHADOW_GRID_MAX_PX`` of it a side (the match's FFTs grow with its pixels).
 SHADOW_GRID_M = 20.0
 SHADOW_GRID_MAX_PX = 1024
-#: How far past the site the match sees clouds and their shadows (m): the shadow of a cloud base
-#: at 3 km under a sun 27 degrees high (late autumn at 40 N), or at 6 km under a 45 degree sun.
+#: How far past the site, toward the sun, the match sees clouds and their shadows (m): the
+#: shadow of a cloud base at 3 km under a sun 27 degrees high (late autumn at 40 N) reaches that
+#: far, or of one at 6 km under a 45 degree sun.
 SHADOW_MARGIN_M = 6000.0
 
 

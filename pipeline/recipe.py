@@ -474,8 +474,10 @@ def season_products(
     ``days``: ``in_season`` (indices, at least one) are the season window's looks, composited
     and counted for coal, and whose brightness is set against the sun (``sun_response``);
     ``green_obs`` those of the greenness period (``season_looks``). ``shaded`` (time, y, x):
-    clear pixels in the shadow a cloud of their scene casts, which the coal count leaves out,
-    flagged or not (a yard in a cloud's shadow reads as coal); everything else counts them."""
+    clear pixels in the shadow a cloud of their scene casts (a yard in a cloud's shadow reads
+    as coal, a pile in one is too dark for it), which the coal count takes relit by the light
+    measured under the shadow (``classify.relit``) and leaves out where it cannot be measured;
+    everything else counts them as they are."""
     season, season_clear = _take(stack, in_season), _take(clear, in_season)
     composite = median_composite(season, season_clear)
     coal_looks, coal_clear = season, season_clear

@@ -1,7 +1,8 @@
 """Cloud shadows matched to the clouds that cast them (``masking.match_cloud_shadows``): the
-mask's shadow class is found where a cloud of the scene casts it at one height, and left clear
-elsewhere (coal piles that Sen2Cor and Fmask also call shadow); the coal count leaves the found
-shadows out (``recipe.season_products``)."""
+mask's shadow class is found where a cloud of the scene casts it at one height, within the site
+or beyond it, and left clear elsewhere (coal piles that Sen2Cor and Fmask also call shadow);
+the coal count takes the found shadows relit (``classify.relit``) or leaves them out
+(``recipe.season_products``)."""
 
 from __future__ import annotations
 
@@ -146,8 +147,9 @@ def test_cloud_heights_are_validated() -> None:
 
 def test_a_yard_in_cloud_shadow_in_every_look_is_not_counted_as_coal() -> None:
     """A concrete yard shaded by clouds in all four looks of its season reads as coal in each
-    (dark and flat): counted as coal without the match, left uncounted (no clear coal look)
-    with it; a real pile beside it, never shaded, counts either way, and the shaded yard still
+    (dark and flat): counted as coal without the match, left uncounted with it (no look lit,
+    and no ground around it both shaded and seen lit to measure the light on, so no relit
+    look); a real pile beside it, never shaded, counts either way, and the shaded yard still
     counts as a clear look of the composite."""
     yard = np.array([0.14, 0.15, 0.17, 0.22, 0.27, 0.23], np.float32)  # bare concrete
     pile = np.array([0.045, 0.045, 0.05, 0.055, 0.06, 0.055], np.float32)

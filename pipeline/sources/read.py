@@ -561,20 +561,27 @@ def read_pixels(
     return ScenePixels(scene, dn, mask_int, reasons, radiometry, profile.verify_offset, moved)
 
 
-def shadow_grid(site_grid: Grid) -> tuple[Grid, int]:
-    """The grid cloud shadows are matched on over ``site_grid`` and ``SHADOW_MARGIN_M`` around
-    it: the site's pixels grouped by ``k`` a side, on the same lattice (``SHADOW_GRID_M``, at
-    least 1, and no more than ``SHADOW_GRID_MAX_PX`` pixels a side); and ``k``."""
+def shadow_grid(site_grid: Grid, sun_azimuth: float) -> tuple[Grid, int]:
+    """The grid cloud shadows are matched on over ``site_grid``, reaching ``SHADOW_MARGIN_M``
+    further toward the sun (at ``sun_azimuth``, degrees from north), where the clouds that
+    shade the site lie: each side facing the sun by the margin's component across it. The
+    site's pixels grouped by ``k`` a side, on the same lattice (``SHADOW_GRID_M``, at least 1,
+    and no more than ``SHADOW_GRID_MAX_PX`` pixels a side); and ``k``."""
     res = site_grid.resolution
-    longest = max(site_grid.width, site_grid.height) + 2 * SHADOW_MARGIN_M / res
+    azimuth = math.radians(sun_azimuth)
+    east, north = math.sin(azimuth), math.cos(azimuth)  # toward the sun
+    reach_x, reach_y = (round(SHADOW_MARGIN_M * abs(c), 6) for c in (east, north))
+    longest = max(site_grid.width + reach_x / res, site_grid.height + reach_y / res)
     k = max(1, round(SHADOW_GRID_M / res), math.ceil(longest / SHADOW_GRID_MAX_PX))
-    pad = math.ceil(SHADOW_MARGIN_M / (k * res))
+    pad_x, pad_y = (math.ceil(r / (k * res)) for r in (reach_x, reach_y))
+    west_pad, east_pad = (pad_x, 0) if east < 0 else (0, pad_x)
+    north_pad, south_pad = (pad_y, 0) if north > 0 else (0, pad_y)
     t = site_grid.transform
     coarse = Grid(
         site_grid.crs,
-        Affine(t.a * k, 0.0, t.c - pad * k * t.a, 0.0, t.e * k, t.f - pad * k * t.e),
-        -(-site_grid.width // k) + 2 * pad,
-        -(-site_grid.height // k) + 2 * pad,
+        Affine(t.a * k, 0.0, t.c - west_pad * k * t.a, 0.0, t.e * k, t.f - north_pad * k * t.e),
+        -(-site_grid.width // k) + west_pad + east_pad,
+        -(-site_grid.height // k) + north_pad + south_pad,
     )
     return coarse, k
 
@@ -595,7 +602,7 @@ def _matched_shadows(
     flagged = shadow_evidence(mask, kind).shadow
     if not flagged.any():
         return None
-    coarse, k = shadow_grid(site_grid)
+    coarse, k = shadow_grid(site_grid, sun[1])
     coarse_mask = read_coarse(coarse)
     evidence = shadow_evidence(
         np.where(np.isfinite(coarse_mask), coarse_mask, 0).astype(np.uint16), kind

@@ -174,8 +174,12 @@ def mask_margin(atmosphere: Atmosphere, res_m: int) -> tuple[F32, F32, NDArray[n
     """Cloud opacity, shadow strength and no data on the ``res_m`` grid of the mask asset:
     the scene and ``MASK_MARGIN_M`` around it (``asset_grid``)."""
     factor = 60 // res_m
-    cloud: F32 = zoom(atmosphere.outer_cloud, factor, order=1, grid_mode=True, mode="nearest")
-    shadow: F32 = zoom(atmosphere.outer_shadow, factor, order=1, grid_mode=True, mode="nearest")
+
+    def up(a: F32) -> F32:  # nearest: the margin's few classes need no smoother edges
+        out: F32 = np.repeat(np.repeat(a, factor, axis=0), factor, axis=1)
+        return out
+
+    cloud, shadow = up(atmosphere.outer_cloud), up(atmosphere.outer_shadow)
     step = res_m // 10
     margin = _MARGIN6 * factor
     # The centres of the mask's pixels, in 10 m pixels of the scene.
@@ -183,7 +187,7 @@ def mask_margin(atmosphere: Atmosphere, res_m: int) -> tuple[F32, F32, NDArray[n
     across = (np.arange(cloud.shape[1]) - margin) * step + (step - 1) / 2
     h, w = atmosphere.nodata.shape
     nodata = beyond_swath(centre[:, None], across[None, :], (h, w), atmosphere.swath)
-    return cloud.astype(np.float32), shadow.astype(np.float32), nodata
+    return cloud, shadow, nodata
 
 
 def early_snow(params: ScenarioParams, day: date) -> bool:
