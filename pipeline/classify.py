@@ -476,8 +476,8 @@ RELIGHT_SIGMA_PX = 8.0
 RELIGHT_TRUNCATE = 3.0
 RELIGHT_REACH_PX = int(RELIGHT_TRUNCATE * RELIGHT_SIGMA_PX + 0.5) + 1  # and the 3 x 3 mean
 #: Least share of the Gaussian's weight that must fall on shaded pixels with a lit reference
-#: for a pixel's light to be estimated, and the range the estimate must fall in (a cast
-#: shadow leaves 25-45% of the light in the visible, DOMAIN.md; 1 is no shadow at all).
+#: for a pixel's light to be estimated, and the range the estimate must fall in (a cloud's
+#: shadow keeps the diffuse skylight, a tenth of the light or more; 1 is no shadow at all).
 RELIGHT_MIN_WEIGHT = 0.02
 RELIGHT_TRANSMISSION = (0.1, 1.0)
 

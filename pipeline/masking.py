@@ -34,12 +34,11 @@ object on its own: a site is a few kilometres, and its clouds mostly one layer. 
 on a ``SHADOW_GRID_M`` grid over the site and ``SHADOW_MARGIN_M`` past it toward the sun: the
 clouds that cast shadows into a site often lie beyond it (a 2 km cloud base casts its shadow
 3.5 km away under a 30 degree sun), and the mask asset covers the whole tile. Pixels the mask
-has no data for (past
-the tile's or the swath's edge) are neither cloud nor landing ground. Shadows of clouds further
-out stay clear (``obscured_looks`` in ``classify`` catches the darkest of them against the
-season's median). A run read by chunks (``pipeline.chunks``) matches the whole site at once on
-that grid, so chunks give the whole grid's result. Its pixel is SCL's own 20 m, coarser where the
-site and its margin are more than ``SHADOW_GRID_MAX_PX`` of them across.
+has no data for (past the tile's or the swath's edge) are neither cloud nor landing ground.
+Shadows of clouds further out stay clear (``obscured_looks`` in ``classify`` catches the darkest
+of them against the season's median). A run read by chunks (``pipeline.chunks``) matches the
+whole site at once on that grid, so chunks give the whole grid's result. Its pixel is SCL's own
+20 m, coarser where the site and its margin are more than ``SHADOW_GRID_MAX_PX`` of them across.
 """
 
 from __future__ import annotations

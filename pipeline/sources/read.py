@@ -597,7 +597,7 @@ def _matched_shadows(
     scene_id: str = "",
 ) -> NDArray[np.bool_] | None:
     """The pixels of ``grid`` (a window of ``site_grid``) that ``mask`` flags as cloud shadow
-    and that lie where the scene's clouds over ``site_grid`` and around it cast their shadows,
+    and that lie where the scene's clouds over ``site_grid`` and up-sun of it cast their shadows,
     or None when no shadow matched (``masking.match_cloud_shadows``, on ``shadow_grid``)."""
     flagged = shadow_evidence(mask, kind).shadow
     if not flagged.any():

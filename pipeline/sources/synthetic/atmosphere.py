@@ -40,7 +40,8 @@ _MARGIN6 = round(MASK_MARGIN_M / 60.0)
 
 @dataclass(frozen=True)
 class Atmosphere:
-    """Per-scene conditions at 10 m on the scene grid: all arrays (H, W), values 0..1 or reflectance."""
+    """Per-scene conditions at 10 m on the scene grid: arrays (H, W), values 0..1 or
+    reflectance; and the thick clouds and their shadows further out, at 60 m."""
 
     cloud: F32  # opacity of thick cloud
     cloud_brightness: float

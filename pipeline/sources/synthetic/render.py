@@ -3,7 +3,9 @@
 A scene is the site's 10 m analysis grid plus ``SCENE_MARGIN_M``. Surfaces are rasterised at
 2.5 m, shifted there (misregistration) and block-averaged into mixed pixels; spectra, texture,
 atmosphere, per-scene gain and offset and sensor noise follow, then the L2A DN convention of the
-scene's processing baseline. 20 m bands and the SCL are block means of the 10 m rendering.
+scene's processing baseline. 20 m bands and the SCL are block means of the 10 m rendering; the
+mask (SCL, QA_PIXEL) reaches ``MASK_MARGIN_M`` past the scene with the clouds and shadows alone,
+as a real tile's mask covers the ground around a site.
 
 Hard cases (``ScenarioParams``, all off by default) enter here: hard-case features painted over
 the ground (``layout.site_features``), shifted harvests, a full-pixel misregistration per year,
