@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from pipeline.chunks import halo_px
+from pipeline.classify import RELIGHT_REACH_PX
 from pipeline.coregister import shift_array
 from pipeline.grid import Grid
 from pipeline.look_registration import (
@@ -155,9 +156,11 @@ def test_the_record_keeps_the_shift_through_json() -> None:
 
 def test_a_chunk_reads_the_registration_reach_around_it() -> None:
     grid = Grid("EPSG:32652", Affine(10, 0, 500000, 0, -10, 4200000), 200, 200)
-    rules = MaskRules(cloud_dilation_m=30.0)
+    rules = MaskRules(cloud_dilation_m=30.0, cloud_heights_m=None)
     assert halo_px(rules, grid, RecipeParams(registration=None)) == 4
     assert halo_px(rules, grid, RecipeParams()) == 3 + 3 + 1  # dilation, reach, greenness
+    shadows = MaskRules(cloud_dilation_m=30.0)  # the light under matched shadows reaches further
+    assert halo_px(shadows, grid, RecipeParams()) == 3 + 3 + RELIGHT_REACH_PX
 
 
 @pytest.mark.parametrize("city", ["bordeaux", "hongkong", "mumbai", "nantes"])
