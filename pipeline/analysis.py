@@ -539,7 +539,8 @@ def drop_unseen_fields(
         # Green in a later year, the ground was not built or cleared in Y: footprint does not
         # green within a season. No need then for field signs a cloudy series may never show.
         greened = judged & seen_b
-        unseen = this.evidence.unconfirmed & ~this.coal_mask & judged & (recurrent | greened)
+        candidates = this.evidence.unconfirmed & ~this.coal_mask & judged
+        unseen = whole_parcels(candidates, candidates & (recurrent | greened))
         # A strip one pixel wide along an edge is the years' misregistration, not a burn.
         (seen_a, field_a), (seen_b, field_b) = burn_before[i], burn_after[i]
         regreened = drop_thin_regions(seen_a & field_a & seen_b & field_b, 1)
@@ -550,6 +551,19 @@ def drop_unseen_fields(
             this, footprint=footprint, coal_mask=coal, unseen_fields=this.footprint & ~footprint
         )
     return out
+
+
+def whole_parcels(candidates: BoolArray, fields: BoolArray) -> BoolArray:
+    """The regions of ``candidates`` (8-connected) at least half ``fields``, whole: parcels are
+    sown and harvested whole, so the rim of a field whose mixed pixels showed no field signs
+    of their own (a field's edge against forest, a Landsat pixel across it) goes with the
+    field it belongs to, and the regions mostly not a field keep only their ``fields``."""
+    if not fields.any():
+        return fields
+    labels, n = ndimage.label(candidates, structure=np.ones((3, 3), bool))
+    share = ndimage.mean(fields, labels, np.arange(1, n + 1))
+    whole = np.concatenate([[False], np.asarray(share) >= 0.5])
+    return np.asarray(fields | whole[labels], bool)
 
 
 def _saw_growth(sy: SiteYear, evidence: SeasonEvidence) -> BoolArray:

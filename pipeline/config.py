@@ -385,7 +385,10 @@ class CoalRule(_Model):
         ge=0,
         le=5,
         strict=True,
-        description="coal regions thinner than 2 r + 1 pixels everywhere are dropped (ships, roads)",
+        description=(
+            "coal regions thinner than 2 r + 1 pixels everywhere are dropped (ships, roads); "
+            "holes smaller than that square (a pixel the count missed) do not make a pile thin"
+        ),
     )
     edge_rule: Literal["auto", "area", "majority"] = Field(
         "auto",
@@ -605,8 +608,9 @@ class LinesConfig(_Model):
         0.12,
         gt=0,
         le=2,
-        description="NDVI a line lost against the year before it appeared, beyond the scene's "
-        "median change, along its median, and still lost the next year",
+        description="NDVI a line lost against the year before it appeared, beyond the median "
+        "change of the ground around it (16-pixel blocks), along its median, and still lost the "
+        "next year",
     )
     min_length_m: Real = Field(
         200.0,

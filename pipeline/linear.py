@@ -17,7 +17,8 @@ edge is a step), it lost greenness against the year before, and the loss persist
   (Hessian ridge filters such as ``skimage.filters.sato`` answer the dark side of a step
   nearly as strongly as a line: 0.115 against 0.122 for a 0.55 step and a 0.35 line at
   sigma 1, so a harvested field's edge would pass for a road.)
-* ``greenness_loss``: NDVI lost between two years, less the scene's median change.
+* ``greenness_loss``: NDVI lost between two years, less the median change of the ground
+  around it (``local_median``: each cover follows its own phenology between composites).
 * ``long_thin``: the regions of a candidate mask that are long (largest extent, the maximum
   Feret diameter, at least ``min_length_m``) and thin (area over the length of the thinned
   skeleton, ``skimage.morphology.thin``, at most ``max_width_m``), pieces a pixel apart taken
@@ -35,6 +36,7 @@ edge is a step), it lost greenness against the year before, and the loss persist
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +50,7 @@ __all__ = [
     "displaced",
     "greenness_loss",
     "joining",
+    "local_median",
     "long_thin",
     "new_lines",
     "persistent",
@@ -134,16 +137,53 @@ def long_thin(candidates: BoolArray, pixel_m: float, rule: LineRule) -> BoolArra
     return np.asarray(ndimage.binary_closing(kept, _SQUARE) | kept, bool)
 
 
-def greenness_loss(before: FloatArray, after: FloatArray) -> NDArray[np.float32]:
-    """NDVI lost from ``before`` to ``after``, less the scene's median change: two years'
-    composites differ everywhere by phenology and residual haze (by ~0.1 NDVI between some
-    years of the synthetic scenario), which is not change (the relative normalisation of
-    change detection, e.g. Canty & Nielsen 2008, RSE 112:1025, here reduced to an offset).
-    NaN where either year is unseen."""
+#: Side (pixels) of the blocks whose median change ``greenness_loss`` takes as the ground's:
+#: many times the widest line (``max_width_m``, 3 px at 10 m) and the valley span, so that a
+#: line is a small share of any block, and a cover's patch (a stand of forest, a field) across
+#: (160 m at 10 m).
+LOSS_BLOCK_PX = 16
+
+
+def local_median(values: FloatArray, block_px: int) -> NDArray[np.float32]:
+    """A smooth background of ``values``: the median of each ``block_px`` square block of
+    finite values, bilinear between the blocks' centres (the mesh background of source
+    extraction, Bertin & Arnouts 1996, A&AS 117:393, without its clipping). A block less than
+    a quarter finite takes the median of the whole image (0 when none is finite)."""
+    if block_px < 1:
+        raise ValueError(f"block_px must be a whole number >= 1, got {block_px}")
+    h, w = values.shape
+    rows, cols = -(-h // block_px), -(-w // block_px)
+    padded = np.full((rows * block_px, cols * block_px), np.nan, np.float32)
+    padded[:h, :w] = values
+    blocks = padded.reshape(rows, block_px, cols, block_px).swapaxes(1, 2).reshape(rows, cols, -1)
+    finite = np.isfinite(blocks)
+    enough = finite.sum(axis=-1) * 4 >= block_px * block_px
+    whole = float(np.median(values[np.isfinite(values)])) if finite.any() else 0.0
+    # NaN blocks are refilled below; nanmedian's warning about them says nothing.
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        coarse = np.where(enough, np.nanmedian(blocks, axis=-1), whole).astype(np.float32)
+    y = (np.arange(h, dtype=np.float64) + 0.5) / block_px - 0.5
+    x = (np.arange(w, dtype=np.float64) + 0.5) / block_px - 0.5
+    at = np.meshgrid(y, x, indexing="ij")
+    return np.asarray(ndimage.map_coordinates(coarse, at, order=1, mode="nearest"), np.float32)
+
+
+def greenness_loss(
+    before: FloatArray, after: FloatArray, block_px: int = LOSS_BLOCK_PX
+) -> NDArray[np.float32]:
+    """NDVI lost from ``before`` to ``after``, less the change of the ground around it: two
+    years' composites differ everywhere by phenology and residual haze, which is not change
+    (the relative normalisation of change detection, e.g. Canty & Nielsen 2008, RSE 112:1025,
+    here reduced to an offset). The offset is the median change of the ``block_px`` square
+    blocks, bilinear between their centres (``local_median``), not one for the scene: each
+    cover follows its own phenology (forest 0.2 NDVI greener in one year's composite while
+    built ground and stubble did not change), and against the scene's median a whole forest
+    reads as gain, so that every road cut through it passes for a strip moved by a shift
+    (``displaced``). NaN where either year is unseen."""
     with np.errstate(invalid="ignore"):
         change = np.asarray(before, np.float32) - np.asarray(after, np.float32)
-    shift = np.nanmedian(change) if np.isfinite(change).any() else np.float32(0.0)
-    return (change - np.float32(shift)).astype(np.float32)
+    return (change - local_median(change, block_px)).astype(np.float32)
 
 
 def displaced(lines: BoolArray, loss: FloatArray, radius_px: int, min_gain: float) -> BoolArray:

@@ -17,6 +17,7 @@ from shapely.geometry import box
 
 from pipeline.analysis import (
     MAY_LAG,
+    MIN_FIELD_YEARS,
     REDATED,
     UNSEEN_FIELDS,
     analyse_site,
@@ -24,6 +25,7 @@ from pipeline.analysis import (
     field_signs,
     redate_clearings,
     unseen_part_of_field,
+    whole_parcels,
 )
 from pipeline.recipe import Look, RecipeParams, look_record, site_year
 from pipeline.results import SeasonEvidence, SiteAnalysis, SiteYear
@@ -217,6 +219,40 @@ def test_one_year_of_field_signs_is_not_a_field(site_years: list[SiteYear]) -> N
     dropped = drop_unseen_fields(edited, 25)
     assert share(dropped[-1].footprint, LATE) == 1.0  # kept: built in the last year after all
     assert share(dropped[-1].footprint, FIELD) == 0.0
+
+
+def test_a_field_rim_without_field_signs_leaves_with_its_field(
+    site_years: list[SiteYear],
+) -> None:
+    """The last year (Y+4) saw FIELD only after its harvest: it leaves on the field signs of
+    the years before. Its two southern rows showed no signs of their own in any year (mixed
+    pixels against the forest): they are the same parcel and leave with it, not a 0.3 ha strip
+    of footprint that the minimum mapping unit keeps."""
+    rim = (slice(43, 45), FIELD[1])
+    edited = []
+    for sy in site_years:
+        field = evidence(sy).field.copy()
+        field[rim] = False
+        edited.append(replace(sy, evidence=replace(evidence(sy), field=field)))
+    assert field_signs(edited)[rim].max() < MIN_FIELD_YEARS <= field_signs(edited)[FIELD].max()
+    dropped = drop_unseen_fields(edited, 25)
+    assert share(dropped[-1].footprint, FIELD) == 0.0
+    assert share(dropped[-1].footprint, CAMP) == 1.0
+
+
+def test_whole_parcels_takes_the_regions_mostly_field() -> None:
+    candidates = np.zeros((10, 20), bool)
+    candidates[0:5, 0:10] = True  # a parcel, four fifths of it with field signs
+    candidates[6:10, 12:20] = True  # ground a quarter field: only that quarter
+    fields = np.zeros((10, 20), bool)
+    fields[0:4, 0:10] = True
+    fields[6, 12:20] = True
+    out = whole_parcels(candidates, fields)
+    assert out[0:5, 0:10].all()
+    assert out[6, 12:20].all()
+    assert not out[7:10, 12:20].any()
+    assert not (out & ~candidates).any()
+    assert not whole_parcels(candidates, np.zeros((10, 20), bool)).any()
 
 
 def test_a_field_that_greens_later_leaves_the_cloudy_years_before(

@@ -22,6 +22,7 @@ from pipeline.linear import (
     displaced,
     greenness_loss,
     joining,
+    local_median,
     long_thin,
     new_lines,
     track_lines,
@@ -87,6 +88,45 @@ def test_greenness_loss_removes_the_scene_wide_change() -> None:
     before = forest(1)
     after = before - np.float32(0.1)  # a drier, hazier year everywhere: no change
     assert np.abs(greenness_loss(before, after)).max() < 1e-5
+
+
+def test_greenness_loss_takes_each_cover_against_its_own_change() -> None:
+    # Built ground (60 % of the scene, left) unchanged; the forest greener by 0.2 in this
+    # year's composite, a road cut through it. Against the scene's median (the built ground's)
+    # the whole forest gains; against the blocks around it, only the road loses.
+    built = np.zeros(SHAPE, bool)
+    built[:, :45] = True
+    road = np.zeros(SHAPE, bool)
+    road[40, 45:] = True  # 350 m from the built ground's edge
+    before = np.where(built, 0.1, 0.5).astype(np.float32) + forest(1, level=0.0)
+    greener = np.where(built, 0.1, 0.7).astype(np.float32)
+    this = with_road(greener + forest(2, level=0.0), road, 0.45)
+    after = with_road(greener + forest(3, level=0.0), road, 0.45)
+    loss = greenness_loss(before, this)
+    inner = np.zeros(SHAPE, bool)
+    inner[:, 52:] = True  # the forest a block's half-width from the built edge
+    assert (loss[inner & ~road] > -RULE.min_loss).all()  # the forest gains nothing
+    assert (loss[road & inner] > 0.2).all()
+    found = new_lines(before, this, after, PIXEL_M, RULE, known=built)
+    assert found[road].mean() > 0.9
+    assert not (found & ~road).any()
+    # One offset for the scene, as before: the forest "gains", the road is "displaced".
+    change = before - this
+    scene_loss = change - np.nanmedian(change)
+    assert (scene_loss[inner & ~road] < -RULE.min_loss).mean() > 0.9
+
+
+def test_local_median_follows_blocks_and_refills_empty_ones() -> None:
+    values = np.zeros((40, 40), np.float32)
+    values[:, 20:] = 1.0
+    values[5, 5] = 50.0  # one outlier changes no block's median
+    values[:20, 20:] = np.nan  # a block too empty to say: the image's median
+    m = local_median(values, 10)
+    assert m[:, :8].max() == pytest.approx(0.0)
+    assert m[25:, 33:].min() == pytest.approx(1.0)
+    assert np.isfinite(m).all()
+    with pytest.raises(ValueError, match="block_px"):
+        local_median(values, 0)
 
 
 # --- shape -----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from pipeline.classify import (
     CoalFrequency,
     coal_frequency,
     coal_observation,
+    drop_thin_regions,
     footprint_mask,
     grow_mixed_edges,
     grow_to_unmixed_area,
@@ -227,6 +228,29 @@ def test_coal_seen_once_joins_a_confirmed_pile_only_near_it() -> None:
     assert not near[:, 8:].any()  # not the shadowed yard beyond
     assert freq.mask(0.5, 3, seen_once_reach_px=30).all()  # an unbounded reach takes it all
     assert freq.mask(0.5, 3, seen_once_reach_px=0).sum() == 25  # 0: confirmed coal alone
+
+
+def test_a_pin_hole_does_not_make_a_pile_thin() -> None:
+    # A pile counted on a coarse sensor (30 m on a 10 m grid) where noise cost the count one
+    # pixel: every 3 x 3 square of the 5 x 5 pile holds the hole, so an opening drops the pile.
+    mask = np.zeros((20, 40), bool)
+    mask[2:7, 2:7] = True
+    mask[4, 4] = False  # the pin-hole
+    mask[2:6, 12:17] = True  # and a 4 x 5 pile with a hole of two pixels
+    mask[3:5, 14] = False
+    mask[10, 2:30] = True  # a road, one pixel wide
+    mask[12:17, 20:25] = True  # a 5 x 5 field inside a one-pixel track: a hole of 9
+    mask[13:16, 21:24] = False
+    mask[12, 30:38] = mask[13, 30:38] = True  # a ship two pixels wide, with a hole in its deck
+    mask[12, 33] = False
+    kept = drop_thin_regions(mask, 1)
+    assert kept[2:7, 2:7].sum() == 24
+    assert kept[2:6, 12:17].sum() == 18
+    assert not kept[10].any()  # the road
+    assert not kept[12:17, 20:25].any()  # the track around the field: the hole is no pin-hole
+    assert not kept[12:14, 30:38].any()  # the ship
+    assert not (kept & ~mask).any()  # a hole is not filled in the result
+    assert (drop_thin_regions(mask, 0) == mask).all()
 
 
 def test_scl_mask_keeps_dark_classes_and_dilates_clouds() -> None:
