@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
+from skimage import morphology
 
 from pipeline import indices
 from pipeline.bands import BAND_INDEX
@@ -34,25 +35,15 @@ def drop_thin_regions(mask: BoolArray, radius_px: int) -> BoolArray:
 
     A hole smaller than the square does not break it: a pile whose count missed one pixel to
     noise (a 30 m Landsat look on a 10 m grid leaves a pile of 60-100 pixels few 3 x 3 squares
-    to begin with) is as wide as it was; a road or a ship is thin with or without holes."""
+    to begin with) is as wide as it was; a road or a ship is thin with or without holes. A
+    notch as small where a region meets the grid's edge counts as a hole (the ground beyond
+    the edge is unseen)."""
     if radius_px <= 0:
         return mask
     side = 2 * radius_px + 1
-    seeds = open_mask(fill_small_holes(mask, side * side - 1), radius_px) & mask
+    solid = morphology.remove_small_holes(np.asarray(mask, bool), max_size=side * side - 1)
+    seeds = open_mask(np.asarray(solid, bool), radius_px) & mask
     return np.asarray(ndimage.binary_propagation(seeds, mask=mask), dtype=bool)
-
-
-def fill_small_holes(mask: BoolArray, max_px: int) -> BoolArray:
-    """``mask`` with its holes of at most ``max_px`` pixels filled (a hole: background that
-    4-connectivity does not join to the background outside the region)."""
-    holes = np.asarray(ndimage.binary_fill_holes(mask), bool) & ~mask
-    if not holes.any():
-        return mask
-    labels, n = ndimage.label(holes)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    small = sizes <= max_px
-    small[0] = False
-    return np.asarray(mask | small[labels], bool)
 
 
 def footprint_mask(
