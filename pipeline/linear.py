@@ -152,17 +152,15 @@ def local_median(values: FloatArray, block_px: int) -> NDArray[np.float32]:
     if block_px < 1:
         raise ValueError(f"block_px must be a whole number >= 1, got {block_px}")
     h, w = values.shape
-    rows, cols = -(-h // block_px), -(-w // block_px)
-    padded = np.full((rows * block_px, cols * block_px), np.nan, np.float32)
-    padded[:h, :w] = values
-    blocks = padded.reshape(rows, block_px, cols, block_px).swapaxes(1, 2).reshape(rows, cols, -1)
-    finite = np.isfinite(blocks)
-    enough = finite.sum(axis=-1) * 4 >= block_px * block_px
-    whole = float(np.median(values[np.isfinite(values)])) if finite.any() else 0.0
-    # NaN blocks are refilled below; nanmedian's warning about them says nothing.
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+    finite = np.isfinite(values)
+    counts = measure.block_reduce(finite, block_px, np.sum, cval=0)  # type: ignore[no-untyped-call]
+    enough = counts * 4 >= block_px**2
+    whole = float(np.median(values[finite])) if finite.any() else 0.0
+    # Blocks with too few values are refilled below; nanmedian's warning about them says nothing.
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        coarse = np.where(enough, np.nanmedian(blocks, axis=-1), whole).astype(np.float32)
+        medians = measure.block_reduce(values, block_px, np.nanmedian, cval=np.nan)  # type: ignore[no-untyped-call]
+    coarse = np.where(enough, medians, whole).astype(np.float32)
     y = (np.arange(h, dtype=np.float64) + 0.5) / block_px - 0.5
     x = (np.arange(w, dtype=np.float64) + 0.5) / block_px - 0.5
     at = np.meshgrid(y, x, indexing="ij")
