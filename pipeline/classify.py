@@ -28,20 +28,22 @@ def valid_pixels(reflectance: FloatArray) -> BoolArray:
     return np.asarray(np.isfinite(reflectance).all(axis=0))
 
 
-def drop_thin_regions(mask: BoolArray, radius_px: int) -> BoolArray:
+def drop_thin_regions(mask: BoolArray, radius_px: int, *, pin_holes: bool = False) -> BoolArray:
     """Keep the whole of every region that holds at least one ``2 * radius_px + 1`` square;
     drop regions thinner than that everywhere (ships at a quay, roads). Unlike an opening, the
     kept regions lose nothing at their edges.
 
-    A hole smaller than the square does not break it: a pile whose count missed one pixel to
-    noise (a 30 m Landsat look on a 10 m grid leaves a pile of 60-100 pixels few 3 x 3 squares
-    to begin with) is as wide as it was; a road or a ship is thin with or without holes. A
-    notch as small where a region meets the grid's edge counts as a hole (the ground beyond
-    the edge is unseen)."""
+    ``pin_holes``: a hole smaller than the square does not break it (``remove_small_holes``;
+    a notch as small where a region meets the grid's edge counts as one, the ground beyond
+    being unseen). The coal count asks for it: a pile whose count missed one pixel to noise is
+    as wide as it was (a 30 m Landsat look on a 10 m grid leaves a pile of 60-100 pixels few
+    3 x 3 squares to begin with); a road or a ship is thin with or without holes."""
     if radius_px <= 0:
         return mask
-    side = 2 * radius_px + 1
-    solid = morphology.remove_small_holes(np.asarray(mask, bool), max_size=side * side - 1)
+    solid = mask
+    if pin_holes:
+        side = 2 * radius_px + 1
+        solid = morphology.remove_small_holes(np.asarray(mask, bool), max_size=side * side - 1)
     seeds = open_mask(np.asarray(solid, bool), radius_px) & mask
     return np.asarray(ndimage.binary_propagation(seeds, mask=mask), dtype=bool)
 

@@ -696,7 +696,7 @@ def classify(
         judging = {k: v for k, v in params.terrain_rule.items() if k in _JUDGED_BY}
         flat = candidates & terrain.judged(sun, **judging) & ~shadow
         valid = valid & ~shadow
-    coal_core = drop_thin_regions(counted & valid, params.coal_opening_px)
+    coal_core = drop_thin_regions(counted & valid, params.coal_opening_px, pin_holes=True)
     coal_mask = boundaries.remove_small_regions(
         coal_with_rim(coal_core, reflectance, params, rims[1]) & valid, min_px
     )

@@ -750,7 +750,7 @@ def predict(
         raw_fp &= ~not_footprint
         raw_coal &= ~not_footprint
     min_px = boundaries.min_pixels_for_area(params.min_mapping_unit_ha, pixel_area_ha)
-    coal_core = drop_thin_regions(raw_coal, params.coal_opening_px)
+    coal_core = drop_thin_regions(raw_coal, params.coal_opening_px, pin_holes=True)
     coal_mask = boundaries.remove_small_regions(
         coal_with_rim(coal_core, reflectance, params) & ok, min_px
     )
