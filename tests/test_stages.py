@@ -241,7 +241,7 @@ def test_a_pin_hole_does_not_make_a_pile_thin() -> None:
     mask[10, 2:30] = True  # a road, one pixel wide
     mask[12:17, 20:25] = True  # a 5 x 5 field inside a one-pixel track: a hole of 9
     mask[13:16, 21:24] = False
-    mask[12, 30:38] = mask[13, 30:38] = True  # a ship two pixels wide, with a hole in its deck
+    mask[12, 30:38] = mask[13, 30:38] = True  # a ship two pixels wide, a notch in its deck
     mask[12, 33] = False
     kept = drop_thin_regions(mask, 1, pin_holes=True)
     assert kept[2:7, 2:7].sum() == 24
