@@ -97,7 +97,7 @@ def test_greenness_loss_takes_each_cover_against_its_own_change() -> None:
     built = np.zeros(SHAPE, bool)
     built[:, :45] = True
     road = np.zeros(SHAPE, bool)
-    road[40, 45:] = True  # 350 m from the built ground's edge
+    road[40, 45:] = True  # 350 m long, from the built ground's edge
     before = np.where(built, 0.1, 0.5).astype(np.float32) + forest(1, level=0.0)
     greener = np.where(built, 0.1, 0.7).astype(np.float32)
     this = with_road(greener + forest(2, level=0.0), road, 0.45)
