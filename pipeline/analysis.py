@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from shapely.geometry import MultiPolygon, Polygon
 
-from pipeline import accuracy, boundaries, indices, trends, water
+from pipeline import accuracy, boundaries, indices, terrain, trends, water
 from pipeline.change import mask_change
 from pipeline.classify import SHADE_MIN_LOSS, CoalFrequency, drop_thin_regions
 from pipeline.composite import Composite
@@ -103,6 +103,7 @@ def analyse_site(
     lines: LineRule | None = None,
     coal_min_frequency: float = 0.5,
     coal_min_observations: int = 3,
+    terrain_rule: Mapping[str, float] | None = None,
 ) -> SiteAnalysis:
     """Areas, polygons and year-to-year change for one site, with the boundary's movement
     in ``sectors`` directions, all measured on the footprints settled across years: the years
@@ -122,7 +123,7 @@ def analyse_site(
     min_px = boundaries.min_pixels_for_area(min_mapping_unit_ha, px)
     if coregistration is not None:
         years = coregister_years(years, coregistration)
-    years = settle_terrain_shadow(years, min_px, px)
+    years = settle_terrain_shadow(years, min_px, px, terrain_rule)
     # Farmed ground: neither dry reference for wet beds nor footprint where unseen (the beds
     # rule changes no coal, so the years' field signs stay the same through it).
     fields = field_signs(years) >= MIN_FIELD_YEARS
@@ -316,7 +317,10 @@ def year_change(
 
 
 def settle_terrain_shadow(
-    years: Sequence[SiteYear], min_pixels: int, pixel_area_ha: float
+    years: Sequence[SiteYear],
+    min_pixels: int,
+    pixel_area_ha: float,
+    terrain_rule: Mapping[str, float] | None = None,
 ) -> list[SiteYear]:
     """``years`` (on one frame) with each season's terrain-shadow verdict (``terrain.shadowed``)
     settled by the other seasons': a slope facing away from the sun is one every autumn, while
@@ -335,11 +339,19 @@ def settle_terrain_shadow(
 
     Ground a season mapped, without judging it or judged flat, is left out as shadowed when at
     least ``MIN_SLOPE_VOTES`` other seasons found it so, more than found it flat (one season
-    fooled by cloud shadows must not take ground out of the others); its footprint pieces left
-    under ``min_pixels`` go with it. A season that saw the ground in deep shadow all along, too
+    fooled by cloud shadows must not take ground out of the others); the footprint and coal
+    pieces it leaves under ``min_pixels`` go with it (a pile's rim without the pile). A season that saw the ground in deep shadow all along, too
     dark for either rule, could not judge it: where a season mapped ground without judging it,
     another season votes shadowed where it neither mapped nor judged that ground and saw it
     darker in every band by ``classify.SHADE_MIN_LOSS`` or more (:func:`_darker_votes`).
+    A season of a few clear looks cannot judge ground alone (``terrain.min_trend_looks``:
+    five at the default significance), nor can its neighbours when they have as few: ground a
+    season mapped without judging it is also left out when the seasons' looks pooled follow
+    the sun (:func:`pooled_terrain_shadow`, with ``terrain_rule``, the keyword settings of
+    ``terrain.shadowed``), at least ``MIN_SLOPE_VOTES`` other seasons saw it darken as a slope
+    does, significant or not (``terrain.follows_sun``: one season's late looks under cloud
+    shadows the mask missed must not take ground out of the others through the pool), and no
+    more other seasons judged it flat than shadowed.
     Otherwise the season's own verdict stands.
 
     Years stored before the verdicts were kept (None), or without a composite, neither vote
@@ -356,6 +368,15 @@ def settle_terrain_shadow(
     shadow_votes = np.sum([v[0] for v in votes.values()], axis=0, dtype=np.int16)
     flat_votes = np.sum([v[1] for v in votes.values()], axis=0, dtype=np.int16)
     darker = _darker_votes(years, {i: (v[0], v[1]) for i, v in votes.items()})
+    pooled = pooled_terrain_shadow(years, terrain_rule or {})
+    darkening: dict[int, BoolArray] = {}
+    if pooled is not None and pooled.any():
+        reference = _terrain_reference(years)
+        following = {k: v for k, v in (terrain_rule or {}).items() if k in _FOLLOWS_BY}
+        for i, sy in enumerate(years):
+            if sy.sun is not None:
+                darkening[i] = terrain.follows_sun(sy.sun, reference, **following)
+    darkened = np.sum(list(darkening.values()), axis=0, dtype=np.int16) if darkening else None
     out = list(years)
     for i, (own_shadow, own_flat, own_brightness) in votes.items():
         sy = years[i]
@@ -372,9 +393,15 @@ def settle_terrain_shadow(
         restored = own_shadow & (lit > shadow)
         mapped = sy.footprint | sy.coal_mask
         left_out = mapped & ~own_shadow & (shadow >= MIN_SLOPE_VOTES) & (shadow > flat)
+        if pooled is not None and darkened is not None:
+            others = darkened - darkening[i] if i in darkening else darkened
+            left_out |= (
+                mapped & ~own_shadow & ~own_flat & pooled & (flat <= shadow)
+                & (others >= MIN_SLOPE_VOTES)
+            )  # fmt: skip
         if not (restored.any() or left_out.any()):
             continue
-        coal = sy.coal_mask & ~left_out
+        coal = boundaries.remove_small_regions(sy.coal_mask & ~left_out, min_pixels)
         footprint = (
             boundaries.remove_small_regions((sy.footprint | restored) & ~left_out, min_pixels)
             | coal
@@ -393,6 +420,35 @@ def settle_terrain_shadow(
             terrain_flat=own_flat & ~left_out,
         )
     return out
+
+
+def pooled_terrain_shadow(
+    years: Sequence[SiteYear], terrain_rule: Mapping[str, float]
+) -> BoolArray | None:
+    """Ground the years (on one frame) mapped or left out as shadowed in any season whose
+    seasons' looks, pooled (``terrain.pooled``: the seasonal Kendall test), follow the sun
+    (``terrain.shadowed`` with ``terrain_rule``, against that ground); None with fewer than two
+    seasons' responses to the sun (years stored before they were kept have none)."""
+    responses = [sy.sun for sy in years if sy.sun is not None]
+    if len(responses) < 2:
+        return None
+    reference = _terrain_reference(years)
+    return reference & terrain.shadowed(terrain.pooled(responses), reference, **terrain_rule)
+
+
+#: The ``terrain.shadowed`` settings ``terrain.follows_sun`` shares.
+_FOLLOWS_BY = ("min_span_deg", "min_darkening_per_deg", "grow_sigmas")
+
+
+def _terrain_reference(years: Sequence[SiteYear]) -> BoolArray:
+    """The ground any of ``years`` mapped or left out as shadowed: what the terrain rule
+    weighs a response against (``terrain.shadowed``'s ``reference``)."""
+    reference = np.zeros(years[0].footprint.shape, bool)
+    for sy in years:
+        reference |= sy.footprint | sy.coal_mask
+        if sy.terrain_shadow is not None:
+            reference |= sy.terrain_shadow
+    return reference
 
 
 def _darker_votes(

@@ -295,14 +295,16 @@ def grow_to_unmixed_area(
     return np.asarray(ndimage.binary_propagation(core, structure=square, mask=grown), dtype=bool)
 
 
-#: The coal rule's ceiling on every band of a look (``coal_observation``'s ``reflectance_max``).
+#: The coal rule's ceiling on every band of a look (``coal_observation``'s ``reflectance_max``)
+#: and on the mean of its bands (``brightness_max``).
 COAL_REFLECTANCE_MAX = 0.12
+COAL_BRIGHTNESS_MAX = 0.075
 
 
 def coal_observation(
     reflectance: FloatArray,
     *,
-    brightness_max: float = 0.075,
+    brightness_max: float = COAL_BRIGHTNESS_MAX,
     reflectance_max: float = COAL_REFLECTANCE_MAX,
     ndvi_max: float = 0.2,
     swir16_min: float = 0.025,

@@ -56,6 +56,7 @@ from skimage.registration import phase_cross_correlation
 from pipeline.classify import CoalFrequency
 from pipeline.composite import Composite
 from pipeline.results import Registration, SeasonEvidence, SiteYear
+from pipeline.terrain import SunResponse
 
 logger = logging.getLogger(__name__)
 
@@ -403,10 +404,10 @@ def coregister_years(years: Sequence[SiteYear], params: CoregistrationParams) ->
 
 def moved_site_year(sy: SiteYear, move: tuple[int, int]) -> SiteYear:
     """``sy`` with every per-pixel array moved by ``move`` whole pixels (rows down, cols right):
-    masks, season evidence, composite and coal frequency. Pixels brought in from outside the
-    grid are not valid (no footprint, no coal, NaN reflectance, no clear look). The composite
-    and coal frequency are moved when read (:class:`MovedComposite`), so a stored year's
-    arrays stay on disk until used."""
+    masks, season evidence, composite, coal frequency and response to the sun. Pixels brought
+    in from outside the grid are not valid (no footprint, no coal, NaN reflectance, no clear
+    look). The composite, coal frequency and sun response are moved when read
+    (:class:`MovedComposite`), so a stored year's arrays stay on disk until used."""
 
     def mask(a: BoolArray | None) -> BoolArray | None:
         return None if a is None else shift_array(a, move, False)
@@ -433,6 +434,7 @@ def moved_site_year(sy: SiteYear, move: tuple[int, int]) -> SiteYear:
         exposed_bed=mask(sy.exposed_bed),
         terrain_shadow=mask(sy.terrain_shadow),
         terrain_flat=mask(sy.terrain_flat),
+        sun=None if sy.sun is None else MovedSunResponse(sy.sun, move),
     )
 
 
@@ -460,6 +462,45 @@ class MovedComposite(Composite):
 
     def __repr__(self) -> str:
         return f"MovedComposite({self._base!r}, {self._move})"
+
+
+class MovedSunResponse(SunResponse):
+    """A ``SunResponse`` moved by whole pixels (:func:`shift_array`), moved on each read:
+    ground brought in from outside the grid has no look."""
+
+    _base: SunResponse
+    _move: tuple[int, int]
+
+    def __init__(self, base: SunResponse, move: tuple[int, int]) -> None:
+        object.__setattr__(self, "_base", base)
+        object.__setattr__(self, "_move", move)
+
+    @property
+    def slope(self) -> NDArray[np.float32]:
+        return shift_array(self._base.slope, self._move, np.nan)
+
+    @property
+    def trend(self) -> NDArray[np.float32]:
+        return shift_array(self._base.trend, self._move, np.nan)
+
+    @property
+    def span(self) -> NDArray[np.float32]:
+        return shift_array(self._base.span, self._move, np.nan)
+
+    @property
+    def looks(self) -> NDArray[np.int16]:
+        return shift_array(self._base.looks, self._move, 0)
+
+    @property
+    def score(self) -> NDArray[np.float32]:
+        return shift_array(self._base.score, self._move, np.nan)
+
+    @property
+    def variance(self) -> NDArray[np.float32]:
+        return shift_array(self._base.variance, self._move, np.nan)
+
+    def __repr__(self) -> str:
+        return f"MovedSunResponse({self._base!r}, {self._move})"
 
 
 class MovedCoalFrequency(CoalFrequency):

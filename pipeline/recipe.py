@@ -31,6 +31,7 @@ from scipy import ndimage
 
 from pipeline import bands, boundaries, harmonize, haze, terrain
 from pipeline.classify import (
+    COAL_BRIGHTNESS_MAX,
     SHADE_MIN_LOSS,
     CoalFrequency,
     coal_frequency,
@@ -492,9 +493,17 @@ def season_products(
     coal = coal_frequency(coal_looks, coal_clear, params.coal_rule, obscured=obscured)
     del coal_looks
     # Only ground the footprint or coal rule may accept can be a shadowed slope left out of them
-    # (``classify``'s candidates lie within: greenness and the opening only take away).
-    may_map = (coal.flagged > 0) | footprint_mask(
-        composite.reflectance, None, opening_px=0, **params.footprint_rule
+    # (``classify``'s candidates lie within: greenness and the opening only take away). Ground
+    # as dark as coal or darker is related too: a slope deep in the ridge's shadow all season
+    # is too dark for either rule, and the years' responses are pooled where another season's
+    # earlier looks map it (``analysis.settle_terrain_shadow``).
+    ceiling = params.coal_rule.get("brightness_max", COAL_BRIGHTNESS_MAX)
+    with np.errstate(invalid="ignore"):
+        dark = np.mean(composite.reflectance, axis=0) < ceiling
+    may_map = (
+        (coal.flagged > 0)
+        | dark
+        | footprint_mask(composite.reflectance, None, opening_px=0, **params.footprint_rule)
     )
     sun = sun_response(season, season_clear, [days[i] for i in in_season], where=may_map)
     del season, season_clear
@@ -597,7 +606,7 @@ def finish_site_year(
         median_clear=float(np.median(composite.clear_count[area])),
         coverage=round(float(valid.sum()) / max(int(area.sum()), 1), 4),
         evidence=evidence, terrain_shadow=classified.terrain_shadow,
-        terrain_flat=classified.terrain_flat,
+        terrain_flat=classified.terrain_flat, sun=products.sun,
     )  # fmt: skip
 
 

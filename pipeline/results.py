@@ -17,6 +17,7 @@ from pipeline.config import RunConfig
 from pipeline.expansion import BoundaryChange
 from pipeline.grid import Grid
 from pipeline.sites import Site
+from pipeline.terrain import SUN_ARRAYS, SunResponse
 from pipeline.trends import ChangeKind
 
 BoolArray = NDArray[np.bool_]
@@ -131,6 +132,10 @@ class SiteYear:
     # sun (``recipe.Classified.terrain_flat``); None: not known.
     # ``analysis.settle_terrain_shadow`` weighs the years' verdicts.
     terrain_flat: BoolArray | None = None
+    # How the season's clear looks followed the sun (``terrain.sun_response``), where the
+    # footprint or coal rule may map the ground or it is dark (``recipe.season_products``):
+    # what ``analysis.settle_terrain_shadow`` pools over the years; None: not known.
+    sun: SunResponse | None = None
     # Set by ``coregister.coregister_years`` (``analysis.analyse_site``): where this year lay
     # against the site's common frame and how it was moved; None: not estimated (no composite,
     # no reliable pair, co-registration off, or before the analysis).
@@ -182,6 +187,9 @@ def site_year_arrays(sy: SiteYear) -> dict[str, NDArray[Any]]:
         arrays["composite_reflectance"] = sy.composite.reflectance
         arrays["composite_clear_count"] = sy.composite.clear_count
         arrays["composite_mad"] = sy.composite.mad
+    if sy.sun is not None:
+        for name, value in zip(SUN_ARRAYS, sy.sun.arrays(), strict=True):
+            arrays[f"sun_{name}"] = value
     if sy.coal is not None:
         arrays["coal_frequency"] = sy.coal.frequency
         arrays["coal_flagged"] = sy.coal.flagged
@@ -210,6 +218,7 @@ def site_year_record(sy: SiteYear) -> dict[str, Any]:
         "has_unseen_fields": sy.unseen_fields is not None,
         "has_terrain_shadow": sy.terrain_shadow is not None,
         "has_terrain_flat": sy.terrain_flat is not None,
+        "has_sun": sy.sun is not None,
     }
 
 
@@ -289,6 +298,42 @@ class StoredCoalFrequency(CoalFrequency):
         return f"StoredCoalFrequency({self._arrays.path})"
 
 
+class StoredSunResponse(SunResponse):
+    """A ``SunResponse`` whose arrays are read from a ``StoredArrays`` on each access."""
+
+    _arrays: StoredArrays
+
+    def __init__(self, arrays: StoredArrays) -> None:
+        object.__setattr__(self, "_arrays", arrays)
+
+    @property
+    def slope(self) -> NDArray[np.float32]:
+        return self._arrays("sun_slope").astype(np.float32, copy=False)
+
+    @property
+    def trend(self) -> NDArray[np.float32]:
+        return self._arrays("sun_trend").astype(np.float32, copy=False)
+
+    @property
+    def span(self) -> NDArray[np.float32]:
+        return self._arrays("sun_span").astype(np.float32, copy=False)
+
+    @property
+    def looks(self) -> NDArray[np.int16]:
+        return self._arrays("sun_looks").astype(np.int16, copy=False)
+
+    @property
+    def score(self) -> NDArray[np.float32]:
+        return self._arrays("sun_score").astype(np.float32, copy=False)
+
+    @property
+    def variance(self) -> NDArray[np.float32]:
+        return self._arrays("sun_variance").astype(np.float32, copy=False)
+
+    def __repr__(self) -> str:
+        return f"StoredSunResponse({self._arrays.path})"
+
+
 def site_year_from_stored(
     record: dict[str, Any], arrays: Any, stored: StoredArrays | None = None
 ) -> SiteYear:
@@ -297,7 +342,8 @@ def site_year_from_stored(
     before the season evidence existed (no ``has_evidence``) loads with ``evidence=None``: the
     cross-year step then leaves that year as it is and flags it. With ``stored``, the composite
     and the coal frequency (nine tenths of a site-year's bytes) are read from it on demand
-    instead (``StoredComposite``, ``StoredCoalFrequency``); the masks are loaded."""
+    instead (``StoredComposite``, ``StoredCoalFrequency``), and so is the season's response to
+    the sun (``StoredSunResponse``); the masks are loaded."""
 
     def arr(name: str) -> NDArray[Any]:
         return np.asarray(arrays[name])
@@ -316,6 +362,13 @@ def site_year_from_stored(
             StoredCoalFrequency(stored, refuted)
             if stored is not None
             else CoalFrequency(*(arr(n) for n in _COAL_ARRAYS[: 4 if refuted else 3]))
+        )
+    sun: SunResponse | None = None
+    if record.get("has_sun"):
+        sun = (
+            StoredSunResponse(stored)
+            if stored is not None
+            else SunResponse(*(arr(f"sun_{n}") for n in SUN_ARRAYS))
         )
     window = record["window"]
     if len(window) != 2:
@@ -353,6 +406,7 @@ def site_year_from_stored(
             arr("terrain_shadow").astype(bool) if record.get("has_terrain_shadow") else None
         ),
         terrain_flat=(arr("terrain_flat").astype(bool) if record.get("has_terrain_flat") else None),
+        sun=sun,
     )
 
 

@@ -597,6 +597,7 @@ def _run_logged(
         logger.info("reused %d of %d site-years from %s", reused, len(tasks), work)
 
     results = RunResult(out, config)
+    terrain_rule = recipe_params(config).terrain_rule
     scores: dict[str, Any] = {}
     task_of = {(t.site.id, t.year): t for t in tasks}
 
@@ -632,6 +633,7 @@ def _run_logged(
             lines=line_rule(config),
             coal_min_frequency=config.classify.coal.min_frequency,
             coal_min_observations=config.classify.coal.min_observations,
+            terrain_rule=terrain_rule,
         )
         if site.id in perimeters:
             drawn = perimeter_changes(

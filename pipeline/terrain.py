@@ -92,20 +92,23 @@ class SunResponse:
     sinks); ``trend`` (y, x): Kendall's S between the sun and the mean log reflectance over the
     bands, as a standard normal score (positive: darker as the sun sinks; Mann-Kendall's
     continuity-corrected z); ``span`` (y, x): degrees of sun elevation between the pixel's
-    first and last clear look; ``looks`` (y, x): clear looks counted. NaN where fewer than two
-    looks or no span.
+    first and last clear look; ``looks`` (y, x): clear looks counted; ``score`` and
+    ``variance`` (y, x): Kendall's S itself and its variance without a trend (ties of one day
+    taken out), which ``pooled`` sums over seasons. NaN where fewer than two looks or no span.
     """
 
     slope: FloatArray
     trend: FloatArray
     span: FloatArray
     looks: NDArray[np.int16]
+    score: FloatArray
+    variance: FloatArray
 
     def window(self, rows: slice, cols: slice) -> SunResponse:
         """The response of the pixels ``rows`` x ``cols`` (views)."""
         return SunResponse(
             self.slope[:, rows, cols], self.trend[rows, cols], self.span[rows, cols],
-            self.looks[rows, cols],
+            self.looks[rows, cols], self.score[rows, cols], self.variance[rows, cols],
         )  # fmt: skip
 
     @classmethod
@@ -114,11 +117,16 @@ class SunResponse:
         return cls(
             np.empty((bands, *shape), np.float32), np.empty(shape, np.float32),
             np.empty(shape, np.float32), np.empty(shape, np.int16),
+            np.empty(shape, np.float32), np.empty(shape, np.float32),
         )  # fmt: skip
 
     def arrays(self) -> tuple[NDArray[np.float32] | NDArray[np.int16], ...]:
-        """Every array, in a fixed order (for pasting windows)."""
-        return (self.slope, self.trend, self.span, self.looks)
+        """Every array, in a fixed order (``SUN_ARRAYS``: for pasting windows and storing)."""
+        return (self.slope, self.trend, self.span, self.looks, self.score, self.variance)
+
+
+#: The names of ``SunResponse.arrays``, in their order.
+SUN_ARRAYS = ("slope", "trend", "span", "looks", "score", "variance")
 
 
 def sun_response(
@@ -175,6 +183,8 @@ def _sun_response_where(
     out.trend[...] = np.nan
     out.span[...] = np.nan
     out.looks[...] = 0
+    out.score[...] = np.nan
+    out.variance[...] = np.nan
     flat = np.flatnonzero(where)
     if flat.size == 0:
         return out
@@ -217,6 +227,8 @@ def _response(
     trend = np.empty((height, width), np.float32)
     span = np.empty((height, width), np.float32)
     looks = np.empty((height, width), np.int16)
+    score = np.empty((height, width), np.float32)
+    variance = np.empty((height, width), np.float32)
     sun = np.ascontiguousarray(sun, np.float64)
     network = sorting_network(len(run))
     group = group.astype(np.intp).reshape(-1)
@@ -224,11 +236,11 @@ def _response(
     def rows(y0: int, y1: int) -> None:
         _response_kernel(
             logs, ok, sun, first, second, run, network, group, len(days),
-            y0, y1, slope, trend, span, looks,
+            y0, y1, slope, trend, span, looks, score, variance,
         )  # fmt: skip
 
     _over_rows(rows, height, None)
-    return slope, trend, span, looks
+    return slope, trend, span, looks, score, variance
 
 
 # The kernel: plain Python over plain arrays, compiled at the end of the module, over the rows
@@ -252,6 +264,12 @@ def _sign(value: np.float32) -> np.float32:
     return np.float32(0.0)
 
 
+def _normal_score(s_stat: np.float32, variance: np.float64) -> np.float32:
+    """Kendall's S as a standard normal score, continuity-corrected (Mann-Kendall's z)."""
+    excess = max(abs(s_stat) - np.float32(1.0), np.float32(0.0))
+    return np.float32(np.float64(_sign(s_stat) * excess) / np.sqrt(variance))
+
+
 def _response_kernel(
     logs: FloatArray,
     ok: BoolArray,
@@ -268,6 +286,8 @@ def _response_kernel(
     trend: FloatArray,
     span: FloatArray,
     looks: NDArray[np.int16],
+    score: FloatArray,
+    variance: FloatArray,
 ) -> None:
     n_time, n_band, _, width = logs.shape
     n_pair = run.size
@@ -332,15 +352,68 @@ def _response_kernel(
         for x in range(width):
             if not usable[x]:
                 trend[y, x] = np.nan
+                score[y, x] = np.nan
+                variance[y, x] = np.nan
                 continue
             m = np.float64(looks[y, x])
-            variance = m * (m - 1.0) * (2.0 * m + 5.0)
+            var_s = m * (m - 1.0) * (2.0 * m + 5.0)
             for g in range(groups):
-                variance -= tied[g, x] * (tied[g, x] - 1.0) * (2.0 * tied[g, x] + 5.0)
-            excess = max(abs(s_stat[x]) - np.float32(1.0), np.float32(0.0))
-            trend[y, x] = np.float32(
-                np.float64(_sign(s_stat[x]) * excess) / np.sqrt(variance / 18.0)
-            )
+                var_s -= tied[g, x] * (tied[g, x] - 1.0) * (2.0 * tied[g, x] + 5.0)
+            score[y, x] = s_stat[x]
+            variance[y, x] = np.float32(var_s / 18.0)
+            trend[y, x] = _normal_score(s_stat[x], var_s / 18.0)
+
+
+def pooled(responses: Sequence[SunResponse]) -> SunResponse:
+    """One response from the seasons' ``responses`` of the same ground (one frame), so that
+    seasons of a few clear looks each, none enough for a significant trend alone, can be
+    judged together: the seasonal Kendall test (Hirsch, Slack and Smith 1982, "Techniques of
+    trend analysis for monthly water quality data", Water Resources Research 18(1): 107-121).
+    Looks are related only within their season, so what changed between seasons (a pile built
+    or carted off, a field harvested) is no trend; each season's S and its variance add up, and
+    ``trend`` is their sum as a continuity-corrected normal score.
+
+    ``slope``: per band, the mean of the seasons' slopes weighted by their pairs of looks (the
+    seasonal Kendall slope is the median of every within-season pair's slope; each season's
+    slope is already the median of its pairs, and a mean can be summed one season at a time,
+    so a large site's seasons are never all in memory). ``looks``: summed; ``span``: the
+    widest season's (the sun range one slope was measured over). Seasons without a trend at a
+    pixel (fewer than two looks) add nothing there."""
+    if not responses:
+        raise ValueError("no seasons to pool")
+    bands_shape = responses[0].slope.shape
+    shape = bands_shape[1:]
+    total_score = np.zeros(shape, np.float64)
+    total_variance = np.zeros(shape, np.float64)
+    total_looks = np.zeros(shape, np.int32)
+    widest = np.full(shape, np.nan, np.float32)
+    weighted = np.zeros(bands_shape, np.float64)
+    weights = np.zeros(bands_shape, np.float64)
+    for response in responses:  # each array read once: a stored season's from disk
+        score, variance, looks = response.score, response.variance, response.looks
+        usable = np.isfinite(score) & np.isfinite(variance)
+        total_score += np.where(usable, score, 0.0)
+        total_variance += np.where(usable, variance, 0.0)
+        total_looks += np.where(usable, looks, 0)
+        widest = np.fmax(widest, np.where(usable, response.span, np.nan))
+        n = looks.astype(np.float64)
+        slope = response.slope
+        pairs = np.where(usable & np.isfinite(slope), n * (n - 1.0) / 2.0, 0.0)
+        weighted += np.where(pairs > 0, slope, 0.0) * pairs
+        weights += pairs
+    usable = total_variance > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        excess = np.maximum(np.abs(total_score) - 1.0, 0.0)
+        trend = np.sign(total_score) * excess / np.sqrt(total_variance)
+        slope = np.where(weights > 0, weighted / weights, np.nan)
+    return SunResponse(
+        slope=np.where(usable, slope, np.nan).astype(np.float32),
+        trend=np.where(usable, trend, np.nan).astype(np.float32),
+        span=widest,
+        looks=np.minimum(total_looks, np.iinfo(np.int16).max).astype(np.int16),
+        score=np.where(usable, total_score, np.nan).astype(np.float32),
+        variance=np.where(usable, total_variance, np.nan).astype(np.float32),
+    )
 
 
 def judged(
@@ -406,30 +479,69 @@ def shadowed(
     also wide: regions that hold no ``min_width_px`` square anywhere (the strip a tall building
     shades more as the sun sinks, a north-facing roof) are not terrain and stay mapped.
     """
-    decided = (response.looks >= min_looks) & (response.span >= min_span_deg)
-    usable = reference & np.isfinite(response.slope).all(axis=0)
-    level = np.zeros(response.slope.shape[0], np.float64)
-    spread = 0.0
-    if usable.any():
-        level = np.array([shorth(band[usable])[0] for band in response.slope])
-        spread = shorth(response.slope[:, usable].mean(axis=0))[1]
-    excess = response.slope - level[:, None, None]
-    mean_excess = excess.mean(axis=0)
-    blue, swir = response.slope[BAND_INDEX["blue"]], response.slope[_SWIR, ...]
+    darker, mean_excess, spread = _darkening(
+        response, reference, min_looks, min_span_deg, min_darkening_per_deg
+    )
     with np.errstate(invalid="ignore"):
-        darker = (
-            decided
-            & (response.slope > 0).all(axis=0)
-            & (excess > 0).all(axis=0)
-            & (swir >= blue).all(axis=0)
-            & (response.slope.mean(axis=0) >= min_darkening_per_deg)
-            & (mean_excess >= min_darkening_per_deg)
-        )
         follows = darker & (mean_excess >= grow_sigmas * spread)
         trend = response.trend >= stats.norm.isf(significance)
         seeds = darker & (mean_excess >= seed_sigmas * spread) & trend
     grown = ndimage.binary_propagation(seeds, structure=np.ones((3, 3), bool), mask=follows)
     return drop_thin_regions(np.asarray(grown, dtype=bool), int(min_width_px) // 2)
+
+
+def follows_sun(
+    response: SunResponse,
+    reference: BoolArray,
+    *,
+    min_span_deg: float = 8.0,
+    min_darkening_per_deg: float = 0.006,
+    grow_sigmas: float = 2.0,
+) -> BoolArray:
+    """Pixels whose looks darkened with the sinking sun as a shadowed slope's do, by the
+    tests of ``shadowed`` that need no significance: every band darker as the sun sinks, by
+    itself and against ``reference``, SWIR at least as fast as blue, by ``min_darkening_per_deg``
+    and ``grow_sigmas`` spreads; from two looks spanning ``min_span_deg`` of sun on (a season
+    too short of looks to judge ground may still have seen it darken, or not)."""
+    darker, mean_excess, spread = _darkening(
+        response, reference, 2, min_span_deg, min_darkening_per_deg
+    )
+    with np.errstate(invalid="ignore"):
+        return np.asarray(darker & (mean_excess >= grow_sigmas * spread), bool)
+
+
+def _darkening(
+    response: SunResponse,
+    reference: BoolArray,
+    min_looks: float,
+    min_span_deg: float,
+    min_darkening_per_deg: float,
+) -> tuple[BoolArray, FloatArray, float]:
+    """(darker, mean excess, spread) of ``shadowed``: the pixels decided and darker in every
+    band, by themselves and against the ``reference`` level, SWIR at least as fast as blue,
+    their mean log brightness by ``min_darkening_per_deg`` both ways; the mean excess over the
+    reference per degree; the spread of the reference's mean slope."""
+    decided = (response.looks >= min_looks) & (response.span >= min_span_deg)
+    slope = response.slope
+    usable = reference & np.isfinite(slope).all(axis=0)
+    level = np.zeros(slope.shape[0], np.float64)
+    spread = 0.0
+    if usable.any():
+        level = np.array([shorth(band[usable])[0] for band in slope])
+        spread = shorth(slope[:, usable].mean(axis=0))[1]
+    excess = slope - level[:, None, None]
+    mean_excess = excess.mean(axis=0)
+    blue, swir = slope[BAND_INDEX["blue"]], slope[_SWIR, ...]
+    with np.errstate(invalid="ignore"):
+        darker = (
+            decided
+            & (slope > 0).all(axis=0)
+            & (excess > 0).all(axis=0)
+            & (swir >= blue).all(axis=0)
+            & (slope.mean(axis=0) >= min_darkening_per_deg)
+            & (mean_excess >= min_darkening_per_deg)
+        )
+    return np.asarray(darker, bool), mean_excess.astype(np.float32), spread
 
 
 def shorth(values: NDArray[np.floating[Any]]) -> tuple[float, float]:
@@ -453,4 +565,5 @@ def shorth(values: NDArray[np.floating[Any]]) -> tuple[float, float]:
 # numpy's error model: a float division by zero is IEEE's, not a raised ZeroDivisionError, and
 # divisions need no check for it.
 _sign = numba.njit(cache=True, nogil=True, error_model="numpy")(_sign)
+_normal_score = numba.njit(cache=True, nogil=True, error_model="numpy")(_normal_score)
 _response_kernel = numba.njit(cache=True, nogil=True, error_model="numpy")(_response_kernel)

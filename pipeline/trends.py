@@ -499,9 +499,9 @@ or why ground was counted, not that the year's area is undercounted.
 - ``exposed-bed``: ground another year saw under water, wet this year (a reservoir drawn
   down), was taken out of the footprint (``exposed_bed_ha``; ``water.drop_exposed_beds``).
 - ``terrain-shadow``: footprint-like or coal-like ground whose brightness followed the sinking
-  sun through the season (a slope in topographic shadow), or that other seasons found so, was
-  left unmapped (``terrain_shadow_ha``; ``terrain.shadowed``, settled across the years by
-  ``analysis.settle_terrain_shadow``).
+  sun through the season (a slope in topographic shadow), or that other seasons found so,
+  alone or pooled, was left unmapped (``terrain_shadow_ha``; ``terrain.shadowed``, settled
+  across the years by ``analysis.settle_terrain_shadow``).
 - ``linear-features``: the footprint includes long, thin features (a new road or track) found
   as lines against the years before and after (``analysis.add_lines``): too thin and mixed for
   the per-pixel rules."""
@@ -582,9 +582,10 @@ FLAG_MEANINGS: Mapping[str, str] = {
         "(exposed_bed_ha); land reclaimed and built or stocked stays; the year is kept."
     ),
     "terrain-shadow": (
-        "Dark ground whose brightness fell with the sinking autumn sun through the season, or "
-        "through most other seasons, a slope in topographic shadow, was left out of this "
-        "year's footprint and coal (terrain_shadow_ha); the year is kept."
+        "Dark ground whose brightness fell with the sinking autumn sun through the season, "
+        "through most other seasons, or through the seasons' clear looks taken together, a "
+        "slope in topographic shadow, was left out of this year's footprint and coal "
+        "(terrain_shadow_ha); the year is kept."
     ),
     "linear-features": (
         "The footprint includes long, thin features, a new road or track, found as lines that "

@@ -5,6 +5,7 @@ a scene without texture, and an analysis that measures the moved maps and says s
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from pipeline.coregister import (
     PairShift,
     adjust_network,
     coregister_years,
+    moved_site_year,
     pair_shift,
     place_images,
     registration_image,
@@ -33,6 +35,7 @@ from pipeline.coregister import (
 )
 from pipeline.results import SiteYear
 from pipeline.sites import Site
+from pipeline.terrain import SUN_ARRAYS, sun_response
 from pipeline.trends import FLAG_MEANINGS, KNOWN_FLAGS
 
 F32 = NDArray[np.float32]
@@ -232,6 +235,25 @@ def test_shift_array_fills_and_never_wraps() -> None:
     np.testing.assert_array_equal(out[0, 1:, :3], a[0, :2, 1:])
     assert shift_array(a, (0, 0), np.nan) is a
     assert not shift_array(np.ones((2, 2), bool), (3, 0), False).any()
+
+
+def test_a_moved_year_moves_its_response_to_the_sun() -> None:
+    """The season's response to the sun moves with the year's maps, when read; ground brought
+    in from outside the grid has no look."""
+    rng = np.random.default_rng(0)
+    days = [date(2023, 9, 1) + timedelta(days=10 * i) for i in range(6)]
+    stack = rng.uniform(0.02, 0.3, (6, 6, 8, 9)).astype(np.float32)
+    sun = sun_response(stack, np.ones((6, 8, 9), bool), days)
+    sy = replace(_site_year(2020, np.full((8, 9), 0.2, np.float32), np.zeros((8, 9), bool)),
+                 sun=sun)  # fmt: skip
+    moved = moved_site_year(sy, (1, -2)).sun
+    assert moved is not None
+    for name, mine, theirs in zip(SUN_ARRAYS, moved.arrays(), sun.arrays(), strict=True):
+        np.testing.assert_array_equal(mine[..., 1:, :-2], theirs[..., :-1, 2:], err_msg=name)
+    assert (moved.looks[0] == 0).all()
+    assert (moved.looks[:, -2:] == 0).all()
+    assert np.isnan(moved.slope[:, 0]).all()
+    assert np.isnan(moved.score[:, -1]).all()
 
 
 # --- the analysis ----------------------------------------------------------------------------

@@ -177,16 +177,21 @@ def test_resume_restores_the_season_evidence() -> None:
     np.testing.assert_array_equal(back.redated, redated)
     assert back.unseen_fields is None
     np.testing.assert_array_equal(back.footprint, sy.footprint)
+    assert sy.sun is not None
+    assert back.sun is not None
+    for mine, theirs in zip(back.sun.arrays(), sy.sun.arrays(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 def test_a_record_stored_before_the_season_evidence_still_loads() -> None:
     sy = site_year("s", 2020, looks(2020), [], np.ones((60, 60), bool), PIXEL_HA, RecipeParams())
     arrays = {k: v for k, v in site_year_arrays(sy).items() if not k.startswith("evidence_")}
     record = site_year_record(sy)
-    for key in ("has_evidence", "has_redated", "has_unseen_fields"):
+    for key in ("has_evidence", "has_redated", "has_unseen_fields", "has_sun"):
         del record[key]
     back = site_year_from_stored(stored(record), arrays)
     assert back.evidence is None  # unknown: analysis leaves the year as it is and flags it
+    assert back.sun is None  # unknown: the years pool none
     np.testing.assert_array_equal(back.footprint, sy.footprint)
 
 

@@ -269,6 +269,9 @@ def test_large_grid_reads_composites_on_demand_with_the_same_outputs(
         assert sy.composite.reflectance.shape[1:] == sy.footprint.shape
         assert sy.coal is not None
         assert sy.coal.frequency.shape == sy.footprint.shape
+        assert sy.sun is not None
+        assert type(getattr(sy.sun, "_base", sy.sun)).__name__ == "StoredSunResponse"
+        assert sy.sun.trend.shape == sy.footprint.shape
 
 
 def test_supervised_mode_trains_on_polygons_and_records_the_model(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,7 +27,14 @@ from pipeline.bands import BANDS
 from pipeline.classify import coal_frequency
 from pipeline.composite import median_composite
 from pipeline.recipe import Look, RecipeParams, SeasonProducts, classify, look_record, site_year
-from pipeline.terrain import SunResponse, shadowed, shorth, solar_declination, sun_response
+from pipeline.terrain import (
+    SUN_ARRAYS,
+    SunResponse,
+    shadowed,
+    shorth,
+    solar_declination,
+    sun_response,
+)
 
 DAYS = [date(2023, 9, 2), date(2023, 9, 12), date(2023, 9, 22), date(2023, 10, 2),
         date(2023, 10, 12), date(2023, 10, 22), date(2023, 11, 1), date(2023, 11, 11)]  # fmt: skip
@@ -301,6 +309,8 @@ def _numpy_response(
         np.where(usable, score, np.nan).astype(np.float32),
         np.where(usable, high - low, np.nan).astype(np.float32),
         n.astype(np.int16),
+        np.where(usable, s_stat, np.nan).astype(np.float32),
+        np.where(usable, variance / 18, np.nan).astype(np.float32),
     )
 
 
@@ -333,7 +343,7 @@ def _assert_as_numpy(stack: NDArray[np.float32], clear: Mask, days: list[date]) 
     sun = np.array([solar_declination(d) for d in days], np.float64)
     got = sun_response(stack, clear, days).arrays()
     want = _numpy_response(stack, clear, sun)
-    for name, a, b in zip(("slope", "trend", "span", "looks"), got, want, strict=True):
+    for name, a, b in zip(SUN_ARRAYS, got, want, strict=True):
         assert a.dtype == b.dtype, name
         assert a.shape == b.shape, name
         # Equal as numbers, NaN where NaN. A sort may order -0.0 and 0.0 either way, in numpy
@@ -437,8 +447,13 @@ def test_a_yard_one_season_saw_darken_with_the_sun_is_mapped_again_by_the_others
         assert after.footprint[masks["slope"]].mean() < 0.05
         assert after.terrain_shadow[masks["slope"]].mean() > 0.9
         assert not after.terrain_shadow[shaded].any()
+        # The second slope has three clear looks every season: no season can judge it alone,
+        # the seasons pooled can (``pooled_terrain_shadow``).
+        assert before.footprint[masks["few"]].mean() > 0.9
+        assert after.footprint[masks["few"]].mean() < 0.05
         if before is not years[1]:
-            np.testing.assert_array_equal(after.footprint, before.footprint)
+            outside = ~masks["few"]
+            np.testing.assert_array_equal(after.footprint[outside], before.footprint[outside])
     # One other season that saw the yard flat is enough: a slope is never seen so.
     pair = settle_terrain_shadow(years[:2], 1, PIXEL_HA)
     assert pair[1].footprint[masks["yard"]].mean() > 0.95
@@ -512,8 +527,131 @@ def test_a_slope_the_other_seasons_saw_in_deep_shadow_is_left_out() -> None:
     assert settled[2].terrain_shadow[slope].mean() > 0.9
     for before, after in zip(years, settled, strict=True):
         assert after.footprint[masks["yard"]].mean() > 0.95
+        assert after.footprint[masks["few"]].mean() < 0.05  # the seasons pooled judge it
         if before is not years[2]:
-            np.testing.assert_array_equal(after.footprint, before.footprint)
+            outside = ~masks["few"]
+            np.testing.assert_array_equal(after.footprint[outside], before.footprint[outside])
     # One such season is too few.
     kept = settle_terrain_shadow(years[1:3], 1, PIXEL_HA)
     np.testing.assert_array_equal(kept[1].footprint, years[2].footprint)
+
+
+# --- seasons pooled (``terrain.pooled``, ``analysis.pooled_terrain_shadow``) ------------------
+
+
+def _looks_on(
+    days: list[date], level: float, *, follows_sun: bool, seed: int
+) -> tuple[NDArray[np.float32], Mask]:
+    """A 6 x 6 patch of rock at ``level`` times its spectrum on ``days``: lit as the slope of
+    ``_illumination`` when ``follows_sun``, else flat; sensor noise."""
+    rng = np.random.default_rng(seed)
+    stack = np.empty((len(days), len(BANDS), 6, 6), np.float32)
+    for t, day in enumerate(days):
+        lit = DIFFUSE + (1.0 - DIFFUSE) * _illumination(day) if follows_sun else np.ones(6)
+        spectrum = (ROCK * level * lit).astype(np.float32)
+        stack[t] = spectrum[:, None, None] + rng.normal(0.0, 0.002, (len(BANDS), 6, 6))
+    return stack, np.ones((len(days), 6, 6), bool)
+
+
+def test_pooled_seasons_add_their_kendall_scores() -> None:
+    """The seasonal Kendall test: S and its variance add up over the seasons, and the sum is
+    scored as one season's is; one season pooled is that season."""
+    early, late = DAYS[0::2], [d.replace(year=2024) for d in DAYS[1::2]]
+    a = sun_response(*_looks_on(early, 1.0, follows_sun=True, seed=1), early)
+    b = sun_response(*_looks_on(late, 1.0, follows_sun=True, seed=2), late)
+    both = terrain.pooled([a, b])
+    np.testing.assert_array_equal(both.score, a.score + b.score)
+    np.testing.assert_allclose(both.variance, a.variance + b.variance, rtol=1e-6)
+    expected = (np.abs(both.score) - 1.0) * np.sign(both.score) / np.sqrt(both.variance)
+    np.testing.assert_allclose(both.trend, expected, rtol=1e-6)
+    assert (both.looks == 8).all()
+    np.testing.assert_array_equal(both.span, np.fmax(a.span, b.span))
+    # Four looks each: neither season's trend is significant, the pooled one is.
+    assert (a.trend < 1.96).all()
+    assert (b.trend < 1.96).all()
+    assert (both.trend >= 1.96).all()
+    alone = terrain.pooled([a])
+    for name, mine, theirs in zip(SUN_ARRAYS, alone.arrays(), a.arrays(), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-6, err_msg=name)
+    with pytest.raises(ValueError, match="no seasons"):
+        terrain.pooled([])
+
+
+def test_a_change_between_seasons_is_no_trend_when_pooled() -> None:
+    """Flat ground twice as bright in the season whose looks came under the higher sun: taken
+    as one season it falls with the sun; pooled, each season is compared only with itself."""
+    early = [date(2022, 9, 1) + timedelta(days=4 * i) for i in range(8)]
+    late = [date(2023, 10, 10) + timedelta(days=4 * i) for i in range(8)]
+    bright, clear_a = _looks_on(early, 2.0, follows_sun=False, seed=3)
+    dark, clear_b = _looks_on(late, 1.0, follows_sun=False, seed=4)
+    as_one = sun_response(
+        np.concatenate([bright, dark]), np.concatenate([clear_a, clear_b]), early + late
+    )
+    assert (as_one.trend >= 1.96).mean() > 0.9  # the case is real
+    pooled = terrain.pooled(
+        [sun_response(bright, clear_a, early), sun_response(dark, clear_b, late)]
+    )
+    # No trend: a normal score, significant at 0.05 two-sided by chance only.
+    assert np.median(np.abs(pooled.trend)) < 1.0
+    assert (np.abs(pooled.trend) >= 1.96).mean() < 0.2
+    assert np.abs(pooled.slope).max() < np.abs(as_one.slope).min()
+
+
+def test_pooled_slope_is_the_mean_weighted_by_pairs_of_looks() -> None:
+    """Six looks (15 pairs) weigh five times three (3 pairs) and fifteen times two (1 pair); a
+    season without a trend at a pixel (one look) weighs nothing there."""
+    shape = (1, 2)
+
+    def season(slope: float, looks: int) -> SunResponse:
+        n = np.full(shape, looks, np.int16)
+        value = np.float32(1.0 if looks >= 2 else np.nan)
+        return SunResponse(
+            slope=np.full((len(BANDS), *shape), slope * value, np.float32),
+            trend=np.full(shape, value, np.float32), span=np.full(shape, 10.0 * value, np.float32),
+            looks=n, score=np.full(shape, value, np.float32),
+            variance=np.full(shape, value, np.float32),
+        )  # fmt: skip
+
+    many, few, two, none = season(0.01, 6), season(0.05, 3), season(0.03, 2), season(0.09, 1)
+    expected = (15 * 0.01 + 3 * 0.05 + 1 * 0.03) / 19
+    np.testing.assert_allclose(terrain.pooled([few, many, two]).slope, expected, rtol=1e-6)
+    np.testing.assert_allclose(terrain.pooled([few, none]).slope, 0.05, rtol=1e-6)
+    assert (terrain.pooled([few, none]).looks == 3).all()  # one look alone adds nothing
+    assert np.isnan(terrain.pooled([none, none]).slope).all()
+
+
+def test_the_rim_of_coal_left_out_with_its_slope_goes_too() -> None:
+    """The second slope (three clear looks a season, which no season judges alone) is mapped
+    as coal one season, with a rim of mixed pixels beside it: the seasons pooled leave the
+    slope out, and the rim, a piece under the minimum mapping unit, goes with it."""
+    years = [_season(2020 + i, seed=3 + i)[0] for i in range(4)]
+    _, masks = _season(2020, 3)
+    few = masks["few"]
+    rim = np.zeros_like(few)
+    rim[19, 30:40] = True
+    years[1] = replace(
+        years[1], coal_mask=years[1].coal_mask | few | rim, footprint=years[1].footprint | rim
+    )
+    settled = settle_terrain_shadow(years, 25, PIXEL_HA)
+    assert not settled[1].coal_mask[few | rim].any()
+    assert not settled[1].footprint[few | rim].any()
+    assert settled[1].coal_mask[masks["coal"]].mean() == years[1].coal_mask[masks["coal"]].mean()
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_a_season_sees_a_slope_darken_from_three_looks_but_not_over_a_few_degrees(
+    seed: int,
+) -> None:
+    """``terrain.follows_sun``: three looks across the season are enough to see the slope
+    darken as a slope does (not to judge it: no significance), the yard never does; two looks
+    4 degrees of sun apart see nothing, on the slope either."""
+    stack, clear, masks = _scene(seed)
+    reference = masks["yard"] | masks["coal"] | masks["slope"] | masks["few"]
+    seen = terrain.follows_sun(sun_response(stack, clear, DAYS), reference)
+    assert seen[masks["slope"]].mean() > 0.95
+    assert seen[masks["few"]].mean() > 0.95  # three looks
+    assert not seen[masks["yard"]].any()
+    assert not seen[~reference].any()
+    early = sun_response(stack[:2], clear[:2], DAYS[:2])
+    assert np.nanmax(early.span) < 8.0
+    assert not terrain.follows_sun(early, reference).any()
