@@ -36,7 +36,12 @@ from shapely.geometry import MultiPolygon, Polygon
 
 from pipeline import accuracy, boundaries, indices, terrain, trends, water
 from pipeline.change import mask_change
-from pipeline.classify import SHADE_MIN_LOSS, CoalFrequency, drop_thin_regions
+from pipeline.classify import (
+    COAL_BRIGHTNESS_MAX,
+    SHADE_MIN_LOSS,
+    CoalFrequency,
+    drop_thin_regions,
+)
 from pipeline.composite import Composite
 from pipeline.coregister import DEFAULT_COREGISTRATION, CoregistrationParams, coregister_years
 from pipeline.expansion import BoundaryChange, boundary_change, boundary_changes
@@ -457,9 +462,13 @@ def _darker_votes(
     """Per season of ``verdicts`` (index into ``years``, each with a composite: its terrain
     verdicts, shadowed and flat) that mapped ground without judging it: at that ground, how
     many other seasons neither mapped nor judged it and saw it darker in every band, by
-    ``SHADE_MIN_LOSS`` or more, on their composites. A slope in the ridge's shadow all season
-    is too dark for the footprint rule (SWIR1 under its floor), so that season cannot judge
-    it, while a season of a few early looks maps it as bare rock.
+    ``SHADE_MIN_LOSS`` or more, and as dark as coal or darker (the mean of the bands under
+    ``classify.COAL_BRIGHTNESS_MAX``), on their composites. A slope in the ridge's shadow all
+    season is lit by the sky only (a tenth to a third of the light in the visible, less in
+    the SWIR), so it reads darker than coal and too dark for the footprint rule (SWIR1 under
+    its floor), and that season cannot judge it, while a season of a few early looks maps it
+    as bare rock. Built ground merely darker in a season's composite (cloud shadows the mask
+    missed in a cloudy season's few looks) stays brighter than coal, and does not vote.
 
     Each composite is read once (a stored year's is read from disk on demand); the mapped
     ground's own values are kept, pixels only."""
@@ -483,8 +492,11 @@ def _darker_votes(
         for i, (at, values) in own.items():
             if i == j:
                 continue
+            there = reflectance[:, at[0], at[1]]
             with np.errstate(invalid="ignore"):
-                dark = np.all(reflectance[:, at[0], at[1]] <= keep * values, axis=0)
+                dark = np.all(there <= keep * values, axis=0) & (
+                    np.mean(there, axis=0) < COAL_BRIGHTNESS_MAX
+                )
             counts[i] += (dark & unmapped[at]).astype(np.int16)
     out = {}
     for i, (at, _) in own.items():

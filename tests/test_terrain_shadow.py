@@ -25,7 +25,7 @@ from pipeline import terrain
 from pipeline.analysis import settle_terrain_shadow
 from pipeline.bands import BANDS
 from pipeline.classify import coal_frequency
-from pipeline.composite import median_composite
+from pipeline.composite import Composite, median_composite
 from pipeline.recipe import Look, RecipeParams, SeasonProducts, classify, look_record, site_year
 from pipeline.terrain import (
     SUN_ARRAYS,
@@ -655,3 +655,33 @@ def test_a_season_sees_a_slope_darken_from_three_looks_but_not_over_a_few_degree
     early = sun_response(stack[:2], clear[:2], DAYS[:2])
     assert np.nanmax(early.span) < 8.0
     assert not terrain.follows_sun(early, reference).any()
+
+
+@pytest.mark.parametrize(("light", "left_out"), [(0.55, False), (0.3, True)])
+def test_only_seasons_that_saw_the_ground_darker_than_coal_vote_it_a_slope(
+    light: float, left_out: bool
+) -> None:
+    """A season mapped the yard without judging it; two seasons did not map it, their
+    composites darker there in every band. At 55 % of its light (cloud shadows the mask missed
+    in a cloudy season's few looks) the yard is still brighter than coal: no vote, it stays.
+    At 30 % (skylight only, a slope behind its ridge all season) it reads darker than coal:
+    two votes, it is left out."""
+    years = [_season(2020 + i, seed=3 + i)[0] for i in range(3)]
+    _, masks = _season(2020, 3)
+    yard = masks["yard"]
+    years[0] = replace(years[0], terrain_flat=years[0].terrain_flat & ~yard)  # not judged
+    for i in (1, 2):
+        sy = years[i]
+        reflectance = sy.composite.reflectance.copy()
+        reflectance[:, yard] *= np.float32(light)
+        years[i] = replace(
+            sy,
+            composite=Composite(reflectance, sy.composite.clear_count, sy.composite.mad),
+            footprint=sy.footprint & ~yard,
+            terrain_flat=sy.terrain_flat & ~yard,
+            sun=None,  # votes only: no pooling
+        )
+    assert np.mean(years[1].composite.reflectance[:, yard]) > 0.075 or left_out  # the case
+    settled = settle_terrain_shadow(years, 1, PIXEL_HA)
+    kept = settled[0].footprint[yard].mean()
+    assert kept < 0.05 if left_out else kept > 0.95
