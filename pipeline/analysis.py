@@ -345,10 +345,11 @@ def settle_terrain_shadow(
     Ground a season mapped, without judging it or judged flat, is left out as shadowed when at
     least ``MIN_SLOPE_VOTES`` other seasons found it so, more than found it flat (one season
     fooled by cloud shadows must not take ground out of the others); the footprint and coal
-    pieces it leaves under ``min_pixels`` go with it (a pile's rim without the pile). A season that saw the ground in deep shadow all along, too
-    dark for either rule, could not judge it: where a season mapped ground without judging it,
-    another season votes shadowed where it neither mapped nor judged that ground and saw it
-    darker in every band by ``classify.SHADE_MIN_LOSS`` or more (:func:`_darker_votes`).
+    pieces it leaves under ``min_pixels`` go with it (a pile's rim without the pile). A season
+    that saw the ground in deep shadow all along, too dark for either rule, could not judge
+    it: where a season mapped ground without judging it, another season votes shadowed where
+    it neither mapped nor judged that ground and saw it darker in every band by
+    ``classify.SHADE_MIN_LOSS`` or more, and darker than coal (:func:`_darker_votes`).
     A season of a few clear looks cannot judge ground alone (``terrain.min_trend_looks``:
     five at the default significance), nor can its neighbours when they have as few: ground a
     season mapped without judging it is also left out when the seasons' looks pooled follow
