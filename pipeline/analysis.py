@@ -374,10 +374,10 @@ def settle_terrain_shadow(
     shadow_votes = np.sum([v[0] for v in votes.values()], axis=0, dtype=np.int16)
     flat_votes = np.sum([v[1] for v in votes.values()], axis=0, dtype=np.int16)
     darker = _darker_votes(years, {i: (v[0], v[1]) for i, v in votes.items()})
-    pooled = pooled_terrain_shadow(years, terrain_rule or {})
+    reference = _terrain_reference(years)
+    pooled = pooled_terrain_shadow(years, reference, terrain_rule or {})
     darkening: dict[int, BoolArray] = {}
     if pooled is not None and pooled.any():
-        reference = _terrain_reference(years)
         following = {k: v for k, v in (terrain_rule or {}).items() if k in _FOLLOWS_BY}
         for i, sy in enumerate(years):
             if sy.sun is not None:
@@ -429,16 +429,16 @@ def settle_terrain_shadow(
 
 
 def pooled_terrain_shadow(
-    years: Sequence[SiteYear], terrain_rule: Mapping[str, float]
+    years: Sequence[SiteYear], reference: BoolArray, terrain_rule: Mapping[str, float]
 ) -> BoolArray | None:
-    """Ground the years (on one frame) mapped or left out as shadowed in any season whose
-    seasons' looks, pooled (``terrain.pooled``: the seasonal Kendall test), follow the sun
-    (``terrain.shadowed`` with ``terrain_rule``, against that ground); None with fewer than two
-    seasons' responses to the sun (years stored before they were kept have none)."""
+    """Ground of ``reference`` (what the years, on one frame, mapped or left out as shadowed
+    in any season: :func:`_terrain_reference`) whose seasons' looks, pooled (``terrain.pooled``:
+    the seasonal Kendall test), follow the sun (``terrain.shadowed`` with ``terrain_rule``,
+    against that ground); None with fewer than two seasons' responses to the sun (years stored
+    before they were kept have none)."""
     responses = [sy.sun for sy in years if sy.sun is not None]
     if len(responses) < 2:
         return None
-    reference = _terrain_reference(years)
     return reference & terrain.shadowed(terrain.pooled(responses), reference, **terrain_rule)
 
 
