@@ -82,6 +82,9 @@ LINEAR_FEATURES = "linear-features"
 #: it than the coal area's own half-width (``YearMetrics.coal_undecided_ha``). The year is kept:
 #: dark ground (asphalt, dark roofs) under a cloud shadow in one of two looks is undecided too.
 COAL_UNDECIDED = "coal-undecided"
+#: Flag of a year whose footprint includes ground it never saw clear, carried from the nearest
+#: year that saw it (``fill_unseen``, ``YearMetrics.gap_filled_ha``).
+GAP_FILLED = "gap-filled"
 #: Years a pixel must be mapped a field in before ``drop_unseen_fields`` believes it one.
 MIN_FIELD_YEARS = 2
 #: Other seasons that must find ground shadowed to leave it out of a season that mapped it
@@ -117,9 +120,11 @@ def analyse_site(
     (``settle_terrain_shadow``), exposed bed of water drawn down out
     (``water.drop_exposed_beds``, judged against dry ground that is not a field), then
     ``date_footprints``, then the new linear features added (``add_lines`` with ``lines``;
-    None: none looked for). The returned ``years`` are those; ``YearMetrics`` says what moved
-    and flags the years, and how much ground the coal counting rule (``coal_min_frequency``,
-    ``coal_min_observations``) could not settle for want of clear looks (:func:`undecided_coal`).
+    None: none looked for), then the footprint of ground a year never saw clear carried from
+    the nearest year that saw it (``fill_unseen``). The returned ``years`` are those;
+    ``YearMetrics`` says what moved and flags the years, and how much ground the coal counting
+    rule (``coal_min_frequency``, ``coal_min_observations``) could not settle for want of clear
+    looks (:func:`undecided_coal`).
 
     Area uncertainties count internal edges only (``trends.edge_uncertainty_ha`` with the
     year's ``valid``). Changes (:func:`year_change`) compare consecutive years with data, and
@@ -136,6 +141,7 @@ def analyse_site(
     years = date_footprints(beds.years, min_px, fields)
     if lines is not None:
         years = add_lines(years, grid.resolution, lines)
+    years = fill_unseen(years, analysis_area(site, grid, buffer_m))
     for sy, bed in zip(years, beds.removed, strict=True):
         if bed is not None and bed.any():
             logger.info(
@@ -165,6 +171,7 @@ def analyse_site(
         shift = sy.registration.shift_px if sy.registration is not None else (None, None)
         coal_pm = trends.edge_uncertainty_ha(sy.coal_mask, grid.resolution, sy.valid)
         undecided_ha = float(sy.coal_undecided.sum()) * px if sy.coal_undecided is not None else 0.0
+        filled_ha = float(sy.gap_filled.sum()) * px if sy.gap_filled is not None else 0.0
         flags = tuple(
             flag
             for flag, on in (
@@ -176,6 +183,7 @@ def analyse_site(
                 (COREGISTERED, sy.registration is not None and sy.registration.moved),
                 (LINEAR_FEATURES, sy.linear is not None and bool(sy.linear.any())),
                 (COAL_UNDECIDED, undecided_ha > coal_pm),
+                (GAP_FILLED, filled_ha > 0),
             )
             if on
         )
@@ -193,6 +201,7 @@ def analyse_site(
                 exposed_bed_ha=bed_ha,
                 terrain_shadow_ha=slope_ha,
                 coal_undecided_ha=undecided_ha,
+                gap_filled_ha=filled_ha,
                 shift_x_px=shift[0],
                 shift_y_px=shift[1],
                 flags=flags,
@@ -210,6 +219,54 @@ def analyse_site(
     return SiteAnalysis(
         site, grid, float(area.sum()) * px, tuple(years), tuple(metrics), tuple(changes)
     )
+
+
+def fill_unseen(years: Sequence[SiteYear], area: BoolArray) -> list[SiteYear]:
+    """``years`` (ascending) with the footprint of the ``area`` a year never saw clear carried
+    from the nearest earlier year that saw that ground, or, before the first such year, from
+    the nearest later one (``SiteYear.gap_filled``). The years that saw it are those with a
+    composite, before this fill: nothing is carried twice.
+
+    Why: a pixel under cloud in every look of a season is no data, and left out it counts as
+    no footprint: a camp half under a summer-long cloud would read smaller that year and grow
+    back the next, a change no ground made. Built ground and spoil persist from year to year,
+    so the last state seen is the best estimate of the unseen one: the gap filling of annual
+    land-cover series (MapBiomas, Souza et al. 2020, Remote Sensing 12(17):2735: "no data"
+    takes the previous year's class, else the next year's). Coal is not carried: a stockpile
+    can come and go within months.
+
+    The filled ground stays outside ``valid``: the year's change, edges and coverage count
+    only what it saw, so a fill never makes a change, and ``coverage`` still tells the gap.
+    Expansion into ground unseen that year shows in the next year that sees it."""
+    observed = [i for i, sy in enumerate(years) if sy.composite is not None]
+    if not observed:
+        return list(years)
+    before, after = _last_seen(years, observed), _last_seen(years, observed[::-1])
+    out = list(years)
+    for i in observed:
+        sy = years[i]
+        (seen_a, footprint_a), (seen_b, footprint_b) = before[i], after[i]
+        carried = np.where(seen_a, footprint_a, seen_b & footprint_b)
+        filled = np.asarray(area & ~sy.valid & carried, bool)
+        out[i] = replace(sy, footprint=sy.footprint | filled, gap_filled=filled)
+    return out
+
+
+def _last_seen(
+    years: Sequence[SiteYear], order: Sequence[int]
+) -> dict[int, tuple[BoolArray, BoolArray]]:
+    """Per year of ``order``: (ground some year before it in ``order`` saw clear, the
+    footprint of the last such year there)."""
+    shape = years[order[0]].footprint.shape
+    seen = np.zeros(shape, bool)
+    footprint = np.zeros(shape, bool)
+    out: dict[int, tuple[BoolArray, BoolArray]] = {}
+    for i in order:
+        out[i] = (seen.copy(), footprint.copy())
+        sy = years[i]
+        footprint = np.where(sy.valid, sy.footprint, footprint)
+        seen |= sy.valid
+    return out
 
 
 def undecided_coal(

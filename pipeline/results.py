@@ -147,6 +147,9 @@ class SiteYear:
     # Set by ``analysis.analyse_site`` (None before it): ground flagged as coal in half or more
     # of its clear looks but seen in too few to count (``analysis.undecided_coal``), not coal.
     coal_undecided: BoolArray | None = None
+    # Set by ``analysis.fill_unseen`` (None before it): footprint of the analysis area this
+    # year never saw clear, carried from the nearest year that saw it (not ``valid``).
+    gap_filled: BoolArray | None = None
 
     @property
     def n_used(self) -> int:
@@ -437,13 +440,16 @@ class YearMetrics:
     # Ground flagged as coal in half or more of its clear looks but seen in too few looks to
     # count (``analysis.undecided_coal``): what ``coal_ha`` may be missing, not in it.
     coal_undecided_ha: float = 0.0
+    # Footprint of ground this year never saw clear, carried from the nearest year that saw it
+    # (``analysis.fill_unseen``): in ``footprint_ha``, not seen this year.
+    gap_filled_ha: float = 0.0
     # Where the year's imagery lay against the site's common frame, pixels east and north
     # (``Registration.shift_px``); None: not estimated.
     shift_x_px: float | None = None
     shift_y_px: float | None = None
     # Flags for the trend tables (``analysis.MAY_LAG``, ``REDATED``, ``UNSEEN_FIELDS``,
     # ``EXPOSED_BED``, ``TERRAIN_SHADOW``, ``COREGISTERED``, ``LINEAR_FEATURES``,
-    # ``COAL_UNDECIDED``).
+    # ``COAL_UNDECIDED``, ``GAP_FILLED``).
     flags: tuple[str, ...] = ()
 
 

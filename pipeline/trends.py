@@ -510,7 +510,7 @@ KNOWN_FLAGS = (
     EXCLUDING_FLAGS
     | NOTED_FLAGS
     | DATING_FLAGS
-    | {"widened-window", "scenes-skipped", "coregistered", "coal-undecided"}
+    | {"widened-window", "scenes-skipped", "coregistered", "coal-undecided", "gap-filled"}
 )
 """Every flag :func:`select_series` understands; any other is an error, so that a new flag is
 classified (excluding or not) before it reaches a table. ``widened-window`` (window widened
@@ -518,7 +518,9 @@ to find 3 clear looks, still the same day-of-year window every year), ``scenes-s
 (unreadable scenes, recorded in the manifest), ``coregistered`` (the year's imagery sat a pixel
 or more off the other years and was moved back onto their frame: ``analysis.COREGISTERED``),
 ``coal-undecided`` (more ground flagged as coal in too few clear looks to count than the coal
-area's half-width: ``analysis.COAL_UNDECIDED``) and the :data:`DATING_FLAGS` keep the year.
+area's half-width: ``analysis.COAL_UNDECIDED``), ``gap-filled`` (footprint of ground the year
+never saw clear, carried from the nearest year that saw it: ``analysis.GAP_FILLED``) and the
+:data:`DATING_FLAGS` keep the year.
 :data:`FLAG_MEANINGS` says each in words."""
 
 FLAG_MEANINGS: Mapping[str, str] = {
@@ -532,14 +534,20 @@ FLAG_MEANINGS: Mapping[str, str] = {
         "is set."
     ),
     "partial-coverage": (
-        "Less than 95% of the analysis area was seen clear at least once, so the areas "
-        "undercount the unseen part and the year is left out of the statistics unless "
-        "trends.keep_flagged is set."
+        "Less than 95% of the analysis area was seen clear at least once, so the unseen part's "
+        "footprint is carried from other years (gap_filled_ha) and its coal is not counted, "
+        "and the year is left out of the statistics unless trends.keep_flagged is set."
     ),
     "coal-undecided": (
         "More ground than the coal area's half-width was flagged as coal but seen in too few "
         "looks to count (coal_undecided_ha), so the coal area may miss piles the clouds hid, "
         "or dark ground was seen under a cloud shadow; the year is kept."
+    ),
+    "gap-filled": (
+        "Some ground was under cloud in every look of this season: its footprint is the one "
+        "the nearest year that saw it clear had (the year before, else the year after; "
+        "gap_filled_ha), so the area does not shrink under a cloud, and its coal is not "
+        "counted; the year is kept."
     ),
     "widened-window": (
         "The season window was widened to find enough clear looks (still the same dates every "

@@ -100,6 +100,14 @@ def _coal(row: Mapping[str, Any]) -> str:
     return f"{text} (+{_fixed(undecided)} undecided)" if undecided else text
 
 
+def _footprint(row: Mapping[str, Any]) -> str:
+    """The footprint area with its interval, and how much of it the year never saw clear when
+    there is some: carried from the nearest year that saw it (``gap_filled_ha``)."""
+    text = _pm(row.get("footprint_ha"), row.get("footprint_pm_ha"))
+    filled = _number(row.get("gap_filled_ha"))
+    return f"{text} (incl. {_fixed(filled)} carried over a gap)" if filled else text
+
+
 def _interval(mean: object, low: object, high: object) -> str:
     if _number(mean) is None:
         return _NONE
@@ -376,7 +384,7 @@ def _trend_context(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "year": str(row["year"]),
         "low_data": not point_style(row.get("flags")).filled,
-        "footprint": _pm(row.get("footprint_ha"), row.get("footprint_pm_ha")),
+        "footprint": _footprint(row),
         "coal": _coal(row),
         "compared_to": _text(row.get("compared_to_year")),
         "added": _pm(row.get("added_ha"), row.get("added_pm_ha")),

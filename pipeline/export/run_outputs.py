@@ -201,7 +201,9 @@ def write_site_rasters(out: Path, a: SiteAnalysis) -> list[Path]:
         stem = folder / f"{a.site.id}_{sy.year}"
         tags = {"site_id": a.site.id, "year": str(sy.year), "window": "/".join(sy.window)}
         outside = ~sy.valid
-        fp = np.where(outside, 255, sy.footprint.astype(np.uint8)).astype(np.uint8)
+        # The footprint the areas count: with ground never seen carried from another year.
+        unseen = outside if sy.gap_filled is None else outside & ~sy.gap_filled
+        fp = np.where(unseen, 255, sy.footprint.astype(np.uint8)).astype(np.uint8)
         freq = np.where(
             outside | ~np.isfinite(sy.coal.frequency), 255, np.round(sy.coal.frequency * 100)
         ).astype(np.uint8)

@@ -8,8 +8,9 @@ Per site and year with a composite, in ``rasters/<site>/``:
                                     years compare; alpha 0 where no clear observation
 ``<site>_<year>_classes.tif``       uint8 ``CLASS_LEGEND``: 0 other ground, 1 footprint (not
                                     coal), 2 coal, 3 coal undecided (flagged as coal, but seen
-                                    in too few clear looks to count), 255 no data (outside the
-                                    analysis area or never seen clear)
+                                    in too few clear looks to count), 4 footprint carried from
+                                    another year (never seen clear this year), 255 no data
+                                    (outside the analysis area or never seen clear)
 ``<site>_<y0>-<y1>_change.tif``     uint8 ``CHANGE_LEGEND`` per consecutive pair of years with
                                     data: 0 unchanged, 1 footprint added, 2 footprint removed,
                                     255 no data (not seen in both years); the rings of
@@ -91,6 +92,7 @@ CLASS_LEGEND: tuple[RasterClass, ...] = (
     RasterClass(1, "footprint (not coal)", (230, 159, 0)),
     RasterClass(2, "coal", (40, 40, 40)),
     RasterClass(3, "coal undecided (too few clear looks)", (204, 121, 167)),
+    RasterClass(4, "footprint carried from another year (never seen clear)", (240, 228, 66)),
 )
 CHANGE_LEGEND: tuple[RasterClass, ...] = (
     RasterClass(0, "unchanged", (210, 210, 210)),
@@ -132,11 +134,14 @@ def truecolour_rgba(reflectance: NDArray[np.floating[Any]], stretch: Stretch) ->
 def class_map(sy: SiteYear) -> NDArray[np.uint8]:
     """(y, x) uint8 of ``CLASS_LEGEND``: 2 coal, 3 coal undecided (``SiteYear.coal_undecided``),
     1 footprint that is neither, 0 other ground, ``NODATA`` where the year is not ``valid``
-    (outside the analysis area or never seen)."""
+    (outside the analysis area or never seen), except 4 where footprint never seen was carried
+    from another year (``SiteYear.gap_filled``)."""
     classes = np.where(sy.coal_mask, 2, np.where(sy.footprint, 1, 0)).astype(np.uint8)
     if sy.coal_undecided is not None:
         classes[sy.coal_undecided & ~sy.coal_mask] = 3
     classes[~sy.valid] = NODATA
+    if sy.gap_filled is not None:
+        classes[sy.gap_filled] = 4
     return classes
 
 

@@ -25,6 +25,7 @@
         <paletteEntry value="1" alpha="255" label="footprint (not coal)" color="#e69f00"/>
         <paletteEntry value="2" alpha="255" label="coal" color="#282828"/>
         <paletteEntry value="3" alpha="255" label="coal undecided (too few clear looks)" color="#cc79a7"/>
+        <paletteEntry value="4" alpha="255" label="footprint carried from another year (never seen clear)" color="#f0e442"/>
       </colorPalette>
     </rasterrenderer>
     <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
