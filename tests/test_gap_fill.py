@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from shapely.geometry import box
 
 from pipeline.analysis import GAP_FILLED, analyse_site, fill_unseen
+from pipeline.export.run_outputs import write_site_rasters
 from pipeline.export.site_rasters import CLASS_LEGEND, class_map
 from pipeline.recipe import Look, RecipeParams, look_record, site_year
 from pipeline.results import SiteAnalysis, SiteYear
@@ -200,3 +203,15 @@ def test_fill_unseen_prefers_the_year_before_over_the_year_after(
     assert not fill_unseen(years, np.zeros(shape, bool))[1].footprint.any()
     years[0] = replace(years[0], composite=None)
     assert not fill_unseen(years, area)[1].footprint.any()  # the year after saw none
+
+
+def test_the_footprint_raster_holds_the_footprint_the_areas_count(
+    analysis: SiteAnalysis, tmp_path: Path
+) -> None:
+    paths = write_site_rasters(tmp_path, analysis)
+    path = next(p for p in paths if p.name == f"gaps_{Y + 1}_footprint.tif")
+    with rasterio.open(path) as ds:
+        footprint = ds.read(1)
+    assert set(np.unique(footprint[CAMP_UNDER_CLOUD])) == {1}  # carried
+    assert set(np.unique(footprint[NEVER])) == {255}  # never seen, nothing to carry
+    assert set(np.unique(footprint[NEW])) == {255}  # unseen, carried as not footprint
