@@ -141,7 +141,6 @@ def analyse_site(
     years = date_footprints(beds.years, min_px, fields)
     if lines is not None:
         years = add_lines(years, grid.resolution, lines)
-    years = fill_unseen(years, analysis_area(site, grid, buffer_m))
     for sy, bed in zip(years, beds.removed, strict=True):
         if bed is not None and bed.any():
             logger.info(
@@ -162,6 +161,7 @@ def analyse_site(
         )
         for sy in years
     ]
+    years = fill_unseen(years, analysis_area(site, grid, buffer_m))
     metrics = []
     for sy in years:
         redated_ha = float(sy.redated.sum()) * px if sy.redated is not None else 0.0
@@ -232,8 +232,11 @@ def fill_unseen(years: Sequence[SiteYear], area: BoolArray) -> list[SiteYear]:
     back the next, a change no ground made. Built ground and spoil persist from year to year,
     so the last state seen is the best estimate of the unseen one: the gap filling of annual
     land-cover series (MapBiomas, Souza et al. 2020, Remote Sensing 12(17):2735: "no data"
-    takes the previous year's class, else the next year's). Coal is not carried: a stockpile
-    can come and go within months.
+    takes the previous year's class, else the next year's).
+
+    Coal is not carried into ``coal_mask``: a stockpile can come and go within months. The
+    coal the same rule would carry joins the year's ``coal_undecided`` instead: coal the
+    clouds may have hidden, which the year's coal area may be missing.
 
     The filled ground stays outside ``valid``: the year's change, edges and coverage count
     only what it saw, so a fill never makes a change, and ``coverage`` still tells the gap.
@@ -245,26 +248,32 @@ def fill_unseen(years: Sequence[SiteYear], area: BoolArray) -> list[SiteYear]:
     out = list(years)
     for i in observed:
         sy = years[i]
-        (seen_a, footprint_a), (seen_b, footprint_b) = before[i], after[i]
-        carried = np.where(seen_a, footprint_a, seen_b & footprint_b)
-        filled = np.asarray(area & ~sy.valid & carried, bool)
-        out[i] = replace(sy, footprint=sy.footprint | filled, gap_filled=filled)
+        gap = area & ~sy.valid
+        (seen_a, footprint_a, coal_a), (seen_b, footprint_b, coal_b) = before[i], after[i]
+        filled = np.asarray(gap & np.where(seen_a, footprint_a, seen_b & footprint_b), bool)
+        hidden = gap & np.where(seen_a, coal_a, seen_b & coal_b)
+        undecided = hidden if sy.coal_undecided is None else sy.coal_undecided | hidden
+        out[i] = replace(
+            sy, footprint=sy.footprint | filled, gap_filled=filled, coal_undecided=undecided
+        )
     return out
 
 
 def _last_seen(
     years: Sequence[SiteYear], order: Sequence[int]
-) -> dict[int, tuple[BoolArray, BoolArray]]:
+) -> dict[int, tuple[BoolArray, BoolArray, BoolArray]]:
     """Per year of ``order``: (ground some year before it in ``order`` saw clear, the
-    footprint of the last such year there)."""
+    footprint and the coal of the last such year there)."""
     shape = years[order[0]].footprint.shape
     seen = np.zeros(shape, bool)
     footprint = np.zeros(shape, bool)
-    out: dict[int, tuple[BoolArray, BoolArray]] = {}
+    coal = np.zeros(shape, bool)
+    out: dict[int, tuple[BoolArray, BoolArray, BoolArray]] = {}
     for i in order:
-        out[i] = (seen.copy(), footprint.copy())
+        out[i] = (seen.copy(), footprint.copy(), coal.copy())
         sy = years[i]
         footprint = np.where(sy.valid, sy.footprint, footprint)
+        coal = np.where(sy.valid, sy.coal_mask, coal)
         seen |= sy.valid
     return out
 

@@ -145,7 +145,9 @@ class SiteYear:
     # (``linear.track_lines``), which the change stage's opening leaves in place.
     linear: BoolArray | None = None
     # Set by ``analysis.analyse_site`` (None before it): ground flagged as coal in half or more
-    # of its clear looks but seen in too few to count (``analysis.undecided_coal``), not coal.
+    # of its clear looks but seen in too few to count (``analysis.undecided_coal``), and ground
+    # never seen clear that the nearest year that saw it counted as coal
+    # (``analysis.fill_unseen``): coal the clouds may have hidden, not coal.
     coal_undecided: BoolArray | None = None
     # Set by ``analysis.fill_unseen`` (None before it): footprint of the analysis area this
     # year never saw clear, carried from the nearest year that saw it (not ``valid``).
@@ -438,7 +440,8 @@ class YearMetrics:
     # brightness followed the sinking sun: ``terrain.shadowed``).
     terrain_shadow_ha: float = 0.0
     # Ground flagged as coal in half or more of its clear looks but seen in too few looks to
-    # count (``analysis.undecided_coal``): what ``coal_ha`` may be missing, not in it.
+    # count (``analysis.undecided_coal``), or never seen and coal the nearest year that saw it
+    # (``analysis.fill_unseen``): what ``coal_ha`` may be missing, not in it.
     coal_undecided_ha: float = 0.0
     # Footprint of ground this year never saw clear, carried from the nearest year that saw it
     # (``analysis.fill_unseen``): in ``footprint_ha``, not seen this year.

@@ -535,19 +535,21 @@ FLAG_MEANINGS: Mapping[str, str] = {
     ),
     "partial-coverage": (
         "Less than 95% of the analysis area was seen clear at least once, so the unseen part's "
-        "footprint is carried from other years (gap_filled_ha) and its coal is not counted, "
-        "and the year is left out of the statistics unless trends.keep_flagged is set."
+        "footprint is carried from other years (gap_filled_ha) and its coal is not counted "
+        "(coal_undecided_ha), and the year is left out of the statistics unless "
+        "trends.keep_flagged is set."
     ),
     "coal-undecided": (
         "More ground than the coal area's half-width was flagged as coal but seen in too few "
-        "looks to count (coal_undecided_ha), so the coal area may miss piles the clouds hid, "
-        "or dark ground was seen under a cloud shadow; the year is kept."
+        "looks to count, or never seen clear where the nearest year that saw it had coal "
+        "(coal_undecided_ha), so the coal area may miss piles the clouds hid, or dark ground "
+        "was seen under a cloud shadow; the year is kept."
     ),
     "gap-filled": (
         "Some ground was under cloud in every look of this season: its footprint is the one "
         "the nearest year that saw it clear had (the year before, else the year after; "
-        "gap_filled_ha), so the area does not shrink under a cloud, and its coal is not "
-        "counted; the year is kept."
+        "gap_filled_ha), so the area does not shrink under a cloud; its coal is not counted "
+        "but reported as undecided (coal_undecided_ha); the year is kept."
     ),
     "widened-window": (
         "The season window was widened to find enough clear looks (still the same dates every "

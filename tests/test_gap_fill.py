@@ -141,12 +141,21 @@ def test_ground_no_year_saw_stays_unmapped(analysis: SiteAnalysis) -> None:
         assert share(sy.gap_filled, NEVER) == 0.0
 
 
-def test_coal_is_not_carried(analysis: SiteAnalysis) -> None:
+def test_coal_is_not_carried_but_reported_undecided(analysis: SiteAnalysis) -> None:
     years = by_year(analysis)
     assert share(years[Y].coal_mask, PILE) > 0.9  # a pile every year it is seen
     under = years[Y + 1]
     assert share(under.coal_mask, PILE) == 0.0
     assert share(under.footprint, PILE) == 1.0  # its ground was footprint the year before
+    assert under.coal_undecided is not None
+    hidden = years[Y].coal_mask & ~under.valid
+    assert hidden.sum() > 100
+    assert (under.coal_undecided == hidden).all()  # nothing else undecided in the test
+    metrics = {m.year: m for m in analysis.metrics}
+    assert metrics[Y + 1].coal_undecided_ha == pytest.approx(
+        hidden.sum() * analysis.grid.pixel_area_ha
+    )
+    assert set(np.unique(class_map(under)[hidden])) == {3}
 
 
 def test_the_areas_do_not_shrink_under_a_cloud_and_say_what_was_carried(

@@ -135,13 +135,13 @@ def class_map(sy: SiteYear) -> NDArray[np.uint8]:
     """(y, x) uint8 of ``CLASS_LEGEND``: 2 coal, 3 coal undecided (``SiteYear.coal_undecided``),
     1 footprint that is neither, 0 other ground, ``NODATA`` where the year is not ``valid``
     (outside the analysis area or never seen), except 4 where footprint never seen was carried
-    from another year (``SiteYear.gap_filled``)."""
+    from another year (``SiteYear.gap_filled``) and 3 where coal may be hidden there."""
     classes = np.where(sy.coal_mask, 2, np.where(sy.footprint, 1, 0)).astype(np.uint8)
-    if sy.coal_undecided is not None:
-        classes[sy.coal_undecided & ~sy.coal_mask] = 3
     classes[~sy.valid] = NODATA
     if sy.gap_filled is not None:
         classes[sy.gap_filled] = 4
+    if sy.coal_undecided is not None:
+        classes[sy.coal_undecided & ~sy.coal_mask] = 3
     return classes
 
 
