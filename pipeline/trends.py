@@ -546,10 +546,9 @@ FLAG_MEANINGS: Mapping[str, str] = {
         "was seen under a cloud shadow; the year is kept."
     ),
     "gap-filled": (
-        "Some ground was under cloud in every look of this season: its footprint is the one "
-        "the nearest year that saw it clear had (the year before, else the year after; "
-        "gap_filled_ha), so the area does not shrink under a cloud; its coal is not counted "
-        "but reported as undecided (coal_undecided_ha); the year is kept."
+        "Some ground was under cloud in every look of this season, so its footprint is the one "
+        "the nearest year that saw it had (gap_filled_ha) and its coal counts as undecided "
+        "(coal_undecided_ha), not in the area; the year is kept."
     ),
     "widened-window": (
         "The season window was widened to find enough clear looks (still the same dates every "
