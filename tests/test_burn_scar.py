@@ -3,26 +3,25 @@ bare ground (DOMAIN.md "Confusers"). What tells it apart is its history: it was 
 earlier in the season or in the year before, and it greens again. A coal pile dumped on a field
 during the season is the same ground until the next year, where it stays.
 
-Looks built by hand every ten days from 1 June to 15 November, so each assertion is about the
-rules (``recipe.classify``'s coal on green ground, ``analysis.redate_clearings`` and
-``analysis.drop_unseen_fields``) alone.
+Looks built by hand every ten days from 1 June to 15 November (``support.hand_looks``), so each
+assertion is about the rules (``recipe.classify``'s coal on green ground,
+``analysis.redate_clearings`` and ``analysis.drop_unseen_fields``) alone.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pytest
 from shapely.geometry import box
+from support.hand_looks import FOREST, Region, analysed, hand_looks, hand_site_years
 
-from pipeline.analysis import analyse_site
-from pipeline.recipe import Look, RecipeParams, look_record, site_year
+from pipeline.recipe import Look
 from pipeline.results import SiteAnalysis, SiteYear, site_year_arrays, site_year_record
 from pipeline.sites import Site
 
 # (blue, green, red, nir, swir16, swir22)
-FOREST = [0.025, 0.050, 0.028, 0.340, 0.170, 0.080]
 CROP = [0.030, 0.070, 0.040, 0.420, 0.220, 0.100]
 SOIL = [0.070, 0.095, 0.120, 0.180, 0.260, 0.205]
 COAL = [0.040, 0.042, 0.044, 0.048, 0.056, 0.058]
@@ -53,23 +52,14 @@ def surface(day: date) -> list[tuple[tuple[slice, slice], list[float]]]:
     ]
 
 
+def spring_burn_clouds(day: date) -> list[Region]:
+    """Clouds over the spring burn from July to September of ``CLOUDY_SUMMER``."""
+    cloudy = day.year == CLOUDY_SUMMER and date(day.year, 7, 1) <= day < date(day.year, 10, 1)
+    return [SPRING_BURN] if cloudy else []
+
+
 def looks(year: int, shape: tuple[int, int]) -> list[Look]:
-    rng = np.random.default_rng(year)
-    out = []
-    day = date(year, 6, 1)
-    while day <= date(year, 11, 15):
-        img = np.empty((6, *shape), np.float32)
-        img[:] = np.array(FOREST, np.float32)[:, None, None]
-        for (rows, cols), spectrum in surface(day):
-            img[:, rows, cols] = np.array(spectrum, np.float32)[:, None, None]
-        img += rng.normal(0.0, 0.002, img.shape).astype(np.float32)
-        clear = np.ones(shape, bool)
-        if year == CLOUDY_SUMMER and date(year, 7, 1) <= day < date(year, 10, 1):
-            clear[SPRING_BURN] = False
-        record = look_record(f"S{day:%Y%m%d}", f"{day.isoformat()}T02:00:00+00:00")
-        out.append(Look(day, img, clear, record))
-        day += timedelta(days=10)
-    return out
+    return hand_looks(year, shape, surface, spring_burn_clouds, noise=0.002)
 
 
 @pytest.fixture(scope="module")
@@ -79,25 +69,12 @@ def site() -> Site:
 
 @pytest.fixture(scope="module")
 def site_years(site: Site) -> list[SiteYear]:
-    grid = site.grid(10.0, 0.0)
-    assert min(grid.shape) >= 45
-    area = np.ones(grid.shape, bool)
-    return [
-        site_year(site.id, y, looks(y, grid.shape), [], area, grid.pixel_area_ha, RecipeParams())
-        for y in YEARS
-    ]
+    return hand_site_years(site, YEARS, looks, min_side_px=45)
 
 
 @pytest.fixture(scope="module")
 def analysis(site: Site, site_years: list[SiteYear]) -> SiteAnalysis:
-    return analyse_site(
-        site,
-        site.grid(10.0, 0.0),
-        site_years,
-        buffer_m=0.0,
-        min_mapping_unit_ha=0.25,
-        change_opening_px=1,
-    )
+    return analysed(site, site_years)
 
 
 def share(mask: np.ndarray, where: tuple[slice, slice]) -> float:

@@ -2,37 +2,36 @@
 year (confirmed by the next year), while fields, harvested early or on time, or seen only after
 their harvest under a cloudy summer, never are.
 
-Looks built by hand, every ten days from 1 June to 15 November, so each assertion is about the
-dating rules alone.
+Looks built by hand, every ten days from 1 June to 15 November (``support.hand_looks``), so
+each assertion is about the dating rules alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pytest
 from shapely.geometry import box
+from support.hand_looks import FOREST, Region, analysed, hand_looks, hand_site_years
 
 from pipeline.analysis import (
     MAY_LAG,
     MIN_FIELD_YEARS,
     REDATED,
     UNSEEN_FIELDS,
-    analyse_site,
     drop_unseen_fields,
     field_signs,
     redate_clearings,
     unseen_part_of_field,
     whole_parcels,
 )
-from pipeline.recipe import Look, RecipeParams, look_record, site_year
+from pipeline.recipe import Look
 from pipeline.results import SeasonEvidence, SiteAnalysis, SiteYear
 from pipeline.sites import Site
 
 # (blue, green, red, nir, swir16, swir22)
-FOREST = [0.025, 0.050, 0.028, 0.340, 0.170, 0.080]
 CROP = [0.030, 0.070, 0.040, 0.420, 0.220, 0.100]
 SOIL = [0.070, 0.095, 0.120, 0.180, 0.260, 0.205]
 YARD = [0.100, 0.130, 0.165, 0.215, 0.300, 0.255]
@@ -70,42 +69,24 @@ def site() -> Site:
     return Site("dating", "dating", "camp", box(126.0, 39.0, 126.0072, 39.0056), "test")
 
 
+def cloudy_summer(day: date) -> list[Region]:
+    """No clear look from July to September of the cloudy summers."""
+    cloudy = day.year in CLOUDY_SUMMERS and date(day.year, 7, 1) <= day < date(day.year, 10, 1)
+    return [(slice(None), slice(None))] if cloudy else []
+
+
 def looks(year: int, shape: tuple[int, int]) -> list[Look]:
-    out = []
-    day = date(year, 6, 1)
-    while day <= date(year, 11, 15):
-        img = np.empty((6, *shape), np.float32)
-        img[:] = np.array(FOREST, np.float32)[:, None, None]
-        for (rows, cols), spectrum in surface(day):
-            img[:, rows, cols] = np.array(spectrum, np.float32)[:, None, None]
-        clear = not (year in CLOUDY_SUMMERS and date(year, 7, 1) <= day < date(year, 10, 1))
-        record = look_record(f"S{day:%Y%m%d}", f"{day.isoformat()}T02:00:00+00:00")
-        out.append(Look(day, img, np.full(shape, clear), record))
-        day += timedelta(days=10)
-    return out
+    return hand_looks(year, shape, surface, cloudy_summer)
 
 
 @pytest.fixture(scope="module")
 def site_years(site: Site) -> list[SiteYear]:
-    grid = site.grid(10.0, 0.0)
-    assert min(grid.shape) >= 60
-    area = np.ones(grid.shape, bool)  # every pixel analysed (the site is a lon/lat box)
-    return [
-        site_year(site.id, y, looks(y, grid.shape), [], area, grid.pixel_area_ha, RecipeParams())
-        for y in YEARS
-    ]
+    return hand_site_years(site, YEARS, looks, min_side_px=60)
 
 
 @pytest.fixture(scope="module")
 def analysis(site: Site, site_years: list[SiteYear]) -> SiteAnalysis:
-    return analyse_site(
-        site,
-        site.grid(10.0, 0.0),
-        site_years,
-        buffer_m=0.0,
-        min_mapping_unit_ha=0.25,
-        change_opening_px=1,
-    )
+    return analysed(site, site_years)
 
 
 def evidence(sy: SiteYear) -> SeasonEvidence:
@@ -201,9 +182,7 @@ def test_a_year_without_evidence_is_flagged_and_left_alone(
     site: Site, site_years: list[SiteYear]
 ) -> None:
     old = [replace(sy, evidence=None) for sy in site_years]  # as stored before the rules
-    analysis = analyse_site(
-        site, site.grid(10.0, 0.0), old, buffer_m=0.0, min_mapping_unit_ha=0.25, change_opening_px=1
-    )
+    analysis = analysed(site, old)
     assert all(m.flags == (MAY_LAG,) for m in analysis.metrics)
     for before, after in zip(old, analysis.years, strict=True):
         np.testing.assert_array_equal(before.footprint, after.footprint)

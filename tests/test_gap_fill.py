@@ -2,30 +2,30 @@
 of the nearest year that saw it (``analysis.fill_unseen``), flagged and counted apart, so a
 camp does not shrink under a cloud and grow back the next year.
 
-Looks built by hand, every ten days from 1 June to 15 November, with clouds over fixed pieces
-of ground for a whole season, so each assertion is about the fill alone.
+Looks built by hand (``support.hand_looks``), with clouds over fixed pieces of ground for
+a whole season, so each assertion is about the fill alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 from shapely.geometry import box
+from support.hand_looks import Region, analysed, hand_looks, hand_site_years
 
-from pipeline.analysis import GAP_FILLED, analyse_site, fill_unseen
+from pipeline.analysis import GAP_FILLED, fill_unseen
 from pipeline.export.run_outputs import write_site_rasters
 from pipeline.export.site_rasters import CLASS_LEGEND, class_map
-from pipeline.recipe import Look, RecipeParams, look_record, site_year
+from pipeline.recipe import Look
 from pipeline.results import SiteAnalysis, SiteYear
 from pipeline.sites import Site
 
-# (blue, green, red, nir, swir16, swir22)
-FOREST = [0.025, 0.050, 0.028, 0.340, 0.170, 0.080]
+# (blue, green, red, nir, swir16, swir22); forest everywhere else (``hand_looks``)
 YARD = [0.100, 0.130, 0.165, 0.215, 0.300, 0.255]
 COAL = [0.040, 0.042, 0.044, 0.050, 0.056, 0.050]
 
@@ -48,24 +48,10 @@ CLOUDS = {
 }
 
 
-def looks(year: int, shape: tuple[int, int]) -> list[Look]:
-    out = []
-    day = date(year, 6, 1)
-    while day <= date(year, 11, 15):
-        img = np.empty((6, *shape), np.float32)
-        img[:] = np.array(FOREST, np.float32)[:, None, None]
-        ground = [(CAMP, YARD), (PILE, COAL), (FIRST, YARD), (NEVER, YARD)]
-        if year >= Y + 2:
-            ground.append((NEW, YARD))
-        for (rows, cols), spectrum in ground:
-            img[:, rows, cols] = np.array(spectrum, np.float32)[:, None, None]
-        clear = np.ones(shape, bool)
-        for rows, cols in CLOUDS[year]:
-            clear[rows, cols] = False
-        record = look_record(f"S{day:%Y%m%d}", f"{day.isoformat()}T02:00:00+00:00")
-        out.append(Look(day, img, clear, record))
-        day += timedelta(days=10)
-    return out
+def ground(day: date) -> list[tuple[Region, list[float]]]:
+    """What lies on each piece of ground on ``day``."""
+    out = [(CAMP, YARD), (PILE, COAL), (FIRST, YARD), (NEVER, YARD)]
+    return [*out, (NEW, YARD)] if day.year >= Y + 2 else out
 
 
 @pytest.fixture(scope="module")
@@ -75,26 +61,15 @@ def site() -> Site:
 
 @pytest.fixture(scope="module")
 def site_years(site: Site) -> list[SiteYear]:
-    grid = site.grid(10.0, 0.0)
-    assert min(grid.shape) >= 60
-    area = np.ones(grid.shape, bool)
-    return [
-        site_year(site.id, y, looks(y, grid.shape), [], area, grid.pixel_area_ha, RecipeParams())
-        for y in YEARS
-    ]
+    def looks(year: int, shape: tuple[int, int]) -> list[Look]:
+        return hand_looks(year, shape, ground, lambda day: CLOUDS[day.year])
+
+    return hand_site_years(site, YEARS, looks, min_side_px=60)
 
 
 @pytest.fixture(scope="module")
 def analysis(site: Site, site_years: list[SiteYear]) -> SiteAnalysis:
-    return analyse_site(
-        site,
-        site.grid(10.0, 0.0),
-        site_years,
-        buffer_m=0.0,
-        min_mapping_unit_ha=0.25,
-        change_opening_px=1,
-        coregistration=None,
-    )
+    return analysed(site, site_years, coregistration=None)
 
 
 def share(mask: np.ndarray, where: tuple[slice, slice]) -> float:
