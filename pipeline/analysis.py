@@ -242,39 +242,25 @@ def fill_unseen(years: Sequence[SiteYear], area: BoolArray) -> list[SiteYear]:
     only what it saw, so a fill never makes a change, and ``coverage`` still tells the gap.
     Expansion into ground unseen that year shows in the next year that sees it."""
     observed = [i for i, sy in enumerate(years) if sy.composite is not None]
-    if not observed:
-        return list(years)
-    before, after = _last_seen(years, observed), _last_seen(years, observed[::-1])
     out = list(years)
-    for i in observed:
+    for k, i in enumerate(observed):
         sy = years[i]
-        gap = area & ~sy.valid
-        (seen_a, footprint_a, coal_a), (seen_b, footprint_b, coal_b) = before[i], after[i]
-        filled = np.asarray(gap & np.where(seen_a, footprint_a, seen_b & footprint_b), bool)
-        hidden = gap & np.where(seen_a, coal_a, seen_b & coal_b)
+        unseen = area & ~sy.valid
+        filled = np.zeros_like(unseen)
+        hidden = np.zeros_like(unseen)
+        # The years that saw the ground judge it, the nearest before first, then after.
+        for j in [*observed[:k][::-1], *observed[k + 1 :]]:
+            if not unseen.any():
+                break
+            judge = years[j]
+            seen = unseen & judge.valid
+            filled |= seen & judge.footprint
+            hidden |= seen & judge.coal_mask
+            unseen &= ~seen
         undecided = hidden if sy.coal_undecided is None else sy.coal_undecided | hidden
         out[i] = replace(
             sy, footprint=sy.footprint | filled, gap_filled=filled, coal_undecided=undecided
         )
-    return out
-
-
-def _last_seen(
-    years: Sequence[SiteYear], order: Sequence[int]
-) -> dict[int, tuple[BoolArray, BoolArray, BoolArray]]:
-    """Per year of ``order``: (ground some year before it in ``order`` saw clear, the
-    footprint and the coal of the last such year there)."""
-    shape = years[order[0]].footprint.shape
-    seen = np.zeros(shape, bool)
-    footprint = np.zeros(shape, bool)
-    coal = np.zeros(shape, bool)
-    out: dict[int, tuple[BoolArray, BoolArray, BoolArray]] = {}
-    for i in order:
-        out[i] = (seen.copy(), footprint.copy(), coal.copy())
-        sy = years[i]
-        footprint = np.where(sy.valid, sy.footprint, footprint)
-        coal = np.where(sy.valid, sy.coal_mask, coal)
-        seen |= sy.valid
     return out
 
 
