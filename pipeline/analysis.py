@@ -161,7 +161,8 @@ def analyse_site(
         )
         for sy in years
     ]
-    years = fill_unseen(years, analysis_area(site, grid, buffer_m))
+    area = analysis_area(site, grid, buffer_m)
+    years = fill_unseen(years, area)
     metrics = []
     for sy in years:
         redated_ha = float(sy.redated.sum()) * px if sy.redated is not None else 0.0
@@ -215,7 +216,6 @@ def analyse_site(
         year_change(years[i], years[j], metrics[i], grid, min_px, change_opening_px, sectors)
         for i, j in pairs
     ]
-    area = analysis_area(site, grid, buffer_m)
     return SiteAnalysis(
         site, grid, float(area.sum()) * px, tuple(years), tuple(metrics), tuple(changes)
     )
