@@ -369,13 +369,15 @@ class CoalFrequency:
         observations and in at least 3.
 
         Where clouds leave fewer than 3 clear looks (the caller flags such years), a pixel
-        flagged in both of 2 looks counts, and a pixel flagged in its only look counts when it
-        is connected to such confirmed coal within ``seen_once_reach_px`` of it (hysteresis):
-        one look alone is never enough, since one residual shadow looks like coal, but the
-        part of a confirmed pile seen once, where a cloud's edge crosses the pile, is still
-        that pile. The reach bounds it: an unflagged cloud shadow is kilometres wide and turns
-        asphalt and dark roofs coal-dark in its one look, and without a bound the whole
-        shadowed yard beside a pile would join it.
+        flagged in both of 2 looks counts. A pixel flagged in most of its clear looks but
+        short of the count (its only look, where a cloud's edge crosses the pile; or two of
+        three or four, where noise or a veil cost a look its flag at a pile's edge or on a
+        pile near the rule's thresholds) counts when it is connected to such confirmed coal
+        within ``seen_once_reach_px`` of it (hysteresis): one look alone or two are never
+        enough on their own, since a residual shadow looks like coal, but the part of a
+        confirmed pile they see is still that pile. The reach bounds it: an unflagged cloud
+        shadow is kilometres wide and turns asphalt and dark roofs coal-dark in its one look,
+        and without a bound the whole shadowed yard beside a pile would join it.
         """
         # Read once: a stored or moved frequency reads or shifts its arrays on each access.
         flagged, clear = self.flagged, self.clear
@@ -383,7 +385,7 @@ class CoalFrequency:
         with np.errstate(invalid="ignore"):
             often = self.frequency >= min_frequency
             strong = often & (flagged >= needed) & (clear > 0)
-            weak = often & (clear > 0) & (flagged == clear)
+            weak = often & (clear > 0) & (flagged >= np.minimum(clear, 2))
         if seen_once_reach_px > 0 and strong.any():
             size = 2 * seen_once_reach_px + 1
             weak &= ndimage.binary_dilation(strong, structure=np.ones((size, size), bool))
@@ -400,8 +402,8 @@ class CoalFrequency:
 
         A pixel whose unflagged look saw it bright in the SWIR (``refuted``) is settled: that
         look saw ground that is not coal, and its flag was a cloud shadow the mask missed
-        over a yard. A veil over coal (a cloud edge, haze) brightens the visible and barely
-        the SWIR, so a pile veiled in its other look stays undecided."""
+        over a yard. A look veiled by a cloud's edge or haze (``obscured_looks``) refutes
+        nothing (``coal_frequency``), so a pile veiled in its other look stays undecided."""
         flagged, clear, refuted = self.flagged, self.clear, self.refuted
         needed = _flags_needed(clear, min_observations)
         with np.errstate(invalid="ignore"):
@@ -566,11 +568,12 @@ def coal_frequency(
     """Classify each clear observation of ``stack`` (time, band, y, x) by ``coal_observation``
     with the thresholds ``rule`` (None: its defaults) and count coal flags, and the unflagged
     clear looks in which SWIR1 or SWIR2 reaches the rule's ceiling on every band
-    (``reflectance_max``): ground bright in the SWIR, which no veil over coal makes it
+    (``reflectance_max``): ground bright in the SWIR, which haze over coal does not make it
     (``CoalFrequency.refuted``).
 
     A look ``obscured`` (time, y, x; ``obscured_looks``) where it is not flagged is not counted:
-    the veil or shade may hide coal. A look flagged through it still counts, and the looks of a
+    the veil or shade may hide coal. Nor does it refute: a cloud's edge, which water droplets
+    make bright in the SWIR as in the visible, lifts coal over the ceiling there too. A look flagged through it still counts, and the looks of a
     pixel left with fewer than two all count: one look is never evidence enough of coal
     (``CoalFrequency.mask``), and a slope's terrain shadow, deepening as the sun sinks through
     the season, would leave its one early look alone to speak for it."""
@@ -583,12 +586,14 @@ def coal_frequency(
     for t, (obs, ok) in enumerate(zip(stack, clear, strict=True)):
         ok = ok & valid_pixels(obs)
         flag = coal_observation(obs, **(rule or {})) & ok
+        unflagged = ok & ~flag
         if obscured is not None:
-            hidden += (ok & ~flag & obscured[t]).astype(np.int16)
+            hidden += (unflagged & obscured[t]).astype(np.int16)
+            unflagged &= ~obscured[t]
         flagged += flag.astype(np.int16)
         count += ok.astype(np.int16)
         with np.errstate(invalid="ignore"):
-            refuted += (ok & ~flag & (np.max(obs[swir], axis=0) >= ceiling)).astype(np.int16)
+            refuted += (unflagged & (np.max(obs[swir], axis=0) >= ceiling)).astype(np.int16)
     count = np.where(count - hidden >= 2, count - hidden, count).astype(np.int16)
     with np.errstate(invalid="ignore", divide="ignore"):
         freq = np.where(count > 0, flagged / np.maximum(count, 1), np.nan).astype(np.float32)
