@@ -222,7 +222,8 @@ def test_a_veiled_look_does_not_refute_coal() -> None:
     assert veil[4] >= 0.12  # SWIR1 over the rule's ceiling: it would refute if it counted
     reference = image(COAL, BUILT)  # the season's median
     obscured = obscured_looks(stack, clear, reference)
-    assert obscured[1, 0, 0] and not obscured[1, 0, 1]
+    assert obscured[1, 0, 0]
+    assert not obscured[1, 0, 1]
     counted = coal_frequency(stack, clear, obscured=obscured)
     assert counted.flagged[0].tolist() == [1, 1]
     assert counted.refuted is not None
