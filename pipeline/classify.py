@@ -369,8 +369,8 @@ class CoalFrequency:
         observations and in at least 3.
 
         Where clouds leave fewer than 3 clear looks (the caller flags such years), a pixel
-        flagged in both of 2 looks counts. A pixel flagged in most of its clear looks but
-        short of the count (its only look, where a cloud's edge crosses the pile; or two of
+        flagged in both of 2 looks counts. A pixel flagged in ``min_frequency`` of its clear
+        looks but short of the count (its only look, where a cloud's edge crosses the pile; or two of
         three or four, where noise or a veil cost a look its flag at a pile's edge or on a
         pile near the rule's thresholds) counts when it is connected to such confirmed coal
         within ``seen_once_reach_px`` of it (hysteresis): one look alone or two are never
@@ -573,10 +573,11 @@ def coal_frequency(
 
     A look ``obscured`` (time, y, x; ``obscured_looks``) where it is not flagged is not counted:
     the veil or shade may hide coal. Nor does it refute: a cloud's edge, which water droplets
-    make bright in the SWIR as in the visible, lifts coal over the ceiling there too. A look flagged through it still counts, and the looks of a
-    pixel left with fewer than two all count: one look is never evidence enough of coal
-    (``CoalFrequency.mask``), and a slope's terrain shadow, deepening as the sun sinks through
-    the season, would leave its one early look alone to speak for it."""
+    make bright in the SWIR as in the visible, lifts coal over the ceiling there too. A look
+    flagged through it still counts, and the looks of a pixel left with fewer than two all
+    count: one look is never evidence enough of coal (``CoalFrequency.mask``), and a slope's
+    terrain shadow, deepening as the sun sinks through the season, would leave its one early
+    look alone to speak for it."""
     flagged = np.zeros(stack.shape[2:], np.int16)
     count = np.zeros(stack.shape[2:], np.int16)
     hidden = np.zeros(stack.shape[2:], np.int16)
