@@ -369,15 +369,13 @@ class CoalFrequency:
         observations and in at least 3.
 
         Where clouds leave fewer than 3 clear looks (the caller flags such years), a pixel
-        flagged in both of 2 looks counts. A pixel flagged in ``min_frequency`` of its clear
-        looks but short of the count (its only look, where a cloud's edge crosses the pile; or two of
-        three or four, where noise or a veil cost a look its flag at a pile's edge or on a
-        pile near the rule's thresholds) counts when it is connected to such confirmed coal
-        within ``seen_once_reach_px`` of it (hysteresis): one look alone or two are never
-        enough on their own, since a residual shadow looks like coal, but the part of a
-        confirmed pile they see is still that pile. The reach bounds it: an unflagged cloud
-        shadow is kilometres wide and turns asphalt and dark roofs coal-dark in its one look,
-        and without a bound the whole shadowed yard beside a pile would join it.
+        flagged in both of 2 looks counts, and a pixel flagged in its only look counts when it
+        is connected to such confirmed coal within ``seen_once_reach_px`` of it (hysteresis):
+        one look alone is never enough, since one residual shadow looks like coal, but the
+        part of a confirmed pile seen once, where a cloud's edge crosses the pile, is still
+        that pile. The reach bounds it: an unflagged cloud shadow is kilometres wide and turns
+        asphalt and dark roofs coal-dark in its one look, and without a bound the whole
+        shadowed yard beside a pile would join it.
         """
         # Read once: a stored or moved frequency reads or shifts its arrays on each access.
         flagged, clear = self.flagged, self.clear
@@ -385,7 +383,7 @@ class CoalFrequency:
         with np.errstate(invalid="ignore"):
             often = self.frequency >= min_frequency
             strong = often & (flagged >= needed) & (clear > 0)
-            weak = often & (clear > 0) & (flagged >= np.minimum(clear, 2))
+            weak = often & (clear > 0) & (flagged == clear)
         if seen_once_reach_px > 0 and strong.any():
             size = 2 * seen_once_reach_px + 1
             weak &= ndimage.binary_dilation(strong, structure=np.ones((size, size), bool))

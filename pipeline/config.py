@@ -355,10 +355,8 @@ class CoalRule(_Model):
         ge=0,
         le=1000,
         description=(
-            "a pixel flagged coal in min_frequency of its clear looks but short of "
-            "min_observations flags (clouds left it one look; noise or a missed veil cost it a "
-            "flag) counts only connected to confirmed coal within this distance (the same "
-            "pile); 0: never"
+            "where clouds leave a pixel one clear look, its coal flag counts only connected to "
+            "confirmed coal within this distance (a cloud edge across a pile); 0: never"
         ),
     )
     veil_min_rise: Real = Field(
