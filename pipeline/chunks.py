@@ -77,7 +77,7 @@ from pipeline.bands import BAND_INDEX, BANDS
 from pipeline.classify import RELIGHT_REACH_PX
 from pipeline.errors import SceneReadError, SourceError
 from pipeline.grid import Grid
-from pipeline.look_registration import LookShift
+from pipeline.look_registration import LookShift, register_looks
 from pipeline.masking import MaskRules, clear_reasons
 from pipeline.radiometry import (
     SERIES_BANDS,
@@ -96,7 +96,6 @@ from pipeline.recipe import (
     dehaze,
     finish_site_year,
     harmonized,
-    look_shifts,
     mask_counts,
     offset_checked,
     offset_corrections,
@@ -540,11 +539,18 @@ def settle(
     registration: dict[int, LookShift] = {}
     if in_season and params.registration is not None:
         band = BANDS[params.registration.band]
-        matched = [_survey_band(looks[k], shifts.get(k), chunks, surveys, grid, band)
-                   for k in used]  # fmt: skip
-        placed = look_shifts([m[0] for m in matched], [m[1] for m in matched],
-                             [used.index(k) for k in in_season], params.registration)  # fmt: skip
-        del matched
+        # Filled look by look: whole-grid arrays listed, then stacked, were held twice (the
+        # task's peak memory on a large site).
+        matched = np.empty((len(used), *grid.shape), np.float32)
+        matched_clear = np.empty((len(used), *grid.shape), bool)
+        for j, k in enumerate(used):
+            matched[j], matched_clear[j] = _survey_band(
+                looks[k], shifts.get(k), chunks, surveys, grid, band
+            )
+        placed = register_looks(
+            matched, matched_clear, [used.index(k) for k in in_season], params.registration
+        )
+        del matched, matched_clear
         for k, shift in zip(used, placed, strict=True):
             registration[k] = shift
             looks[k] = replace(looks[k], record=with_registration(looks[k].record, shift))

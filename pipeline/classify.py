@@ -465,20 +465,25 @@ def obscured_looks(
     for one of them (``coal_frequency`` does not count them).
     """
     obscured = np.zeros(clear.shape, bool)
+    visible_bands = np.array([BAND_INDEX[b] for b in ("blue", "green", "red")])
+    swir_bands = np.array([BAND_INDEX[b] for b in ("swir16", "swir22")])
     with np.errstate(invalid="ignore"):
-        if veil_min_rise > 0:
-            rise = stack - reference[None]
-            visible = rise[:, np.array([BAND_INDEX[b] for b in ("blue", "green", "red")])]
-            swir = rise[:, np.array([BAND_INDEX[b] for b in ("swir16", "swir22")])]
-            lift = np.mean(visible, axis=1)
-            obscured |= (
-                (lift >= veil_min_rise)
-                & np.all(visible > 0, axis=1)
-                & (np.max(swir, axis=1) <= lift + veil_min_rise)
-            )
-        if shade_min_loss > 0:
-            level = np.mean(stack, axis=1) <= (1.0 - shade_min_loss) * np.mean(reference, axis=0)
-            obscured |= level & np.all(stack < reference[None], axis=1)
+        shade_level = (1.0 - shade_min_loss) * np.mean(reference, axis=0)
+        # Look by look: the season's differences from its median at once would be another
+        # season stack (a large site's peak memory).
+        for look, hidden in zip(stack, obscured, strict=True):
+            if veil_min_rise > 0:
+                rise = look - reference
+                visible, swir = rise[visible_bands], rise[swir_bands]
+                lift = np.mean(visible, axis=0)
+                hidden |= (
+                    (lift >= veil_min_rise)
+                    & np.all(visible > 0, axis=0)
+                    & (np.max(swir, axis=0) <= lift + veil_min_rise)
+                )
+            if shade_min_loss > 0:
+                level = np.mean(look, axis=0) <= shade_level
+                hidden |= level & np.all(look < reference, axis=0)
     return np.asarray(clear & obscured, dtype=bool)
 
 
