@@ -397,17 +397,24 @@ def pooled(responses: Sequence[SunResponse]) -> SunResponse:
         total_looks += np.where(usable, looks, 0)
         widest = np.fmax(widest, np.where(usable, response.span, np.nan))
         n = looks.astype(np.float64)
+        season_pairs = n * (n - 1.0) / 2.0
         slope = response.slope
-        pairs = np.where(usable & np.isfinite(slope), n * (n - 1.0) / 2.0, 0.0)
-        weighted += np.where(pairs > 0, slope, 0.0) * pairs
-        weights += pairs
+        # Band by band: float64 temporaries of every band at once were the analysis' peak
+        # memory on a large site (~100 bytes a pixel).
+        for band, pairs_sum, weighted_sum in zip(slope, weights, weighted, strict=True):
+            pairs = np.where(usable & np.isfinite(band), season_pairs, 0.0)
+            weighted_sum += np.where(pairs > 0, band, 0.0) * pairs
+            pairs_sum += pairs
     usable = total_variance > 0
+    pooled_slope = np.empty(bands_shape, np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
         excess = np.maximum(np.abs(total_score) - 1.0, 0.0)
         trend = np.sign(total_score) * excess / np.sqrt(total_variance)
-        slope = np.where(weights > 0, weighted / weights, np.nan)
+        for out, pairs_sum, weighted_sum in zip(pooled_slope, weights, weighted, strict=True):
+            mean = np.where(pairs_sum > 0, weighted_sum / pairs_sum, np.nan)
+            out[...] = np.where(usable, mean, np.nan)
     return SunResponse(
-        slope=np.where(usable, slope, np.nan).astype(np.float32),
+        slope=pooled_slope,
         trend=np.where(usable, trend, np.nan).astype(np.float32),
         span=widest,
         looks=np.minimum(total_looks, np.iinfo(np.int16).max).astype(np.int16),
