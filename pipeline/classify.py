@@ -422,6 +422,10 @@ def _flags_needed(clear: NDArray[np.int16], min_observations: int) -> NDArray[np
     return np.maximum(np.minimum(clear, min_observations), min(2, min_observations))
 
 
+#: Band indices of the visible and the SWIR bands (``obscured_looks``, ``coal_frequency``).
+_VISIBLE = np.array([BAND_INDEX[b] for b in ("blue", "green", "red")])
+_SWIR = np.array([BAND_INDEX[b] for b in ("swir16", "swir22")])
+
 #: How much darker than the season's median a look must be, in every band and by this share
 #: on the mean, to be a cloud shadow the mask missed (``obscured_looks``).
 SHADE_MIN_LOSS = 0.2
@@ -465,8 +469,6 @@ def obscured_looks(
     for one of them (``coal_frequency`` does not count them).
     """
     obscured = np.zeros(clear.shape, bool)
-    visible_bands = np.array([BAND_INDEX[b] for b in ("blue", "green", "red")])
-    swir_bands = np.array([BAND_INDEX[b] for b in ("swir16", "swir22")])
     with np.errstate(invalid="ignore"):
         shade_level = (1.0 - shade_min_loss) * np.mean(reference, axis=0)
         # Look by look: the season's differences from its median at once would be another
@@ -474,7 +476,7 @@ def obscured_looks(
         for look, hidden in zip(stack, obscured, strict=True):
             if veil_min_rise > 0:
                 rise = look - reference
-                visible, swir = rise[visible_bands], rise[swir_bands]
+                visible, swir = rise[_VISIBLE], rise[_SWIR]
                 lift = np.mean(visible, axis=0)
                 hidden |= (
                     (lift >= veil_min_rise)
@@ -586,7 +588,6 @@ def coal_frequency(
     hidden = np.zeros(stack.shape[2:], np.int16)
     refuted = np.zeros(stack.shape[2:], np.int16)
     ceiling = (rule or {}).get("reflectance_max", COAL_REFLECTANCE_MAX)
-    swir = np.array([BAND_INDEX["swir16"], BAND_INDEX["swir22"]])
     for t, (obs, ok) in enumerate(zip(stack, clear, strict=True)):
         ok = ok & valid_pixels(obs)
         flag = coal_observation(obs, **(rule or {})) & ok
@@ -597,7 +598,7 @@ def coal_frequency(
         flagged += flag.astype(np.int16)
         count += ok.astype(np.int16)
         with np.errstate(invalid="ignore"):
-            refuted += (unflagged & (np.max(obs[swir], axis=0) >= ceiling)).astype(np.int16)
+            refuted += (unflagged & (np.max(obs[_SWIR], axis=0) >= ceiling)).astype(np.int16)
     count = np.where(count - hidden >= 2, count - hidden, count).astype(np.int16)
     with np.errstate(invalid="ignore", divide="ignore"):
         freq = np.where(count > 0, flagged / np.maximum(count, 1), np.nan).astype(np.float32)
