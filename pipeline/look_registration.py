@@ -55,6 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import fft
 from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 from threadpoolctl import threadpool_limits
@@ -184,23 +185,25 @@ def register_looks(
     shifts = [NOT_ESTIMATED] * n
     if len(reference_looks) < 2:
         return shifts
-    images = [registration_image(band[t], clear[t]) for t in range(n)]
     taper = window("hann", band.shape[1:])  # type: ignore[no-untyped-call]
     # The sub-pixel refinement's matrix products are small (1.5 x upsample_factor rows): BLAS
     # threads cost more than they save (measured: 4x the CPU on 2 busy cores).
     with threadpool_limits(limits=1, user_api="blas"):
-        return _rounds(band, clear, reference_looks, images, taper, params)
+        return _rounds(band, clear, reference_looks, taper, params)
 
 
 def _rounds(
     band: FloatArray,
     clear: BoolArray,
     reference_looks: Sequence[int],
-    images: Sequence[NDArray[np.float64] | None],
     taper: NDArray[np.float64],
     params: LookRegistrationParams,
 ) -> list[LookShift]:
-    """``register_looks``' matching rounds (module docstring, steps 2-5)."""
+    """``register_looks``' matching rounds (module docstring, steps 2-5).
+
+    A look's gradient image is made again in each round, when it is matched, rather than
+    kept: a season's looks' images in double precision were the task's largest arrays. The
+    reference's spectrum is taken once per round; phase correlation would take it per look."""
     n = band.shape[0]
     shifts = [NOT_ESTIMATED] * n
     for _ in range(max(params.rounds, 1)):
@@ -208,8 +211,10 @@ def _rounds(
         reference_image = registration_image(reference, seen)
         if reference_image is None:
             return [NOT_ESTIMATED] * n
+        spectrum = fft.fftn(reference_image * taper)
         found = [
-            _match(reference_image, seen, images[t], clear[t], taper, params) for t in range(n)
+            _match(reference_image, spectrum, seen, band[t], clear[t], taper, params)
+            for t in range(n)
         ]
         shifts = _centred(found, reference_looks, params)
     return shifts
@@ -256,19 +261,24 @@ def _reference(
 
 def _match(
     reference: NDArray[np.float64],
+    spectrum: NDArray[np.complex128],
     seen: BoolArray,
-    image: NDArray[np.float64] | None,
+    look: FloatArray,
     clear: BoolArray,
     taper: NDArray[np.float64],
     params: LookRegistrationParams,
 ) -> LookShift:
-    """The reliable shift of one look's gradient ``image`` onto the ``reference``'s, or
-    ``NOT_ESTIMATED`` (module docstring, steps 2-3)."""
-    if image is None or int((clear & seen).sum()) < params.min_overlap_px:
+    """The reliable shift of one ``look``'s gradient image onto the ``reference``'s (whose
+    tapered ``spectrum`` is given), or ``NOT_ESTIMATED`` (module docstring, steps 2-3)."""
+    if int((clear & seen).sum()) < params.min_overlap_px:
+        return NOT_ESTIMATED
+    image = registration_image(look, clear)
+    if image is None:
         return NOT_ESTIMATED
     found, _, _ = phase_cross_correlation(  # type: ignore[no-untyped-call]
-        reference * taper, image * taper, upsample_factor=params.upsample_factor
-    )
+        spectrum, fft.fftn(image * taper), upsample_factor=params.upsample_factor,
+        space="fourier",
+    )  # fmt: skip
     shift = (float(found[0]) + 0.0, float(found[1]) + 0.0)
     if max(abs(shift[0]), abs(shift[1])) > params.max_shift_px:
         return NOT_ESTIMATED
