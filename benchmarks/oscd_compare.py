@@ -10,7 +10,11 @@ outside its grid count as "no change predicted"). Scored against ``cm.tif`` (1 n
 OSCD papers do. The labels mark urban construction only: other real change (fields, water,
 tides) counts as false positives.
 
+``--alpha P [P ...]`` scores compare's ``--alpha`` (the false-alarm rate of each change test)
+at each value and prints one line per value: what a stricter test trades on each dataset.
+
 Run: .venv/bin/python benchmarks/oscd_compare.py [--out DIR] [--cities bordeaux,nantes]
+     [--alpha 1e-3 1e-6 1e-10]
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from taizhou_compare import score as taizhou_score
 
 from pipeline.accuracy import binary_scores
 from pipeline.compare import compare
+from pipeline.pairwise import ALPHA
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "real-data" / "oscd-dev"
 CITIES = ("bordeaux", "hongkong", "mumbai", "nantes")
@@ -86,11 +91,11 @@ def _pool(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "f1": round(f1, 4)}  # fmt: skip
 
 
-def score_city(city: str, out: Path, data: Path = DATA) -> dict[str, Any]:
+def score_city(city: str, out: Path, data: Path = DATA, alpha: float = ALPHA) -> dict[str, Any]:
     """Change and expansion scores of one OSCD city (counts, precision, recall, F1)."""
     folder = data / city
     t0 = time.perf_counter()
-    summary = compare(folder / "imgs_1", folder / "imgs_2", out, scale=1e-4)
+    summary = compare(folder / "imgs_1", folder / "imgs_2", out, scale=1e-4, alpha=alpha)
     seconds = time.perf_counter() - t0
     with warnings.catch_warnings():  # cm.tif has no georeference, by design
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -104,29 +109,28 @@ def score_city(city: str, out: Path, data: Path = DATA) -> dict[str, Any]:
     return result
 
 
-def score_all(out: Path, cities: Sequence[str] = CITIES, data: Path = DATA) -> dict[str, Any]:
+def score_all(
+    out: Path, cities: Sequence[str] = CITIES, data: Path = DATA, alpha: float = ALPHA
+) -> dict[str, Any]:
     """Per city and pooled OSCD scores."""
-    per = {c: score_city(c, out / c, data) for c in cities}
+    per = {c: score_city(c, out / c, data, alpha) for c in cities}
     pooled = {k: _pool([per[c][k] for c in cities]) for k in ("change", "expansion")}
     return {"cities": per, "pooled": pooled}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, help="keep outputs here (default: a temp folder)")
-    parser.add_argument("--cities", default=",".join(CITIES), help="comma-separated cities")
-    parser.add_argument("--no-taizhou", action="store_true", help="skip the Taizhou pair")
-    args = parser.parse_args()
-    cities = [c for c in args.cities.split(",") if c]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = args.out or Path(tmp)
-        t0 = time.perf_counter()
-        report = score_all(out, cities)
-        report["oscd_seconds"] = round(time.perf_counter() - t0, 2)
-        if not args.no_taizhou:
-            t1 = time.perf_counter()
-            report["taizhou"] = taizhou_score(out / "taizhou")
-            report["taizhou"]["seconds"] = round(time.perf_counter() - t1, 2)
+def _report(out: Path, cities: Sequence[str], taizhou: bool, alpha: float) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    report = score_all(out, cities, alpha=alpha)
+    report["alpha"] = alpha
+    report["oscd_seconds"] = round(time.perf_counter() - t0, 2)
+    if taizhou:
+        t1 = time.perf_counter()
+        report["taizhou"] = taizhou_score(out / "taizhou", alpha)
+        report["taizhou"]["seconds"] = round(time.perf_counter() - t1, 2)
+    return report
+
+
+def _print_one(report: dict[str, Any]) -> None:
     for city, r in report["cities"].items():
         for k in ("change", "expansion"):
             s = r[k]
@@ -144,7 +148,42 @@ def main() -> None:
             f"taizhou   change    P {t['precision']:.3f} R {t['recall']:.3f} F1 {t['f1']:.3f} "
             f"kappa {t['kappa']:.3f}  ({t['seconds']:.1f} s)"
         )
-    print(json.dumps(report, indent=2))
+
+
+def _print_sweep(reports: Sequence[dict[str, Any]]) -> None:
+    print("alpha    OSCD change P/R/F1     OSCD expansion P/R/F1  Taizhou P/R/kappa")
+    for r in reports:
+        c, e = r["pooled"]["change"], r["pooled"]["expansion"]
+        t = r.get("taizhou")
+        tz = f"{t['precision']:.3f} {t['recall']:.3f} {t['kappa']:.3f}" if t else "-"
+        print(
+            f"{r['alpha']:<8g} {c['precision']:.3f} {c['recall']:.3f} {c['f1']:.3f}    "
+            f"{e['precision']:.3f} {e['recall']:.3f} {e['f1']:.3f}    {tz}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, help="keep outputs here (default: a temp folder)")
+    parser.add_argument("--cities", default=",".join(CITIES), help="comma-separated cities")
+    parser.add_argument("--no-taizhou", action="store_true", help="skip the Taizhou pair")
+    parser.add_argument(
+        "--alpha", type=float, nargs="+", default=[ALPHA], metavar="P",
+        help=f"compare's --alpha, one run per value (default {ALPHA:g})",
+    )  # fmt: skip
+    args = parser.parse_args()
+    cities = [c for c in args.cities.split(",") if c]
+    reports = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for alpha in args.alpha:
+            out = (args.out or Path(tmp)) / (f"alpha-{alpha:g}" if len(args.alpha) > 1 else "")
+            reports.append(_report(out, cities, not args.no_taizhou, alpha))
+    if len(reports) == 1:
+        _print_one(reports[0])
+        print(json.dumps(reports[0], indent=2))
+    else:
+        _print_sweep(reports)
+        print(json.dumps(reports, indent=2))
 
 
 if __name__ == "__main__":

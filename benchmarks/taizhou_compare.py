@@ -17,6 +17,7 @@ import rasterio.errors
 
 from pipeline.accuracy import binary_scores
 from pipeline.compare import compare
+from pipeline.pairwise import ALPHA
 
 DATA = (
     Path(__file__).resolve().parents[1].parent
@@ -27,8 +28,8 @@ DATA = (
 BANDS = ["blue", "green", "red", "nir", "swir16", "swir22"]  # ETM+ bands 1, 2, 3, 4, 5, 7
 
 
-def score(out: Path) -> dict[str, object]:
-    summary = compare(DATA / "2000TM", DATA / "2003TM", out, bands=BANDS)
+def score(out: Path, alpha: float = ALPHA) -> dict[str, object]:
+    summary = compare(DATA / "2000TM", DATA / "2003TM", out, bands=BANDS, alpha=alpha)
     with rasterio.open(out / "change.tif") as src:
         pred = src.read(1) == 1
     with warnings.catch_warnings():  # the label bitmaps have no georeference, by design

@@ -215,6 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="added after scaling, for both dates (overrides each date's own rule; default 0)",
     )
     cmp.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        metavar="P",
+        help="false-alarm rate per pixel of each change test (default 0.001): smaller finds "
+        "only stronger change, fewer false alarms where much real change is not of interest "
+        "(seasons, shade, traffic) and more change missed (docs/design.md, compare)",
+    )
+    cmp.add_argument(
         "--training",
         type=Path,
         metavar="FILE",
@@ -399,11 +408,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "compare":
         from pipeline.compare import compare
+        from pipeline.pairwise import ALPHA
 
         bands = args.bands.split(",") if args.bands else None
         summary = compare(
             args.before, args.after, args.out, bands=bands, scale=args.scale,
-            offset=args.offset, baseline=args.baseline, training=args.training,
+            offset=args.offset, baseline=args.baseline,
+            alpha=ALPHA if args.alpha is None else args.alpha, training=args.training,
             training_layer=args.training_layer,
         )  # fmt: skip
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")

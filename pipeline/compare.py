@@ -27,7 +27,7 @@ from pipeline.export.geojson import write_feature_collection
 from pipeline.export.rasters import write_cog
 from pipeline.grid import Grid
 from pipeline.masking import CLOUD_DILATION_M, SCL_CLOUDS, SCL_NOT_CLEAR, clear_from_scl
-from pipeline.pairwise import detect
+from pipeline.pairwise import ALPHA, detect
 from pipeline.radiometry import S2_BOA_OFFSET_DN, Radiometry, verify_boa_offset
 from pipeline.recipe import classify_single_image
 from pipeline.sources.folder import BASELINE_PATTERN
@@ -367,8 +367,11 @@ def reconcile_dates(
     return evidence, warnings
 
 
-def check_options(scale: float | None, offset: float | None, min_mapping_unit_ha: float) -> None:
-    """Refuse scale, offset and mapping unit values that can only give meaningless results."""
+def check_options(
+    scale: float | None, offset: float | None, min_mapping_unit_ha: float, alpha: float = ALPHA
+) -> None:
+    """Refuse scale, offset, mapping unit and alpha values that can only give meaningless
+    results."""
     if scale is not None and not (math.isfinite(scale) and scale > 0):
         raise InputRasterError(
             f"--scale {scale!r} not allowed: the DN scale to reflectance must be a finite number "
@@ -383,6 +386,12 @@ def check_options(scale: float | None, offset: float | None, min_mapping_unit_ha
         raise InputRasterError(
             f"min_mapping_unit_ha {min_mapping_unit_ha!r} not allowed: must be a finite number "
             ">= 0 (hectares)"
+        )
+    if not (math.isfinite(alpha) and 0.0 < alpha < 1.0):
+        raise InputRasterError(
+            f"--alpha {alpha!r} not allowed: the false-alarm rate of each change test must be a "
+            f"probability strictly between 0 and 1 (default {ALPHA:g}; e.g. 1e-6 finds only "
+            "stronger change)"
         )
 
 
@@ -450,6 +459,7 @@ def compare(
     offset: float | None = None,
     baseline: str | Sequence[str | None] | None = None,
     min_mapping_unit_ha: float = 0.25,
+    alpha: float = ALPHA,
     training: str | Path | None = None,
     training_layer: str | None = None,
 ) -> dict[str, Any]:
@@ -475,13 +485,17 @@ def compare(
     ``MIN_VALID_FRACTION`` of the grid is valid in both and about radiometry: contradicting
     sources, an offset nothing can tell, mixed products. Returns the summary printed by the CLI.
 
+    ``alpha``: the false-alarm rate per pixel of each of the two change tests
+    (``pairwise.detect``); smaller finds only stronger change. The default serves every real
+    pair scored (docs/design.md, compare: what a smaller alpha trades).
+
     ``training``: a GeoPackage or GeoJSON of polygons labelled on BEFORE (``class`` as in
     ``pipeline.supervised``; ``year`` ignored; ``training_layer`` picks the layer): both dates
     are then classified by a model trained on BEFORE's labelled pixels instead of the rules,
     and expansion is that model's footprint gain. ``TrainingDataError`` for a bad file or
     polygon (one covering no pixel of BEFORE's grid included).
     """
-    check_options(scale, offset, min_mapping_unit_ha)
+    check_options(scale, offset, min_mapping_unit_ha, alpha)
     drawn: TrainingPolygons | None = None
     if training is not None:
         from pipeline.supervised import read_training_polygons
@@ -602,8 +616,9 @@ def compare(
 
         model = train_on_image(images[0], grid, drawn, valid=valid_pixels(images[0]))
     result = compare_arrays(
-        images[0], images[1], grid, min_mapping_unit_ha=min_mapping_unit_ha, model=model
-    )
+        images[0], images[1], grid, min_mapping_unit_ha=min_mapping_unit_ha, alpha=alpha,
+        model=model,
+    )  # fmt: skip
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -611,7 +626,10 @@ def compare(
         raise OutputError(
             f"--out {out}: cannot create the folder ({exc.strerror or exc})"
         ) from None
-    tags = {"before": str(before), "after": str(after), "method": result["method"]}
+    tags = {
+        "before": str(before), "after": str(after), "method": result["method"],
+        "alpha": f"{alpha:g}",
+    }  # fmt: skip
     if model is not None:
         p = model.provenance
         tags["classification"] = (
@@ -697,11 +715,12 @@ def compare_arrays(
     grid: Grid,
     *,
     min_mapping_unit_ha: float = 0.25,
+    alpha: float = ALPHA,
     model: TrainedModel | None = None,
 ) -> dict[str, Any]:
     """Pure core of compare on two (band, y, x) reflectance arrays already on one grid.
 
-    ``pipeline.pairwise.detect`` with its defaults, the footprint recipe of ``run`` on each date
+    ``pipeline.pairwise.detect`` with its defaults but ``alpha``, the footprint recipe of ``run`` on each date
     (``recipe.classify_single_image``; with ``model``, ``supervised.predict`` and the same
     clean-up) and the minimum mapping unit in pixels of ``grid``. Keys: ``valid``,
     ``changed``, ``expansion`` (masks), ``threshold`` (the IR-MAD threshold as a standardised
@@ -720,7 +739,7 @@ def compare_arrays(
             return predict(model, reflectance, valid, pixel_area_ha=grid.pixel_area_ha).footprint
         return classify_single_image(reflectance, valid, grid.pixel_area_ha)[0]
 
-    result = detect(before, after, min_mapping_unit_px=min_px, classify=footprint_of)
+    result = detect(before, after, alpha=alpha, min_mapping_unit_px=min_px, classify=footprint_of)
     return {
         **result.provenance(),
         "valid": result.valid,

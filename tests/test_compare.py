@@ -182,6 +182,36 @@ def test_real_taizhou_pair_scores(real_data: Path, tmp_path: Path) -> None:
     assert s.kappa > 0.8, s
 
 
+@pytest.mark.realdata
+def test_smaller_alpha_trades_change_found_for_false_alarms_on_taizhou(
+    real_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = real_data / "taizhou-landsat-2000-2003"
+    bands = "blue,green,red,nir,swir16,swir22"
+    with rasterio.open(folder / "change.bmp") as src:
+        changed = src.read(1) == 255
+    with rasterio.open(folder / "unchanged.bmp") as src:
+        unchanged = src.read(1) == 255
+    maps, summaries = {}, {}
+    for name, extra in (("default", []), ("strict", ["--alpha", "1e-10"])):
+        argv = ["compare", str(folder / "2000TM"), str(folder / "2003TM"), "--bands", bands]
+        assert main([*argv, "--out", str(tmp_path / name), *extra]) == 0
+        summaries[name] = json.loads(capsys.readouterr().out)
+        with rasterio.open(tmp_path / name / "change.tif") as src:
+            maps[name] = src.read(1) == 1
+            assert src.tags()["alpha"] == ("0.001" if name == "default" else "1e-10")
+    assert summaries["default"]["alpha"] == pytest.approx(1e-3)
+    assert summaries["strict"]["alpha"] == pytest.approx(1e-10)
+    # Stricter tests find less change, nearly all of it found by the default too (the mixed
+    # edge rule can keep a pixel whose strong interior the stricter tests no longer see).
+    strict, default = maps["strict"], maps["default"]
+    assert strict.sum() < 0.8 * default.sum(), (strict.sum(), default.sum())
+    assert (strict & default).sum() >= 0.97 * strict.sum(), (strict & ~default).sum()
+    scores = {k: binary_scores(m, changed, changed | unchanged) for k, m in maps.items()}
+    assert scores["strict"].recall < scores["default"].recall - 0.1, scores
+    assert scores["strict"].precision >= scores["default"].precision, scores
+
+
 def test_compare_geographic_crs_goes_to_utm_and_duplicate_bands_refused(tmp_path: Path) -> None:
     path = tmp_path / "wgs84.tif"
     profile = {

@@ -152,6 +152,18 @@ def test_non_finite_offset_refused(
     assert_cli_error([*argv, f"--offset={offset}"], capsys, "--offset", "finite number")
 
 
+@pytest.mark.parametrize("alpha", [0.0, 1.0, -0.01, 2.0, math.nan, math.inf])
+def test_bad_alpha_refused(
+    tmp_path: Path, alpha: float, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = flat_image(tmp_path / "a.tif", X0, Y0)
+    with pytest.raises(InputRasterError, match=r"--alpha .* strictly between 0 and 1"):
+        compare(a, a, tmp_path / "o", bands=BANDS, scale=1.0, alpha=alpha)
+    argv = [str(a), str(a), "--out", str(tmp_path / "o"), "--bands", ",".join(BANDS)]
+    assert_cli_error([*argv, f"--alpha={alpha}"], capsys, "--alpha", str(alpha), "between 0 and 1")
+    assert not (tmp_path / "o").exists()
+
+
 def test_scale_overflowing_to_inf_is_no_data(tmp_path: Path) -> None:
     a = flat_image(tmp_path / "a.tif", X0, Y0)
     with pytest.raises(InputRasterError, match="no valid pixel"):
