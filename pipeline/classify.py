@@ -186,30 +186,45 @@ def _rim_fractions(
     ring = near & ~core & finite
     window = window_px + 2 * (ring_px - 1 + guard_px)
 
-    def local_mean(mask: BoolArray) -> NDArray[np.float64]:
-        weight = ndimage.uniform_filter(mask.astype(np.float64), window)
-        out = np.empty(reflectance.shape, np.float64)
-        for b, band in enumerate(reflectance):
-            total = ndimage.uniform_filter(np.where(mask, band, 0.0).astype(np.float64), window)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[b] = np.where(weight > 1e-9, total / np.maximum(weight, 1e-12), np.nan)
-        return out
-
     if not ring.any():
         return ring, np.full(core.shape, np.nan)
-    level = local_mean(core & finite)
-    background = local_mean(far & finite)
-    missing = np.isnan(background).any(axis=0)
+    inside, outside = core & finite, far & finite
+    inside_weight = ndimage.uniform_filter(inside.astype(np.float64), window)
+    outside_weight = ndimage.uniform_filter(outside.astype(np.float64), window)
+    nearest = None
+    missing = ~(outside_weight > 1e-9)  # as _local_mean leaves NaN: the same in every band
     if nearest_background and missing.any() and not missing.all():
         nearest = ndimage.distance_transform_edt(
             missing, return_distances=False, return_indices=True
         )
-        background = background[:, nearest[0], nearest[1]]
-    contrast = level - background
-    norm = np.sum(contrast * contrast, axis=0)
+    # Band by band, summed in band order as np.sum over the band axis does: a whole-grid
+    # (band, y, x) array in double precision for each term was the task's peak on large sites.
+    def terms(band: FloatArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(core minus background, pixel minus background) of one band."""
+        background = _local_mean(band, outside, outside_weight, window)
+        if nearest is not None:
+            background = background[nearest[0], nearest[1]]
+        return _local_mean(band, inside, inside_weight, window) - background, band - background
+
+    contrast, offset = terms(reflectance[0])
+    norm, projection = contrast * contrast, offset * contrast
+    for band in reflectance[1:]:
+        contrast, offset = terms(band)
+        norm += contrast * contrast
+        projection += offset * contrast
     with np.errstate(invalid="ignore", divide="ignore"):
-        fraction = np.sum((reflectance - background) * contrast, axis=0) / norm
+        fraction = projection / norm
     return ring, np.where(norm > 1e-6, fraction, np.nan)
+
+
+def _local_mean(
+    band: FloatArray, mask: BoolArray, weight: NDArray[np.float64], window: int
+) -> NDArray[np.float64]:
+    """Mean of ``band`` over the pixels of ``mask`` in the ``window``-pixel square around each
+    pixel (``weight``: the square's share of ``mask``), NaN where the square holds none."""
+    total = ndimage.uniform_filter(np.where(mask, band, 0.0).astype(np.float64), window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(weight > 1e-9, total / np.maximum(weight, 1e-12), np.nan)
 
 
 def grow_mixed_edges(
