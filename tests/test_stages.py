@@ -434,6 +434,71 @@ def test_rim_unmixing_restores_half_covered_pixels() -> None:
     assert grown.sum() == 16 + 4
 
 
+def _rim_fractions_whole_array(
+    core: np.ndarray,
+    reflectance: np.ndarray,
+    ring_px: int,
+    guard_px: int,
+    window_px: int,
+    nearest_background: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The definition ``classify._rim_fractions`` keeps bit for bit, on whole (band, y, x)
+    arrays as it was first written: it now sums the band terms one band at a time."""
+    square = np.ones((3, 3), bool)
+    finite = np.isfinite(reflectance).all(axis=0)
+    near = ndimage.binary_dilation(core, structure=square, iterations=max(ring_px, 1))
+    far = ~near
+    if guard_px > 0:
+        far = ~ndimage.binary_dilation(near, structure=square, iterations=guard_px)
+    ring = near & ~core & finite
+    window = window_px + 2 * (max(ring_px, 1) - 1 + guard_px)
+
+    def local_mean(mask: np.ndarray) -> np.ndarray:
+        weight = ndimage.uniform_filter(mask.astype(np.float64), window)
+        out = np.empty(reflectance.shape, np.float64)
+        for b, band in enumerate(reflectance):
+            total = ndimage.uniform_filter(np.where(mask, band, 0.0).astype(np.float64), window)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[b] = np.where(weight > 1e-9, total / np.maximum(weight, 1e-12), np.nan)
+        return out
+
+    if not ring.any():
+        return ring, np.full(core.shape, np.nan)
+    level, background = local_mean(core & finite), local_mean(far & finite)
+    missing = np.isnan(background).any(axis=0)
+    if nearest_background and missing.any() and not missing.all():
+        nearest = ndimage.distance_transform_edt(
+            missing, return_distances=False, return_indices=True
+        )
+        background = background[:, nearest[0], nearest[1]]
+    contrast = level - background
+    norm = np.sum(contrast * contrast, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.sum((reflectance - background) * contrast, axis=0) / norm
+    return ring, np.where(norm > 1e-6, fraction, np.nan)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_rim_fractions_band_by_band_keep_the_whole_array_definition(seed: int) -> None:
+    from pipeline.classify import _rim_fractions
+
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(20, 120, 2))
+    reflectance = (rng.random((6, h, w)) * 0.3).astype(np.float32)
+    reflectance[:, rng.random((h, w)) < 0.05] = np.nan
+    blocks = rng.random((h // 6 + 1, w // 6 + 1)) < rng.uniform(0.2, 0.5)
+    core = np.kron(blocks, np.ones((6, 6), bool))[:h, :w]  # piles of 6 px blocks
+    options = {
+        "ring_px": int(rng.integers(1, 4)), "guard_px": int(rng.integers(0, 3)),
+        "window_px": int(rng.choice([3, 7, 9])), "nearest_background": bool(seed % 2),
+    }  # fmt: skip
+    ring, fraction = _rim_fractions(core, reflectance, **options)
+    want_ring, want_fraction = _rim_fractions_whole_array(core, reflectance, **options)
+    assert np.array_equal(ring, want_ring)
+    assert np.isfinite(fraction[ring]).any()
+    assert np.array_equal(fraction, want_fraction, equal_nan=True)
+
+
 # --- analysis: areas with internal-edge uncertainty, net change between two years ------------
 
 GRID = Grid("EPSG:32652", Affine(10.0, 0.0, 300_000.0, 0.0, -10.0, 4_400_000.0), 200, 160)
