@@ -197,6 +197,7 @@ def _rim_fractions(
         nearest = ndimage.distance_transform_edt(
             missing, return_distances=False, return_indices=True
         )
+
     # Band by band, summed in band order as np.sum over the band axis does: a whole-grid
     # (band, y, x) array in double precision for each term was the task's peak on large sites.
     def terms(band: FloatArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -720,11 +720,12 @@ def compare_arrays(
 ) -> dict[str, Any]:
     """Pure core of compare on two (band, y, x) reflectance arrays already on one grid.
 
-    ``pipeline.pairwise.detect`` with its defaults but ``alpha``, the footprint recipe of ``run`` on each date
-    (``recipe.classify_single_image``; with ``model``, ``supervised.predict`` and the same
-    clean-up) and the minimum mapping unit in pixels of ``grid``. Keys: ``valid``,
-    ``changed``, ``expansion`` (masks), ``threshold`` (the IR-MAD threshold as a standardised
-    length, in sigma; CVA's when IR-MAD has no canonical pair, as for constant images), ``p_nochange`` and ``chi2`` (maps), and the provenance of
+    ``pipeline.pairwise.detect`` with its defaults but ``alpha``, the footprint recipe of
+    ``run`` on each date (``recipe.classify_single_image``; with ``model``,
+    ``supervised.predict`` and the same clean-up) and the minimum mapping unit in pixels of
+    ``grid``. Keys: ``valid``, ``changed``, ``expansion`` (masks), ``threshold`` (the IR-MAD
+    threshold as a standardised length, in sigma; CVA's when IR-MAD has no canonical pair, as
+    for constant images), ``p_nochange`` and ``chi2`` (maps), and the provenance of
     ``PairwiseChange.provenance`` (``method``, ``rule``, ``alpha``, ``normalisation``,
     ``irmad``, ``cva``...).
     """
