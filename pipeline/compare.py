@@ -45,6 +45,7 @@ from pipeline.sources.local import (
     via_grid,
 )
 from pipeline.sources.sensors import LANDSAT_OFFSET, LANDSAT_SCALE, s2_radiometry
+from pipeline.water import pair_without_beds
 
 if TYPE_CHECKING:  # scikit-learn is imported only when training polygons are given
     from pipeline.supervised import TrainedModel, TrainingPolygons
@@ -680,6 +681,11 @@ def compare(
         "expansion_pixels": int(result["expansion"].sum()),
         "changed_ha": round(float(result["changed"].sum()) * px, 4),
         "expansion_ha": round(float(result["expansion"].sum()) * px, 4),
+        # Footprint on the other date's water, wet: a reservoir drawn down, not expansion.
+        "exposed_bed_ha": {
+            k: round(float(bed.sum()) * px, 4)
+            for k, bed in zip(("before", "after"), result["exposed_bed"], strict=True)
+        },
         "change_threshold_sigma": round(result["threshold"], 4),
         "method": result["method"],
         "rule": result["rule"],
@@ -722,27 +728,36 @@ def compare_arrays(
 
     ``pipeline.pairwise.detect`` with its defaults but ``alpha``, the footprint recipe of
     ``run`` on each date (``recipe.classify_single_image``; with ``model``,
-    ``supervised.predict`` and the same clean-up) and the minimum mapping unit in pixels of
-    ``grid``. Keys: ``valid``, ``changed``, ``expansion`` (masks), ``threshold`` (the IR-MAD
-    threshold as a standardised length, in sigma; CVA's when IR-MAD has no canonical pair, as
-    for constant images), ``p_nochange`` and ``chi2`` (maps), and the provenance of
+    ``supervised.predict`` and the same clean-up), less the exposed bed of water the other
+    date shows (``water.pair_without_beds``, the run's rule for a series of two), and the
+    minimum mapping unit in pixels of ``grid``. Keys: ``valid``, ``changed``, ``expansion``
+    (masks), ``exposed_bed`` (the ground each date's footprint lost to that rule),
+    ``threshold`` (the IR-MAD threshold as a standardised length, in sigma; CVA's when IR-MAD
+    has no canonical pair, as for constant images), ``p_nochange`` and ``chi2`` (maps), and
+    the provenance of
     ``PairwiseChange.provenance`` (``method``, ``rule``, ``alpha``, ``normalisation``,
     ``irmad``, ``cva``...).
     """
     min_px = boundaries.min_pixels_for_area(min_mapping_unit_ha, grid.pixel_area_ha)
 
-    def footprint_of(reflectance: np.ndarray) -> np.ndarray:
+    def classified(reflectance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # The run's recipe (rim unmixing, coal, minimum mapping unit) on one date's image.
         valid = np.isfinite(reflectance).all(axis=0)
         if model is not None:
             from pipeline.supervised import predict
 
-            return predict(model, reflectance, valid, pixel_area_ha=grid.pixel_area_ha).footprint
-        return classify_single_image(reflectance, valid, grid.pixel_area_ha)[0]
+            out = predict(model, reflectance, valid, pixel_area_ha=grid.pixel_area_ha)
+            return out.footprint, out.coal_mask
+        return classify_single_image(reflectance, valid, grid.pixel_area_ha)
 
-    result = detect(before, after, alpha=alpha, min_mapping_unit_px=min_px, classify=footprint_of)
+    (fp_before, coal_before), (fp_after, coal_after) = classified(before), classified(after)
+    footprints, beds = pair_without_beds(
+        (before, after), (fp_before, fp_after), (coal_before, coal_after), min_px
+    )
+    result = detect(before, after, alpha=alpha, min_mapping_unit_px=min_px, footprints=footprints)
     return {
         **result.provenance(),
+        "exposed_bed": beds,
         "valid": result.valid,
         "changed": result.changed,
         "expansion": result.expansion,

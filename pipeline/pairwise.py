@@ -28,7 +28,8 @@ The combination rule (``change.tif``)
 8. Regions smaller than the minimum mapping unit are dropped.
 
 ``expansion.tif``: post-classification comparison of the footprint (built, bare, spoil, coal:
-``classify.footprint_mask`` by default), each date classified on its own radiometry, gains
+``classify.footprint_mask`` by default, or the caller's two footprints: ``compare`` leaves out
+the exposed bed of water either date shows), each date classified on its own radiometry, gains
 opened by ``footprint_opening_px`` (slivers of a shifted edge are not expansion), intersected
 with ``changed`` before its minimum mapping unit, then cleaned by the minimum mapping unit.
 A class flicker without spectral change is not expansion, nor is spectral change that does not
@@ -197,12 +198,14 @@ def detect(
     regression: RegressionMethod = "orthogonal",
     classify: Callable[[FloatArray], BoolArray] = footprint_mask,
     footprint_opening_px: int = 1,
+    footprints: tuple[BoolArray, BoolArray] | None = None,
 ) -> PairwiseChange:
     """Change and expansion between two dates by the module's combination rule.
 
     ``threshold`` picks the rule for both statistics' thresholds (``"chi2"``, ``"otsu"``,
     ``"ki"``; see ``change.change_threshold``); ``regression`` the normalisation fit;
-    ``classify`` the footprint rule applied to each date.
+    ``classify`` the footprint rule applied to each date, or ``footprints`` the two dates'
+    footprints when the caller has made them (``compare``: judged across the two dates).
     """
     if threshold not in THRESHOLD_METHODS:
         raise ValueError(
@@ -254,7 +257,9 @@ def detect(
     spectral = np.asarray(spectral, bool)
     changed = boundaries.remove_small_regions(spectral, min_mapping_unit_px)
 
-    fp = mask_change(classify(before), classify(after), valid, opening_px=footprint_opening_px)
+    if footprints is None:
+        footprints = (classify(before), classify(after))
+    fp = mask_change(*footprints, valid, opening_px=footprint_opening_px)
     expansion = boundaries.remove_small_regions(fp.added & spectral, min_mapping_unit_px)
     loss = boundaries.remove_small_regions(fp.removed & spectral, min_mapping_unit_px)
 

@@ -285,19 +285,65 @@ def drop_exposed_beds(
             continue
         former = (times_water - body) > 0
         moisture, swir16 = s.spread()
-        bed = exposed_bed(
-            sy.footprint, sy.coal_mask, sy.valid, s.water, former, moisture, swir16, fields
-        )
-        if not bed.any():
-            out.append(sy)
-            removed.append(bed)
-            continue
-        footprint = boundaries.remove_small_regions(sy.footprint & ~bed, min_pixels)
-        footprint |= sy.coal_mask
-        taken = sy.footprint & ~footprint
-        out.append(replace(sy, footprint=footprint, exposed_bed=taken))
+        footprint, taken = without_bed(
+            sy.footprint, sy.coal_mask, sy.valid, s.water, former, moisture, swir16,
+            min_pixels, fields,
+        )  # fmt: skip
+        out.append(replace(sy, footprint=footprint, exposed_bed=taken) if taken.any() else sy)
         removed.append(taken)
     return ExposedBeds(tuple(out), tuple(removed))
+
+
+def without_bed(
+    footprint: BoolArray,
+    coal_mask: BoolArray,
+    valid: BoolArray,
+    water: BoolArray,
+    former_water: BoolArray,
+    moisture: FloatArray,
+    swir16: FloatArray,
+    min_pixels: int,
+    fields: BoolArray | None = None,
+) -> tuple[BoolArray, BoolArray]:
+    """(``footprint`` without its ``exposed_bed`` and the pieces that leaves smaller than
+    ``min_pixels``, coal kept; the ground taken out)."""
+    bed = exposed_bed(footprint, coal_mask, valid, water, former_water, moisture, swir16, fields)
+    if not bed.any():
+        return footprint, bed
+    kept = boundaries.remove_small_regions(footprint & ~bed, min_pixels) | coal_mask
+    return kept, footprint & ~kept
+
+
+def pair_without_beds(
+    images: tuple[FloatArray, FloatArray],
+    footprints: tuple[BoolArray, BoolArray],
+    coal_masks: tuple[BoolArray, BoolArray],
+    min_pixels: int,
+    *,
+    mndwi_min: float = WATER_MNDWI_MIN,
+) -> tuple[tuple[BoolArray, BoolArray], tuple[BoolArray, BoolArray]]:
+    """``drop_exposed_beds`` for two images of one place (``sitewatch compare``): each
+    image's footprint (``footprints``, with its ``coal_masks``) without the exposed bed of the
+    water the other image shows, and the ground taken out of each. A reservoir drawn down
+    between the dates is not expansion; land reclaimed from it, dry, still is. Valid pixels:
+    every band finite."""
+    valid = [np.asarray(np.isfinite(image).all(axis=0), bool) for image in images]
+    water = [open_water(image, ok, mndwi_min) for image, ok in zip(images, valid, strict=True)]
+    bodies = [boundaries.remove_small_regions(w, min_pixels) for w in water]
+    kept: list[BoolArray] = []
+    taken: list[BoolArray] = []
+    for k, image in enumerate(images):
+        ground = footprints[k] & ~coal_masks[k] & valid[k]
+        with np.errstate(invalid="ignore"):
+            moisture = np.where(ground, moisture_index(image), np.nan).astype(np.float32)
+            swir16 = np.where(ground, indices.band(image, "swir16"), np.nan).astype(np.float32)
+        footprint, bed = without_bed(
+            footprints[k], coal_masks[k], valid[k], water[k], bodies[1 - k], moisture, swir16,
+            min_pixels,
+        )  # fmt: skip
+        kept.append(footprint)
+        taken.append(bed)
+    return (kept[0], kept[1]), (taken[0], taken[1])
 
 
 def _nothing(s: YearSigns) -> BoolArray:

@@ -212,6 +212,56 @@ def test_smaller_alpha_trades_change_found_for_false_alarms_on_taizhou(
     assert scores["strict"].precision >= scores["default"].precision, scores
 
 
+WATER = {"B02": 0.06, "B03": 0.07, "B04": 0.045, "B08": 0.025, "B11": 0.008, "B12": 0.005}
+MUD = {"B02": 0.075, "B03": 0.085, "B04": 0.095, "B08": 0.12, "B11": 0.14, "B12": 0.11}
+FILL = {"B02": 0.10, "B03": 0.13, "B04": 0.165, "B08": 0.215, "B11": 0.30, "B12": 0.255}
+
+
+def painted(layers: list[tuple[np.ndarray, dict[str, float]]], seed: int) -> dict[str, np.ndarray]:
+    """Reflectance per band: vegetation, then each (mask, spectrum) painted over it, with
+    noise."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for b in VEG:
+        refl = np.full((80, 80), VEG[b])
+        for mask, spectrum in layers:
+            refl = np.where(mask, spectrum[b], refl)
+        out[b] = refl + rng.normal(0, 0.004, refl.shape)
+    return out
+
+
+def test_compare_reservoir_drawn_down_is_not_expansion_reclaimed_land_is(
+    tmp_path: Path,
+) -> None:
+    def box(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        m = np.zeros((80, 80), bool)
+        m[r0:r1, c0:c1] = True
+        return m
+
+    built, reservoir = box(4, 24, 4, 30), box(40, 76, 10, 70)
+    mud, fill, new_built = box(40, 52, 30, 70), box(40, 76, 10, 24), box(4, 24, 40, 60)
+    before = painted([(built, BUILT), (reservoir, WATER)], seed=1)
+    after = painted(
+        [(built, BUILT), (new_built, BUILT), (reservoir, WATER), (mud, MUD), (fill, FILL)], seed=2
+    )
+    write_folder(tmp_path / "before", before, 300000, 4400000)
+    write_folder(tmp_path / "after", after, 300000, 4400000)
+    summary = compare(tmp_path / "before", tmp_path / "after", tmp_path / "out", scale=1e-4)
+    with rasterio.open(tmp_path / "out" / "expansion.tif") as src:
+        expansion = src.read(1) == 1
+    with rasterio.open(tmp_path / "out" / "change.tif") as src:
+        change = src.read(1) == 1
+    # The drawn-down bed changed, and is wet: exposed bed, not expansion.
+    assert change[mud].mean() > 0.9
+    assert expansion[mud].mean() < 0.05, expansion[mud].mean()
+    assert summary["exposed_bed_ha"]["after"] == pytest.approx(mud.sum() * 0.01, rel=0.2)
+    assert summary["exposed_bed_ha"]["before"] == 0
+    # Land reclaimed from the same water, dry and bright in the SWIR, and new built ground on
+    # the fields both stay expansion.
+    assert expansion[fill].mean() > 0.8, expansion[fill].mean()
+    assert expansion[new_built].mean() > 0.8, expansion[new_built].mean()
+
+
 def test_compare_geographic_crs_goes_to_utm_and_duplicate_bands_refused(tmp_path: Path) -> None:
     path = tmp_path / "wgs84.tif"
     profile = {
