@@ -2,9 +2,10 @@
 
 Owns the cross-year rule that keeps the mud of a drawn-down reservoir (or a river's or the
 sea's exposed bed) out of the footprint, while land reclaimed from the water stays expansion.
-``analysis.analyse_site`` runs it (``drop_exposed_beds``) before it dates the footprints. Pure:
-site-years in, site-years out; each year's composite is read once and only 2D masks (and the
-two moisture signs at the footprint's pixels) are kept.
+``analysis.analyse_site`` runs it (``drop_exposed_beds``) before it dates the footprints, and
+``compare`` on its two dates (``pair_without_beds``). Pure: site-years (or two images) in,
+site-years (or masks) out; each year's composite is read once and only 2D masks (and the two
+moisture signs at the footprint's pixels) are kept.
 
 The rule, for an analyst:
 
@@ -337,12 +338,12 @@ def pair_without_beds(
         with np.errstate(invalid="ignore"):
             moisture = np.where(ground, moisture_index(image), np.nan).astype(np.float32)
             swir16 = np.where(ground, indices.band(image, "swir16"), np.nan).astype(np.float32)
-        footprint, bed = without_bed(
+        footprint, removed = without_bed(
             footprints[k], coal_masks[k], valid[k], water[k], bodies[1 - k], moisture, swir16,
             min_pixels,
         )  # fmt: skip
         kept.append(footprint)
-        taken.append(bed)
+        taken.append(removed)
     return (kept[0], kept[1]), (taken[0], taken[1])
 
 
