@@ -305,6 +305,13 @@ CASES: tuple[HardCase, ...] = (
         (2020, 2023),
     ),
     HardCase(
+        "flat-coal",
+        "coal exactly flat from blue to SWIR2 (SWIR1 = blue, the flattest of DOMAIN.md's "
+        "range): the rule's shadow test must not drop it look by look (coal-undercount trap)",
+        {"flat_coal": True},
+        (2020, 2023),
+    ),
+    HardCase(
         "water-level",
         "a 6 ha reservoir drawn down to 30-55 % in 2021-2023: its mud is not footprint "
         "(false-expansion trap)",

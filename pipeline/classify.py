@@ -326,7 +326,7 @@ def coal_observation(
     swir16_min: float = 0.025,
     swir22_min: float = 0.02,
     mndwi_max: float = 0.1,
-    swir_minus_blue_min: float = 0.0,
+    swir_minus_blue_min: float = -0.005,
     nir_minus_red_max: float = 0.025,
     flat_range_max: float = 0.04,
 ) -> BoolArray:
@@ -335,7 +335,10 @@ def coal_observation(
     Darkness is judged on the mean of the bands (coal ~0.05, asphalt ~0.09: DOMAIN.md), which
     sensor noise barely moves, with a looser ceiling on every single band. The SWIR floors and
     MNDWI ceiling reject water; SWIR1 >= blue rejects shadows, which fall toward SWIR while coal
-    does not (DOMAIN.md, "Confusers").
+    does not (DOMAIN.md, "Confusers"). Its margin, ``swir_minus_blue_min`` = -0.005, is the
+    absolute accuracy of surface reflectance (as ``pairwise.NOISE_FLOOR``): coal as flat as it
+    comes (SWIR1 = blue) sits on the test's edge, and at a zero margin noise would drop half
+    its looks and the counting rule most of the pile; a shadow falls by more.
 
     Not vegetation: NDVI below ``ndvi_max``, or, for a pixel flat across the spectrum (every
     band within ``flat_range_max`` of the others: coal is flat from blue to SWIR2, 0.03-0.07,

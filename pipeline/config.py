@@ -328,7 +328,11 @@ class CoalRule(_Model):
     swir22_min: Real = Field(0.02, ge=0, le=1, description="SWIR2 above this (not water)")
     mndwi_max: Real = Field(0.1, ge=-1, le=1, description="MNDWI below this (not water)")
     swir_minus_blue_min: Real = Field(
-        0.0, ge=-1, le=1, description="SWIR1 - blue at least (not shadow)"
+        -0.005,
+        ge=-1,
+        le=1,
+        description="SWIR1 - blue at least (not shadow; the margin is the products' accuracy, "
+        "so flat coal passes)",
     )
     nir_minus_red_max: Real = Field(
         0.025,

@@ -193,6 +193,34 @@ def test_terrain_shadow_is_dark_flat_and_labelled_dark_area_but_not_truth() -> N
     assert np.mean(scl[_scene_mask(site_id, slope, res=20)] == 2) > 0.9
 
 
+def test_flat_coal_is_flat_from_blue_to_swir2_and_nothing_else_changes() -> None:
+    site_id, year = "demo-camp", 2021
+    p = _params(flat_coal=True)
+    _footprint, coal = truth_geometries(site_id, year, p)
+    assert coal.area > 0
+    assert coal.equals(truth_geometries(site_id, year)[1])  # the truth does not move
+    day = _day(p, site_id, year, date(2021, 9, 1), date(2021, 11, 15))
+    flat, _ = render_scene(p, site_id, day)
+    anthracite, _ = render_scene(_params(), site_id, day)
+
+    def pile_mean(assets: dict[str, Any], band: str) -> float:
+        res = 10 if band in ("blue", "green", "red", "nir") else 20
+        return float(_reflectance(assets, band)[_scene_mask(site_id, coal, res=res)].mean())
+
+    def rise(assets: dict[str, Any]) -> float:
+        return pile_mean(assets, "swir16") - pile_mean(assets, "blue")
+
+    # Flat within the scene's own gain and offset (+/-3 %, +/-0.005 a band), which both
+    # renderings of the day share: the anthracite rises 0.016 from blue to SWIR1, flat coal not.
+    flat_means = [pile_mean(flat, b) for b in ("blue", "green", "red", "nir", "swir16", "swir22")]
+    assert max(flat_means) - min(flat_means) < 0.01, flat_means
+    assert rise(anthracite) - rise(flat) == pytest.approx(0.016, abs=0.003)
+    # Only the piles (and the pixels their edges blur into) differ.
+    away = ~_scene_mask(site_id, coal.buffer(30.0), shrink_m=0.0)
+    assert np.array_equal(flat["red"][away], anthracite["red"][away])
+    assert not np.array_equal(flat["red"], anthracite["red"])
+
+
 def test_water_level_shrinks_the_reservoir_to_mud_and_the_truth_does_not_move() -> None:
     p = _params(water_level=((2021, 0.55), (2022, 0.3)))
     for site_id in ("demo-camp", "demo-control"):

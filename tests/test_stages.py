@@ -120,6 +120,28 @@ def test_coal_rule_holds_under_sensor_noise_where_ndvi_does_not() -> None:
     assert coal_observation(char, flat_range_max=1.0).mean() - coal_observation(char).mean() > 0.02
 
 
+def test_flat_coal_passes_the_shadow_test_under_noise_a_falling_shadow_does_not() -> None:
+    """Coal exactly flat (SWIR1 = blue: DOMAIN.md's 0.03-0.07 at its flattest) under 0.006 of
+    noise per band: a test at SWIR1 - blue >= 0 would drop half its looks and the counting rule
+    (flagged in half the clear looks) most of the pile; the products' accuracy (0.005) as the
+    margin keeps most looks. Ground in shadow falling toward SWIR by 0.015 stays out."""
+    rng = np.random.default_rng(20261203)
+    n, looks = 4000, 8
+    flat = np.full((6, looks, n), 0.048, np.float32) + rng.normal(0, 0.006, (6, looks, n))
+    flat = np.moveaxis(flat.astype(np.float32), 1, 0)  # (look, band, pixel)
+    at_zero = np.stack([coal_observation(f[:, None], swir_minus_blue_min=0.0)[0] for f in flat])
+    kept = np.stack([coal_observation(f[:, None])[0] for f in flat])
+    assert at_zero.mean() < 0.55  # the case is real: a zero margin is a coin toss per look
+    assert kept.mean() > 0.65
+    assert (kept.mean(axis=0) >= 0.5).mean() > 0.85  # the counting rule keeps the pile
+    assert (at_zero.mean(axis=0) >= 0.5).mean() < 0.7
+    falling = np.array([0.050, 0.048, 0.046, 0.044, 0.035, 0.032], np.float32)[:, None, None]
+    falling = (falling + rng.normal(0, 0.006, (6, looks, n))).astype(np.float32)
+    shaded = np.stack([coal_observation(falling[:, k][:, None])[0] for k in range(looks)])
+    assert shaded.mean() < 0.15
+    assert (shaded.mean(axis=0) >= 0.5).mean() < 0.02
+
+
 def test_coal_frequency_rule() -> None:
     t = 6
     stack = np.repeat(image(COAL, COAL, COAL, BUILT)[None], t, axis=0)

@@ -38,6 +38,7 @@ HARD_CASE_FIELDS: tuple[str, ...] = (
     "snow_from",
     "harvest_shift_days",
     "terrain_shadow",
+    "flat_coal",
     "water_level",
     "road_year",
     "burn_date",
@@ -116,6 +117,11 @@ class ScenarioParams(BaseModel):
         False,
         description="a rocky north-facing slope in topographic shadow, deepest under the low "
         "autumn sun: dark and flat like coal, but neither coal nor footprint",
+    )
+    flat_coal: bool = Field(
+        False,
+        description="coal exactly flat from blue to SWIR2 (SWIR1 = blue), the flattest real "
+        "coal: on the edge of the coal rule's shadow test",
     )
     water_level: tuple[tuple[int, float], ...] = Field(
         (),

@@ -298,7 +298,8 @@ def render_scene(
 
     lat = float(canvas.site.geometry.centroid.y)
     sun = sun_position(day, lat)
-    ground = ground_reflectance(fractions, surface_spectra(day, pheno), texture)
+    spectra = surface_spectra(day, pheno, flat_coal=params.flat_coal)
+    ground = ground_reflectance(fractions, spectra, texture)
     dark10: NDArray[np.bool_] | None = None
     features = site_features(site_id, year, params)
     if features:

@@ -43,6 +43,10 @@ STATIC_SPECTRA: Mapping[Surface, F32] = {
     Surface.WATER: _WATER,
     Surface.SHIP: _spec(0.050, 0.052, 0.055, 0.060, 0.061, 0.065, 0.062),
 }
+# Coal as flat as DOMAIN.md's range allows (hard case ``flat_coal``): every band at the
+# anthracite's mean, so SWIR1 equals blue and the rule's shadow test (SWIR1 - blue) sits on its
+# edge. Real coal is flat to slightly rising; which of the two a site holds is not known.
+FLAT_COAL = np.full(7, 0.048, dtype=np.float32)
 # What the atmosphere and weather put over the ground (applied in atmosphere.observe).
 SNOW = _spec(0.850, 0.850, 0.830, 0.760, 0.740, 0.110, 0.080)
 CLOUD = _spec(0.550, 0.550, 0.560, 0.580, 0.580, 0.450, 0.330)
@@ -76,8 +80,9 @@ def _curve(doy: float, knots: Sequence[tuple[float, F32]]) -> F32:
     return np.array([np.interp(doy, xs, ys[:, b]) for b in range(ys.shape[1])], np.float32)
 
 
-def surface_spectra(day: date, pheno: Phenology) -> F32:
-    """(N_SURFACES, 7) reflectance of every surface on ``day``.
+def surface_spectra(day: date, pheno: Phenology, *, flat_coal: bool = False) -> F32:
+    """(N_SURFACES, 7) reflectance of every surface on ``day`` (coal ``FLAT_COAL`` when
+    ``flat_coal``).
 
     Forest greens up April-June, peaks July-August, colours and senesces October-November and is
     dormant in winter; paddies flood in May-June and are harvested in October; dry fields (maize)
@@ -114,6 +119,8 @@ def surface_spectra(day: date, pheno: Phenology) -> F32:
     )  # fmt: skip
     for surface, spectrum in STATIC_SPECTRA.items():
         out[surface] = spectrum
+    if flat_coal:
+        out[Surface.COAL] = FLAT_COAL
     return out
 
 
