@@ -127,17 +127,17 @@ def test_flat_coal_passes_the_shadow_test_under_noise_a_falling_shadow_does_not(
     margin keeps most looks. Ground in shadow falling toward SWIR by 0.015 stays out."""
     rng = np.random.default_rng(20261203)
     n, looks = 4000, 8
-    flat = np.full((6, looks, n), 0.048, np.float32) + rng.normal(0, 0.006, (6, looks, n))
-    flat = np.moveaxis(flat.astype(np.float32), 1, 0)  # (look, band, pixel)
-    at_zero = np.stack([coal_observation(f[:, None], swir_minus_blue_min=0.0)[0] for f in flat])
-    kept = np.stack([coal_observation(f[:, None])[0] for f in flat])
+    # (band, look, pixel): the rule is per pixel, so each look is a row of one image.
+    flat = (0.048 + rng.normal(0, 0.006, (6, looks, n))).astype(np.float32)
+    at_zero = coal_observation(flat, swir_minus_blue_min=0.0)
+    kept = coal_observation(flat)
     assert at_zero.mean() < 0.55  # the case is real: a zero margin is a coin toss per look
     assert kept.mean() > 0.65
     assert (kept.mean(axis=0) >= 0.5).mean() > 0.85  # the counting rule keeps the pile
     assert (at_zero.mean(axis=0) >= 0.5).mean() < 0.7
     falling = np.array([0.050, 0.048, 0.046, 0.044, 0.035, 0.032], np.float32)[:, None, None]
     falling = (falling + rng.normal(0, 0.006, (6, looks, n))).astype(np.float32)
-    shaded = np.stack([coal_observation(falling[:, k][:, None])[0] for k in range(looks)])
+    shaded = coal_observation(falling)
     assert shaded.mean() < 0.15
     assert (shaded.mean(axis=0) >= 0.5).mean() < 0.02
 

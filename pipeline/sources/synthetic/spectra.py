@@ -46,7 +46,7 @@ STATIC_SPECTRA: Mapping[Surface, F32] = {
 # Coal as flat as DOMAIN.md's range allows (hard case ``flat_coal``): every band at the
 # anthracite's mean, so SWIR1 equals blue and the rule's shadow test (SWIR1 - blue) sits on its
 # edge. Real coal is flat to slightly rising; which of the two a site holds is not known.
-FLAT_COAL = np.full(7, 0.048, dtype=np.float32)
+FLAT_COAL = np.full(len(SPECTRAL_BANDS), 0.048, dtype=np.float32)
 # What the atmosphere and weather put over the ground (applied in atmosphere.observe).
 SNOW = _spec(0.850, 0.850, 0.830, 0.760, 0.740, 0.110, 0.080)
 CLOUD = _spec(0.550, 0.550, 0.560, 0.580, 0.580, 0.450, 0.330)
