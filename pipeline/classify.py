@@ -16,7 +16,7 @@ from skimage import morphology
 
 from pipeline import indices
 from pipeline.bands import BAND_INDEX
-from pipeline.composite import median_composite, nan_percentile
+from pipeline.composite import median_composite, median_only, nan_percentile
 from pipeline.masking import open_mask
 
 FloatArray = NDArray[np.float32]
@@ -317,7 +317,37 @@ COAL_REFLECTANCE_MAX = 0.12
 COAL_BRIGHTNESS_MAX = 0.075
 
 
+#: The shadow test's margin (``coal_observation``'s ``swir_minus_blue_min``): the absolute
+#: accuracy of surface reflectance, as ``pairwise.NOISE_FLOOR``.
+SWIR_MINUS_BLUE_MIN = -0.005
+
+
 def coal_observation(
+    reflectance: FloatArray,
+    *,
+    swir_minus_blue_min: float = SWIR_MINUS_BLUE_MIN,
+    **rule: float,
+) -> BoolArray:
+    """Coal-like pixels in one clear observation (``coal_like``) that pass the shadow test in
+    it: SWIR1 >= blue + ``swir_minus_blue_min``. Shadows fall toward SWIR while coal does not
+    (DOMAIN.md, "Confusers"). The margin, -0.005, is the absolute accuracy of surface
+    reflectance (as ``pairwise.NOISE_FLOOR``): coal as flat as it comes (SWIR1 = blue) sits on
+    the test's edge, and at a zero margin noise would drop half its looks; a shadow falls by
+    more. ``coal_frequency`` also takes the test on a pixel's season (``season_rise``), where
+    noise averages out."""
+    with np.errstate(invalid="ignore"):
+        flat = swir_rise(reflectance) >= swir_minus_blue_min
+    return np.asarray(coal_like(reflectance, **rule) & flat)
+
+
+def swir_rise(reflectance: FloatArray) -> FloatArray:
+    """SWIR1 - blue of ``reflectance`` (band, ...): how a target rises toward the SWIR; a
+    shadow, lit by the blue skylight alone, falls."""
+    out: FloatArray = indices.band(reflectance, "swir16") - indices.band(reflectance, "blue")
+    return out
+
+
+def coal_like(
     reflectance: FloatArray,
     *,
     brightness_max: float = COAL_BRIGHTNESS_MAX,
@@ -326,19 +356,15 @@ def coal_observation(
     swir16_min: float = 0.025,
     swir22_min: float = 0.02,
     mndwi_max: float = 0.1,
-    swir_minus_blue_min: float = -0.005,
     nir_minus_red_max: float = 0.025,
     flat_range_max: float = 0.04,
 ) -> BoolArray:
-    """Coal-like pixels in one clear observation: dark and flat across the spectrum.
+    """Pixels of one clear observation dark and flat across the spectrum as coal is, before
+    the shadow test (``coal_observation``).
 
     Darkness is judged on the mean of the bands (coal ~0.05, asphalt ~0.09: DOMAIN.md), which
     sensor noise barely moves, with a looser ceiling on every single band. The SWIR floors and
-    MNDWI ceiling reject water; SWIR1 >= blue rejects shadows, which fall toward SWIR while coal
-    does not (DOMAIN.md, "Confusers"). Its margin, ``swir_minus_blue_min`` = -0.005, is the
-    absolute accuracy of surface reflectance (as ``pairwise.NOISE_FLOOR``): coal as flat as it
-    comes (SWIR1 = blue) sits on the test's edge, and at a zero margin noise would drop half
-    its looks and the counting rule most of the pile; a shadow falls by more.
+    MNDWI ceiling reject water.
 
     Not vegetation: NDVI below ``ndvi_max``, or, for a pixel flat across the spectrum (every
     band within ``flat_range_max`` of the others: coal is flat from blue to SWIR2, 0.03-0.07,
@@ -350,8 +376,6 @@ def coal_observation(
     (0.025) does not move with darkness. Vegetation, shaded too, keeps NIR - red well above it
     (a forest canopy in deep shade ~0.04 with NDVI ~0.8).
     """
-    blue = indices.band(reflectance, "blue")
-    swir16 = indices.band(reflectance, "swir16")
     nir_minus_red = indices.band(reflectance, "nir") - indices.band(reflectance, "red")
     spread = np.max(reflectance, axis=0) - np.min(reflectance, axis=0)
     with np.errstate(invalid="ignore"):
@@ -362,10 +386,9 @@ def coal_observation(
                 (indices.ndvi(reflectance) < ndvi_max)
                 | ((nir_minus_red < nir_minus_red_max) & (spread < flat_range_max))
             )
-            & (swir16 > swir16_min)
+            & (indices.band(reflectance, "swir16") > swir16_min)
             & (indices.band(reflectance, "swir22") > swir22_min)
             & (indices.mndwi(reflectance) < mndwi_max)
-            & (swir16 - blue >= swir_minus_blue_min)
         )
     return np.asarray(mask)
 
@@ -589,11 +612,20 @@ def coal_frequency(
     *,
     obscured: BoolArray | None = None,
 ) -> CoalFrequency:
-    """Classify each clear observation of ``stack`` (time, band, y, x) by ``coal_observation``
-    with the thresholds ``rule`` (None: its defaults) and count coal flags, and the unflagged
-    clear looks in which SWIR1 or SWIR2 reaches the rule's ceiling on every band
+    """Classify each clear observation of ``stack`` (time, band, y, x) by the coal rule with
+    the thresholds ``rule`` (None: its defaults) and count coal flags, and the unflagged clear
+    looks in which SWIR1 or SWIR2 reaches the rule's ceiling on every band
     (``reflectance_max``): ground bright in the SWIR, which haze over coal does not make it
     (``CoalFrequency.refuted``).
+
+    A look is flagged where it is coal-like (``coal_like``) and passes the shadow test
+    (``coal_observation``) in itself or on the pixel's season: the median of SWIR1 - blue
+    over the pixel's coal-like looks (``season_rise``). Noise of 0.006 per band spreads one
+    look's SWIR1 - blue by 0.0085, more than the test's margin, so coal as flat as it comes
+    fails it in more than a quarter of its looks; the median of eight looks spreads it by
+    under half of that. A shadow is not let in: ground that is coal-dark only in shadow falls
+    toward SWIR in every look that counts, and a cloud's shadow passing over coal leaves the
+    pile's other looks flat.
 
     A look ``obscured`` (time, y, x; ``obscured_looks``) where it is not flagged is not counted:
     the veil or shade may hide coal. Nor does it refute: a cloud's edge, which water droplets
@@ -602,14 +634,22 @@ def coal_frequency(
     count: one look is never evidence enough of coal (``CoalFrequency.mask``), and a slope's
     terrain shadow, deepening as the sun sinks through the season, would leave its one early
     look alone to speak for it."""
+    like_rule = dict(rule or {})
+    margin = like_rule.pop("swir_minus_blue_min", SWIR_MINUS_BLUE_MIN)
+    ceiling = like_rule.get("reflectance_max", COAL_REFLECTANCE_MAX)
+    counted = np.stack([ok & valid_pixels(obs) for obs, ok in zip(stack, clear, strict=True)])
+    like = np.stack([coal_like(obs, **like_rule) for obs in stack]) & counted
+    darkest = like_rule.get("brightness_max", COAL_BRIGHTNESS_MAX)
+    with np.errstate(invalid="ignore"):
+        dark = counted & (np.mean(stack, axis=1) < darkest)
+        season_flat = season_rise(stack, dark) >= margin
     flagged = np.zeros(stack.shape[2:], np.int16)
     count = np.zeros(stack.shape[2:], np.int16)
     hidden = np.zeros(stack.shape[2:], np.int16)
     refuted = np.zeros(stack.shape[2:], np.int16)
-    ceiling = (rule or {}).get("reflectance_max", COAL_REFLECTANCE_MAX)
-    for t, (obs, ok) in enumerate(zip(stack, clear, strict=True)):
-        ok = ok & valid_pixels(obs)
-        flag = coal_observation(obs, **(rule or {})) & ok
+    for t, (obs, ok) in enumerate(zip(stack, counted, strict=True)):
+        with np.errstate(invalid="ignore"):
+            flag = like[t] & (season_flat | (swir_rise(obs) >= margin))
         unflagged = ok & ~flag
         if obscured is not None:
             hidden += (unflagged & obscured[t]).astype(np.int16)
@@ -622,3 +662,11 @@ def coal_frequency(
     with np.errstate(invalid="ignore", divide="ignore"):
         freq = np.where(count > 0, flagged / np.maximum(count, 1), np.nan).astype(np.float32)
     return CoalFrequency(freq, flagged, count, refuted)
+
+
+def season_rise(stack: FloatArray, looks: BoolArray) -> FloatArray:
+    """Per pixel, the median SWIR1 - blue (``swir_rise``) of ``stack`` (time, band, y, x)
+    over its ``looks`` (time, y, x); NaN where it has none."""
+    rise = np.stack([swir_rise(obs) for obs in stack])[:, None]
+    out: FloatArray = median_only(rise, looks)[0]
+    return out

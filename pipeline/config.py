@@ -331,8 +331,8 @@ class CoalRule(_Model):
         -0.005,
         ge=-1,
         le=1,
-        description="SWIR1 - blue at least (not shadow; the margin is the products' accuracy, "
-        "so flat coal passes)",
+        description="SWIR1 - blue at least, in the look or on the median of the season's dark "
+        "looks (not shadow; the margin is the products' accuracy, so flat coal passes)",
     )
     nir_minus_red_max: Real = Field(
         0.025,

@@ -71,7 +71,7 @@ logger = logging.getLogger(__name__)
 
 #: Bump when the recipe's numbers change for the same inputs and config (a rule, a default
 #: inside a stage): every stored site-year is then recomputed.
-RECIPE_VERSION = "19"
+RECIPE_VERSION = "20"
 #: Layout of the resume files (``<site>-<year>-<key>.npz`` and ``.json``).
 RESUME_FORMAT = 1
 #: Layout of the chunk step files (``<stem>.survey-<c>.pkl``, ``.plan.pkl``, ``.part-<c>.pkl``).

@@ -68,7 +68,7 @@ def test_recipe_defaults_are_a_default_runs(tmp_path: Path) -> None:
             classify_module.crop_signs,
             classify_module.is_green,
         ),
-        "coal_rule": (classify_module.coal_observation,),
+        "coal_rule": (classify_module.coal_like, classify_module.coal_observation),
         "terrain_rule": (terrain_module.shadowed,),
     }
     for rule, functions in stages.items():
