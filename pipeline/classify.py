@@ -637,19 +637,23 @@ def coal_frequency(
     like_rule = dict(rule or {})
     margin = like_rule.pop("swir_minus_blue_min", SWIR_MINUS_BLUE_MIN)
     ceiling = like_rule.get("reflectance_max", COAL_REFLECTANCE_MAX)
-    counted = np.stack([ok & valid_pixels(obs) for obs, ok in zip(stack, clear, strict=True)])
-    like = np.stack([coal_like(obs, **like_rule) for obs in stack]) & counted
     darkest = like_rule.get("brightness_max", COAL_BRIGHTNESS_MAX)
+    dark = np.empty((stack.shape[0], *stack.shape[2:]), bool)
+    for t, (obs, ok) in enumerate(zip(stack, clear, strict=True)):
+        with np.errstate(invalid="ignore"):
+            dark[t] = ok & (np.mean(obs, axis=0) < darkest)  # NaN: no data, not dark
     with np.errstate(invalid="ignore"):
-        dark = counted & (np.mean(stack, axis=1) < darkest)
         season_flat = season_rise(stack, dark) >= margin
+    del dark
     flagged = np.zeros(stack.shape[2:], np.int16)
     count = np.zeros(stack.shape[2:], np.int16)
     hidden = np.zeros(stack.shape[2:], np.int16)
     refuted = np.zeros(stack.shape[2:], np.int16)
-    for t, (obs, ok) in enumerate(zip(stack, counted, strict=True)):
+    for t, (obs, ok) in enumerate(zip(stack, clear, strict=True)):
+        ok = ok & valid_pixels(obs)
         with np.errstate(invalid="ignore"):
-            flag = like[t] & (season_flat | (swir_rise(obs) >= margin))
+            flat = season_flat | (swir_rise(obs) >= margin)
+        flag = coal_like(obs, **like_rule) & flat & ok
         unflagged = ok & ~flag
         if obscured is not None:
             hidden += (unflagged & obscured[t]).astype(np.int16)
@@ -667,6 +671,8 @@ def coal_frequency(
 def season_rise(stack: FloatArray, looks: BoolArray) -> FloatArray:
     """Per pixel, the median SWIR1 - blue (``swir_rise``) of ``stack`` (time, band, y, x)
     over its ``looks`` (time, y, x); NaN where it has none."""
-    rise = np.stack([swir_rise(obs) for obs in stack])[:, None]
+    rise = np.empty((stack.shape[0], 1, *stack.shape[2:]), np.float32)
+    for t, obs in enumerate(stack):
+        rise[t, 0] = swir_rise(obs)
     out: FloatArray = median_only(rise, looks)[0]
     return out
