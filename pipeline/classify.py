@@ -620,12 +620,13 @@ def coal_frequency(
 
     A look is flagged where it is coal-like (``coal_like``) and passes the shadow test
     (``coal_observation``) in itself or on the pixel's season: the median of SWIR1 - blue
-    over the pixel's coal-like looks (``season_rise``). Noise of 0.006 per band spreads one
-    look's SWIR1 - blue by 0.0085, more than the test's margin, so coal as flat as it comes
-    fails it in more than a quarter of its looks; the median of eight looks spreads it by
-    under half of that. A shadow is not let in: ground that is coal-dark only in shadow falls
-    toward SWIR in every look that counts, and a cloud's shadow passing over coal leaves the
-    pile's other looks flat.
+    over the pixel's clear looks darker than the rule's ``brightness_max`` (``season_rise``).
+    Noise of 0.006 per band spreads one look's SWIR1 - blue by 0.0085, more than the test's
+    margin, so coal as flat as it comes fails it in more than a quarter of its looks; the
+    median of eight looks spreads it by under half of that. The looks are chosen by darkness
+    alone: the water tests, on SWIR1 too, would keep the looks of a shadow that noise lifts.
+    A shadow is not let in: ground coal-dark only in shadow falls toward SWIR in all its dark
+    looks, and a cloud's shadow passing over coal leaves the pile's other looks flat.
 
     A look ``obscured`` (time, y, x; ``obscured_looks``) where it is not flagged is not counted:
     the veil or shade may hide coal. Nor does it refute: a cloud's edge, which water droplets
