@@ -506,6 +506,22 @@ def test_a_small_case_runs_end_to_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_flat_coal_is_counted_whole_on_a_seed_never_tuned_on(tmp_path: Path) -> None:
+    """Coal exactly flat (SWIR1 = blue) on seed 3, 2021: with the shadow test look by look
+    alone, noise failed it in enough looks to cost the camp 35 % of its coal; taken on the
+    season too, the coal area meets its target."""
+    case = HardCase("flat-coal-2021", "flat coal, one year", {"flat_coal": True}, (2021, 2021),
+                    ("demo-camp",))  # fmt: skip
+    result = run_case(case, 3, tmp_path, workers=2)
+    assert result.error is None, result.error
+    coal = result.measure("coal_area_error")
+    assert coal is not None
+    assert isinstance(coal.value, float)
+    assert coal.passed, (coal.value, result.details["worst_coal_error"])
+    assert abs(coal.value) <= 0.05
+
+
+@pytest.mark.slow
 def test_cli_prints_the_table_writes_json_and_exits_by_the_targets(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
