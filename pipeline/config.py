@@ -614,7 +614,7 @@ class LinesConfig(_Model):
         le=2,
         description="NDVI a line lost against the year before it appeared, beyond the median "
         "change of the ground around it (16-pixel blocks), along its median, and still lost the "
-        "next year",
+        "next year within a pixel of it (that year's composite may sit a pixel aside)",
     )
     min_length_m: Real = Field(
         200.0,
