@@ -522,6 +522,25 @@ def test_flat_coal_is_counted_whole_on_a_seed_never_tuned_on(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+def test_a_road_seen_aside_the_next_year_is_dated_on_a_seed_never_tuned_on(
+    tmp_path: Path,
+) -> None:
+    """The new road on seed 23: the 2023 composite sits about half a pixel off 2022's, and the
+    one-pixel road's loss lies beside it (median 0.09 NDVI in place, 0.27 within a pixel).
+    Judged in place, the road failed persistence and was never found; judged within a pixel,
+    it is found and dated 2022."""
+    case = next(c for c in CASES if c.name == "new-road")
+    result = run_case(case, 23, tmp_path, workers=2)
+    assert result.error is None, result.error
+    dated = result.measure("expansion_year")
+    assert dated is not None
+    assert dated.value == 2022, (dated.value, dated.note)
+    assert dated.passed
+    iou = result.measure("footprint_iou")
+    assert iou is not None and iou.passed, iou
+
+
+@pytest.mark.slow
 def test_cli_prints_the_table_writes_json_and_exits_by_the_targets(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
