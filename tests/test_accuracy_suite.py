@@ -537,7 +537,8 @@ def test_a_road_seen_aside_the_next_year_is_dated_on_a_seed_never_tuned_on(
     assert dated.value == 2022, (dated.value, dated.note)
     assert dated.passed
     iou = result.measure("footprint_iou")
-    assert iou is not None and iou.passed, iou
+    assert iou is not None
+    assert iou.passed, iou
 
 
 @pytest.mark.slow
