@@ -208,9 +208,9 @@ def held_loss(loss: FloatArray) -> NDArray[np.float32]:
     """The largest ``loss`` within a pixel of each pixel (its 3 x 3 neighbourhood; unseen
     pixels count as no loss): where a later year still holds a line's loss. Two years'
     composites can sit up to a pixel apart: co-registration moves a year only by whole pixels
-    and only when it lies more than half a pixel off, and each season's looks are jittered
-    about their own positions. A one-pixel road seen half a pixel or more aside leaves its
-    loss in the pixel beside it (seed 23 of the synthetic ``new-road`` case: a road found in
+    and only when it lies 0.75 px or more off (``coregister.MIN_SHIFT_PX``), and each
+    season's looks are jittered about their own positions. A one-pixel road seen half a pixel
+    or more aside leaves its loss in the pixel beside it (seed 23 of the synthetic ``new-road`` case: a road found in
     2022 kept a median loss of 0.09 in place in 2023, and 0.27 within a pixel)."""
     values = np.where(np.isfinite(loss), np.asarray(loss, np.float32), -np.inf)
     return np.asarray(ndimage.maximum_filter(values, footprint=_SQUARE), np.float32)

@@ -166,7 +166,7 @@ def test_a_diagonal_road_straddling_pixels_is_found_in_a_drier_year() -> None:
 
 def test_a_road_seen_a_pixel_aside_the_next_year_still_persists() -> None:
     """The next year's composite sits a pixel off (each season's looks are jittered, and
-    co-registration moves a year only when it lies more than half a pixel off): the road's
+    co-registration moves a year only when it lies 0.75 px or more off): the road's
     loss is held beside it, not in place. A one-year artefact still fails."""
     road = road_mask()
     before, this = forest(1), with_road(forest(2), road)
