@@ -210,22 +210,22 @@ def held_loss(loss: FloatArray) -> NDArray[np.float32]:
     composites can sit up to a pixel apart: co-registration moves a year only by whole pixels
     and only when it lies 0.75 px or more off (``coregister.MIN_SHIFT_PX``), and each
     season's looks are jittered about their own positions. A one-pixel road seen half a pixel
-    or more aside leaves its loss in the pixel beside it (seed 23 of the synthetic ``new-road`` case: a road found in
-    2022 kept a median loss of 0.09 in place in 2023, and 0.27 within a pixel)."""
+    or more aside leaves its loss in the pixel beside it (seed 23 of the synthetic ``new-road``
+    case: a road found in 2022 kept a median loss of 0.09 in place in 2023, and 0.27 within a
+    pixel)."""
     values = np.where(np.isfinite(loss), np.asarray(loss, np.float32), -np.inf)
     return np.asarray(ndimage.maximum_filter(values, footprint=_SQUARE), np.float32)
 
 
-def persistent(lines: BoolArray, loss: FloatArray, rule: LineRule) -> BoolArray:
+def persistent(lines: BoolArray, held: FloatArray, rule: LineRule) -> BoolArray:
     """The lines of ``lines`` (grouped across one-pixel gaps, as ``long_thin`` does) whose
-    median loss held within a pixel (``held_loss`` of the later year's ``loss``) is at least
+    median ``held`` (a later year's loss held within a pixel: ``held_loss``) is at least
     ``rule.min_loss``: each line judged as a whole, so that the sub-pixel jitter of a one-pixel
     road between composites does not break it up."""
     groups, n = _groups(lines)
     if n == 0:
         return np.zeros(lines.shape, bool)
-    values = held_loss(loss)
-    median = ndimage.median(values, groups, np.arange(1, n + 1))
+    median = ndimage.median(held, groups, np.arange(1, n + 1))
     keep = np.concatenate([[False], np.asarray(median) >= rule.min_loss])
     return np.asarray(keep[groups], bool)
 
@@ -243,8 +243,9 @@ def new_lines(
     previous year), outside ``known`` (footprint the year already has: a line is what the
     per-pixel rules missed, and a road is not widened by the yard it leaves), long and thin
     (``long_thin``), not a dark strip moved by a sub-pixel shift (``displaced``), whose loss
-    against ``before`` persists in ``after`` (the next year: ``persistent``), and that come
-    within ``rule.max_gap_m`` of ``known`` (``joining``; without ``known``, anywhere).
+    against ``before`` persists in ``after`` (the next year, within a pixel: ``held_loss``,
+    ``persistent``), and that come within ``rule.max_gap_m`` of ``known`` (``joining``;
+    without ``known``, anywhere).
 
     A road is a valley all along, but its loss can fall short of ``rule.min_loss`` for a few
     pixels (a 12 m road across 10 m pixels of forest loses 0.1-0.16 NDVI, as it straddles them),
@@ -264,8 +265,8 @@ def new_lines(
     lines = long_thin(candidates, pixel_m, rule)
     # A strip up to span_px - 1 wide moved by a pixel: its old rim lies that far from the new.
     lines &= ~displaced(lines, loss, rule.span_px - 1, rule.min_loss)
-    kept_loss = greenness_loss(before, after)
-    lines = persistent(lines, kept_loss, rule)
+    held = held_loss(greenness_loss(before, after))
+    lines = persistent(lines, held, rule)
     if known is None or rule.max_gap_m is None or not lines.any():
         return lines
     near = ndimage.distance_transform_edt(~lines) <= rule.min_length_m / pixel_m
@@ -273,7 +274,7 @@ def new_lines(
         ndimage.binary_propagation(lines, _SQUARE, mask=lines | (valleys & near)), bool
     )
     joined = joining(reach, known, rule.max_gap_m / pixel_m)
-    extended = candidates & (held_loss(kept_loss) >= rule.min_loss)
+    extended = candidates & (held >= rule.min_loss)
     return np.asarray(joined & (lines | extended), bool)
 
 
@@ -307,7 +308,7 @@ def track_lines(
     for i, this in enumerate(ndvi):
         kept = np.zeros(shape, bool)
         for s in np.unique(since[since >= 0]):
-            kept |= persistent(since == s, greenness_loss(ndvi[s], this), rule)
+            kept |= persistent(since == s, held_loss(greenness_loss(ndvi[s], this)), rule)
         new = np.zeros(shape, bool)
         if 0 < i < len(ndvi) - 1:
             mask = None if known is None else known[i]

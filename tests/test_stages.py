@@ -146,9 +146,9 @@ def test_the_season_takes_the_shadow_test_where_one_look_is_too_noisy() -> None:
     """``coal_frequency`` takes the shadow test on the median of a pixel's dark looks as well
     as look by look: of flat coal under 0.006 of noise in eight looks, the per-look test alone
     keeps 92 % of the pixels, the season's 94.5 %; ground dark and falling toward SWIR in every
-    look (a slope in shadow) stays out (taken over the coal-like looks, the median let 2 % of it
-    in: the water test keeps the looks noise lifts), and so does asphalt, coal-dark only in the two looks
-    a cloud's shadow darkens (falling as shadows do), while a pile in a cloud's shadow in
+    look (a slope in shadow) stays out (taken over the coal-like looks, the median let 2 % of
+    it in: the water test keeps the looks noise lifts), and so does asphalt, coal-dark only in
+    the two looks a cloud's shadow darkens (falling as shadows do), while a pile in a cloud's shadow in
     three of its eight looks is still coal."""
     rng = np.random.default_rng(20261204)
     n, looks = 4000, 8
