@@ -77,7 +77,12 @@ from pipeline.bands import BAND_INDEX, BANDS
 from pipeline.classify import RELIGHT_REACH_PX
 from pipeline.errors import SceneReadError, SourceError
 from pipeline.grid import Grid
-from pipeline.look_registration import LookShift, register_looks
+from pipeline.look_registration import (
+    NOT_ESTIMATED,
+    LookShift,
+    register_looks,
+    with_year_shift,
+)
 from pipeline.masking import MaskRules, clear_reasons
 from pipeline.radiometry import (
     SERIES_BANDS,
@@ -196,9 +201,7 @@ def halo_px(rules: MaskRules, grid: Grid, params: RecipeParams | None = None) ->
     cloud dilation, then how far a registered look reaches for its values (``params``' look
     registration; none without ``params``), then the farthest of greenness's 3 x 3 minimum and,
     when cloud shadows are matched, the light measured under them (``classify.relit``)."""
-    reach = 0
-    if params is not None and params.registration is not None:
-        reach = params.registration.reach_px
+    reach = 0 if params is None else params.reach_px
     around = GREENNESS_REACH_PX
     if rules.cloud_heights_m is not None:
         around = max(around, RELIGHT_REACH_PX)
@@ -537,23 +540,25 @@ def settle(
     in_season, green_obs = season_looks(days, year, (start, end), params)
     used = sorted(set(in_season) | set(green_obs))
     registration: dict[int, LookShift] = {}
-    if in_season and params.registration is not None:
-        band = BANDS[params.registration.band]
-        # Filled look by look: whole-grid arrays listed, then stacked, were held twice (the
-        # task's peak memory on a large site).
-        matched = np.empty((len(used), *grid.shape), np.float32)
-        matched_clear = np.empty((len(used), *grid.shape), bool)
-        for j, k in enumerate(used):
-            matched[j], matched_clear[j] = _survey_band(
-                looks[k], shifts.get(k), chunks, surveys, grid, band
+    if in_season and (params.registration is not None or params.year_shift is not None):
+        placed = [NOT_ESTIMATED] * len(used)
+        if params.registration is not None:
+            band = BANDS[params.registration.band]
+            # Filled look by look: whole-grid arrays listed, then stacked, were held twice (the
+            # task's peak memory on a large site).
+            matched = np.empty((len(used), *grid.shape), np.float32)
+            matched_clear = np.empty((len(used), *grid.shape), bool)
+            for j, k in enumerate(used):
+                matched[j], matched_clear[j] = _survey_band(
+                    looks[k], shifts.get(k), chunks, surveys, grid, band
+                )
+            placed = register_looks(
+                matched, matched_clear, [used.index(k) for k in in_season], params.registration
             )
-        placed = register_looks(
-            matched, matched_clear, [used.index(k) for k in in_season], params.registration
-        )
-        del matched, matched_clear
+            del matched, matched_clear
         for k, shift in zip(used, placed, strict=True):
-            registration[k] = shift
-            looks[k] = replace(looks[k], record=with_registration(looks[k].record, shift))
+            registration[k] = with_year_shift(shift, params.year_shift)
+            looks[k] = replace(looks[k], record=with_registration(looks[k].record, registration[k]))
     site_records = season_records(
         [(look.day, look.record) for look in looks], skipped_records, year, (start, end), params
     )

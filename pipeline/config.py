@@ -539,6 +539,16 @@ class CoregistrationConfig(_Model):
         "(pixels): a one-pixel move helps only past half a pixel, and the estimate and the "
         "frame are each uncertain by about 0.15 px",
     )
+    min_resample_px: Real | None = Field(
+        0.4,
+        ge=0.25,
+        le=5,
+        description="a year lying this far off the frame most of its site's years sit on "
+        "(pixels, along either axis) is made again with every look resampled onto it before "
+        "it is classified: a year a fraction of a pixel off maps a small site a rim of pixels "
+        "aside, which whole-pixel moves cannot mend (the estimate and the frame are each "
+        "uncertain by about 0.15 px); null: never",
+    )
 
 
 class LookRegistrationConfig(_Model):

@@ -36,14 +36,24 @@ al. 2008) and without an external reference image:
    that a correction improves similarity.
 
 A year without a composite, or without a reliable pair, is left where it is.
+
+Maps moved by whole pixels cannot mend a year that lies a fraction of a pixel off: classified
+0.6 px off, a 5 ha site's footprint comes out a row and a column aside. So the run places its
+finished years first (:func:`year_shifts`) and makes again, with every look resampled by a
+sub-pixel shift before it is composited and classified, each year that lies
+``min_resample_px`` or more off the frame most of the site's years already sit on
+(:func:`consensus_frame`; not the mean of all, which would sit between one sensor's years and
+another's), with the same checks as step 5 (no blunder, a better match once moved). Steps 1-5
+then find those years on the frame.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -82,6 +92,12 @@ MISFIT_TOLERANCE_PX2 = 1e-9
 #: pixels come from different scenes), 0.75 px makes that so with about 90% confidence
 #: (0.5 + 1.28 x 0.21), where 0.5 would be a coin toss.
 MIN_SHIFT_PX = 0.75
+#: A year's looks are resampled onto the frame before it is classified (``subpixel_shifts``)
+#: when the year lies this far off it along an axis (pixels): with the estimate and the frame
+#: each uncertain by about 0.15 px, a year that is right moves this far about one time in 20
+#: (0.4 / 0.21 = 1.9 sigma), and a year this far off loses or gains a rim of pixels on a small
+#: site.
+MIN_RESAMPLE_PX = 0.4
 #: Sub-pixel precision of the pairwise shifts: 1/UPSAMPLE_FACTOR px.
 UPSAMPLE_FACTOR = 20
 
@@ -99,6 +115,7 @@ class CoregistrationParams:
     max_residual_px: float = MAX_RESIDUAL_PX
     upsample_factor: int = UPSAMPLE_FACTOR
     min_shift_px: float = MIN_SHIFT_PX
+    min_resample_px: float | None = MIN_RESAMPLE_PX
 
 
 #: What ``analysis.analyse_site`` uses unless told otherwise (the config's defaults).
@@ -160,6 +177,25 @@ def shift_array(array: NDArray[Any], move: tuple[int, int], fill: Any) -> NDArra
     dst = (..., slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0)))
     src = (..., slice(max(-dy, 0), h + min(-dy, 0)), slice(max(-dx, 0), w + min(-dx, 0)))
     out[dst] = array[src]
+    return out
+
+
+def resample(array: NDArray[np.floating[Any]], shift: tuple[float, float]) -> NDArray[np.float32]:
+    """``array`` (..., y, x) moved by ``shift`` (rows down, cols right; ``ndimage.shift``'s
+    convention), bilinear from its four whole-pixel neighbours, NaN where one of them is NaN
+    or outside the array. The weights depend on the shift's fractions only, so any window of
+    the array gives, away from its edges, the same values as the whole array."""
+    dy, dx = shift
+    ky, kx = math.floor(dy), math.floor(dx)
+    fy, fx = dy - ky, dx - kx
+    source = np.asarray(array, np.float32)
+    out = np.zeros(source.shape, np.float32)
+    for my, wy in ((ky, 1.0 - fy), (ky + 1, fy)):
+        for mx, wx in ((kx, 1.0 - fx), (kx + 1, fx)):
+            weight = np.float32(wy * wx)
+            if weight == 0.0:
+                continue
+            out += weight * shift_array(source, (my, mx), np.float32(np.nan))
     return out
 
 
@@ -285,18 +321,18 @@ def whole_pixel_moves(positions: Sequence[float]) -> tuple[float, list[int]]:
     return float(candidates[best]), [int(m) for m in moves[:, best]]
 
 
-def place_images(
+def network_positions(
     images: Sequence[FloatArray | None],
     valid: Sequence[BoolArray | None],
     params: CoregistrationParams,
-) -> list[Placement]:
-    """The placement of each registration image of a series (None: not seen) against the
-    series' common frame (module docstring, steps 2-5)."""
+) -> tuple[list[tuple[float, float] | None], list[PairShift], list[PairShift]]:
+    """Where each registration image of a series (None: not seen) lies, from every reliable pair
+    (module docstring, steps 2-3): the positions (rows, cols; None: no reliable pair placed
+    it), the reliable pairs, and those kept by the adjustment (the others are blunders)."""
     n = len(images)
     present = [k for k in range(n) if images[k] is not None]
-    placements = [Placement(None, (0, 0), 0) for _ in range(n)]
     if len(present) < 2:
-        return placements
+        return [None] * n, [], []
     shape = next(im.shape for im in images if im is not None)
     taper = window("hann", shape)  # type: ignore[no-untyped-call]
     pairs = []
@@ -309,6 +345,19 @@ def place_images(
         if found is not None:
             pairs.append(PairShift(i, j, found[0], found[1]))
     positions, kept = adjust_network(n, pairs, params.max_residual_px)
+    return positions, pairs, kept
+
+
+def place_images(
+    images: Sequence[FloatArray | None],
+    valid: Sequence[BoolArray | None],
+    params: CoregistrationParams,
+) -> list[Placement]:
+    """The placement of each registration image of a series (None: not seen) against the
+    series' common frame (module docstring, steps 2-5)."""
+    n = len(images)
+    placements = [Placement(None, (0, 0), 0) for _ in range(n)]
+    positions, pairs, kept = network_positions(images, valid, params)
     placed = [k for k in range(n) if positions[k] is not None]
     if not placed:
         return placements
@@ -320,11 +369,11 @@ def place_images(
         for k, p, m in zip(placed, along, axis_moves, strict=True):
             moves[k][axis] = m if abs(p - frame[axis]) >= params.min_shift_px else 0
     kept_moves = {k: (moves[k][0], moves[k][1]) for k in placed}
-    for p in pairs:
-        if p not in kept:  # a blunder: the false match may be either year's
-            kept_moves[p.i] = kept_moves[p.j] = (0, 0)
+    for k in _blundered(pairs, kept):  # the false match may be either year's
+        kept_moves[k] = (0, 0)
     for k in placed:
-        if kept_moves[k] != (0, 0) and not _improves(k, images, kept_moves):
+        back = {m: (-float(v[0]), -float(v[1])) for m, v in kept_moves.items()}
+        if kept_moves[k] != (0, 0) and not _improves(k, images, back):
             logger.debug(
                 "image %d: a move of %s px does not raise its correlation with the others; "
                 "left in place", k, kept_moves[k],
@@ -341,17 +390,81 @@ def place_images(
     return placements
 
 
+def consensus_frame(positions: Sequence[float], tolerance_px: float) -> float:
+    """The frame along one axis that most images already sit on: the mean position of the
+    largest set of images within ``tolerance_px`` of one of them (ties: the tightest such set,
+    then the one nearest the median). Most years of a series are right; the mean of all would
+    sit between a sensor's years and another's."""
+    p = np.asarray(positions, np.float64)
+    median = float(np.median(p))
+    best: tuple[int, float, float, float] | None = None
+    for c in p:
+        inliers = p[np.abs(p - c) < tolerance_px]
+        mean = float(inliers.mean())
+        rank = (-len(inliers), float(((inliers - mean) ** 2).sum()), abs(mean - median), mean)
+        if best is None or rank < best:
+            best = rank
+    assert best is not None
+    return best[3]
+
+
+def subpixel_shifts(
+    images: Sequence[FloatArray | None],
+    valid: Sequence[BoolArray | None],
+    params: CoregistrationParams,
+) -> list[tuple[float, float] | None]:
+    """The sub-pixel shift (rows down, cols right) that brings each registration image of a
+    series onto the frame most of them sit on (:func:`consensus_frame`), or None where the
+    image stays: not placed, within ``params.min_resample_px`` of the frame along both axes,
+    in a pair dropped as a blunder, or not correlating better with the others once moved
+    (AROSICS's check, as for whole-pixel moves)."""
+    n = len(images)
+    out: list[tuple[float, float] | None] = [None] * n
+    if params.min_resample_px is None:
+        return out
+    positions, pairs, kept = network_positions(images, valid, params)
+    placed = [k for k in range(n) if positions[k] is not None]
+    if len(placed) < 2:
+        return out
+    frame = [
+        consensus_frame([positions[k][axis] for k in placed], params.min_resample_px)  # type: ignore[index]
+        for axis in (0, 1)
+    ]
+    shifts = {}
+    for k in placed:
+        pos = positions[k]
+        assert pos is not None
+        off = (pos[0] - frame[0], pos[1] - frame[1])
+        if max(abs(off[0]), abs(off[1])) >= params.min_resample_px:
+            shifts[k] = (round(-off[0], 3) + 0.0, round(-off[1], 3) + 0.0)
+    for k in _blundered(pairs, kept):
+        shifts.pop(k, None)
+    for k in list(shifts):
+        if not _improves(k, images, shifts):
+            logger.debug("image %d: a shift of %s px does not raise its correlation with the "
+                         "others; left in place", k, shifts[k])  # fmt: skip
+            del shifts[k]
+    for k, shift in shifts.items():
+        out[k] = shift
+    return out
+
+
+def _blundered(pairs: Sequence[PairShift], kept: Sequence[PairShift]) -> set[int]:
+    """The images in a pair the network adjustment dropped as a blunder."""
+    return {k for p in pairs if p not in kept for k in (p.i, p.j)}
+
+
 def _improves(
-    k: int, images: Sequence[FloatArray | None], moves: dict[int, tuple[int, int]]
+    k: int, images: Sequence[FloatArray | None], shifts: Mapping[int, tuple[float, float]]
 ) -> bool:
-    """Whether moving image ``k`` back by ``moves[k]`` raises its correlation with the per-pixel
-    median of the other images, each moved back by its own move (0 where it has none)."""
+    """Whether moving image ``k`` by ``shifts[k]`` (rows down, cols right; bilinear when not
+    whole) raises its correlation with the per-pixel median of the other images, each moved
+    by its own shift (none where it has none)."""
     others = []
     for m, im in enumerate(images):
         if m == k or im is None:
             continue
-        back = moves.get(m, (0, 0))
-        moved = shift_array(im, (-back[0], -back[1]), 0.0)
+        moved = _moved(im, shifts.get(m, (0.0, 0.0)))
         others.append(np.where(moved != 0, moved, np.nan))
     if not others:
         return False
@@ -360,10 +473,28 @@ def _improves(
         reference = np.nan_to_num(np.nanmedian(np.stack(others), axis=0), nan=0.0)
     image = images[k]
     assert image is not None
-    move = moves[k]
-    before = aligned_correlation(reference, image, (0, 0))
-    after = aligned_correlation(reference, image, (-move[0], -move[1]))
+    before = image_correlation(reference, image)
+    after = image_correlation(reference, _moved(image, shifts[k]))
     return bool(after > before)
+
+
+def _moved(image: FloatArray, shift: tuple[float, float]) -> FloatArray:
+    """A registration image moved by ``shift``: by whole pixels exactly when it is whole (NaN
+    brought in), bilinear (:func:`resample`) otherwise."""
+    dy, dx = shift
+    if float(dy).is_integer() and float(dx).is_integer():
+        return shift_array(image, (int(dy), int(dx)), np.nan)
+    return np.asarray(resample(image, shift), np.float64)
+
+
+def year_shifts(
+    years: Sequence[SiteYear], params: CoregistrationParams
+) -> list[tuple[float, float] | None]:
+    """The sub-pixel shift (rows down, cols right) each of ``years`` (one site's, on one grid)
+    is to be resampled by onto the frame most of them sit on, before it is classified
+    (:func:`subpixel_shifts` of their composites' ``params.band``); None where a year stays."""
+    images, valid = _registration_images(years, params)
+    return subpixel_shifts(images, valid, params)
 
 
 def coregister_years(years: Sequence[SiteYear], params: CoregistrationParams) -> list[SiteYear]:
@@ -371,24 +502,22 @@ def coregister_years(years: Sequence[SiteYear], params: CoregistrationParams) ->
     composite placed by :func:`place_images` on its ``params.band``, its ``registration``
     recorded, and every per-pixel array of a year that moves moved back by whole pixels
     (:func:`moved_site_year`). A year without a composite, or that no reliable pair placed, is
-    returned as it is."""
-    images: list[FloatArray | None] = []
-    valid: list[BoolArray | None] = []
-    for sy in years:
-        image = None
-        if sy.composite is not None:
-            image = registration_image(sy.composite.reflectance[params.band], sy.valid)
-        images.append(image)
-        valid.append(sy.valid if image is not None else None)
+    returned as it is. A year already resampled onto the frame (its ``registration``'s
+    ``resampled_px``, :func:`year_shifts`) is recorded as lying where it lay before that."""
+    images, valid = _registration_images(years, params)
     out = list(years)
     for k, (sy, placed) in enumerate(zip(years, place_images(images, valid, params), strict=True)):
         if placed.position is None:
             continue
         (rows, cols), (move_rows, move_cols) = placed.position, placed.move
+        east, north = sy.registration.resampled_px if sy.registration is not None else (0.0, 0.0)
         registration = Registration(
-            shift_px=(cols, -rows + 0.0), moved_px=(move_cols, -move_rows), pairs=placed.pairs
+            shift_px=(round(cols + east, 3) + 0.0, round(-rows + north, 3) + 0.0),
+            moved_px=(move_cols, -move_rows),
+            pairs=placed.pairs,
+            resampled_px=(east, north),
         )
-        if registration.moved:
+        if registration.moved_px != (0, 0):
             logger.info(
                 "%s %d: imagery %.2f px east, %.2f px north of the other years; moved back by "
                 "%d px east, %d px north",
@@ -400,6 +529,22 @@ def coregister_years(years: Sequence[SiteYear], params: CoregistrationParams) ->
         else:
             out[k] = replace(sy, registration=registration)
     return out
+
+
+def _registration_images(
+    years: Sequence[SiteYear], params: CoregistrationParams
+) -> tuple[list[FloatArray | None], list[BoolArray | None]]:
+    """Each year's registration image of its composite's ``params.band`` (None: no composite,
+    or no texture) and the pixels it is valid on."""
+    images: list[FloatArray | None] = []
+    valid: list[BoolArray | None] = []
+    for sy in years:
+        image = None
+        if sy.composite is not None:
+            image = registration_image(sy.composite.reflectance[params.band], sy.valid)
+        images.append(image)
+        valid.append(sy.valid if image is not None else None)
+    return images, valid
 
 
 def moved_site_year(sy: SiteYear, move: tuple[int, int]) -> SiteYear:

@@ -40,7 +40,7 @@ sit off the ground together is left to ``coregister``.
 
 A look moved by (dy, dx) is resampled bilinearly from its four whole-pixel neighbours
 (``resample``); every look is resampled on its own lattice with the same weights wherever it is
-cut, so a window read with a halo of ``reach_px`` gives, inside, the whole grid's values
+cut, so a window read with a halo of ``RecipeParams.reach_px`` gives, inside, the whole grid's values
 (``chunks``). Pixels not clear (cloud, snow, nodata) are NaN before resampling so that they do
 not bleed into their clear neighbours; the clear mask moves by the nearest whole pixel and is
 kept only where every resampled band is finite.
@@ -49,7 +49,6 @@ kept only where every resampled band is finite.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,7 +61,7 @@ from threadpoolctl import threadpool_limits
 
 from pipeline.bands import BAND_INDEX
 from pipeline.composite import median_only
-from pipeline.coregister import image_correlation, registration_image, shift_array
+from pipeline.coregister import image_correlation, registration_image, resample, shift_array
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +100,6 @@ class LookRegistrationParams:
     min_shift_px: float = MIN_SHIFT_PX
     rounds: int = ROUNDS
 
-    @property
-    def reach_px(self) -> int:
-        """How far (pixels) a resampled look reaches for its values: the halo a window needs."""
-        return math.floor(self.max_shift_px) + 1
-
 
 @dataclass(frozen=True)
 class LookShift:
@@ -134,23 +128,15 @@ class LookShift:
 NOT_ESTIMATED = LookShift(None, float("nan"), False)
 
 
-def resample(array: NDArray[np.floating], shift: Shift) -> FloatArray:
-    """``array`` (..., y, x) moved by ``shift`` (rows down, cols right; ``ndimage.shift``'s
-    convention), bilinear from its four whole-pixel neighbours, NaN where one of them is NaN
-    or outside the array. The weights depend on the shift's fractions only, so any window of
-    the array gives, away from its edges, the same values as the whole array."""
-    dy, dx = shift
-    ky, kx = math.floor(dy), math.floor(dx)
-    fy, fx = dy - ky, dx - kx
-    source = np.asarray(array, np.float32)
-    out = np.zeros(source.shape, np.float32)
-    for my, wy in ((ky, 1.0 - fy), (ky + 1, fy)):
-        for mx, wx in ((kx, 1.0 - fx), (kx + 1, fx)):
-            weight = np.float32(wy * wx)
-            if weight == 0.0:
-                continue
-            out += weight * shift_array(source, (my, mx), np.float32(np.nan))
-    return out
+def with_year_shift(shift: LookShift, year: Shift | None) -> LookShift:
+    """``shift`` with the year's own sub-pixel shift onto its site's frame added
+    (``coregister.subpixel_shifts``): a look not moved, or not estimated, moves by the year's
+    alone. None: ``shift`` as it is."""
+    if year is None:
+        return shift
+    own = shift.applied or (0.0, 0.0)
+    total = (round(own[0] + year[0], 3) + 0.0, round(own[1] + year[1], 3) + 0.0)
+    return LookShift(total, shift.correlation, total != (0.0, 0.0))
 
 
 def resample_look(

@@ -20,6 +20,7 @@ of the grid with a one-pixel halo), and the whole-site stage on those 2D product
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -48,11 +49,13 @@ from pipeline.classify import (
 )
 from pipeline.composite import Composite, median_composite
 from pipeline.look_registration import (
+    NOT_ESTIMATED,
     LookRegistrationParams,
     LookShift,
     register_looks,
     resample_look,
     resample_mask,
+    with_year_shift,
 )
 from pipeline.masking import CLEAR_REASONS, MaskReason
 from pipeline.radiometry import (
@@ -89,6 +92,10 @@ class RecipeParams:
     and removed (``haze``, ``dehazed``); None leaves the looks as read. ``registration``: how
     the looks the season uses are registered onto their consensus before they are composited
     (``look_registration``, ``registered``); None leaves them where they were read.
+    ``year_shift``: the sub-pixel shift (rows down, cols right) every look the season uses is
+    resampled by on top of its own, onto the frame of the site's other years
+    (``coregister.subpixel_shifts``: the run's second pass for a year that lay off it); None:
+    none.
     """
 
     season: tuple[MonthDay, MonthDay] = ((9, 1), (11, 15))
@@ -115,6 +122,15 @@ class RecipeParams:
     terrain_rule: Mapping[str, float] = field(default_factory=dict)
     haze: haze.HazeRule | None = field(default_factory=haze.HazeRule)
     registration: LookRegistrationParams | None = field(default_factory=LookRegistrationParams)
+    year_shift: tuple[float, float] | None = None
+
+    @property
+    def reach_px(self) -> int:
+        """How far (pixels) a look resampled by its own shift and ``year_shift`` reaches for
+        its values: the halo a chunk needs for them (0: no look is resampled)."""
+        own = self.registration.max_shift_px if self.registration is not None else 0.0
+        year = max(abs(v) for v in self.year_shift) if self.year_shift is not None else 0.0
+        return math.floor(own + year) + 1 if own + year > 0 else 0
 
     def window(self, year: int, widened: bool = False) -> tuple[date, date]:
         a, b = self.fallback if widened else self.season
@@ -235,17 +251,19 @@ def site_year(
     days = [o.day for o in looks]
     in_season, green_obs = season_looks(days, year, (start, end), params)
     used = sorted(set(in_season) | set(green_obs))
-    if in_season and params.registration is not None:
-        # Matched as read (offsets corrected): the values a site read by chunks has in hand.
-        found = look_shifts(
-            [corrected[i].reflectance[params.registration.band] for i in used],
-            [corrected[i].clear for i in used],
-            [used.index(i) for i in in_season],
-            params.registration,
-        )
+    if in_season and (params.registration is not None or params.year_shift is not None):
+        found = [NOT_ESTIMATED] * len(used)
+        if params.registration is not None:
+            # Matched as read (offsets corrected): the values a site read by chunks has in hand.
+            found = look_shifts(
+                [corrected[i].reflectance[params.registration.band] for i in used],
+                [corrected[i].clear for i in used],
+                [used.index(i) for i in in_season],
+                params.registration,
+            )
         looks = list(looks)
         for i, shift in zip(used, found, strict=True):
-            looks[i] = registered(looks[i], shift)
+            looks[i] = registered(looks[i], with_year_shift(shift, params.year_shift))
     records = season_records(
         [(o.day, o.record) for o in looks], skipped, year, (start, end), params
     )

@@ -45,7 +45,9 @@ class SceneRecord:
     haze_blue: float | None = None
     haze_blue_max: float | None = None
     # Where the look lay against its season's consensus, in pixels east and north, before it
-    # was resampled back onto it (``look_registration``); None: left as read.
+    # was resampled back onto it (``look_registration``), plus its year's own offset from the
+    # site's other years when the year was resampled onto them (``coregister.year_shifts``);
+    # None: left as read.
     registered_px: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
@@ -84,19 +86,22 @@ _EVIDENCE_ARRAYS = {"vegetated": "evidence_vegetated", "field": "evidence_field"
 @dataclass(frozen=True)
 class Registration:
     """Where a site-year's imagery lay against its site's common frame, in pixels east and
-    north (``coregister.coregister_years``): ``shift_px`` as estimated (sub-pixel), ``moved_px``
-    the whole-pixel correction applied (every per-pixel array was moved back by it; (0, 0):
-    left in place, the shift being under ``min_shift_px``, or the move not confirmed by every
-    pair or not improving the match),
-    ``pairs`` how many reliable pairs with other years placed it."""
+    north (``coregister``): ``shift_px`` as estimated (sub-pixel), ``resampled_px`` the
+    sub-pixel correction every look was resampled by before the year was classified
+    (``coregister.year_shifts``; (0, 0): none), ``moved_px`` the whole-pixel correction
+    applied after (every per-pixel array was moved back by it; (0, 0): left in place, the
+    shift being under ``min_shift_px``, or the move not confirmed by every pair or not
+    improving the match), ``pairs`` how many reliable pairs with other years placed it."""
 
     shift_px: tuple[float, float]
     moved_px: tuple[int, int]
     pairs: int
+    resampled_px: tuple[float, float] = (0.0, 0.0)
 
     @property
     def moved(self) -> bool:
-        return self.moved_px != (0, 0)
+        """Whether the year was brought onto the frame, resampled or moved."""
+        return self.moved_px != (0, 0) or self.resampled_px != (0.0, 0.0)
 
 
 @dataclass(frozen=True)

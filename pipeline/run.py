@@ -45,6 +45,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pyogrio.errors
 from rasterio.errors import RasterioError
 from shapely.geometry import MultiPolygon, Polygon
 
@@ -52,7 +53,7 @@ from pipeline import __version__, chunks, task_progress
 from pipeline.analysis import analyse_site, perimeter_changes, score_against_truth
 from pipeline.bands import BAND_INDEX
 from pipeline.config import HazeConfig, RunConfig
-from pipeline.coregister import CoregistrationParams
+from pipeline.coregister import CoregistrationParams, year_shifts
 from pipeline.errors import OutputError, SiteError, SitewatchError
 from pipeline.executors import open_executor, run_unordered
 from pipeline.export.run_outputs import export_options, export_run
@@ -74,6 +75,7 @@ from pipeline.model import shorten
 from pipeline.perimeters import load_perimeters, perimeters_by_site
 from pipeline.recipe import RecipeParams
 from pipeline.results import (
+    Registration,
     RunResult,
     SiteYear,
 )
@@ -142,6 +144,7 @@ def coregistration_params(config: RunConfig) -> CoregistrationParams | None:
         max_residual_px=float(c.max_residual_px),
         upsample_factor=c.upsample_factor,
         min_shift_px=float(c.min_shift_px),
+        min_resample_px=None if c.min_resample_px is None else float(c.min_resample_px),
     )
 
 
@@ -241,9 +244,9 @@ def _haze_rule(haze: HazeConfig) -> HazeRule | None:
 def _run_tasks(
     executor: Executor | None,
     tasks: Sequence[SiteYearTask],
-    keys: Mapping[tuple[str, int], str],
     work: Path,
     report: Progress,
+    again: bool = False,
 ) -> dict[tuple[str, int], TaskRecord]:
     """Run every site-year task on ``executor`` (None: here) and show progress: site-years
     done, and across all tasks scenes read, chunks read (when sites are read by chunks) and
@@ -253,7 +256,15 @@ def _run_tasks(
     Here a site-year is one task. On an executor a site-year read by chunks runs as steps
     (``tasks.Step``), in four waves over every such site-year: each chunk's survey (beside the
     whole site-years), the decisions, each chunk's part, the finish; so a large site's chunks
-    spread over the workers."""
+    spread over the workers.
+
+    ``again``: the run's second pass (``resampled_tasks``), whose bars are its own."""
+    name = {
+        "site-years": "site-years resampled" if again else "site-years",
+        "scenes read": "scenes read again" if again else "scenes read",
+        "chunks": "chunks read again" if again else "chunks",
+        "pixels read (MB)": "pixels read again (MB)" if again else "pixels read (MB)",
+    }
     totals = {
         "scenes read": [len(t.scenes) for t in tasks],
         "chunks": [chunks.chunk_steps(t.grid, t.chunk_px) for t in tasks],
@@ -265,18 +276,18 @@ def _run_tasks(
     finished: dict[int, TaskRecord] = {}
 
     def show() -> None:
-        report("site-years", len(finished), len(tasks))
+        report(name["site-years"], len(finished), len(tasks))
         for counter, per_task in totals.items():
             done = sum(per_task[i] for i in finished)
             done += sum(state[counter][0] for i, state in live.items() if counter in state)
-            report(counter, done, sum(per_task))
+            report(name[counter], done, sum(per_task))
 
     def finish(i: int, record: TaskRecord) -> None:
         finished[i] = record
         live.pop(i, None)
         show()
 
-    args = [(work, keys[(t.site.id, t.year)], t) for t in tasks]
+    args = [(work, t.key(), t) for t in tasks]
     if executor is None:
         for i, task_args in enumerate(args):
 
@@ -332,10 +343,42 @@ def _run_tasks(
     return {(t.site.id, t.year): finished[i] for i, t in enumerate(tasks)}
 
 
-def _load_finished(work: Path, key: str, task: SiteYearTask, record: TaskRecord) -> SiteYear:
+def resampled_tasks(
+    tasks: Sequence[SiteYearTask],
+    records: Mapping[tuple[str, int], TaskRecord],
+    work: Path,
+    params: CoregistrationParams,
+) -> list[SiteYearTask]:
+    """The run's second pass: the tasks of the site-years that lie a fraction of a pixel or
+    more off their site's other years (``coregister.year_shifts`` on the finished
+    site-years), each to be made again with every look resampled onto the others
+    (``RecipeParams.year_shift``). Classified a fraction of a pixel off, a small site's
+    footprint gains a rim on one side and loses one on the other; moving the finished maps
+    by whole pixels (``coregister_years``) cannot mend less than a pixel."""
+    by_site: dict[str, list[SiteYearTask]] = {}
+    for task in tasks:
+        by_site.setdefault(task.site.id, []).append(task)
+    again = []
+    for site_tasks in by_site.values():
+        years = [loaded_site_year(work, t, records[(t.site.id, t.year)]) for t in site_tasks]
+        for task, shift in zip(site_tasks, year_shifts(years, params), strict=True):
+            if shift is not None:
+                again.append(replace(task, params=replace(task.params, year_shift=shift)))
+        del years
+    return again
+
+
+def _same(a: SiteYearTask, b: SiteYearTask) -> bool:
+    return (a.site.id, a.year) == (b.site.id, b.year)
+
+
+def loaded_site_year(work: Path, task: SiteYearTask, record: TaskRecord) -> SiteYear:
     """A finished task's site-year for the analysis and export: a large grid's composites are
-    read on demand (``ON_DEMAND_PIXELS``), so the driver holds one year's at a time."""
+    read on demand (``ON_DEMAND_PIXELS``), so the driver holds one year's at a time. A year
+    resampled onto its site's frame (``RecipeParams.year_shift``) says so in its
+    ``registration``."""
     on_demand = task.grid.width * task.grid.height > ON_DEMAND_PIXELS
+    key = task.key()
     result = load_stored(work, key, task, on_demand=on_demand)
     if result is None:
         raise OutputError(
@@ -344,6 +387,11 @@ def _load_finished(work: Path, key: str, task: SiteYearTask, record: TaskRecord)
             "on storage that every worker and this machine share (give --out on a shared file "
             "system)"
         )
+    if task.params.year_shift is not None:
+        rows, cols = task.params.year_shift
+        # The looks were moved by the shift: the imagery lay that far the other way.
+        lay = (round(-cols, 3) + 0.0, round(rows, 3) + 0.0)
+        result = replace(result, registration=Registration(lay, (0, 0), 0, resampled_px=lay))
     return result
 
 
@@ -589,12 +637,22 @@ def _run_logged(
             truth_of(site.id)
     tasks = plan(config, site_list, year_list, source, report)
     grids = {t.site.id: t.grid for t in tasks}
-    keys = {(t.site.id, t.year): t.key() for t in tasks}
+    coregistration = coregistration_params(config)
     with open_executor(config.workers, config.scheduler) as executor:
-        records = _run_tasks(executor, tasks, keys, work, report)
-    reused = sum(r.reused for r in records.values())
-    if reused:
-        logger.info("reused %d of %d site-years from %s", reused, len(tasks), work)
+        records = _run_tasks(executor, tasks, work, report)
+        reused = sum(r.reused for r in records.values())
+        if reused:
+            logger.info("reused %d of %d site-years from %s", reused, len(tasks), work)
+        if coregistration is not None and coregistration.min_resample_px is not None:
+            again = resampled_tasks(tasks, records, work, coregistration)
+            if again:
+                logger.info(
+                    "%d of %d site-years lay %.2f px or more off their site's other years: "
+                    "made again with every look resampled onto them",
+                    len(again), len(tasks), coregistration.min_resample_px,
+                )  # fmt: skip
+                records |= _run_tasks(executor, again, work, report, again=True)
+                tasks = [next((a for a in again if _same(a, t)), t) for t in tasks]
 
     results = RunResult(out, config)
     terrain_rule = recipe_params(config).terrain_rule
@@ -602,8 +660,7 @@ def _run_logged(
     task_of = {(t.site.id, t.year): t for t in tasks}
 
     def finished(site_id: str, year: int) -> SiteYear:
-        key = (site_id, year)
-        return _load_finished(work, keys[key], task_of[key], records[key])
+        return loaded_site_year(work, task_of[(site_id, year)], records[(site_id, year)])
 
     model = None
     if training is not None:
@@ -670,7 +727,9 @@ def _run_logged(
         raise
     except OSError as exc:
         raise output_error(out, "writing the run to", exc) from None
-    except RasterioError as exc:
+    except (RasterioError, pyogrio.errors.DataLayerError, pyogrio.errors.DataSourceError) as exc:
+        # GDAL's own writers (GeoTIFF, GeoPackage) say what failed, not always why: a full
+        # disk can read as "no such table" inside a GeoPackage.
         raise OutputError(
             f"writing the run to {out} failed: {exc}; check that {out.parent} is writable and "
             f"has free space (the previous run in {out} is untouched)"

@@ -515,8 +515,8 @@ KNOWN_FLAGS = (
 """Every flag :func:`select_series` understands; any other is an error, so that a new flag is
 classified (excluding or not) before it reaches a table. ``widened-window`` (window widened
 to find 3 clear looks, still the same day-of-year window every year), ``scenes-skipped``
-(unreadable scenes, recorded in the manifest), ``coregistered`` (the year's imagery sat a pixel
-or more off the other years and was moved back onto their frame: ``analysis.COREGISTERED``),
+(unreadable scenes, recorded in the manifest), ``coregistered`` (the year's imagery sat 0.4 px
+or more off the other years and was brought back onto their frame: ``analysis.COREGISTERED``),
 ``coal-undecided`` (more ground flagged as coal in too few clear looks to count than the coal
 area's half-width: ``analysis.COAL_UNDECIDED``), ``gap-filled`` (footprint of ground the year
 never saw clear, carried from the nearest year that saw it: ``analysis.GAP_FILLED``) and the
@@ -559,9 +559,10 @@ FLAG_MEANINGS: Mapping[str, str] = {
         "the year is kept in the statistics."
     ),
     "coregistered": (
-        "This year's imagery sat a whole pixel or more off the site's other years (shift_x_px "
-        "east, shift_y_px north), so its maps were moved back onto their common frame before "
-        "areas and boundary movement were measured; the year is kept."
+        "This year's imagery sat a fraction of a pixel or more off the site's other years "
+        "(shift_x_px east, shift_y_px north), so it was brought back onto their common frame "
+        "(its looks resampled before it was classified, or its maps moved by whole pixels) "
+        "before areas and boundary movement were measured; the year is kept."
     ),
     "radiometry-break": (
         "The radiometric processing changed since the previous year with data (for example "

@@ -456,3 +456,32 @@ def test_registered_looks_across_chunks_equal_the_whole_grid(folder: Path) -> No
     assert any(east or north for east, north in moved)
     for chunk in ((9, 11), (13, 39)):
         assert_same(observe(replace(make_task(folder, params=params), chunk_px=chunk)), base)
+
+
+@pytest.mark.parametrize("registration", [True, False], ids=["with-looks", "alone"])
+def test_a_year_resampled_onto_its_site_across_chunks_equals_the_whole_grid(
+    folder: Path, registration: bool
+) -> None:
+    """A year made again onto its site's frame (``RecipeParams.year_shift``, 1.6 px, beyond
+    the looks' own reach): every look the season uses moves by it, on top of its own shift,
+    and a chunk's halo reaches as far, so the chunked site-year equals the whole grid's."""
+    looks = LookRegistrationParams(min_overlap_px=64) if registration else None
+    unshifted = RecipeParams(registration=looks)
+    params = replace(unshifted, year_shift=(1.6, -0.45))
+    # Bilinear from the whole pixels around the look's own shift (up to 2 px) plus the year's.
+    assert params.reach_px == (4 if registration else 2)
+    assert unshifted.reach_px == (3 if registration else 0)
+    base = observe(make_task(folder, params=params))
+    plain = observe(make_task(folder, params=unshifted))
+    used = [r for r in base.scenes if r.registered_px is not None]
+    assert used, "every look the season uses is resampled"
+    own = {r.scene_id: r.registered_px or (0.0, 0.0) for r in plain.scenes}
+    for r in used:  # the year's shift on top of each look's own (pixels east, north)
+        assert r.registered_px is not None
+        east, north = own[r.scene_id]
+        assert r.registered_px == pytest.approx((east + 0.45, north + 1.6), abs=1e-3)
+    assert base.composite is not None
+    assert plain.composite is not None
+    assert not np.array_equal(base.footprint, plain.footprint)
+    for chunk in ((9, 11), (13, 39)):
+        assert_same(observe(replace(make_task(folder, params=params), chunk_px=chunk)), base)

@@ -25,12 +25,14 @@ from pipeline.coregister import (
     CoregistrationParams,
     PairShift,
     adjust_network,
+    consensus_frame,
     coregister_years,
     moved_site_year,
     pair_shift,
     place_images,
     registration_image,
     shift_array,
+    subpixel_shifts,
     whole_pixel_moves,
 )
 from pipeline.results import SiteYear
@@ -194,6 +196,49 @@ def test_one_year_off_in_a_real_series_is_moved_back(red: F32) -> None:
     valid = [np.ones(land.shape, bool)] * 4
     placed = place_images([_image(y) for y in years], valid, DEFAULT_COREGISTRATION)
     assert [p.move for p in placed] == [(0, 0), (1, 0), (0, 0), (0, -2)]
+
+
+def test_a_year_a_fraction_of_a_pixel_off_is_resampled_onto_the_others() -> None:
+    """Four years of a textured landscape, each seen again (haze, noise, one with a new
+    compound), on 50 m pixels made from 10 m ground: one year's pixels sit 0.6 px north, enough
+    to map a small site a rim aside. Only it is given a shift, the one that brings it back; the
+    others stay."""
+    fine = landscape((1000, 1000), 11)
+    years = [
+        coarse(fine, (0, 0), 5),
+        _seen_again(coarse(fine, (0, 0), 5), 1, hazy=True, changed=False),
+        _seen_again(coarse(fine, (3, 0), 5), 2, hazy=False, changed=False),  # 0.6 px north
+        _seen_again(coarse(fine, (0, 0), 5), 3, hazy=True, changed=True),
+    ]
+    valid = [np.ones(years[0].shape, bool)] * 4
+    images = [_image(y) for y in years]
+    shifts = subpixel_shifts(images, valid, DEFAULT_COREGISTRATION)
+    assert shifts[0] is None
+    assert shifts[1] is None
+    assert shifts[3] is None
+    assert shifts[2] == pytest.approx((0.6, 0.0), abs=0.12)
+    # Off: nothing is resampled.
+    off = replace(DEFAULT_COREGISTRATION, min_resample_px=None)
+    assert subpixel_shifts(images, valid, off) == [None] * 4
+
+
+def test_years_seen_again_without_a_shift_are_not_resampled() -> None:
+    """Haze, noise and new ground invent no sub-pixel shift either."""
+    land = landscape((220, 220), 6)
+    years = [land, _seen_again(land, 1, hazy=True, changed=False),
+             _seen_again(land, 2, hazy=False, changed=True),
+             _seen_again(land, 3, hazy=True, changed=True)]  # fmt: skip
+    valid = [np.ones(land.shape, bool)] * 4
+    assert subpixel_shifts([_image(y) for y in years], valid, DEFAULT_COREGISTRATION) == [None] * 4
+
+
+def test_the_sub_pixel_frame_is_where_most_years_already_sit() -> None:
+    # One year off among right ones: the frame is the right ones' mean.
+    assert consensus_frame([0.02, -0.04, 0.66, 0.0], 0.4) == pytest.approx(-0.0067, abs=1e-3)
+    # Two sensors' years three pixels apart, three of one: the frame is theirs, not between.
+    assert consensus_frame([3.1, 3.2, 0.0, 0.1, -0.05], 0.4) == pytest.approx(0.0167, abs=1e-3)
+    # All within the tolerance: their mean.
+    assert consensus_frame([0.1, -0.1, 0.15], 0.4) == pytest.approx(0.05, abs=1e-9)
 
 
 def test_whole_pixel_moves_pick_the_frame_that_moves_least() -> None:

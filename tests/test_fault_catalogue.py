@@ -262,15 +262,29 @@ def full_resume_files(env: Env) -> Case:
 
 
 def full_rasters(env: Env) -> Case:
-    # 8 MB: the previous run and the resume files fit, the rasters written into staging then
-    # do not (measured: 7 MB fails before the rasters, 9 MB holds the whole run).
-    point = env.mount("8000k")
+    # 11 MB: the previous run and the resume files (with a year made again resampled onto the
+    # other) fit, the rasters written into staging then do not (measured: 9 MB fails on the
+    # resume files, 10 MB in the GeoPackage, 12 MB holds the whole run).
+    point = env.mount("11000k")
     intact = env.previous_run(point / "out")
 
     def check() -> None:
         intact()
         assert not list(point.glob("out.staging-*")), "staging folder left behind"
         assert (point / "out.work").is_dir()  # kept: the rerun resumes from it
+
+    return Case(env.run(env.config(write_rasters=True), out=point / "out"), check)
+
+
+def full_geopackage(env: Env) -> Case:
+    """The disk fills while the GeoPackage is written (GDAL then reports a missing table, not a
+    full disk): an error that says where and what to check; the previous run is kept."""
+    point = env.mount("10000k")
+    intact = env.previous_run(point / "out")
+
+    def check() -> None:
+        intact()
+        assert not list(point.glob("out.staging-*")), "staging folder left behind"
 
     return Case(env.run(env.config(write_rasters=True), out=point / "out"), check)
 
@@ -312,8 +326,10 @@ def corrupt_resume_record(env: Env) -> Case:
     from pipeline.config import load_config
 
     interrupted_run(load_config(config), env.out)
-    (record,) = run_module.work_dir(env.out).glob("*-2022-*.json")
-    record.write_text('{"format": 1, "key": "')  # cut short
+    records = list(run_module.work_dir(env.out).glob("*-2022-*.json"))
+    assert records
+    for record in records:
+        record.write_text('{"format": 1, "key": "')  # cut short
 
     def check() -> None:
         for name in TABLES:
@@ -424,6 +440,7 @@ CASES = [
     pytest.param(read_only_previous, ENV, ["out.lock", "Read-only file system"], OutputError, "", id="out-read-only-fs-previous-run-kept"),
     pytest.param(full_resume_files, ENV, ["out.work", "No space left on device", "free space on the disk holding"], OutputError, "", id="disk-full-resume-files-previous-run-kept"),
     pytest.param(full_rasters, ENV, [".tif", "No space left on device", "free space on the disk holding"], OutputError, "", id="disk-full-rasters-previous-run-kept"),
+    pytest.param(full_geopackage, ENV, ["writing the run to", "sitewatch.gpkg", "has free space"], OutputError, "", id="disk-full-geopackage-previous-run-kept"),
     pytest.param(cache_on_full_disk, ENV, ["cache", ".tif", "No space left on device", "cache_dir"], OSError, "", id="cache-dir-on-full-disk"),
     pytest.param(cache_read_only, ENV, ["cache", "Read-only file system"], OSError, "", id="cache-dir-read-only"),
     pytest.param(lambda e: Case(e.run(e.config(cache_dir=str(e.reference / "trends.csv" / "c")))), IN, ["cache_dir", "is a file, not a folder"], ConfigError, "test_limits.py::test_folder_key_that_is_a_file_refused_at_load", id="cache-dir-under-a-file"),

@@ -36,6 +36,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import pyogrio.errors
 
 from pipeline.export.atomic import atomic_path
 from pipeline.export.geojson import lonlat_geometry
@@ -115,17 +116,23 @@ def write_geopackage(
         )
     with atomic_path(target) as temp:
         for n, (name, frame) in enumerate(layers.items()):
-            pyogrio.write_dataframe(
-                _plain(target, name, frame),
-                temp,
-                layer=name,
-                driver="GPKG",
-                use_arrow=True,
-                geometry_type=declared.get(name),
-                promote_to_multi=_has_multi(frame) or declared.get(name, "").startswith("Multi"),
-                # Dataset options apply when the first layer creates the file.
-                dataset_options={"VERSION": GPKG_VERSION} if n == 0 else None,
-            )
+            try:
+                pyogrio.write_dataframe(
+                    _plain(target, name, frame),
+                    temp,
+                    layer=name,
+                    driver="GPKG",
+                    use_arrow=True,
+                    geometry_type=declared.get(name),
+                    promote_to_multi=(
+                        _has_multi(frame) or declared.get(name, "").startswith("Multi")
+                    ),
+                    # Dataset options apply when the first layer creates the file.
+                    dataset_options={"VERSION": GPKG_VERSION} if n == 0 else None,
+                )
+            except (pyogrio.errors.DataLayerError, pyogrio.errors.DataSourceError) as exc:
+                # GDAL's message names neither the file nor the layer.
+                raise type(exc)(f"{target.name}, layer {name}: {exc}") from exc
         add_layer_styles(temp, styles or {})
     return target
 
