@@ -423,17 +423,15 @@ def subpixel_shifts(
     if params.min_resample_px is None:
         return out
     positions, pairs, kept = network_positions(images, valid, params)
-    placed = [k for k in range(n) if positions[k] is not None]
+    placed = {k: pos for k, pos in enumerate(positions) if pos is not None}
     if len(placed) < 2:
         return out
     frame = [
-        consensus_frame([positions[k][axis] for k in placed], params.min_resample_px)  # type: ignore[index]
+        consensus_frame([pos[axis] for pos in placed.values()], params.min_resample_px)
         for axis in (0, 1)
     ]
     shifts = {}
-    for k in placed:
-        pos = positions[k]
-        assert pos is not None
+    for k, pos in placed.items():
         off = (pos[0] - frame[0], pos[1] - frame[1])
         if max(abs(off[0]), abs(off[1])) >= params.min_resample_px:
             shifts[k] = (round(-off[0], 3) + 0.0, round(-off[1], 3) + 0.0)

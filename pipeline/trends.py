@@ -559,10 +559,9 @@ FLAG_MEANINGS: Mapping[str, str] = {
         "the year is kept in the statistics."
     ),
     "coregistered": (
-        "This year's imagery sat a fraction of a pixel or more off the site's other years "
-        "(shift_x_px east, shift_y_px north), so it was brought back onto their common frame "
-        "(its looks resampled before it was classified, or its maps moved by whole pixels) "
-        "before areas and boundary movement were measured; the year is kept."
+        "This year's imagery sat 0.4 px or more off the site's other years (shift_x_px east, "
+        "shift_y_px north), so its looks were resampled, or its maps moved, onto their common "
+        "frame before areas and boundary movement were measured; the year is kept."
     ),
     "radiometry-break": (
         "The radiometric processing changed since the previous year with data (for example "
