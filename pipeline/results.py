@@ -141,9 +141,10 @@ class SiteYear:
     # footprint or coal rule may map the ground or it is dark (``recipe.season_products``):
     # what ``analysis.settle_terrain_shadow`` pools over the years; None: not known.
     sun: SunResponse | None = None
-    # Set by ``coregister.coregister_years`` (``analysis.analyse_site``): where this year lay
-    # against the site's common frame and how it was moved; None: not estimated (no composite,
-    # no reliable pair, co-registration off, or before the analysis).
+    # Set by ``coregister.coregister_years`` (``analysis.analyse_site``; for a year made again
+    # resampled onto its site's frame, by ``run.loaded_site_year`` first): where this year lay
+    # against the site's common frame and how it was brought onto it; None: not estimated (no
+    # composite, no reliable pair, co-registration off, or before the analysis).
     registration: Registration | None = None
     # Set by ``analysis.add_lines`` (None before it, or with line detection off): the long,
     # thin features (new roads, tracks) this year's footprint gained as lines

@@ -21,6 +21,10 @@ output folder ``<out>`` (``export.transaction``):
   back). ``force=True`` ignores and clears the work folder. On an executor, a site-year read
   by chunks runs as steps (each chunk's survey and part are tasks of their own), so one large
   site spreads over the workers.
+* second pass (``resampled_tasks``): each site's finished years are placed against each other
+  (``coregister.year_shifts``), and a year a fraction of a pixel or more off the frame most of
+  them sit on is a task again, its looks resampled onto that frame (``RecipeParams.year_shift``,
+  so in its key: a killed run reuses both passes' site-years).
 * ``analysis.analyse_site`` per site, then ``export_run`` into ``<out>.staging-<pid>/``; the
   manifest is verified against the staged files (every file listed with its SHA-256, nothing
   else), then the staging folder is swapped in as ``<out>`` (an atomic exchange where Linux
