@@ -39,12 +39,12 @@ A year without a composite, or without a reliable pair, is left where it is.
 
 Maps moved by whole pixels cannot mend a year that lies a fraction of a pixel off: classified
 0.6 px off, a 5 ha site's footprint comes out a row and a column aside. So the run places its
-finished years first (:func:`year_shifts`) and makes again, with every look resampled by a
-sub-pixel shift before it is composited and classified, each year that lies
-``min_resample_px`` or more off the frame most of the site's years already sit on
-(:func:`consensus_frame`; not the mean of all, which would sit between one sensor's years and
-another's), with the same checks as step 5 (no blunder, a better match once moved). Steps 1-5
-then find those years on the frame.
+finished years first (:func:`year_shifts`) and makes again, with every look resampled before
+it is composited and classified, each year that steps 1-5 would leave ``min_resample_px`` or
+more off the frame (:func:`subpixel_shifts`): it is shifted onto the years that they would
+bring onto the frame, with the same checks as step 5 (no blunder, a better match once moved).
+Steps 1-5 then find those years on the frame. Years whole pixels apart are moved by whole
+pixels as before.
 """
 
 from __future__ import annotations
@@ -355,9 +355,21 @@ def place_images(
 ) -> list[Placement]:
     """The placement of each registration image of a series (None: not seen) against the
     series' common frame (module docstring, steps 2-5)."""
+    positions, pairs, kept = network_positions(images, valid, params)
+    return _placements(images, positions, pairs, kept, params)
+
+
+def _placements(
+    images: Sequence[FloatArray | None],
+    positions: Sequence[tuple[float, float] | None],
+    pairs: Sequence[PairShift],
+    kept: Sequence[PairShift],
+    params: CoregistrationParams,
+) -> list[Placement]:
+    """``place_images`` from the network's ``positions``, reliable ``pairs`` and those it
+    ``kept`` (steps 4-5)."""
     n = len(images)
     placements = [Placement(None, (0, 0), 0) for _ in range(n)]
-    positions, pairs, kept = network_positions(images, valid, params)
     placed = [k for k in range(n) if positions[k] is not None]
     if not placed:
         return placements
@@ -390,60 +402,48 @@ def place_images(
     return placements
 
 
-def consensus_frame(positions: Sequence[float], tolerance_px: float) -> float:
-    """The frame along one axis that most images already sit on: the mean position of the
-    largest set of images within ``tolerance_px`` of one of them (ties: the tightest such set,
-    then the one nearest the median). Most years of a series are right; the mean of all would
-    sit between a sensor's years and another's."""
-    p = np.asarray(positions, np.float64)
-    median = float(np.median(p))
-    best: tuple[int, float, float, float] | None = None
-    for c in p:
-        inliers = p[np.abs(p - c) < tolerance_px]
-        mean = float(inliers.mean())
-        rank = (-len(inliers), float(((inliers - mean) ** 2).sum()), abs(mean - median), mean)
-        if best is None or rank < best:
-            best = rank
-    assert best is not None
-    return best[3]
-
-
 def subpixel_shifts(
     images: Sequence[FloatArray | None],
     valid: Sequence[BoolArray | None],
     params: CoregistrationParams,
 ) -> list[tuple[float, float] | None]:
     """The sub-pixel shift (rows down, cols right) that brings each registration image of a
-    series onto the frame most of them sit on (:func:`consensus_frame`), or None where the
-    image stays: not placed, within ``params.min_resample_px`` of the frame along both axes,
-    in a pair dropped as a blunder, or not correlating better with the others once moved
-    (AROSICS's check, as for whole-pixel moves)."""
+    series onto the others, or None where the image stays: each is first placed as for
+    whole-pixel moves (:func:`place_images`), and an image that its whole-pixel move (if any)
+    would leave ``params.min_resample_px`` or more off the frame along an axis is shifted, the
+    whole way, onto the mean of the images that it would not (their frame, as their moves leave
+    them). An image in a pair dropped as a blunder stays, and so does one that does not
+    correlate better with the others once moved (AROSICS's check, as for whole-pixel moves):
+    a series whose years are whole pixels apart is left to the whole-pixel moves, as before."""
     n = len(images)
     out: list[tuple[float, float] | None] = [None] * n
     if params.min_resample_px is None:
         return out
     positions, pairs, kept = network_positions(images, valid, params)
-    placed = {k: pos for k, pos in enumerate(positions) if pos is not None}
-    if len(placed) < 2:
+    placements = _placements(images, positions, pairs, kept, params)
+    left: dict[int, tuple[float, float]] = {}  # where each image sits once moved by whole pixels
+    for k, placed in enumerate(placements):
+        if placed.position is not None:
+            left[k] = (placed.position[0] - placed.move[0], placed.position[1] - placed.move[1])
+    off = [k for k, r in left.items() if max(abs(r[0]), abs(r[1])) >= params.min_resample_px]
+    on = [left[k] for k in left if k not in off]
+    if not off or not on:
         return out
-    frame = [
-        consensus_frame([pos[axis] for pos in placed.values()], params.min_resample_px)
-        for axis in (0, 1)
-    ]
-    shifts = {}
-    for k, pos in placed.items():
-        off = (pos[0] - frame[0], pos[1] - frame[1])
-        if max(abs(off[0]), abs(off[1])) >= params.min_resample_px:
-            shifts[k] = (round(-off[0], 3) + 0.0, round(-off[1], 3) + 0.0)
-    for k in _blundered(pairs, kept):
-        shifts.pop(k, None)
-    for k in list(shifts):
-        if not _improves(k, images, shifts):
+    cy, cx = (float(v) for v in np.mean(on, axis=0))
+    applied = {k: (-float(placements[k].move[0]), -float(placements[k].move[1])) for k in left}
+    for k in off:
+        pos = placements[k].position
+        assert pos is not None
+        applied[k] = (round(cy - pos[0], 3) + 0.0, round(cx - pos[1], 3) + 0.0)
+    blundered = _blundered(pairs, kept)
+    for k in off:
+        if k in blundered:
+            continue
+        if not _improves(k, images, applied):
             logger.debug("image %d: a shift of %s px does not raise its correlation with the "
-                         "others; left in place", k, shifts[k])  # fmt: skip
-            del shifts[k]
-    for k, shift in shifts.items():
-        out[k] = shift
+                         "others; left in place", k, applied[k])  # fmt: skip
+            continue
+        out[k] = applied[k]
     return out
 
 

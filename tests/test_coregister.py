@@ -25,7 +25,6 @@ from pipeline.coregister import (
     CoregistrationParams,
     PairShift,
     adjust_network,
-    consensus_frame,
     coregister_years,
     moved_site_year,
     pair_shift,
@@ -222,6 +221,24 @@ def test_a_year_a_fraction_of_a_pixel_off_is_resampled_onto_the_others() -> None
     assert subpixel_shifts(images, valid, off) == [None] * 4
 
 
+def test_years_whole_pixels_apart_are_left_to_the_whole_pixel_moves() -> None:
+    """Every year a whole pixel off the ground, each in another direction (the accuracy
+    suite's misregistration case): two years share a position along each axis, but the ground
+    is where none of them sits. No year is resampled; each moves back by its pixel."""
+    fine = landscape((640, 640), 12)
+
+    def year(oy: int, ox: int, seed: int) -> F32:
+        return _seen_again(coarse(fine[oy : oy + 600, ox : ox + 600], (0, 0)), seed,
+                           hazy=seed % 2 == 0, changed=False)  # fmt: skip
+
+    years = [year(9, 6, 1), year(6, 9, 2), year(3, 6, 3), year(6, 3, 4)]
+    valid = [np.ones(years[0].shape, bool)] * 4
+    images = [_image(y) for y in years]
+    assert subpixel_shifts(images, valid, DEFAULT_COREGISTRATION) == [None] * 4
+    moves = [p.move for p in place_images(images, valid, DEFAULT_COREGISTRATION)]
+    assert moves == [(-1, 0), (0, -1), (1, 0), (0, 1)]
+
+
 def test_years_seen_again_without_a_shift_are_not_resampled() -> None:
     """Haze, noise and new ground invent no sub-pixel shift either."""
     land = landscape((220, 220), 6)
@@ -230,15 +247,6 @@ def test_years_seen_again_without_a_shift_are_not_resampled() -> None:
              _seen_again(land, 3, hazy=True, changed=True)]  # fmt: skip
     valid = [np.ones(land.shape, bool)] * 4
     assert subpixel_shifts([_image(y) for y in years], valid, DEFAULT_COREGISTRATION) == [None] * 4
-
-
-def test_the_sub_pixel_frame_is_where_most_years_already_sit() -> None:
-    # One year off among right ones: the frame is the right ones' mean.
-    assert consensus_frame([0.02, -0.04, 0.66, 0.0], 0.4) == pytest.approx(-0.0067, abs=1e-3)
-    # Two sensors' years three pixels apart, three of one: the frame is theirs, not between.
-    assert consensus_frame([3.1, 3.2, 0.0, 0.1, -0.05], 0.4) == pytest.approx(0.0167, abs=1e-3)
-    # All within the tolerance: their mean.
-    assert consensus_frame([0.1, -0.1, 0.15], 0.4) == pytest.approx(0.05, abs=1e-9)
 
 
 def test_whole_pixel_moves_pick_the_frame_that_moves_least() -> None:
