@@ -543,11 +543,11 @@ class CoregistrationConfig(_Model):
         0.4,
         ge=0.25,
         le=5,
-        description="a year lying this far off the frame most of its site's years sit on "
-        "(pixels, along either axis) is made again with every look resampled onto it before "
-        "it is classified: a year a fraction of a pixel off maps a small site a rim of pixels "
-        "aside, which whole-pixel moves cannot mend (the estimate and the frame are each "
-        "uncertain by about 0.15 px); null: never",
+        description="a year that moving by whole pixels would leave this far off its site's "
+        "other years (pixels, along either axis) is made again with every look resampled onto "
+        "them before it is classified: a year a fraction of a pixel off maps a small site a "
+        "rim of pixels aside, which whole-pixel moves cannot mend (the estimate and the frame "
+        "are each uncertain by about 0.15 px); null: never",
     )
 
 

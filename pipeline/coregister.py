@@ -489,8 +489,8 @@ def year_shifts(
     years: Sequence[SiteYear], params: CoregistrationParams
 ) -> list[tuple[float, float] | None]:
     """The sub-pixel shift (rows down, cols right) each of ``years`` (one site's, on one grid)
-    is to be resampled by onto the frame most of them sit on, before it is classified
-    (:func:`subpixel_shifts` of their composites' ``params.band``); None where a year stays."""
+    is to be resampled by onto the others before it is classified (:func:`subpixel_shifts` of
+    their composites' ``params.band``); None where a year stays."""
     images, valid = _registration_images(years, params)
     return subpixel_shifts(images, valid, params)
 

@@ -22,9 +22,9 @@ output folder ``<out>`` (``export.transaction``):
   by chunks runs as steps (each chunk's survey and part are tasks of their own), so one large
   site spreads over the workers.
 * second pass (``resampled_tasks``): each site's finished years are placed against each other
-  (``coregister.year_shifts``), and a year a fraction of a pixel or more off the frame most of
-  them sit on is a task again, its looks resampled onto that frame (``RecipeParams.year_shift``,
-  so in its key: a killed run reuses both passes' site-years).
+  (``coregister.year_shifts``), and a year that whole-pixel moves would leave a fraction of a
+  pixel or more off the others is a task again, its looks resampled onto them
+  (``RecipeParams.year_shift``, so in its key: a killed run reuses both passes' site-years).
 * ``analysis.analyse_site`` per site, then ``export_run`` into ``<out>.staging-<pid>/``; the
   manifest is verified against the staged files (every file listed with its SHA-256, nothing
   else), then the staging folder is swapped in as ``<out>`` (an atomic exchange where Linux
@@ -353,8 +353,8 @@ def resampled_tasks(
     work: Path,
     params: CoregistrationParams,
 ) -> list[SiteYearTask]:
-    """The run's second pass: the tasks of the site-years that lie a fraction of a pixel or
-    more off their site's other years (``coregister.year_shifts`` on the finished
+    """The run's second pass: the tasks of the site-years that whole-pixel moves would leave a
+    fraction of a pixel or more off their site's other years (``coregister.year_shifts`` on the finished
     site-years), each to be made again with every look resampled onto the others
     (``RecipeParams.year_shift``). Classified a fraction of a pixel off, a small site's
     footprint gains a rim on one side and loses one on the other; moving the finished maps
