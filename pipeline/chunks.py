@@ -199,8 +199,9 @@ def plan_chunks(shape: tuple[int, int], size: int | tuple[int, int], halo: int) 
 def halo_px(rules: MaskRules, grid: Grid, params: RecipeParams | None = None) -> int:
     """The halo a chunk needs on ``grid`` for its interior to match the whole grid's: the
     cloud dilation, then how far a resampled look reaches for its values (``params.reach_px``:
-    its own shift and its year's; none without ``params``), then the farthest of greenness's 3 x 3 minimum and,
-    when cloud shadows are matched, the light measured under them (``classify.relit``)."""
+    its own shift and its year's; none without ``params``), then the farthest of greenness's
+    3 x 3 minimum and, when cloud shadows are matched, the light measured under them
+    (``classify.relit``)."""
     reach = 0 if params is None else params.reach_px
     around = GREENNESS_REACH_PX
     if rules.cloud_heights_m is not None:

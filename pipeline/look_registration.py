@@ -41,9 +41,9 @@ sit off the ground together is left to ``coregister``.
 A look moved by (dy, dx) is resampled bilinearly from its four whole-pixel neighbours
 (``coregister.resample``); every look is resampled on its own lattice with the same weights
 wherever it is cut, so a window read with a halo of ``RecipeParams.reach_px`` gives, inside,
-the whole grid's values (``chunks``). Pixels not clear (cloud, snow, nodata) are NaN before resampling so that they do
-not bleed into their clear neighbours; the clear mask moves by the nearest whole pixel and is
-kept only where every resampled band is finite.
+the whole grid's values (``chunks``). Pixels not clear (cloud, snow, nodata) are NaN before
+resampling so that they do not bleed into their clear neighbours; the clear mask moves by the
+nearest whole pixel and is kept only where every resampled band is finite.
 """
 
 from __future__ import annotations

@@ -354,8 +354,8 @@ def resampled_tasks(
     params: CoregistrationParams,
 ) -> list[SiteYearTask]:
     """The run's second pass: the tasks of the site-years that whole-pixel moves would leave a
-    fraction of a pixel or more off their site's other years (``coregister.year_shifts`` on the finished
-    site-years), each to be made again with every look resampled onto the others
+    fraction of a pixel or more off their site's other years (``coregister.year_shifts`` on
+    the finished site-years), each to be made again with every look resampled onto the others
     (``RecipeParams.year_shift``). Classified a fraction of a pixel off, a small site's
     footprint gains a rim on one side and loses one on the other; moving the finished maps
     by whole pixels (``coregister_years``) cannot mend less than a pixel."""
@@ -370,10 +370,6 @@ def resampled_tasks(
                 again.append(replace(task, params=replace(task.params, year_shift=shift)))
         del years
     return again
-
-
-def _same(a: SiteYearTask, b: SiteYearTask) -> bool:
-    return (a.site.id, a.year) == (b.site.id, b.year)
 
 
 def loaded_site_year(work: Path, task: SiteYearTask, record: TaskRecord) -> SiteYear:
@@ -651,12 +647,13 @@ def _run_logged(
             again = resampled_tasks(tasks, records, work, coregistration)
             if again:
                 logger.info(
-                    "%d of %d site-years lay %.2f px or more off their site's other years: "
-                    "made again with every look resampled onto them",
+                    "%d of %d site-years would sit %.2f px or more off their site's other years "
+                    "after whole-pixel moves: made again with every look resampled onto them",
                     len(again), len(tasks), coregistration.min_resample_px,
                 )  # fmt: skip
                 records |= _run_tasks(executor, again, work, report, again=True)
-                tasks = [next((a for a in again if _same(a, t)), t) for t in tasks]
+                remade = {(t.site.id, t.year): t for t in again}
+                tasks = [remade.get((t.site.id, t.year), t) for t in tasks]
 
     results = RunResult(out, config)
     terrain_rule = recipe_params(config).terrain_rule
