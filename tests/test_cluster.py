@@ -90,13 +90,32 @@ def chunked(config: RunConfig) -> RunConfig:
     return config.updated(grid={**config.grid.model_dump(), "chunk_px": CHUNK_PX})
 
 
-def step_counts(config: RunConfig) -> tuple[int, int]:
-    """(whole site-years, steps of the chunked ones) that a run of ``config`` submits."""
+def planned(config: RunConfig) -> list[tasks_module.SiteYearTask]:
+    """The first pass's site-year tasks of a run of ``config``."""
     source, _ = run_module.make_source(config)
-    planned = run_module.plan(config, run_module.resolve_sites(config), config.years.all(), source)
-    by_chunks = [t for t in planned if tasks_module.by_chunks(t)]
+    return run_module.plan(config, run_module.resolve_sites(config), config.years.all(), source)
+
+
+def remade(out: Path) -> set[tuple[str, int]]:
+    """The site-years a finished run in ``out`` made again in its second pass, resampled onto
+    their site's other years (``registration.resampled_px`` in its manifest)."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {
+        (site["id"], year["year"])
+        for site in manifest["sites"]
+        for year in site["years"]
+        if year["registration"] and year["registration"]["resampled_px"] != [0.0, 0.0]
+    }
+
+
+def step_counts(config: RunConfig, again: set[tuple[str, int]]) -> tuple[int, int]:
+    """(whole site-years, steps of the chunked ones) that a run of ``config`` submits, with
+    the site-years ``again`` made a second time."""
+    first = planned(config)
+    tasks = first + [t for t in first if (t.site.id, t.year) in again]
+    by_chunks = [t for t in tasks if tasks_module.by_chunks(t)]
     steps = sum(2 * tasks_module.chunk_count(t) + 2 for t in by_chunks)
-    return len(planned) - len(by_chunks), steps
+    return len(tasks) - len(by_chunks), steps
 
 
 def test_cluster_run_writes_the_same_bytes_as_a_local_run(
@@ -105,7 +124,7 @@ def test_cluster_run_writes_the_same_bytes_as_a_local_run(
     before = site_year_tasks_run(cluster)
     out = tmp_path / "out"
     run_module.run(config.updated(scheduler=cluster), out)
-    n_tasks = len(config.site_ids or []) * len(config.years.all())
+    n_tasks = len(config.site_ids or []) * len(config.years.all()) + len(remade(local_out))
     assert site_year_tasks_run(cluster) - before == n_tasks  # ran there, not here
     local, remote = files_of(local_out), files_of(out)
     assert sorted(remote) == sorted(local)
@@ -127,9 +146,11 @@ def test_stopped_cluster_run_recomputes_only_what_is_missing(
     interrupted_run(on_cluster, out)
     stored = sorted(run_module.work_dir(out).glob("*.json"))
     n_tasks = len(config.site_ids or []) * len(config.years.all())
-    assert len(stored) == n_tasks
+    again = len(remade(local_out))
+    assert len(stored) == n_tasks + again  # both passes' site-years
     # One site-year lost (as if the run was killed before it finished): only it is recomputed.
-    stored[0].unlink()
+    first = {t.key() for t in planned(config)}
+    next(p for p in stored if p.stem.rsplit("-", 1)[1] in first).unlink()
     before = site_year_tasks_run(cluster)
     with caplog.at_level(logging.INFO, logger="pipeline.run"):
         run_module.run(on_cluster, out)
@@ -139,7 +160,8 @@ def test_stopped_cluster_run_recomputes_only_what_is_missing(
     assert log.count("sitewatch ") >= 2
     assert "run stopped: Killed" in log
     assert "reused" in log
-    assert site_year_tasks_run(cluster) - before == n_tasks  # each task checks its store there
+    # Each task of both passes checks its store there.
+    assert site_year_tasks_run(cluster) - before == n_tasks + again
     local, resumed = files_of(local_out), files_of(out)
     assert [name for name in local if local[name] != resumed.get(name)] == []
 
@@ -162,7 +184,7 @@ def test_chunked_sites_spread_over_the_cluster_with_the_same_bytes(
     """Sites read by chunks of 64 px run as steps (each chunk's survey and part, the decisions,
     the finish), each a task on the cluster: every output equals the local whole-grid run's."""
     on_cluster = chunked(config).updated(scheduler=cluster)
-    whole, steps = step_counts(on_cluster)
+    whole, steps = step_counts(on_cluster, remade(local_out))
     assert steps > 0  # the scenario's sites are larger than a chunk
     before = site_year_tasks_run(cluster)
     run_module.run(on_cluster, tmp_path / "out")
