@@ -41,10 +41,12 @@ Maps moved by whole pixels cannot mend a year that lies a fraction of a pixel of
 0.6 px off, a 5 ha site's footprint comes out a row and a column aside. So the run places its
 finished years first (:func:`year_shifts`) and makes again, with every look resampled before
 it is composited and classified, each year that steps 1-5 would leave ``min_resample_px`` or
-more off the frame (:func:`subpixel_shifts`): it is shifted onto the years that they would
-bring onto the frame, with the same checks as step 5 (no blunder, a better match once moved).
-Steps 1-5 then find those years on the frame. Years whole pixels apart are moved by whole
-pixels as before.
+more off the others (:func:`subpixel_shifts`): it is shifted onto the years they would not,
+with the same checks as step 5 (no blunder, a better match once moved). "The others" are
+where most years would sit once moved (three years that agree and one half a pixel off them:
+the frame of step 4 settles between them, where the odd year lies under ``min_resample_px``
+off), or the frame itself when no more than half of them sit together. Steps 1-5 then find
+those years on the frame. Years whole pixels apart are moved by whole pixels as before.
 """
 
 from __future__ import annotations
@@ -410,11 +412,13 @@ def subpixel_shifts(
     """The sub-pixel shift (rows down, cols right) that brings each registration image of a
     series onto the others, or None where the image stays: each is first placed as for
     whole-pixel moves (:func:`place_images`), and an image that its whole-pixel move (if any)
-    would leave ``params.min_resample_px`` or more off the frame along an axis is shifted, the
-    whole way, onto the mean of the images that it would not (their frame, as their moves leave
-    them). An image in a pair dropped as a blunder stays, and so does one that does not
-    correlate better with the others once moved (AROSICS's check, as for whole-pixel moves):
-    a series whose years are whole pixels apart is left to the whole-pixel moves, as before."""
+    would leave ``params.min_resample_px`` or more off the others along an axis is shifted, the
+    whole way, onto the mean of the images that it would not. "The others" are where most
+    images would sit once moved (:func:`_consensus`), or the whole-pixel frame when no more
+    than half of them sit together. An image in a pair dropped as a blunder stays, and so does
+    one that does not correlate better with the others once moved (AROSICS's check, as for
+    whole-pixel moves): a series whose years are whole pixels apart is left to the whole-pixel
+    moves, as before."""
     n = len(images)
     out: list[tuple[float, float] | None] = [None] * n
     if params.min_resample_px is None:
@@ -425,7 +429,8 @@ def subpixel_shifts(
     for k, placed in enumerate(placements):
         if placed.position is not None:
             left[k] = (placed.position[0] - placed.move[0], placed.position[1] - placed.move[1])
-    off = [k for k, r in left.items() if max(abs(r[0]), abs(r[1])) >= params.min_resample_px]
+    centre = _consensus(left, params.min_resample_px)
+    off = [k for k, r in left.items() if _apart(r, centre) >= params.min_resample_px]
     on = [left[k] for k in left if k not in off]
     if not off or not on:
         return out
@@ -445,6 +450,30 @@ def subpixel_shifts(
             continue
         out[k] = applied[k]
     return out
+
+
+def _apart(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """How far apart two positions are along the axis where they are furthest apart."""
+    return max(abs(a[0] - b[0]), abs(a[1] - b[1]))
+
+
+def _consensus(left: Mapping[int, tuple[float, float]], within: float) -> tuple[float, float]:
+    """Where most images sit once moved by whole pixels (``left``, against the whole-pixel
+    frame): the mean of the largest set of images within ``within`` of one of them, when it
+    holds more than half of them (ties: the set whose mean is nearest the frame); else the
+    frame, (0, 0). After whole-pixel moves every image lies within half a pixel of the frame,
+    so a series whole pixels apart (every year a whole pixel off the ground, none on it) has
+    its consensus on the frame, and the frame's compromise between years that agree and one
+    that does not is undone."""
+    sets = []
+    for k in sorted(left):
+        members = [left[m] for m in sorted(left) if _apart(left[m], left[k]) < within]
+        mean = (float(np.mean([p[0] for p in members])), float(np.mean([p[1] for p in members])))
+        sets.append((-len(members), _apart(mean, (0.0, 0.0)), mean))
+    if not sets:
+        return (0.0, 0.0)
+    size, _, mean = min(sets)
+    return mean if -size * 2 > len(left) else (0.0, 0.0)
 
 
 def _blundered(pairs: Sequence[PairShift], kept: Sequence[PairShift]) -> set[int]:

@@ -221,6 +221,30 @@ def test_a_year_a_fraction_of_a_pixel_off_is_resampled_onto_the_others() -> None
     assert subpixel_shifts(images, valid, off) == [None] * 4
 
 
+def test_a_year_half_a_pixel_off_three_that_agree_is_resampled_onto_them() -> None:
+    """Three years that agree and one 0.5 px north of them: the whole-pixel frame settles
+    between them (a quarter of the way), where the odd year lies under ``min_resample_px`` off,
+    but it is half a pixel off the years that agree, and it alone is shifted onto them."""
+    fine = landscape((1000, 1000), 13)
+    years = [
+        _seen_again(coarse(fine, (0, 0), 4), 1, hazy=False, changed=False),
+        _seen_again(coarse(fine, (0, 0), 4), 2, hazy=True, changed=False),
+        _seen_again(coarse(fine, (2, 0), 4), 3, hazy=False, changed=True),  # 0.5 px north
+        _seen_again(coarse(fine, (0, 0), 4), 4, hazy=True, changed=True),
+    ]
+    valid = [np.ones(years[0].shape, bool)] * 4
+    images = [_image(y) for y in years]
+    placed = place_images(images, valid, DEFAULT_COREGISTRATION)
+    assert all(p.move == (0, 0) for p in placed)
+    threshold = DEFAULT_COREGISTRATION.min_resample_px
+    assert placed[2].position is not None
+    assert threshold is not None
+    assert abs(placed[2].position[0]) < threshold
+    shifts = subpixel_shifts(images, valid, DEFAULT_COREGISTRATION)
+    assert [shifts[k] for k in (0, 1, 3)] == [None] * 3
+    assert shifts[2] == pytest.approx((0.5, 0.0), abs=0.12)
+
+
 def test_years_whole_pixels_apart_are_left_to_the_whole_pixel_moves() -> None:
     """Every year a whole pixel off the ground, each in another direction (the accuracy
     suite's misregistration case): two years share a position along each axis, but the ground
