@@ -544,10 +544,11 @@ class CoregistrationConfig(_Model):
         ge=0.25,
         le=5,
         description="a year that moving by whole pixels would leave this far off its site's "
-        "other years (pixels, along either axis) is made again with every look resampled onto "
-        "them before it is classified: a year a fraction of a pixel off maps a small site a "
-        "rim of pixels aside, which whole-pixel moves cannot mend (the estimate and the frame "
-        "are each uncertain by about 0.15 px); null: never",
+        "other years (pixels, along either axis), or would move, is made again with every look "
+        "resampled onto the years that stay before it is classified: a year a fraction of a "
+        "pixel off maps a small site a rim of pixels aside, which whole-pixel moves cannot "
+        "mend (the estimate and the frame are each uncertain by about 0.15 px); null: never "
+        "(years a pixel or more off are then moved by whole pixels)",
     )
 
 

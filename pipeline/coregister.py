@@ -38,15 +38,18 @@ al. 2008) and without an external reference image:
 A year without a composite, or without a reliable pair, is left where it is.
 
 Maps moved by whole pixels cannot mend a year that lies a fraction of a pixel off: classified
-0.6 px off, a 5 ha site's footprint comes out a row and a column aside. So the run places its
-finished years first (:func:`year_shifts`) and makes again, with every look resampled before
-it is composited and classified, each year that steps 1-5 would leave ``min_resample_px`` or
-more off the others (:func:`subpixel_shifts`): it is shifted onto the years they would not,
-with the same checks as step 5 (no blunder, a better match once moved). "The others" are
-where most years would sit once moved (three years that agree and one half a pixel off them:
-the frame of step 4 settles between them, where the odd year lies under ``min_resample_px``
-off), or the frame itself when no more than half of them sit together. Steps 1-5 then find
-those years on the frame. Years whole pixels apart are moved by whole pixels as before.
+0.6 px off, a 5 ha site's footprint comes out a row and a column aside, and a year 0.8 px off
+moved back by a pixel is left 0.2 px off the other way. So the run places its finished years
+first (:func:`year_shifts`) and makes again, with every look resampled before it is
+composited and classified, each year that steps 1-5 would move, or would leave
+``min_resample_px`` or more off the others (:func:`subpixel_shifts`): it is shifted the whole
+way onto the years that would stay, with the same checks as step 5 (no blunder, a better match
+once moved). "The others" are where most years would sit once moved (three years that agree
+and one half a pixel off them: the frame of step 4 settles between them, where the odd year
+lies under ``min_resample_px`` off), or the frame itself when no more than half of them sit
+together. Steps 1-5 then find those years on the frame. A series in which every year would
+move (each a pixel off the ground in another direction) has no year to resample onto: its
+years are moved by whole pixels, as before.
 """
 
 from __future__ import annotations
@@ -411,14 +414,15 @@ def subpixel_shifts(
 ) -> list[tuple[float, float] | None]:
     """The sub-pixel shift (rows down, cols right) that brings each registration image of a
     series onto the others, or None where the image stays: each is first placed as for
-    whole-pixel moves (:func:`place_images`), and an image that its whole-pixel move (if any)
-    would leave ``params.min_resample_px`` or more off the others along an axis is shifted, the
-    whole way, onto the mean of the images that it would not. "The others" are where most
-    images would sit once moved (:func:`_consensus`), or the whole-pixel frame when no more
-    than half of them sit together. An image in a pair dropped as a blunder stays, and so does
-    one that does not correlate better with the others once moved (AROSICS's check, as for
-    whole-pixel moves): a series whose years are whole pixels apart is left to the whole-pixel
-    moves, as before."""
+    whole-pixel moves (:func:`place_images`), and an image that would be moved by whole pixels,
+    or that would be left ``params.min_resample_px`` or more off the others along an axis, is
+    shifted, the whole way, onto the mean of the images that would stay. "The others" are
+    where most images would sit once moved (:func:`_consensus`), or the whole-pixel frame when
+    no more than half of them sit together. An image in a pair dropped as a blunder stays, and
+    so does one that does not correlate better with the others once moved (AROSICS's check,
+    as for whole-pixel moves). A series in which every image would move (each a whole pixel
+    off the ground in another direction) has none to resample onto and is left to the
+    whole-pixel moves, as before."""
     n = len(images)
     out: list[tuple[float, float] | None] = [None] * n
     if params.min_resample_px is None:
@@ -430,7 +434,11 @@ def subpixel_shifts(
         if placed.position is not None:
             left[k] = (placed.position[0] - placed.move[0], placed.position[1] - placed.move[1])
     centre = _consensus(left, params.min_resample_px)
-    off = [k for k, r in left.items() if _apart(r, centre) >= params.min_resample_px]
+    off = [
+        k
+        for k, r in left.items()
+        if _apart(r, centre) >= params.min_resample_px or placements[k].move != (0, 0)
+    ]
     on = [left[k] for k in left if k not in off]
     if not off or not on:
         return out

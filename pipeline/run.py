@@ -22,8 +22,8 @@ output folder ``<out>`` (``export.transaction``):
   by chunks runs as steps (each chunk's survey and part are tasks of their own), so one large
   site spreads over the workers.
 * second pass (``resampled_tasks``): each site's finished years are placed against each other
-  (``coregister.year_shifts``), and a year that whole-pixel moves would leave a fraction of a
-  pixel or more off the others is a task again, its looks resampled onto them
+  (``coregister.year_shifts``), and a year that whole-pixel moves would move, or would leave a
+  fraction of a pixel or more off the others, is a task again, its looks resampled onto them
   (``RecipeParams.year_shift``, so in its key: a killed run reuses both passes' site-years).
 * ``analysis.analyse_site`` per site, then ``export_run`` into ``<out>.staging-<pid>/``; the
   manifest is verified against the staged files (every file listed with its SHA-256, nothing
@@ -353,12 +353,13 @@ def resampled_tasks(
     work: Path,
     params: CoregistrationParams,
 ) -> list[SiteYearTask]:
-    """The run's second pass: the tasks of the site-years that whole-pixel moves would leave a
-    fraction of a pixel or more off their site's other years (``coregister.year_shifts`` on
-    the finished site-years), each to be made again with every look resampled onto the others
-    (``RecipeParams.year_shift``). Classified a fraction of a pixel off, a small site's
-    footprint gains a rim on one side and loses one on the other; moving the finished maps
-    by whole pixels (``coregister_years``) cannot mend less than a pixel."""
+    """The run's second pass: the tasks of the site-years that whole-pixel moves would move,
+    or would leave a fraction of a pixel or more off their site's other years
+    (``coregister.year_shifts`` on the finished site-years), each to be made again with every
+    look resampled onto the years that stay (``RecipeParams.year_shift``). Classified a
+    fraction of a pixel off, a small site's footprint gains a rim on one side and loses one on
+    the other; moving the finished maps by whole pixels (``coregister_years``) cannot mend
+    less than a pixel."""
     by_site: dict[str, list[SiteYearTask]] = {}
     for task in tasks:
         by_site.setdefault(task.site.id, []).append(task)
@@ -647,8 +648,9 @@ def _run_logged(
             again = resampled_tasks(tasks, records, work, coregistration)
             if again:
                 logger.info(
-                    "%d of %d site-years would sit %.2f px or more off their site's other years "
-                    "after whole-pixel moves: made again with every look resampled onto them",
+                    "%d of %d site-years would be moved by whole pixels, or sit %.2f px or more "
+                    "off their site's other years once moved: made again with every look "
+                    "resampled onto the years that stay",
                     len(again), len(tasks), coregistration.min_resample_px,
                 )  # fmt: skip
                 records |= _run_tasks(executor, again, work, report, again=True)

@@ -245,6 +245,26 @@ def test_a_year_half_a_pixel_off_three_that_agree_is_resampled_onto_them() -> No
     assert shifts[2] == pytest.approx((0.5, 0.0), abs=0.12)
 
 
+def test_a_year_most_of_a_pixel_off_is_resampled_not_moved_by_a_whole_pixel() -> None:
+    """Three years that agree and one 0.8 px north of them: a whole-pixel move would bring it
+    back by a pixel and leave it 0.2 px off the other way, its map a rim's width aside on a
+    small site. It is resampled the whole 0.8 px onto them instead; the others stay."""
+    fine = landscape((1000, 1000), 17)
+    years = [
+        _seen_again(coarse(fine, (0, 0), 5), 1, hazy=True, changed=False),
+        _seen_again(coarse(fine, (0, 0), 5), 2, hazy=False, changed=True),
+        _seen_again(coarse(fine, (0, 0), 5), 3, hazy=True, changed=True),
+        _seen_again(coarse(fine, (4, 0), 5), 4, hazy=False, changed=False),  # 0.8 px north
+    ]
+    valid = [np.ones(years[0].shape, bool)] * 4
+    images = [_image(y) for y in years]
+    placed = place_images(images, valid, DEFAULT_COREGISTRATION)
+    assert [p.move for p in placed] == [(0, 0), (0, 0), (0, 0), (-1, 0)]
+    shifts = subpixel_shifts(images, valid, DEFAULT_COREGISTRATION)
+    assert shifts[:3] == [None] * 3
+    assert shifts[3] == pytest.approx((0.8, 0.0), abs=0.12)
+
+
 def test_years_whole_pixels_apart_are_left_to_the_whole_pixel_moves() -> None:
     """Every year a whole pixel off the ground, each in another direction (the accuracy
     suite's misregistration case): two years share a position along each axis, but the ground
