@@ -207,9 +207,10 @@ def displaced(lines: BoolArray, loss: FloatArray, radius_px: int, min_gain: floa
 def held_loss(loss: FloatArray) -> NDArray[np.float32]:
     """The largest ``loss`` within a pixel of each pixel (its 3 x 3 neighbourhood; unseen
     pixels count as no loss): where a later year still holds a line's loss. Two years'
-    composites can sit up to a pixel apart: co-registration moves a year only by whole pixels
-    and only when it lies 0.75 px or more off (``coregister.MIN_SHIFT_PX``), and each
-    season's looks are jittered about their own positions. A one-pixel road seen half a pixel
+    composites can sit most of a pixel apart: co-registration brings a year back only when it
+    lies 0.4 px or more off the others (``coregister.MIN_RESAMPLE_PX``), each year's position
+    is uncertain by about 0.15 px, and each season's looks are jittered about their own
+    positions. A one-pixel road seen half a pixel
     or more aside leaves its loss in the pixel beside it (seed 23 of the synthetic ``new-road``
     case: a road found in 2022 kept a median loss of 0.09 in place in 2023, and 0.27 within a
     pixel)."""
