@@ -210,10 +210,9 @@ def held_loss(loss: FloatArray) -> NDArray[np.float32]:
     composites can sit most of a pixel apart: co-registration brings a year back only when it
     lies 0.4 px or more off the others (``coregister.MIN_RESAMPLE_PX``), each year's position
     is uncertain by about 0.15 px, and each season's looks are jittered about their own
-    positions. A one-pixel road seen half a pixel
-    or more aside leaves its loss in the pixel beside it (seed 23 of the synthetic ``new-road``
-    case: a road found in 2022 kept a median loss of 0.09 in place in 2023, and 0.27 within a
-    pixel)."""
+    positions. A one-pixel road seen half a pixel or more aside leaves its loss in the pixel
+    beside it (seed 23 of the synthetic ``new-road`` case: a road found in 2022 kept a median
+    loss of 0.09 in place in 2023, and 0.27 within a pixel)."""
     values = np.where(np.isfinite(loss), np.asarray(loss, np.float32), -np.inf)
     return np.asarray(ndimage.maximum_filter(values, footprint=_SQUARE), np.float32)
 
